@@ -1,0 +1,119 @@
+"""Input checks shared by the reference and the fast path.
+
+One place decides what valid input is, so both implementations reject the same
+things with the same messages. Everything here raises ``ValueError`` (or
+``TypeError`` for non-numeric data) with a message naming the problem; nothing
+here converts or copies data.
+"""
+
+import numbers
+
+import numpy as np
+
+
+def check_X(X, name="X"):
+    """X must be a 2-D finite numeric array ``(n_features, m)``; returns it as an ndarray."""
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    if np.iscomplexobj(X):
+        raise TypeError(f"{name} must be real, got dtype {X.dtype}")
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_features, m), got shape {X.shape}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one feature and one example, got shape {X.shape}")
+    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+        bad = np.argwhere(~np.isfinite(X))[0]
+        raise ValueError(
+            f"{name} contains NaN or Inf (first at row {bad[0]}, column {bad[1]}); "
+            "clean or impute the data first"
+        )
+    return X
+
+
+def check_Y(Y, m):
+    """Y must be ``(1, m)`` holding only 0 and 1; returns it as an ndarray."""
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape[0] != 1:
+        raise ValueError(f"Y must have shape (1, m), got shape {Y.shape}")
+    if Y.shape[1] != m:
+        raise ValueError(f"X has {m} columns (examples) but Y has {Y.shape[1]}; they must match")
+    if Y.dtype == object or not (np.issubdtype(Y.dtype, np.number) or Y.dtype == bool):
+        raise TypeError(f"Y must be numeric 0/1 labels, got dtype {Y.dtype}")
+    if not np.isin(Y, (0, 1)).all():
+        bad = np.unique(Y[~np.isin(Y, (0, 1))])[:5]
+        raise ValueError(f"Y must contain only 0 and 1 (binary labels), found {bad.tolist()}")
+    return Y
+
+
+def check_layers_dims(layers_dims, n_features=None):
+    """At least two positive integer sizes; the first must equal the feature count."""
+    try:
+        dims = [operator_index(d) for d in layers_dims]
+    except TypeError:
+        raise ValueError(f"layers_dims must be a sequence of positive integers, got {layers_dims!r}") from None
+    if len(dims) < 2:
+        raise ValueError(
+            f"layers_dims needs at least 2 sizes (input and output), got {len(dims)}: {dims}"
+        )
+    if any(d <= 0 for d in dims):
+        raise ValueError(f"layers_dims must be positive, got {dims}")
+    if n_features is not None and dims[0] != n_features:
+        raise ValueError(
+            f"layers_dims[0] = {dims[0]} but X has {n_features} features (rows); they must match"
+        )
+    return dims
+
+
+def operator_index(value):
+    """An integer from an int-like value (``int``, numpy integer), never from a float or bool."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return int(value)
+
+
+def check_positive(value, name, integer=False):
+    """A finite positive number (an integer when ``integer``)."""
+    if integer:
+        try:
+            value = operator_index(value)
+        except TypeError:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return value
+
+
+def check_parameters(parameters, n_features=None):
+    """A ``{"W1", "b1", ...}`` dict with chained shapes; returns the layer sizes it implies."""
+    if not isinstance(parameters, dict) or "W1" not in parameters:
+        raise ValueError("parameters must be a dict with keys 'W1', 'b1', ..., 'WL', 'bL'")
+    L = len(parameters) // 2
+    dims = [np.shape(parameters["W1"])[1]]
+    for l in range(1, L + 1):
+        W, b = parameters.get(f"W{l}"), parameters.get(f"b{l}")
+        if W is None or b is None:
+            raise ValueError(f"parameters is missing W{l} or b{l}")
+        W, b = np.asarray(W), np.asarray(b)
+        if W.ndim != 2 or W.shape[1] != dims[-1]:
+            raise ValueError(f"W{l} must have shape (n_{l}, {dims[-1]}), got {W.shape}")
+        if b.shape != (W.shape[0], 1):
+            raise ValueError(f"b{l} must have shape ({W.shape[0]}, 1), got {b.shape}")
+        dims.append(W.shape[0])
+    if n_features is not None and dims[0] != n_features:
+        raise ValueError(
+            f"the network expects {dims[0]} features (W1 has {dims[0]} columns) but X has {n_features}"
+        )
+    return dims
+
+
+def check_training_inputs(X, Y, layers_dims, learning_rate, num_iterations):
+    """Everything ``L_layer_model`` needs checked, in one call; returns ``(X, Y, dims)``."""
+    X = check_X(X)
+    Y = check_Y(Y, X.shape[1])
+    dims = check_layers_dims(layers_dims, X.shape[0])
+    check_positive(learning_rate, "learning_rate")
+    check_positive(num_iterations, "num_iterations", integer=True)
+    return X, Y, dims

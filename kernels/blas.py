@@ -1,0 +1,119 @@
+"""SciPy's BLAS ``?gemm`` callable from compiled (and disk-cached) Numba code.
+
+``gemm(transa, transb, alpha, A, B, beta, C)`` computes, for 2-D row-major
+(C-contiguous) float32 or float64 arrays of one dtype,
+
+    C = alpha * op(A) @ op(B) + beta * C,   op(M) = M.T if trans else M
+
+without materialising any transpose: a row-major matrix is its column-major
+transpose, so the call swaps the operands and passes the flags to Fortran BLAS.
+
+Why this route and not ``np.dot`` inside ``@njit``: ``np.dot(a, b, out)`` has
+no alpha/beta and copies non-contiguous operands. The addresses come from
+``scipy.linalg.cython_blas``; binding each to a named symbol with
+``llvmlite.binding.add_symbol`` (re-done at every import, before any cached code
+is loaded) and declaring it as a ``numba.types.ExternalFunction`` keeps the
+calling functions cacheable on disk, which a ctypes function pointer would not
+(numba issue 9752). SciPy's BLAS uses 32-bit Fortran integers (LP64).
+"""
+
+import llvmlite.binding as llvm
+import numpy as np
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import get_cython_function_address, intrinsic, overload
+
+_int_p = types.CPointer(types.int32)
+_char_p = types.CPointer(types.int8)
+
+
+def _declare_gemm(prefix, dtype):
+    symbol = f"fastdnn_{prefix}gemm"
+    llvm.add_symbol(symbol, get_cython_function_address("scipy.linalg.cython_blas", prefix + "gemm"))
+    p = types.CPointer(dtype)
+    # (transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc): all by reference.
+    return types.ExternalFunction(
+        symbol, types.void(_char_p, _char_p, _int_p, _int_p, _int_p, p, p, _int_p, p, _int_p, p, p, _int_p)
+    )
+
+
+_dgemm = _declare_gemm("d", types.float64)
+_sgemm = _declare_gemm("s", types.float32)
+
+
+@intrinsic
+def _data_ptr(typingctx, arr):
+    """Pointer to an array's first element."""
+
+    def codegen(context, builder, signature, args):
+        return context.make_array(arr)(context, builder, args[0]).data
+
+    return types.CPointer(arr.dtype)(arr), codegen
+
+
+@intrinsic
+def _by_ref(typingctx, value):
+    """Pointer to a stack copy of a scalar, for Fortran's pass-by-reference."""
+
+    def codegen(context, builder, signature, args):
+        return cgutils.alloca_once_value(builder, args[0])
+
+    return types.CPointer(value)(value), codegen
+
+
+_N = np.int8(ord("N"))
+_T = np.int8(ord("T"))
+
+
+def gemm(transa, transb, alpha, A, B, beta, C):
+    """C = alpha * op(A) @ op(B) + beta * C in place (compiled code only)."""
+    raise NotImplementedError("fastdnn.kernels.blas.gemm is callable from @njit code only")
+
+
+@overload(gemm, jit_options={"cache": True})
+def _gemm_impl(transa, transb, alpha, A, B, beta, C):
+    if C.dtype == types.float64:
+        fn = _dgemm
+    elif C.dtype == types.float32:
+        fn = _sgemm
+    else:
+        return None
+    dt = np.float64 if C.dtype == types.float64 else np.float32
+
+    def impl(transa, transb, alpha, A, B, beta, C):
+        M, N = C.shape
+        K = A.shape[0] if transa else A.shape[1]
+        if M == 0 or N == 0:
+            return
+        # Fortran sees C.T = op(B).T @ op(A).T, with leading dimensions = row lengths.
+        fn(
+            _by_ref(_T if transb else _N),
+            _by_ref(_T if transa else _N),
+            _by_ref(np.int32(N)),
+            _by_ref(np.int32(M)),
+            _by_ref(np.int32(K)),
+            _by_ref(dt(alpha)),
+            _data_ptr(B),
+            _by_ref(np.int32(max(B.shape[1], 1))),
+            _data_ptr(A),
+            _by_ref(np.int32(max(A.shape[1], 1))),
+            _by_ref(dt(beta)),
+            _data_ptr(C),
+            _by_ref(np.int32(max(N, 1))),
+        )
+
+    return impl
+
+
+@njit(cache=True)
+def gemm_checked(transa, transb, alpha, A, B, beta, C):
+    """``gemm`` callable from Python, with the shape checks compiled code skips.
+
+    For tests and benchmarks of the wrapper itself; arrays must be C-contiguous.
+    """
+    M, N = C.shape
+    ra, ca = (A.shape[1], A.shape[0]) if transa else (A.shape[0], A.shape[1])
+    rb, cb = (B.shape[1], B.shape[0]) if transb else (B.shape[0], B.shape[1])
+    if ra != M or cb != N or ca != rb:
+        raise ValueError("gemm: operand shapes do not chain")
+    gemm(transa, transb, alpha, A, B, beta, C)
