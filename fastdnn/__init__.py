@@ -1,21 +1,27 @@
 """fastdnn: the course's L-layer network, trained as fast as a CPU allows.
 
-The functions at the top level are the fast path (``fastdnn/pipeline.py``,
-backed by the compiled kernels in ``fastdnn.kernels``); their plain-numpy twins
-with the same names live in ``fastdnn.reference``.
+The functions at the top level are the fast path (``pipeline.py`` for the
+stages, ``training.py`` for whole runs, both backed by the compiled kernels in
+``fastdnn.kernels``); their plain-numpy twins with the same names live in
+``fastdnn.reference``.
 """
 
 from fastdnn.pipeline import (
-    L_layer_model,
     L_model_backward,
     L_model_forward,
     Parameters,
     compute_cost,
+    initialize_adam,
+    initialize_parameters,
     initialize_parameters_deep,
+    initialize_velocity,
     predict,
     predict_proba,
     update_parameters,
+    update_parameters_with_adam,
+    update_parameters_with_momentum,
 )
+from fastdnn.training import L_layer_model, Trainer, model
 
 __version__ = "0.1.0"
 
@@ -24,9 +30,16 @@ __all__ = [
     "L_model_backward",
     "L_model_forward",
     "Parameters",
+    "Trainer",
     "compute_cost",
+    "initialize_adam",
+    "initialize_parameters",
     "initialize_parameters_deep",
+    "initialize_velocity",
+    "model",
     "predict",
     "predict_proba",
     "update_parameters",
+    "update_parameters_with_adam",
+    "update_parameters_with_momentum",
 ]

@@ -117,3 +117,78 @@ def check_training_inputs(X, Y, layers_dims, learning_rate, num_iterations):
     check_positive(learning_rate, "learning_rate")
     check_positive(num_iterations, "num_iterations", integer=True)
     return X, Y, dims
+
+
+# Option names, one table each; the reference's function tables and the
+# kernels' code tables are tested to have exactly these keys.
+HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
+OUTPUTS = ("sigmoid", "softmax")
+LOSSES = ("cross_entropy", "mse")
+OPTIMIZERS = ("gd", "momentum", "adam")
+INITIALIZATIONS = ("deep", "he", "xavier")
+
+
+def check_choice(value, choices, name):
+    """``value`` must be one of ``choices``; the error lists them."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
+    return value
+
+
+def check_one_hot(Y, K, m):
+    """Y must be one-hot ``(K, m)``: 0/1 entries, exactly one 1 per column."""
+    Y = np.asarray(Y)
+    if Y.ndim != 2 or Y.shape != (K, m):
+        raise ValueError(f"Y must be one-hot of shape ({K}, {m}) for a softmax output with {K} units, got {Y.shape}")
+    if not np.isin(Y, (0, 1)).all() or not (Y.sum(axis=0) == 1).all():
+        raise ValueError("Y must be one-hot: 0/1 entries with exactly one 1 per column")
+    return Y
+
+
+def check_fraction(value, name):
+    """A number in [0, 1)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def check_model_options(
+    X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
+    epsilon, lambd, hidden_activation, output, loss, init, frozen_layers,
+):
+    """Everything ``model`` takes, checked in one call; returns ``(X, Y, dims)``."""
+    X = check_X(X)
+    m = X.shape[1]
+    dims = check_layers_dims(layers_dims, X.shape[0])
+    check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
+    check_choice(output, OUTPUTS, "output")
+    check_choice(loss, LOSSES, "loss")
+    check_choice(optimizer, OPTIMIZERS, "optimizer")
+    check_choice(init, INITIALIZATIONS, "init")
+    if output == "softmax":
+        if dims[-1] < 2:
+            raise ValueError(f"a softmax output needs at least 2 units, got layers_dims[-1] = {dims[-1]}")
+        Y = check_one_hot(Y, dims[-1], m)
+    else:
+        if dims[-1] != 1:
+            raise ValueError(f"a sigmoid output has 1 unit (binary labels), got layers_dims[-1] = {dims[-1]}")
+        Y = check_Y(Y, m)
+    check_positive(learning_rate, "learning_rate")
+    check_positive(num_epochs, "num_epochs", integer=True)
+    if mini_batch_size is not None:
+        size = check_positive(mini_batch_size, "mini_batch_size", integer=True)
+        if size > m:
+            raise ValueError(f"mini_batch_size must be between 1 and m = {m}, got {size}")
+    if isinstance(lambd, (bool, np.bool_)) or not isinstance(lambd, numbers.Real) or not lambd >= 0:
+        raise ValueError(f"lambd (L2 strength) must be >= 0, got {lambd!r}")
+    for value, name in ((beta, "beta"), (beta1, "beta1"), (beta2, "beta2")):
+        check_fraction(value, name)
+    check_positive(epsilon, "epsilon")
+    L = len(dims) - 1
+    try:
+        frozen = operator_index(frozen_layers)
+    except TypeError:
+        frozen = -1
+    if not 0 <= frozen <= L - 1:
+        raise ValueError(f"frozen_layers must be an integer in [0, {L - 1}] (the output layer always trains), got {frozen_layers!r}")
+    return X, Y, dims

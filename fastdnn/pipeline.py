@@ -6,10 +6,10 @@ compared stage by stage. Underneath, the layout is sample-major: the course's
 ``(n, m)`` arrays returned here are transposed *views* of ``(m, n)`` C-contiguous
 buffers, and every W and b is a view into one flat parameter buffer.
 
-This module is the line between Python and compiled code: it validates (one
-function, shared with the reference), converts once at the boundary, allocates
-the buffers, and makes one compiled call per stage (one for a whole training
-run). It never imports the reference.
+This module is the line between Python and compiled code: it validates (the
+checks in ``_validation`` are shared with the reference), converts once at the
+boundary, allocates the buffers, and makes one compiled call per stage (one for
+a whole training run, in ``training.py``). It never imports the reference.
 """
 
 import numpy as np
@@ -17,7 +17,6 @@ import numpy as np
 from fastdnn import _validation as V
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
-from fastdnn.threads import blas_threads
 
 _FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -53,6 +52,9 @@ class Parameters(dict):
             self[f"{prefix}W{l}"] = flat[w_off[l - 1] : w_off[l - 1] + n * k].reshape(n, k)
             self[f"{prefix}b{l}"] = flat[b_off[l - 1] : b_off[l - 1] + n].reshape(n, 1)
 
+    def copy(self):
+        return Parameters(self.flat.copy(), self.dims, self.prefix)
+
 
 def n_parameters(dims):
     return int(sum(dims[l] * dims[l - 1] + dims[l] for l in range(1, len(dims))))
@@ -67,7 +69,7 @@ def pack_parameters(parameters, dtype, prefix=""):
     if isinstance(parameters, Parameters) and parameters.flat.dtype == dtype and parameters.prefix == prefix:
         return parameters
     plain = {
-        k[len(prefix):]: v for k, v in parameters.items() if k[len(prefix):len(prefix) + 1] in ("W", "b")
+        k[len(prefix) :]: v for k, v in parameters.items() if k[len(prefix) : len(prefix) + 1] in ("W", "b")
     }
     dims = V.check_parameters(plain)
     packed = Parameters(np.empty(n_parameters(dims), dtype), dims, prefix)
@@ -84,27 +86,58 @@ def parameters_dtype(parameters):
     return first.dtype.type if first.dtype in _FLOAT_DTYPES else np.float64
 
 
-def initialize_parameters_deep(layer_dims, dtype=np.float64):
-    """The course's initialisation (``np.random.seed(1)``, ``randn / sqrt(n_{l-1})``, zero b).
+_INIT_SCALES = {
+    "deep": lambda n_prev, n: 1 / np.sqrt(n_prev),
+    "he": lambda n_prev, n: np.sqrt(2 / n_prev),
+    "xavier": lambda n_prev, n: np.sqrt(2 / (n_prev + n)),
+}
 
-    Drawn with numpy in the reference's order, so both paths start from the
-    same numbers; stored in one flat buffer of ``dtype``.
+
+def initialize_parameters(layer_dims, init="deep", seed=1, dtype=np.float64):
+    """W_l ~ randn(n_l, n_{l-1}) * scale, b_l = 0, drawn from ``np.random.RandomState(seed)``.
+
+    scale: "deep" 1/sqrt(n_{l-1}) (the course's), "he" sqrt(2/n_{l-1}),
+    "xavier" sqrt(2/(n_{l-1}+n_l)). Drawn with numpy in the reference's order
+    (and "deep" as a division, as the course writes it), so both paths start
+    from the same numbers; stored in one flat buffer of ``dtype``.
     """
-    dims = V.check_layers_dims(layer_dims)
-    dtype = resolve_dtype(dtype)
-    params = Parameters(np.zeros(n_parameters(dims), dtype), dims)
+    return _draw_parameters(layer_dims, init, np.random.RandomState(seed).randn, dtype)
+
+
+def initialize_parameters_deep(layer_dims, dtype=np.float64):
+    """The course's initialisation: ``np.random.seed(1)``, ``randn / sqrt(n_{l-1})``, zero b.
+
+    Like the course's function it draws from numpy's global generator, leaving
+    it where the reference leaves it.
+    """
     np.random.seed(1)
+    return _draw_parameters(layer_dims, "deep", np.random.randn, dtype)
+
+
+def _draw_parameters(layer_dims, init, randn, dtype):
+    dims = V.check_layers_dims(layer_dims)
+    V.check_choice(init, V.INITIALIZATIONS, "init")
+    params = Parameters(np.zeros(n_parameters(dims), resolve_dtype(dtype)), dims)
     for l in range(1, len(dims)):
-        params[f"W{l}"][...] = np.random.randn(dims[l], dims[l - 1]) / np.sqrt(dims[l - 1])
+        draw = randn(dims[l], dims[l - 1])
+        if init == "deep":
+            params[f"W{l}"][...] = draw / np.sqrt(dims[l - 1])
+        else:
+            params[f"W{l}"][...] = draw * _INIT_SCALES[init](dims[l - 1], dims[l])
     return params
 
 
-def _activation_codes(L, hidden="relu", output="sigmoid"):
-    return np.array([K.ACTIVATION_CODES[hidden]] * (L - 1) + [K.OUTPUT_CODES[output]], np.int64)
+def activation_codes(L, hidden_activation="relu", output="sigmoid", loss="cross_entropy"):
+    """The kernels' per-layer codes: L-1 hidden activations, then the fused output+loss code."""
+    V.check_choice(hidden_activation, V.HIDDEN_ACTIVATIONS, "hidden_activation")
+    V.check_choice(output, V.OUTPUTS, "output")
+    V.check_choice(loss, V.LOSSES, "loss")
+    hidden = [K.ACTIVATION_CODES[hidden_activation]] * (L - 1)
+    return np.array(hidden + [K.OUTPUT_CODES[(output, loss)]], np.int64)
 
 
 def samples_as_rows(X, dtype):
-    """The sample-major ``(m, n)`` C-contiguous copy of X ``(n, m)``, or a view when X is F-ordered."""
+    """The sample-major ``(m, n)`` C-contiguous array of X ``(n, m)``: a view when X is F-ordered."""
     return np.ascontiguousarray(X.T, dtype=dtype)
 
 
@@ -112,14 +145,14 @@ class ForwardCache(list):
     """The course's caches, ``[((A_prev, W, b), Z), ...]``, as views, plus the fast path's buffers.
 
     ``fastdnn.L_model_backward`` needs the buffers (sample-major X, the flat
-    activation workspace, the logits), so it takes only caches made here.
+    workspaces, the activation codes), so it takes only caches made here.
     """
 
 
-def L_model_forward(X, parameters):
-    """[LINEAR -> RELU] * (L-1) -> LINEAR -> SIGMOID in compiled kernels.
+def L_model_forward(X, parameters, hidden_activation="relu", output="sigmoid"):
+    """[LINEAR -> hidden activation] * (L-1) -> LINEAR -> output activation, in compiled kernels.
 
-    Returns AL (1, m) and caches shaped like the reference's: caches[l-1] =
+    Returns AL (n_L, m) and caches shaped like the reference's: caches[l-1] =
     ((A_{l-1}, W_l, b_l), Z_l) with A and Z in the course's (n, m) layout
     (transposed views of sample-major buffers).
     """
@@ -130,55 +163,94 @@ def L_model_forward(X, parameters):
     Xs = samples_as_rows(X, dtype)
     m, L = Xs.shape[0], len(dims) - 1
     dims_a = np.asarray(dims, np.int64)
-    acts = _activation_codes(L)
+    acts = activation_codes(L, hidden_activation, output)
     Z = np.empty(m * sum(dims[1:]), dtype)
     A = np.empty_like(Z)
     N.forward(Xs, params.flat, dims_a, acts, Z, A, True)
     Zs = [N._block(Z, m, dims_a, l).T for l in range(L)]
     As = [Xs.T] + [N._block(A, m, dims_a, l).T for l in range(L)]
-    caches = ForwardCache(
-        ((As[l], params[f"W{l + 1}"], params[f"b{l + 1}"]), Zs[l]) for l in range(L)
-    )
-    caches.buffers = (Xs, params, dims_a, acts, Z, A)
+    caches = ForwardCache(((As[l], params[f"W{l + 1}"], params[f"b{l + 1}"]), Zs[l]) for l in range(L))
+    caches.buffers = (Xs, params, dims_a, Z, A)
+    caches.options = (hidden_activation, output)
     return As[L], caches
 
 
-def compute_cost(AL, Y):
-    """Cross-entropy of probabilities AL (1, m) against Y (1, m), as a Python float.
+def compute_cost(AL, Y, parameters=None, lambd=0.0, loss="cross_entropy"):
+    """The cost of probabilities AL (K, m) against Y (K, m), as a Python float.
 
+    cross-entropy (the course's for one sigmoid unit, -1/m sum(Y log AL) for a
+    softmax), or MSE 1/(2m) sum((AL - Y)^2); plus lambd/(2m) sum ||W_l||^2.
     Probabilities that round to exactly 0 or 1 are clipped to the nearest
     representable interior value instead of taking log(0) (the reference returns
     inf there). The training loop takes its cost from logits and never needs this.
     """
+    V.check_choice(loss, V.LOSSES, "loss")
     AL = np.asarray(AL)
-    Y = V.check_Y(Y, AL.shape[-1])
-    if AL.shape != Y.shape:
-        raise ValueError(f"AL must have shape {Y.shape}, got {AL.shape}")
-    finfo = np.finfo(AL.dtype)
-    p = np.clip(AL, finfo.tiny, 1 - finfo.epsneg)
-    return float(-np.mean(Y * np.log(p) + (1 - Y) * np.log1p(-p)))
+    Y = np.asarray(Y)
+    if AL.shape != Y.shape or AL.ndim != 2:
+        raise ValueError(f"AL and Y must have one (K, m) shape, got {AL.shape} and {Y.shape}")
+    m = Y.shape[1]
+    if loss == "mse":
+        cost = np.sum((AL - Y) ** 2) / (2 * m)
+    else:
+        finfo = np.finfo(AL.dtype) if AL.dtype in _FLOAT_DTYPES else np.finfo(np.float64)
+        p = np.clip(AL, finfo.tiny, 1 - finfo.epsneg)
+        if AL.shape[0] == 1:
+            cost = -np.sum(Y * np.log(p) + (1 - Y) * np.log1p(-p)) / m
+        else:
+            cost = -np.sum(Y * np.log(p)) / m
+    if lambd:
+        if parameters is None:
+            raise ValueError("compute_cost needs parameters when lambd > 0 (the L2 term sums their W)")
+        cost += lambd / (2 * m) * sum(float(np.sum(np.square(parameters[k]))) for k in parameters if k.startswith("W"))
+    return float(cost)
 
 
-def L_model_backward(AL, Y, caches):
+def L_model_backward(AL, Y, caches, hidden_activation="relu", output="sigmoid", loss="cross_entropy", lambd=0.0):
     """Every dW_l, db_l (and dA_l for l >= 1) from fused kernels; dA0 is not computed.
 
     Returns a dict like the reference's grads ("dW{l}", "db{l}" for l = 1..L,
     "dA{l}" for l = 1..L-1), the dW/db being views into one flat buffer ``.flat``.
+    dW includes lambd/m * W when lambd > 0.
     """
     if not isinstance(caches, ForwardCache):
         raise TypeError("caches must come from fastdnn.L_model_forward (the fast path's own)")
-    Xs, params, dims_a, acts, Z, A = caches.buffers
+    if caches.options != (hidden_activation, output):
+        raise ValueError(
+            f"caches were made with hidden_activation, output = {caches.options}, "
+            f"not {(hidden_activation, output)}"
+        )
+    Xs, params, dims_a, Z, A = caches.buffers
     m, L = Xs.shape[0], dims_a.shape[0] - 1
-    Ys = V.check_Y(Y, m).T.astype(Xs.dtype)
-    dims = [int(d) for d in dims_a]
-    grads = Parameters(np.empty_like(params.flat), dims, prefix="d")
+    acts = activation_codes(L, hidden_activation, output, loss)
+    Ys = np.ascontiguousarray(np.asarray(Y).T, dtype=Xs.dtype)
+    if Ys.shape != (m, dims_a[-1]):
+        raise ValueError(f"Y must have shape ({dims_a[-1]}, {m}), got {np.shape(Y)}")
+    grads = Parameters(np.empty_like(params.flat), [int(d) for d in dims_a], prefix="d")
     dA = np.empty_like(A)
     dZ = np.empty_like(A)
     ZL = N._block(Z, m, dims_a, L - 1)
-    N.backward(Xs, Ys, params.flat, dims_a, acts, ZL, A, dA, dZ, grads.flat)
+    N.backward(Xs, Ys, params.flat, dims_a, acts, ZL, A, dA, dZ, grads.flat, 0)
+    if lambd:
+        for l in range(1, L + 1):
+            grads[f"dW{l}"] += Xs.dtype.type(lambd / m) * params[f"W{l}"]
     for l in range(1, L):
         grads[f"dA{l}"] = N._block(dA, m, dims_a, l - 1).T
     return grads
+
+
+def _optimizer_step(params, grads, state, opt, learning_rate, beta1=0.9, beta2=0.999, epsilon=1e-8, t=1):
+    """New parameters and state after one fused update pass (the arguments are not modified)."""
+    V.check_positive(learning_rate, "learning_rate")
+    dtype = parameters_dtype(params)
+    new = pack_parameters(params, dtype).copy()
+    dims_a = np.asarray(new.dims, np.int64)
+    w_off, _, _ = N.param_offsets(dims_a)
+    g = pack_parameters(grads, dtype, prefix="d").flat
+    K.optimizer_update_flat(
+        new.flat, g, state, w_off, dims_a, 0, opt, dtype(learning_rate), dtype(0), dtype(beta1), dtype(beta2), dtype(epsilon), t
+    )
+    return new
 
 
 def update_parameters(params, grads, learning_rate):
@@ -186,65 +258,50 @@ def update_parameters(params, grads, learning_rate):
 
     Returns new parameters (the arguments are not modified), like the reference.
     """
-    V.check_positive(learning_rate, "learning_rate")
-    dtype = parameters_dtype(params)
-    old = pack_parameters(params, dtype)
-    new = Parameters(old.flat.copy(), old.dims)
-    K.sgd_update_flat(new.flat, pack_parameters(grads, dtype, prefix="d").flat, dtype(learning_rate))
-    return new
+    return _optimizer_step(params, grads, np.empty(0, parameters_dtype(params)), K.OPT_GD, learning_rate)
 
 
-def L_layer_model(
-    X,
-    Y,
-    layers_dims,
-    learning_rate=0.0075,
-    num_iterations=3000,
-    print_cost=False,
-    dtype=None,
-    threads=None,
+def initialize_velocity(parameters):
+    """Zero momentum state {"dW1": ..., "db1": ...}, flat like the parameters."""
+    dtype = parameters_dtype(parameters)
+    return Parameters(np.zeros(n_parameters(V.check_parameters(parameters)), dtype), V.check_parameters(parameters), "d")
+
+
+def initialize_adam(parameters):
+    """Zero Adam state (v, s), each {"dW1": ..., "db1": ...}, flat like the parameters."""
+    return initialize_velocity(parameters), initialize_velocity(parameters)
+
+
+def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+    """v = beta v + (1 - beta) grad; param -= learning_rate v. Returns (parameters, v), new arrays."""
+    dtype = parameters_dtype(parameters)
+    vf = pack_parameters(v, dtype, "d")
+    state = np.concatenate([vf.flat, np.zeros_like(vf.flat)])
+    new = _optimizer_step(parameters, grads, state, K.OPT_MOMENTUM, learning_rate, beta1=beta)
+    return new, Parameters(state[: vf.flat.size].copy(), vf.dims, "d")
+
+
+def update_parameters_with_adam(
+    parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
 ):
-    """Full-batch gradient descent, the whole loop in one compiled call.
-
-    Same arguments and result as the reference's (parameters, costs), plus
-    ``dtype`` (float32/float64; default: X's float dtype, else float64) and
-    ``threads`` (BLAS threads for the run; None leaves the library's setting).
-    Raises FloatingPointError naming the iteration if the cost stops being finite.
-    """
-    X, Y, dims = V.check_training_inputs(X, Y, layers_dims, learning_rate, num_iterations)
-    dtype = resolve_dtype(dtype, X)
-    Xs = samples_as_rows(X, dtype)
-    Ys = np.ascontiguousarray(Y.T, dtype=dtype)
-    params = initialize_parameters_deep(dims, dtype)
-    m, L = Xs.shape[0], len(dims) - 1
-    dims_a = np.asarray(dims, np.int64)
-    A = np.empty(m * sum(dims[1:]), dtype)
-    dZ = np.empty_like(A)
-    grad = np.empty_like(params.flat)
-    costs = np.zeros(num_iterations)
-    with blas_threads(threads):
-        done = N.train_gd(
-            Xs, Ys, params.flat, dims_a, _activation_codes(L), learning_rate, num_iterations, costs, A, dZ, grad
-        )
-    if done < num_iterations:
-        raise FloatingPointError(
-            f"the cost became {costs[done]} at iteration {done}; try a smaller learning_rate"
-        )
-    costs = costs.tolist()
-    if print_cost:
-        for i in list(range(0, num_iterations, 100)) + [num_iterations - 1]:
-            print(f"Cost after iteration {i}: {costs[i]:.6f}")
-    return params, costs
+    """Adam with bias correction (t counts updates from 1). Returns (parameters, v, s), new arrays."""
+    dtype = parameters_dtype(parameters)
+    vf, sf = pack_parameters(v, dtype, "d"), pack_parameters(s, dtype, "d")
+    P = vf.flat.size
+    state = np.concatenate([vf.flat, sf.flat])
+    new = _optimizer_step(parameters, grads, state, K.OPT_ADAM, learning_rate, beta1, beta2, epsilon, t)
+    return new, Parameters(state[:P].copy(), vf.dims, "d"), Parameters(state[P:].copy(), vf.dims, "d")
 
 
-def predict_proba(X, parameters):
-    """The network's output probabilities (1, m)."""
-    X = V.check_X(X)
-    V.check_parameters(parameters, X.shape[0])
-    AL, _ = L_model_forward(X, parameters)
+def predict_proba(X, parameters, hidden_activation="relu", output="sigmoid"):
+    """The network's output probabilities (n_L, m)."""
+    AL, _ = L_model_forward(X, parameters, hidden_activation, output)
     return AL
 
 
-def predict(X, parameters):
-    """0/1 predictions (1, m): 1 where the network's probability exceeds 0.5."""
-    return (predict_proba(X, parameters) > 0.5).astype(np.int64)
+def predict(X, parameters, hidden_activation="relu", output="sigmoid"):
+    """(1, m) predictions: 0/1 where a sigmoid's probability exceeds 0.5, or a softmax's argmax."""
+    AL = predict_proba(X, parameters, hidden_activation, output)
+    if output == "softmax":
+        return np.argmax(AL, axis=0).reshape(1, -1).astype(np.int64)
+    return (AL > 0.5).astype(np.int64)

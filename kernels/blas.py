@@ -21,6 +21,7 @@ import llvmlite.binding as llvm
 import numpy as np
 from numba import njit, types
 from numba.core import cgutils
+from numba.core.errors import TypingError
 from numba.extending import get_cython_function_address, intrinsic, overload
 
 _int_p = types.CPointer(types.int32)
@@ -72,6 +73,10 @@ def gemm(transa, transb, alpha, A, B, beta, C):
 
 @overload(gemm, jit_options={"cache": True})
 def _gemm_impl(transa, transb, alpha, A, B, beta, C):
+    for arr in (A, B, C):
+        if not isinstance(arr, types.Array) or arr.ndim != 2 or arr.layout != "C" or arr.dtype != C.dtype:
+            # The leading dimensions below are row lengths: only C-contiguous operands qualify.
+            raise TypingError(f"gemm takes 2-D C-contiguous arrays of one dtype, got {A}, {B}, {C}")
     if C.dtype == types.float64:
         fn = _dgemm
     elif C.dtype == types.float32:

@@ -6,10 +6,12 @@ A minibatch is then a contiguous block of rows, and a bias is a contiguous
 vector added along each row. Kernels assume valid, C-contiguous input of one
 float dtype and do no checks; ``fastdnn`` validates at its boundary.
 
-Activation codes (``ACT_*``) name the hidden activation of a layer; output
-codes (``OUT_*``) name the output activation together with its cost, because
-they are fused: the gradient is taken from the logits (``dZ = A - Y``), never
-through ``dA = -(Y/A - (1-Y)/(1-A))``, which overflows when A saturates.
+Option names map to integer codes in the tables below, so one compiled function
+serves every configuration (the branch is taken once per pass, outside the
+element loop). Output codes name the output activation together with its cost,
+because the two are fused: the gradient is taken from the logits (for
+cross-entropy ``dZ = A - Y``), never through ``dA = -(Y/A - (1-Y)/(1-A))``,
+which overflows when A saturates.
 """
 
 import numpy as np
@@ -18,45 +20,66 @@ from numba import njit
 ACT_RELU = 0
 ACT_SIGMOID = 1
 ACT_IDENTITY = 2
+ACT_LEAKY_RELU = 3
+ACT_TANH = 4
+LEAKY_SLOPE = 0.01
 
 OUT_SIGMOID_XENT = 0
+OUT_SOFTMAX_XENT = 1
+OUT_SIGMOID_MSE = 2
+OUT_SOFTMAX_MSE = 3
 
-ACTIVATION_CODES = {"relu": ACT_RELU, "sigmoid": ACT_SIGMOID}
-OUTPUT_CODES = {"sigmoid": OUT_SIGMOID_XENT}
+OPT_GD = 0
+OPT_MOMENTUM = 1
+OPT_ADAM = 2
+
+ACTIVATION_CODES = {"relu": ACT_RELU, "leaky_relu": ACT_LEAKY_RELU, "tanh": ACT_TANH, "sigmoid": ACT_SIGMOID}
+OUTPUT_CODES = {
+    ("sigmoid", "cross_entropy"): OUT_SIGMOID_XENT,
+    ("softmax", "cross_entropy"): OUT_SOFTMAX_XENT,
+    ("sigmoid", "mse"): OUT_SIGMOID_MSE,
+    ("softmax", "mse"): OUT_SOFTMAX_MSE,
+}
+OPTIMIZER_CODES = {"gd": OPT_GD, "momentum": OPT_MOMENTUM, "adam": OPT_ADAM}
 
 
 @njit(cache=True, inline="always")
 def _sigmoid(z):
     # Two branches so exp never overflows: exp(-z) for z >= 0, exp(z) for z < 0.
     if z >= 0:
-        return 1.0 / (1.0 + np.exp(-z))
+        return 1 / (1 + np.exp(-z))
     e = np.exp(z)
-    return e / (1.0 + e)
+    return e / (1 + e)
 
 
 @njit(cache=True)
 def bias_act_forward(Z, b, A, act):
     """Z (mb, n) += b (n,), then A (mb, n) = g(Z); overwrites Z and A, which may be one array."""
     mb, n = Z.shape
-    one = Z.dtype.type(1)
-    if act == ACT_RELU:
-        for i in range(mb):
+    zero = Z.dtype.type(0)
+    slope = Z.dtype.type(LEAKY_SLOPE)
+    for i in range(mb):
+        if act == ACT_RELU:
             for j in range(n):
                 z = Z[i, j] + b[j]
                 Z[i, j] = z
-                A[i, j] = z if z > 0 else 0
-    elif act == ACT_SIGMOID:
-        for i in range(mb):
+                A[i, j] = z if z > zero else zero
+        elif act == ACT_LEAKY_RELU:
             for j in range(n):
                 z = Z[i, j] + b[j]
                 Z[i, j] = z
-                if z >= 0:
-                    A[i, j] = one / (one + np.exp(-z))
-                else:
-                    e = np.exp(z)
-                    A[i, j] = e / (one + e)
-    else:
-        for i in range(mb):
+                A[i, j] = z if z > zero else slope * z
+        elif act == ACT_TANH:
+            for j in range(n):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = np.tanh(z)
+        elif act == ACT_SIGMOID:
+            for j in range(n):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                A[i, j] = _sigmoid(z)
+        else:
             for j in range(n):
                 z = Z[i, j] + b[j]
                 Z[i, j] = z
@@ -64,37 +87,43 @@ def bias_act_forward(Z, b, A, act):
 
 
 @njit(cache=True)
-def output_forward(Z, b, A, out_code):
-    """Z (mb, n_L) += b, then A = the output activation of Z (sigmoid for OUT_SIGMOID_XENT)."""
-    bias_act_forward(Z, b, A, ACT_SIGMOID)
-
-
-@njit(cache=True)
 def act_backward_db(dA, A, act, scale, dZ, db):
-    """dZ = dA * g'(Z) with g' taken from A = g(Z); db (n,) = scale * sum over rows of dZ.
+    """dZ = dA * g'(Z), g' taken from A = g(Z); db (n,) = scale * sum over rows of dZ.
 
     dA, A, dZ: (mb, n); dZ may be dA (overwritten in place). Overwrites dZ and db.
-    ReLU: g' = [A > 0] (A > 0 exactly where Z > 0); sigmoid: g' = A (1 - A).
+    From A: ReLU [A > 0] (A > 0 exactly where Z > 0), leaky ReLU 1 or the slope
+    likewise, tanh 1 - A^2, sigmoid A (1 - A).
     """
     mb, n = dA.shape
     one = dA.dtype.type(1)
+    zero = dA.dtype.type(0)
+    slope = dA.dtype.type(LEAKY_SLOPE)
     for j in range(n):
         db[j] = 0
-    if act == ACT_RELU:
-        for i in range(mb):
+    for i in range(mb):
+        if act == ACT_RELU:
             for j in range(n):
-                d = dA[i, j] if A[i, j] > 0 else 0
+                d = dA[i, j] if A[i, j] > zero else zero
                 dZ[i, j] = d
                 db[j] += d
-    elif act == ACT_SIGMOID:
-        for i in range(mb):
+        elif act == ACT_LEAKY_RELU:
+            for j in range(n):
+                d = dA[i, j] if A[i, j] > zero else slope * dA[i, j]
+                dZ[i, j] = d
+                db[j] += d
+        elif act == ACT_TANH:
+            for j in range(n):
+                a = A[i, j]
+                d = dA[i, j] * (one - a * a)
+                dZ[i, j] = d
+                db[j] += d
+        elif act == ACT_SIGMOID:
             for j in range(n):
                 a = A[i, j]
                 d = dA[i, j] * a * (one - a)
                 dZ[i, j] = d
                 db[j] += d
-    else:
-        for i in range(mb):
+        else:
             for j in range(n):
                 d = dA[i, j]
                 dZ[i, j] = d
@@ -104,44 +133,153 @@ def act_backward_db(dA, A, act, scale, dZ, db):
 
 
 @njit(cache=True)
-def sigmoid_xent_backward_db(ZL, Y, scale, dZ, db):
-    """Cost, dZ and db of a sigmoid output with cross-entropy, all from the logits.
+def output_forward(Z, b, A, out_code):
+    """Z (mb, K) += b, then A = the output activation: sigmoid per entry or softmax per row."""
+    if out_code == OUT_SIGMOID_XENT or out_code == OUT_SIGMOID_MSE:
+        bias_act_forward(Z, b, A, ACT_SIGMOID)
+        return
+    bias_act_forward(Z, b, Z, ACT_IDENTITY)
+    mb, K = Z.shape
+    for i in range(mb):
+        mx = Z[i, 0]
+        for k in range(1, K):
+            mx = max(mx, Z[i, k])
+        s = 0.0
+        for k in range(K):
+            e = np.exp(Z[i, k] - mx)
+            A[i, k] = e
+            s += e
+        for k in range(K):
+            A[i, k] = A[i, k] / s
 
-    ZL, Y, dZ: (mb, 1); db: (1,). dZ = sigmoid(ZL) - Y; db = scale * sum(dZ).
-    Returns the mean cost  max(z, 0) - z y + log1p(exp(-|z|)), which is
-    -[y log a + (1 - y) log(1 - a)] rearranged so that log(0) never occurs.
+
+@njit(cache=True)
+def loss_backward_db(ZL, Y, out_code, scale, dZ, db):
+    """Mean cost over rows, dZ at the logits and db = scale * sum(dZ), in one pass from the logits.
+
+    ZL, Y, dZ: (mb, K); db: (K,). Overwrites dZ and db; returns the cost (float64).
+      sigmoid + cross-entropy: cost max(z,0) - z y + log1p(exp(-|z|)) (the course's
+        -[y log a + (1-y) log(1-a)] without log(0)); dZ = a - y
+      softmax + cross-entropy: cost logsumexp(z) - sum_k y_k z_k; dZ = softmax(z) - y
+      sigmoid + MSE: cost sum_k (a - y)^2 / 2; dZ = (a - y) a (1 - a)
+      softmax + MSE: cost sum_k (a - y)^2 / 2; dZ = a * (g - sum_k g_k a_k), g = a - y
     The cost is accumulated in float64 whatever the array dtype.
     """
-    mb, n = ZL.shape
+    mb, K = ZL.shape
     cost = 0.0
-    dbs = 0.0
+    for k in range(K):
+        db[k] = 0
     for i in range(mb):
-        for j in range(n):
-            z = ZL[i, j]
-            y = Y[i, j]
-            d = _sigmoid(z) - y
-            dZ[i, j] = d
-            dbs += d
-            cost += max(z, 0.0) - z * y + np.log1p(np.exp(-abs(z)))
-    for j in range(n):
-        db[j] = scale * dbs
+        if out_code == OUT_SIGMOID_XENT:
+            for k in range(K):
+                z = ZL[i, k]
+                y = Y[i, k]
+                d = _sigmoid(z) - y
+                dZ[i, k] = d
+                db[k] += d
+                cost += max(z, 0.0) - z * y + np.log1p(np.exp(-abs(z)))
+        elif out_code == OUT_SIGMOID_MSE:
+            for k in range(K):
+                a = _sigmoid(ZL[i, k])
+                g = a - Y[i, k]
+                d = g * a * (1 - a)
+                dZ[i, k] = d
+                db[k] += d
+                cost += 0.5 * g * g
+        else:
+            mx = ZL[i, 0]
+            for k in range(1, K):
+                mx = max(mx, ZL[i, k])
+            s = 0.0
+            for k in range(K):
+                s += np.exp(ZL[i, k] - mx)
+            lse = mx + np.log(s)
+            if out_code == OUT_SOFTMAX_XENT:
+                for k in range(K):
+                    z = ZL[i, k]
+                    y = Y[i, k]
+                    d = np.exp(z - lse) - y
+                    dZ[i, k] = d
+                    db[k] += d
+                    cost += y * (lse - z)
+            else:
+                dot = 0.0
+                for k in range(K):
+                    a = np.exp(ZL[i, k] - lse)
+                    g = a - Y[i, k]
+                    dot += g * a
+                    cost += 0.5 * g * g
+                for k in range(K):
+                    a = np.exp(ZL[i, k] - lse)
+                    d = a * (a - Y[i, k] - dot)
+                    dZ[i, k] = d
+                    db[k] += d
+    for k in range(K):
+        db[k] *= scale
     return cost / mb
 
 
 @njit(cache=True)
-def sigmoid_xent_cost(ZL, Y):
-    """Mean cross-entropy of a sigmoid output from its logits ZL (mb, 1), in float64."""
-    mb, n = ZL.shape
-    cost = 0.0
-    for i in range(mb):
-        for j in range(n):
-            z = ZL[i, j]
-            cost += max(z, 0.0) - z * Y[i, j] + np.log1p(np.exp(-abs(z)))
-    return cost / mb
+def l2_penalty(theta, w_off, dims, first_layer):
+    """sum of W_l^2 over layers first_layer+1 .. L (float64); biases excluded."""
+    total = 0.0
+    for l in range(first_layer, dims.shape[0] - 1):
+        for i in range(w_off[l], w_off[l] + dims[l + 1] * dims[l]):
+            total += float(theta[i]) * float(theta[i])
+    return total
+
+
+@njit(cache=True, inline="always")
+def _update_range(theta, grad, state, lo, hi, opt, lr, l2_scale, beta1, beta2, eps, c1, c2):
+    # The optimizer branch sits outside the element loops so each loop vectorizes.
+    P = theta.shape[0]
+    one = theta.dtype.type(1)
+    if opt == OPT_GD:
+        for i in range(lo, hi):
+            theta[i] -= lr * (grad[i] + l2_scale * theta[i])
+    elif opt == OPT_MOMENTUM:
+        for i in range(lo, hi):
+            v = beta1 * state[i] + (one - beta1) * (grad[i] + l2_scale * theta[i])
+            state[i] = v
+            theta[i] -= lr * v
+    else:
+        for i in range(lo, hi):
+            g = grad[i] + l2_scale * theta[i]
+            mo = beta1 * state[i] + (one - beta1) * g
+            v = beta2 * state[P + i] + (one - beta2) * g * g
+            state[i] = mo
+            state[P + i] = v
+            theta[i] -= lr * (mo / c1) / (np.sqrt(v / c2) + eps)
 
 
 @njit(cache=True)
-def sgd_update_flat(theta, grad, lr):
-    """theta -= lr * grad over the whole flat parameter buffer (P,); overwrites theta."""
-    for i in range(theta.shape[0]):
-        theta[i] -= lr * grad[i]
+def optimizer_update_flat(theta, grad, state, w_off, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+    """One optimizer step over the flat buffers, from layer first_layer+1 on; earlier layers untouched.
+
+    g = grad + l2_scale * W for weights, grad for biases; then
+      gd:       theta -= lr g
+      momentum: v = beta1 v + (1 - beta1) g;  theta -= lr v                 (v = state[:P])
+      adam:     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
+                theta -= lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
+                                                           (m = state[:P], v = state[P:])
+    theta, grad: (P,); state: (2P,). Overwrites theta and state. Scalars must be of theta's dtype.
+    """
+    one = theta.dtype.type(1)
+    zero = theta.dtype.type(0)
+    c1 = one - beta1**t
+    c2 = one - beta2**t
+    for l in range(first_layer, dims.shape[0] - 1):
+        w_end = w_off[l] + dims[l + 1] * dims[l]
+        _update_range(theta, grad, state, w_off[l], w_end, opt, lr, l2_scale, beta1, beta2, eps, c1, c2)
+        # The bias follows its W in theta and takes no L2.
+        _update_range(theta, grad, state, w_end, w_end + dims[l + 1], opt, lr, zero, beta1, beta2, eps, c1, c2)
+
+
+@njit(cache=True)
+def gather_rows(X, idx, out):
+    """out[i] = X[idx[i]] for i < len(idx): a minibatch as one contiguous block. Overwrites out's first rows."""
+    n = X.shape[1]
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        for j in range(n):
+            out[i, j] = X[r, j]

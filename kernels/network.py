@@ -1,18 +1,21 @@
 """Whole-network passes and the training loop, compiled as one call.
 
 A network is described by plain arrays so one compiled function serves every
-architecture (compiled once per dtype, cached on disk):
+architecture and option set (compiled once per dtype, cached on disk):
 
-    dims  (L+1,) int64   layer sizes n_0 .. n_L
-    acts  (L,)   int64   activation code of layers 1..L-1 (``layers.ACT_*``);
-                         acts[L-1] is the output code (``layers.OUT_*``)
-    theta (P,)           every parameter, flat: W1 (n1, n0) row-major, b1 (n1,),
-                         W2, b2, ... ; ``grad`` has the same layout
-    X     (m, n_0)       examples as rows (sample-major), C-contiguous
-    Y     (m, n_L)       targets as rows
-    Z, A  (m * sum(n_1..n_L),) flat workspaces: layer l's (m, n_l) block
-                         follows layer l-1's. Z and A may be the same array
-                         (training keeps only A; the per-stage API keeps both).
+    dims     (L+1,) int64  layer sizes n_0 .. n_L
+    acts     (L,)   int64  activation code of layers 1..L-1 (``layers.ACT_*``);
+                           acts[L-1] is the output code (``layers.OUT_*``: output
+                           activation and cost together)
+    theta    (P,)          every parameter, flat: W1 (n1, n0) row-major, b1 (n1,),
+                           W2, b2, ... ; ``grad`` has the same layout
+    X        (m, n_0)      examples as rows (sample-major), C-contiguous
+    Y        (m, n_L)      targets as rows
+    Z, A     flat workspaces of at least m * sum(n_1..n_L): layer l's (m, n_l)
+                           block follows layer l-1's. Z and A may be one array
+                           (training keeps only A; the per-stage API keeps both).
+    first_layer            layers 1..first_layer are frozen: no gradient, no
+                           update, and backpropagation stops above them.
 
 Products go through BLAS (``blas.gemm``) with transpose flags; the gradient
 with respect to the input, dA0 = dZ1 W1, is never computed.
@@ -26,9 +29,11 @@ from .layers import (
     ACT_IDENTITY,
     act_backward_db,
     bias_act_forward,
+    gather_rows,
+    l2_penalty,
+    loss_backward_db,
+    optimizer_update_flat,
     output_forward,
-    sgd_update_flat,
-    sigmoid_xent_backward_db,
 )
 
 
@@ -95,26 +100,34 @@ def forward(X, theta, dims, acts, Z, A, apply_output):
         A_prev = Al
 
 
-@njit(cache=True)
-def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad):
-    """Every dW_l, db_l into grad (the course's scaling: 1/m), from the logits ZL.
+@njit(cache=True, inline="always")
+def _rows(M, start, count):
+    """Rows start..start+count of a C-contiguous (r, n) array, as a C-contiguous view."""
+    n = M.shape[1]
+    return M.reshape(M.shape[0] * n)[start * n : (start + count) * n].reshape((count, n))
 
-    A holds the forward activations of layers 1..L-1 (A_L is not read). dA and
-    dZ are flat workspaces laid out like A and may be the same array; dA's
-    blocks receive W_l^T-propagated gradients for layers 1..L-1 and dZ's the
-    gradients at the pre-activations, layer L's included. Returns the cost.
+
+@njit(cache=True)
+def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
+    """The cost, and dW_l, db_l into grad for layers first_layer+1..L, from the logits ZL.
+
+    Gradients carry the course's 1/m (m = X's row count). A holds the forward
+    activations of layers 1..L-1 (A_L is not read). dA and dZ are flat
+    workspaces laid out like A and may be one array: dA's blocks receive the
+    back-propagated gradients W_l^T dZ_l, dZ's the gradients at the
+    pre-activations (layer L's included). Frozen layers' grad is not written.
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
     w_off, b_off, _ = param_offsets(dims)
     scale = 1.0 / m
     dZl = _block(dZ, m, dims, L - 1)
-    cost = sigmoid_xent_backward_db(ZL, Y, scale, dZl, _b(grad, b_off, dims, L - 1))
-    for l in range(L - 1, -1, -1):
+    cost = loss_backward_db(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
+    for l in range(L - 1, first_layer - 1, -1):
         A_prev = X if l == 0 else _block(A, m, dims, l - 1)
         # dW_l = (1/m) dZ_l^T A_{l-1}: (n_l, m) @ (m, n_{l-1}), no transposed copy.
         gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
-        if l == 0:
+        if l == first_layer:
             break
         dA_prev = _block(dA, m, dims, l - 1)
         gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dA_prev)
@@ -125,22 +138,55 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad):
 
 
 @njit(cache=True)
-def train_gd(X, Y, theta, dims, acts, learning_rate, num_iterations, costs, A, dZ, grad):
-    """Full-batch gradient descent, the whole loop in one compiled call.
+def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, Xb, Yb, A, dZ, grad):
+    """n_epochs of minibatch training in one compiled call.
 
-    costs[i] receives the cost before step i. Stops early, before updating,
-    if a cost is not finite, and returns the number of completed steps (so
-    theta holds the last parameters reached). Overwrites theta, costs, A, dZ, grad.
+    hyper (5,) float64: learning rate, lambd (L2), beta1 (momentum's beta),
+    beta2, epsilon. state (2P,): optimizer state (momentum's v, Adam's m and v).
+    step: optimizer steps taken before this call (Adam's t counts from it + 1).
+    perms (n_epochs, m) int64: each epoch's example order; shape (0, 0) means no
+    shuffling, batches are then consecutive rows of X and nothing is gathered.
+    Xb (batch_size, n_0), Yb (batch_size, n_L): gather buffers for shuffled batches.
+    costs[e] receives epoch e's cost: the mean over its batches of the cost
+    before each batch's update (weighted by batch size), L2 term included.
+
+    Returns (epochs completed, steps taken so far). Fewer epochs than asked
+    means a batch's cost was not finite: training stopped before that update,
+    so theta holds the last parameters reached, and costs[epoch] that cost.
+    Overwrites theta, state, costs and every workspace.
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
-    lr = theta.dtype.type(learning_rate)
-    for it in range(num_iterations):
-        forward(X, theta, dims, acts, A, A, False)
-        ZL = _block(A, m, dims, L - 1)
-        cost = backward(X, Y, theta, dims, acts, ZL, A, dZ, dZ, grad)
-        costs[it] = cost
-        if not np.isfinite(cost):
-            return it
-        sgd_update_flat(theta, grad, lr)
-    return num_iterations
+    w_off, _, _ = param_offsets(dims)
+    dt = theta.dtype.type
+    lr, lambd = dt(hyper[0]), hyper[1]
+    beta1, beta2, eps = dt(hyper[2]), dt(hyper[3]), dt(hyper[4])
+    shuffle = perms.shape[0] > 0
+    for e in range(n_epochs):
+        total = 0.0
+        for s in range(0, m, batch_size):
+            mb = min(batch_size, m - s)
+            if shuffle:
+                Xe = _rows(Xb, 0, mb)
+                Ye = _rows(Yb, 0, mb)
+                gather_rows(X, perms[e, s : s + mb], Xe)
+                gather_rows(Y, perms[e, s : s + mb], Ye)
+            else:
+                Xe = _rows(X, s, mb)
+                Ye = _rows(Y, s, mb)
+            forward(Xe, theta, dims, acts, A, A, False)
+            ZL = _block(A, mb, dims, L - 1)
+            cost = backward(Xe, Ye, theta, dims, acts, ZL, A, dZ, dZ, grad, first_layer)
+            if lambd > 0:
+                # Frozen layers' weights count in the penalty (a constant) as in the reference's cost.
+                cost += lambd / (2 * mb) * l2_penalty(theta, w_off, dims, 0)
+            if not np.isfinite(cost):
+                costs[e] = cost
+                return e, step
+            step += 1
+            optimizer_update_flat(
+                theta, grad, state, w_off, dims, first_layer, opt, lr, dt(lambd / mb), beta1, beta2, eps, step
+            )
+            total += cost * mb
+        costs[e] = total / m
+    return n_epochs, step
