@@ -21,11 +21,16 @@ from fastdnn.pipeline import (
     update_parameters_with_adam,
     update_parameters_with_momentum,
 )
-from fastdnn.training import L_layer_model, Trainer, model
+from fastdnn.estimator import DNNClassifier, NotFittedError, cross_val_score
+from fastdnn.training import DivergenceError, L_layer_model, Trainer, model
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DNNClassifier",
+    "DivergenceError",
+    "NotFittedError",
+    "cross_val_score",
     "L_layer_model",
     "L_model_backward",
     "L_model_forward",

@@ -11,21 +11,24 @@ import numbers
 import numpy as np
 
 
-def check_X(X, name="X"):
-    """X must be a 2-D finite numeric array ``(n_features, m)``; returns it as an ndarray."""
+def check_X(X, name="X", layout="(n_features, m)"):
+    """X must be a 2-D finite numeric array ``(n_features, m)``; returns it as an ndarray.
+
+    ``layout`` only words the messages (the estimator's X is (n_samples, n_features)).
+    """
     X = np.asarray(X)
     if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
     if np.iscomplexobj(X):
         raise TypeError(f"{name} must be real, got dtype {X.dtype}")
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_features, m), got shape {X.shape}")
+        raise ValueError(f"{name} must be 2-D {layout}, got shape {X.shape}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must have at least one feature and one example, got shape {X.shape}")
     if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(
-            f"{name} contains NaN or Inf (first at row {bad[0]}, column {bad[1]}); "
+            f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)} of {layout}); "
             "clean or impute the data first"
         )
     return X

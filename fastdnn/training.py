@@ -28,6 +28,15 @@ from fastdnn.threads import blas_threads
 _PERM_BYTES = 64 * 2**20
 
 
+class DivergenceError(FloatingPointError):
+    """The cost stopped being finite; ``epoch`` (counted from the call's start) and ``cost`` say where."""
+
+    def __init__(self, message, epoch, cost):
+        super().__init__(message)
+        self.epoch = epoch
+        self.cost = cost
+
+
 class Trainer:
     """Minibatch training state and buffers for one network and option set.
 
@@ -73,7 +82,7 @@ class Trainer:
     def run(self, Xs, Ys, n_epochs):
         """Train n_epochs over (Xs (m, n_0), Ys (m, n_L)); returns the per-epoch costs.
 
-        Raises FloatingPointError naming the epoch if a cost stops being finite;
+        Raises DivergenceError (a FloatingPointError) naming the epoch if a cost stops being finite;
         the parameters are then the last ones reached (all finite updates applied).
         """
         m = Xs.shape[0]
@@ -94,8 +103,10 @@ class Trainer:
                 )
                 if finished < n:
                     epoch = done + finished
-                    raise FloatingPointError(
-                        f"the cost became {costs[epoch]} at epoch {epoch}; try a smaller learning_rate"
+                    raise DivergenceError(
+                        f"the cost became {costs[epoch]} at epoch {epoch}; try a smaller learning_rate",
+                        epoch,
+                        costs[epoch],
                     )
                 done += n
         return costs
@@ -155,8 +166,10 @@ def L_layer_model(
     trainer = Trainer(params, learning_rate=learning_rate, threads=threads)
     try:
         costs = trainer.run(samples_as_rows(X, dtype), _targets(Y, dtype), num_iterations).tolist()
-    except FloatingPointError as exc:
-        raise FloatingPointError(str(exc).replace("epoch", "iteration")) from None
+    except DivergenceError as exc:
+        raise DivergenceError(
+            f"the cost became {exc.cost} at iteration {exc.epoch}; try a smaller learning_rate", exc.epoch, exc.cost
+        ) from None
     if print_cost:
         for i in range(0, num_iterations, 100):
             print(f"Cost after iteration {i}: {costs[i]:.6f}")
