@@ -190,3 +190,114 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
             total += cost * mb
         costs[e] = total / m
     return n_epochs, step
+
+
+@njit(cache=True)
+def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad):
+    """Full-batch gd/momentum with the first layer carried in the m-dimensional example space.
+
+    For wide data (n_0 much larger than m) the two first-layer GEMMs read all
+    of X every step. But every dW1 = (1/m) dZ1^T X is a combination of X's rows,
+    so (for gd and momentum, L2 included) W1 stays of the form
+        W1 = s W1_init + C X,    C (n_1, m), s a scalar,
+    and  Z1 = X W1^T = s Z1_init + G C^T  with the Gram matrix G = X X^T (m, m),
+    computed once. A step then costs O(m^2 n_1) for layer 1 instead of
+    O(m n_0 n_1); W1 is formed explicitly (into theta) only at the end.
+    Momentum's velocity for W1 has the same form, v = a W1_init + V X.
+    The other layers and b1 train exactly as in ``train``; the arithmetic is
+    the same up to summation order, so results match ``train`` to rounding.
+
+    Arguments as ``train`` (full batch, no shuffling, nothing frozen);
+    state for momentum is allocated here. Returns the epochs completed.
+    """
+    m, n0 = X.shape
+    n1 = dims[1]
+    L = dims.shape[0] - 1
+    w_off, b_off, P = param_offsets(dims)
+    dt = theta.dtype.type
+    lr, lambd, beta = hyper[0], hyper[1], hyper[2]
+    one = dt(1)
+    G = np.empty((m, m), theta.dtype)
+    gemm(False, True, 1.0, X, X, 0.0, G)
+    W1 = _W(theta, w_off, dims, 0)
+    Z0 = np.empty((m, n1), theta.dtype)
+    gemm(False, True, 1.0, X, W1, 0.0, Z0)
+    w1_sq = 0.0
+    for i in range(n1 * n0):
+        w1_sq += float(theta[i]) * float(theta[i])
+    C = np.zeros((n1, m), theta.dtype)
+    V = np.zeros((n1, m), theta.dtype)
+    CG = np.empty((n1, m), theta.dtype)
+    s = 1.0
+    a = 0.0
+    state = np.zeros(2 * P, theta.dtype)
+    b1 = _b(theta, b_off, dims, 0)
+    db1 = _b(grad, b_off, dims, 0)
+    vb1 = state[b_off[0] : b_off[0] + n1]
+    scale = 1.0 / m
+    done = n_epochs
+    for e in range(n_epochs):
+        Z1 = _block(A, m, dims, 0)
+        Z1[:, :] = Z0
+        gemm(False, True, 1.0, G, C, dt(s), Z1)
+        # Layers 2..L as usual, from A1.
+        bias_act_forward(Z1, b1, Z1, acts[0] if L > 1 else ACT_IDENTITY)
+        A_prev = Z1
+        for l in range(1, L):
+            Zl = _block(A, m, dims, l)
+            gemm(False, True, 1.0, A_prev, _W(theta, w_off, dims, l), 0.0, Zl)
+            bias_act_forward(Zl, _b(theta, b_off, dims, l), Zl, acts[l] if l < L - 1 else ACT_IDENTITY)
+            A_prev = Zl
+        ZL = _block(A, m, dims, L - 1)
+        dZl = _block(dZ, m, dims, L - 1)
+        cost = loss_backward_db(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
+        for l in range(L - 1, 0, -1):
+            A_prev = _block(A, m, dims, l - 1)
+            gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
+            dA_prev = _block(dZ, m, dims, l - 1)
+            gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dA_prev)
+            act_backward_db(dA_prev, A_prev, acts[l - 1], scale, dA_prev, _b(grad, b_off, dims, l - 1))
+            dZl = dA_prev
+        if lambd > 0:
+            # ||W1||^2 = s^2 ||W1_init||^2 + 2 s <Z1_init^T, C> + <C G, C>.
+            gemm(False, False, 1.0, C, G, 0.0, CG)
+            cross = 0.0
+            quad = 0.0
+            for i in range(n1):
+                for j in range(m):
+                    cross += float(Z0[j, i]) * float(C[i, j])
+                    quad += float(CG[i, j]) * float(C[i, j])
+            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, w_off, dims, 1)
+            cost += lambd / (2 * m) * w_sq
+        costs[e] = cost
+        if not np.isfinite(cost):
+            done = e
+            break
+        l2s = lambd / m
+        # Layers 2..L: the flat update pass; b1 by the same rule.
+        optimizer_update_flat(theta, grad, state, w_off, dims, 1, opt, dt(lr), dt(l2s), dt(beta), one, one, 1)
+        # W1 = s W1_init + C X: update s and C (dZ1 is layer 1's block of dZ, (m, n1)).
+        dZ1 = dZl
+        if opt == 0:
+            f = 1.0 - lr * l2s
+            s *= f
+            for i in range(n1):
+                for j in range(m):
+                    C[i, j] = dt(f) * C[i, j] - dt(lr * scale) * dZ1[j, i]
+            for i in range(n1):
+                b1[i] -= dt(lr) * db1[i]
+        else:
+            a = beta * a + (1.0 - beta) * l2s * s
+            for i in range(n1):
+                for j in range(m):
+                    V[i, j] = dt(beta) * V[i, j] + dt(1.0 - beta) * (dt(scale) * dZ1[j, i] + dt(l2s) * C[i, j])
+                    C[i, j] -= dt(lr) * V[i, j]
+            s -= lr * a
+            for i in range(n1):
+                vb1[i] = dt(beta) * vb1[i] + dt(1.0 - beta) * db1[i]
+                b1[i] -= dt(lr) * vb1[i]
+    # Form W1 explicitly: W1 = s W1_init + C X.
+    for i in range(n1 * n0):
+        theta[i] *= dt(s)
+    gemm(False, False, 1.0, C, X, 1.0, W1)
+    return done
