@@ -85,22 +85,40 @@ def check_positive(value, name, integer=False):
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
+        kind = "a positive integer" if integer else "a finite positive number"
+        raise ValueError(f"{name} must be {kind}, got {value!r}")
     return value
 
 
 def check_parameters(parameters, n_features=None):
-    """A ``{"W1", "b1", ...}`` dict with chained shapes; returns the layer sizes it implies."""
+    """A ``{"W1", "b1", ..., "WL", "bL"}`` dict of finite 2-D numeric arrays with chained shapes.
+
+    Returns the layer sizes it implies. Other keys are not allowed (a
+    misspelled or missing layer would otherwise change the network silently).
+    """
     if not isinstance(parameters, dict) or "W1" not in parameters:
         raise ValueError("parameters must be a dict with keys 'W1', 'b1', ..., 'WL', 'bL'")
-    L = len(parameters) // 2
-    dims = [np.shape(parameters["W1"])[1]]
+    L = sum(1 for key in parameters if isinstance(key, str) and key.startswith("W"))
+    expected = {f"{p}{l}" for l in range(1, L + 1) for p in "Wb"}
+    if set(parameters) != expected:
+        missing = sorted(expected - set(parameters))
+        extra = sorted(map(str, set(parameters) - expected))
+        raise ValueError(
+            f"parameters must hold exactly W1, b1, ..., W{L}, b{L}; missing {missing}, unexpected {extra}"
+        )
+    dims = []
     for l in range(1, L + 1):
-        W, b = parameters.get(f"W{l}"), parameters.get(f"b{l}")
-        if W is None or b is None:
-            raise ValueError(f"parameters is missing W{l} or b{l}")
-        W, b = np.asarray(W), np.asarray(b)
-        if W.ndim != 2 or W.shape[1] != dims[-1]:
+        W, b = np.asarray(parameters[f"W{l}"]), np.asarray(parameters[f"b{l}"])
+        for name, arr in ((f"W{l}", W), (f"b{l}", b)):
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+            if arr.ndim != 2:
+                raise ValueError(f"{name} must be 2-D, got shape {arr.shape}")
+            if not np.isfinite(arr).all():
+                raise ValueError(f"{name} contains NaN or Inf")
+        if l == 1:
+            dims.append(W.shape[1])
+        if W.shape[1] != dims[-1]:
             raise ValueError(f"W{l} must have shape (n_{l}, {dims[-1]}), got {W.shape}")
         if b.shape != (W.shape[0], 1):
             raise ValueError(f"b{l} must have shape ({W.shape[0]}, 1), got {b.shape}")
@@ -117,6 +135,8 @@ def check_training_inputs(X, Y, layers_dims, learning_rate, num_iterations):
     X = check_X(X)
     Y = check_Y(Y, X.shape[1])
     dims = check_layers_dims(layers_dims, X.shape[0])
+    if dims[-1] != 1:
+        raise ValueError(f"the output layer has 1 unit (binary labels), got layers_dims[-1] = {dims[-1]}")
     check_positive(learning_rate, "learning_rate")
     check_positive(num_iterations, "num_iterations", integer=True)
     return X, Y, dims
@@ -146,6 +166,13 @@ def check_one_hot(Y, K, m):
     if not np.isin(Y, (0, 1)).all() or not (Y.sum(axis=0) == 1).all():
         raise ValueError("Y must be one-hot: 0/1 entries with exactly one 1 per column")
     return Y
+
+
+def check_l2(value, name):
+    """An L2 strength: a finite number >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} (L2 strength) must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 def check_fraction(value, name):
@@ -182,8 +209,7 @@ def check_model_options(
         size = check_positive(mini_batch_size, "mini_batch_size", integer=True)
         if size > m:
             raise ValueError(f"mini_batch_size must be between 1 and m = {m}, got {size}")
-    if isinstance(lambd, (bool, np.bool_)) or not isinstance(lambd, numbers.Real) or not lambd >= 0:
-        raise ValueError(f"lambd (L2 strength) must be >= 0, got {lambd!r}")
+    check_l2(lambd, "lambd")
     for value, name in ((beta, "beta"), (beta1, "beta1"), (beta2, "beta2")):
         check_fraction(value, name)
     check_positive(epsilon, "epsilon")

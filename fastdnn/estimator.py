@@ -138,8 +138,7 @@ class DNNClassifier:
             size = V.check_positive(self.batch_size, "batch_size", integer=True)
             if size > m:
                 raise ValueError(f"batch_size must be between 1 and the number of training samples {m}, got {size}")
-        if not isinstance(self.l2, numbers.Real) or isinstance(self.l2, bool) or not self.l2 >= 0:
-            raise ValueError(f"l2 must be >= 0, got {self.l2!r}")
+        V.check_l2(self.l2, "l2")
         V.check_positive(self.learning_rate, "learning_rate")
         V.check_positive(self.max_iter, "max_iter", integer=True)
         for name in ("beta", "beta1", "beta2"):
