@@ -1,21 +1,48 @@
 """The course's L-layer network in plain numpy: the oracle.
 
 Every function here is the course's ("Building your Deep Neural Network: Step by
-Step" and its application notebook), with its names, signatures, layout and
-caches, written to be read, never to be fast. The fast path in ``fastdnn``
-(backed by ``fastdnn.kernels``) has a twin of each public function, and the tests
-compare them stage by stage. This module never imports the fast path.
+Step", its application notebook, and the "Regularization" and "Optimization
+methods" assignments), with its names, signatures, layout and caches, written to
+be read, never to be fast. The fast path in ``fastdnn`` (backed by
+``fastdnn.kernels``) has a twin of each public function, and the tests compare
+them stage by stage. This module never imports the fast path.
 
 Layout: examples are columns.
     X, A[l]  : (n_l, m)          W[l] : (n_l, n_{l-1})      b[l] : (n_l, 1)
-    Y        : (1, m), values 0/1
+    Y        : (1, m) of 0/1 for a sigmoid output; (K, m) one-hot for a softmax output
 Parameters live in a dict ``{"W1": ..., "b1": ..., "WL": ..., "bL": ...}``.
-ReLU hidden layers, a sigmoid output, cross-entropy cost, gradient descent.
+
+The course's network (ReLU hidden layers, a sigmoid output, cross-entropy cost,
+full-batch gradient descent) is what every function computes with its defaults;
+``L_layer_model`` trains exactly that. ``model`` adds the options, each a name
+from one table: HIDDEN_ACTIVATIONS, OUTPUTS, LOSSES, OPTIMIZERS, INITIALIZATIONS.
+With its defaults it computes what ``L_layer_model`` computes, bit for bit.
 """
 
 import numpy as np
 
-from fastdnn._validation import check_parameters, check_training_inputs, check_X
+# The option tables are imported to be read here as well: reference.OUTPUTS etc.
+from fastdnn._validation import (
+    INITIALIZATIONS,
+    LOSSES,
+    OPTIMIZERS,
+    OUTPUTS,
+    check_choice,
+    check_l2,
+    check_layers_dims,
+    check_model_options,
+    check_parameters,
+    check_training_inputs,
+    check_X,
+    operator_index,
+)
+
+# ---------------------------------------------------------------------------
+# Activations: forward(Z) -> (A, cache = Z); backward(dA, cache) -> dZ.
+# Every array is (n_l, m).
+# ---------------------------------------------------------------------------
+
+LEAKY_RELU_SLOPE = 0.01
 
 
 def sigmoid(Z):
@@ -45,7 +72,64 @@ def sigmoid_backward(dA, cache):
     return dA * s * (1 - s)
 
 
-ACTIVATIONS = {"relu": (relu, relu_backward), "sigmoid": (sigmoid, sigmoid_backward)}
+def leaky_relu(Z):
+    """A = Z where Z > 0, else 0.01 * Z; cache is Z."""
+    A = np.where(Z > 0, Z, LEAKY_RELU_SLOPE * Z)
+    return A, Z
+
+
+def leaky_relu_backward(dA, cache):
+    """dZ = dA where Z > 0, else 0.01 * dA (the slope at Z = 0 is taken as 0.01, like ReLU's 0)."""
+    Z = cache
+    return np.where(Z > 0, dA, LEAKY_RELU_SLOPE * dA)
+
+
+def tanh(Z):
+    """A = tanh(Z); cache is Z."""
+    A = np.tanh(Z)
+    return A, Z
+
+
+def tanh_backward(dA, cache):
+    """dZ = dA * (1 - t^2) with t = tanh(Z)."""
+    Z = cache
+    t = np.tanh(Z)
+    return dA * (1 - t**2)
+
+
+def softmax(Z):
+    """A[:, j] = exp(Z[:, j]) / sum(exp(Z[:, j])), one column per example; cache is Z.
+
+    Z: (K, m) -> A: (K, m), each column a probability distribution over the K
+    classes. The column's max is subtracted first: the result is the same and
+    exp never overflows.
+    """
+    e = np.exp(Z - np.max(Z, axis=0, keepdims=True))
+    A = e / np.sum(e, axis=0, keepdims=True)
+    return A, Z
+
+
+def softmax_backward(dA, cache):
+    """dZ = A * (dA - sum(dA * A, axis=0)) with A = softmax(Z): the Jacobian, column by column.
+
+    Used for softmax with the MSE loss; with cross-entropy the product of the
+    Jacobian and dA collapses to A - Y, which L_model_backward uses directly.
+    """
+    A, _ = softmax(cache)
+    return A * (dA - np.sum(dA * A, axis=0, keepdims=True))
+
+
+# The option names (OUTPUTS, LOSSES, OPTIMIZERS, INITIALIZATIONS, and the keys
+# of HIDDEN_ACTIVATIONS) are fastdnn._validation's tables, shared with the fast
+# path so that both accept the same names and reject the rest with the same error.
+HIDDEN_ACTIVATIONS = {
+    "relu": (relu, relu_backward),
+    "leaky_relu": (leaky_relu, leaky_relu_backward),
+    "tanh": (tanh, tanh_backward),
+    "sigmoid": (sigmoid, sigmoid_backward),
+}
+# Every activation a layer can have: the hidden ones and the outputs.
+ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": (softmax, softmax_backward)}
 
 
 def _activation(name):
@@ -55,6 +139,11 @@ def _activation(name):
         raise ValueError(
             f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}"
         ) from None
+
+
+# ---------------------------------------------------------------------------
+# Initialisation
+# ---------------------------------------------------------------------------
 
 
 def initialize_parameters_deep(layer_dims):
@@ -74,6 +163,39 @@ def initialize_parameters_deep(layer_dims):
     return parameters
 
 
+def initialize_parameters(layer_dims, init="deep", seed=1):
+    """W[l] = randn(n_l, n_{l-1}) * scale, b[l] = 0, drawn for l = 1..L in order.
+
+    The draws come from ``np.random.RandomState(seed)``, never the global state.
+    scale: "deep" 1 / sqrt(n_{l-1}) (the application notebook's; with seed=1 the
+    result is bit-identical to initialize_parameters_deep), "he" sqrt(2 / n_{l-1}),
+    "xavier" sqrt(2 / (n_{l-1} + n_l)) (Glorot normal).
+    """
+    check_choice(init, INITIALIZATIONS, "init")
+    layer_dims = check_layers_dims(layer_dims)
+    rng = np.random.RandomState(seed)
+    parameters = {}
+    for l in range(1, len(layer_dims)):
+        n, n_prev = layer_dims[l], layer_dims[l - 1]
+        W = rng.randn(n, n_prev)
+        if init == "deep":
+            # A division, as initialize_parameters_deep writes it: multiplying by
+            # 1 / sqrt(n) can differ in the last bit.
+            W = W / np.sqrt(n_prev)
+        elif init == "he":
+            W = W * np.sqrt(2 / n_prev)
+        else:
+            W = W * np.sqrt(2 / (n_prev + n))
+        parameters["W" + str(l)] = W
+        parameters["b" + str(l)] = np.zeros((n, 1))
+    return parameters
+
+
+# ---------------------------------------------------------------------------
+# Forward propagation
+# ---------------------------------------------------------------------------
+
+
 def linear_forward(A, W, b):
     """Z = W A + b.  A: (n_{l-1}, m), W: (n_l, n_{l-1}), b: (n_l, 1) -> Z: (n_l, m).
 
@@ -85,7 +207,7 @@ def linear_forward(A, W, b):
 
 
 def linear_activation_forward(A_prev, W, b, activation):
-    """A = g(W A_prev + b) for g in {"relu", "sigmoid"}.
+    """A = g(W A_prev + b) for g any name in ACTIVATIONS ("relu", "sigmoid", ...).
 
     cache = (linear_cache, activation_cache) = ((A_prev, W, b), Z).
     """
@@ -96,36 +218,77 @@ def linear_activation_forward(A_prev, W, b, activation):
     return A, cache
 
 
-def L_model_forward(X, parameters):
-    """[LINEAR -> RELU] * (L-1) -> LINEAR -> SIGMOID.
+def L_model_forward(X, parameters, hidden_activation="relu", output="sigmoid"):
+    """[LINEAR -> hidden_activation] * (L-1) -> LINEAR -> output; by default RELU and SIGMOID.
 
-    Returns AL: (1, m) and caches: a list of L caches from linear_activation_forward.
+    Returns AL: (1, m) for a sigmoid output, (K, m) of column-wise class
+    probabilities for a softmax one, and caches: a list of L caches from
+    linear_activation_forward.
     """
+    check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
+    check_choice(output, OUTPUTS, "output")
     caches = []
     A = X
     L = len(parameters) // 2
     for l in range(1, L):
         A_prev = A
         A, cache = linear_activation_forward(
-            A_prev, parameters["W" + str(l)], parameters["b" + str(l)], "relu"
+            A_prev, parameters["W" + str(l)], parameters["b" + str(l)], hidden_activation
         )
         caches.append(cache)
     AL, cache = linear_activation_forward(
-        A, parameters["W" + str(L)], parameters["b" + str(L)], "sigmoid"
+        A, parameters["W" + str(L)], parameters["b" + str(L)], output
     )
     caches.append(cache)
     return AL, caches
 
 
-def compute_cost(AL, Y):
-    """Cross-entropy J = -1/m * sum(Y log AL + (1 - Y) log(1 - AL)), a Python float.
+# ---------------------------------------------------------------------------
+# Cost
+# ---------------------------------------------------------------------------
 
-    The course's formula: it takes log(0) (and returns inf or nan) when AL
-    saturates to exactly 0 or 1.
+
+def l2_regularization_cost(parameters, lambd, m):
+    """lambd / (2m) * sum over layers of sum(W[l]^2), the "Regularization" assignment's term."""
+    squares = 0.0
+    L = len(parameters) // 2
+    for l in range(1, L + 1):
+        squares += np.sum(np.square(parameters["W" + str(l)]))
+    return float((1.0 / m) * (lambd / 2) * squares)
+
+
+def compute_cost(AL, Y, parameters=None, lambd=0.0, loss="cross_entropy"):
+    """The cost J of predictions AL against labels Y, a Python float; m = Y.shape[1].
+
+    loss "cross_entropy": with AL of one row (sigmoid output) the course's
+    J = -1/m * sum(Y log AL + (1 - Y) log(1 - AL)); with AL (K, m), K > 1 (softmax
+    output, Y one-hot (K, m)) J = -1/m * sum(Y log AL).
+    loss "mse": J = 1/(2m) * sum((AL - Y)^2).
+    With lambd > 0, plus lambd/(2m) * sum_l sum(W[l]^2) (parameters required).
+
+    The cross-entropy formulas are the course's: they take log(0) (and return
+    inf or nan) when AL saturates to exactly 0 or 1.
     """
+    check_choice(loss, LOSSES, "loss")
+    check_l2(lambd, "lambd")
     m = Y.shape[1]
-    cost = (1.0 / m) * (-np.dot(Y, np.log(AL).T) - np.dot(1 - Y, np.log(1 - AL).T))
-    return float(np.squeeze(cost))
+    if loss == "mse":
+        cost = float(1.0 / (2 * m) * np.sum(np.square(AL - Y)))
+    elif AL.shape[0] == 1:
+        cost = (1.0 / m) * (-np.dot(Y, np.log(AL).T) - np.dot(1 - Y, np.log(1 - AL).T))
+        cost = float(np.squeeze(cost))
+    else:
+        cost = float(-1.0 / m * np.sum(Y * np.log(AL)))
+    if lambd > 0:
+        if parameters is None:
+            raise ValueError("compute_cost needs parameters when lambd > 0: the L2 term sums their W")
+        cost = cost + l2_regularization_cost(parameters, lambd, m)
+    return cost
+
+
+# ---------------------------------------------------------------------------
+# Backward propagation
+# ---------------------------------------------------------------------------
 
 
 def linear_backward(dZ, cache):
@@ -146,30 +309,63 @@ def linear_activation_backward(dA, cache, activation):
     return linear_backward(dZ, linear_cache)
 
 
-def L_model_backward(AL, Y, caches):
-    """Gradients of the cross-entropy cost for every layer.
+def L_model_backward(
+    AL, Y, caches, hidden_activation="relu", output="sigmoid", loss="cross_entropy", lambd=0.0
+):
+    """Gradients of the cost for every layer.
 
     Returns grads with "dA{l-1}", "dW{l}", "db{l}" for l = 1..L (dA0 included,
-    as the course computes it). dAL = -(Y/AL - (1-Y)/(1-AL)), the course's form.
+    as the course computes it). The output layer starts from
+      sigmoid + cross_entropy: dAL = -(Y/AL - (1-Y)/(1-AL)), the course's form,
+                               then sigmoid_backward;
+      softmax + cross_entropy: dZL = AL - Y directly;
+      any output + mse:        dAL = AL - Y, then the output's backward.
+    With lambd > 0, dW[l] = 1/m dZ[l] A[l-1]^T + lambd/m * W[l] (db unchanged).
     """
+    check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
+    check_choice(output, OUTPUTS, "output")
+    check_choice(loss, LOSSES, "loss")
+    check_l2(lambd, "lambd")
     grads = {}
     L = len(caches)
     Y = Y.reshape(AL.shape)
-    dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))
 
     current_cache = caches[L - 1]
-    dA_prev, dW, db = linear_activation_backward(dAL, current_cache, "sigmoid")
+    if output == "softmax" and loss == "cross_entropy":
+        # The softmax Jacobian applied to the cross-entropy's dAL = -Y/AL is AL - Y.
+        linear_cache, _ = current_cache
+        dA_prev, dW, db = linear_backward(AL - Y, linear_cache)
+    else:
+        if loss == "cross_entropy":
+            dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))
+        else:
+            dAL = AL - Y
+        dA_prev, dW, db = linear_activation_backward(dAL, current_cache, output)
     grads["dA" + str(L - 1)] = dA_prev
     grads["dW" + str(L)] = dW
     grads["db" + str(L)] = db
 
     for l in reversed(range(L - 1)):
         current_cache = caches[l]
-        dA_prev, dW, db = linear_activation_backward(grads["dA" + str(l + 1)], current_cache, "relu")
+        dA_prev, dW, db = linear_activation_backward(
+            grads["dA" + str(l + 1)], current_cache, hidden_activation
+        )
         grads["dA" + str(l)] = dA_prev
         grads["dW" + str(l + 1)] = dW
         grads["db" + str(l + 1)] = db
+
+    if lambd > 0:
+        m = AL.shape[1]
+        for l in range(1, L + 1):
+            (_, W, _), _ = caches[l - 1]
+            grads["dW" + str(l)] = grads["dW" + str(l)] + lambd / m * W
     return grads
+
+
+# ---------------------------------------------------------------------------
+# Optimizers: each returns new dicts and never writes into its arguments.
+# v and s have the gradients' keys "dW1", "db1", ...
+# ---------------------------------------------------------------------------
 
 
 def update_parameters(params, grads, learning_rate):
@@ -180,6 +376,85 @@ def update_parameters(params, grads, learning_rate):
         parameters["W" + str(l + 1)] = parameters["W" + str(l + 1)] - learning_rate * grads["dW" + str(l + 1)]
         parameters["b" + str(l + 1)] = parameters["b" + str(l + 1)] - learning_rate * grads["db" + str(l + 1)]
     return parameters
+
+
+def initialize_velocity(parameters):
+    """v["dW{l}"], v["db{l}"]: zeros shaped like W[l], b[l]."""
+    v = {}
+    L = len(parameters) // 2
+    for l in range(1, L + 1):
+        v["dW" + str(l)] = np.zeros_like(parameters["W" + str(l)])
+        v["db" + str(l)] = np.zeros_like(parameters["b" + str(l)])
+    return v
+
+
+def update_parameters_with_momentum(parameters, grads, v, beta, learning_rate):
+    """v = beta v + (1 - beta) grad; param -= learning_rate * v.  Returns (parameters, v), both new."""
+    new_parameters = {}
+    new_v = {}
+    L = len(parameters) // 2
+    for l in range(1, L + 1):
+        for p in ("W", "b"):
+            key, dkey = p + str(l), "d" + p + str(l)
+            new_v[dkey] = beta * v[dkey] + (1 - beta) * grads[dkey]
+            new_parameters[key] = parameters[key] - learning_rate * new_v[dkey]
+    return new_parameters, new_v
+
+
+def initialize_adam(parameters):
+    """(v, s): first and second moment estimates, zeros shaped like each W[l], b[l]."""
+    v = initialize_velocity(parameters)
+    s = initialize_velocity(parameters)
+    return v, s
+
+
+def update_parameters_with_adam(
+    parameters, grads, v, s, t, learning_rate=0.01, beta1=0.9, beta2=0.999, epsilon=1e-8
+):
+    """One Adam step; t counts the steps taken, from 1.  Returns (parameters, v, s), all new.
+
+    v = beta1 v + (1 - beta1) g,  s = beta2 s + (1 - beta2) g^2,
+    v_hat = v / (1 - beta1^t),  s_hat = s / (1 - beta2^t),
+    param -= learning_rate * v_hat / (sqrt(s_hat) + epsilon).
+    """
+    new_parameters = {}
+    new_v = {}
+    new_s = {}
+    L = len(parameters) // 2
+    for l in range(1, L + 1):
+        for p in ("W", "b"):
+            key, dkey = p + str(l), "d" + p + str(l)
+            new_v[dkey] = beta1 * v[dkey] + (1 - beta1) * grads[dkey]
+            new_s[dkey] = beta2 * s[dkey] + (1 - beta2) * np.square(grads[dkey])
+            v_corrected = new_v[dkey] / (1 - beta1**t)
+            s_corrected = new_s[dkey] / (1 - beta2**t)
+            new_parameters[key] = parameters[key] - learning_rate * v_corrected / (
+                np.sqrt(s_corrected) + epsilon
+            )
+    return new_parameters, new_v, new_s
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+def random_mini_batches(X, Y, mini_batch_size, rng):
+    """Shuffle the columns once with ``rng.permutation(m)`` and cut them into mini-batches.
+
+    X: (n_x, m), Y: (n_y, m), rng: a numpy Generator. Returns a list of
+    (X_b, Y_b), consecutive chunks of mini_batch_size shuffled columns; the
+    last one holds the m % mini_batch_size left over, when there are any.
+    """
+    m = X.shape[1]
+    permutation = rng.permutation(m)
+    shuffled_X = X[:, permutation]
+    shuffled_Y = Y[:, permutation]
+    mini_batches = []
+    for start in range(0, m, mini_batch_size):
+        end = start + mini_batch_size
+        mini_batches.append((shuffled_X[:, start:end], shuffled_Y[:, start:end]))
+    return mini_batches
 
 
 def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, print_cost=False):
@@ -204,9 +479,126 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     return parameters, costs
 
 
-def predict(X, parameters):
-    """0/1 predictions (1, m): 1 where the network's probability exceeds 0.5."""
+def _check_seed(seed):
+    """An integer np.random.RandomState accepts, in [0, 2**32 - 1] (numpy's own errors do not name it).
+
+    Belongs in fastdnn._validation.check_model_options, which has no seed yet.
+    """
+    try:
+        value = operator_index(seed)
+    except TypeError:
+        value = -1
+    if not 0 <= value <= 2**32 - 1:
+        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+    return value
+
+
+def model(
+    X,
+    Y,
+    layers_dims,
+    learning_rate=0.0075,
+    num_epochs=3000,
+    mini_batch_size=None,
+    optimizer="gd",
+    beta=0.9,
+    beta1=0.9,
+    beta2=0.999,
+    epsilon=1e-8,
+    lambd=0.0,
+    hidden_activation="relu",
+    output="sigmoid",
+    loss="cross_entropy",
+    init="deep",
+    seed=1,
+    parameters=None,
+    frozen_layers=0,
+    print_cost=False,
+):
+    """Train an L-layer network with the chosen options for num_epochs passes over the data.
+
+    X: (n_x, m). Y: (1, m) of 0/1 for output="sigmoid"; one-hot (K, m) with
+    K = layers_dims[-1] >= 2 for output="softmax".
+    Starts from initialize_parameters(layers_dims, init, seed), or from a copy
+    of ``parameters`` when given. Each epoch is one full batch in the original
+    column order (mini_batch_size=None, no shuffling) or the mini-batches of
+    random_mini_batches with one Generator, np.random.default_rng(seed), drawn
+    from once per epoch. Each batch is one forward, cost, backward and
+    optimizer step ("gd", "momentum" with beta, "adam" with beta1, beta2,
+    epsilon and t = 1, 2, ... counting the steps). Layers 1..frozen_layers are
+    never updated.
+
+    Returns (parameters, costs): costs[e] is epoch e's cost, the mean over its
+    batches of the cost before each step, weighted by the batch's size. With the
+    defaults this is L_layer_model(X, Y, layers_dims, learning_rate, num_epochs),
+    bit for bit. Raises FloatingPointError when a cost is not finite.
+    """
+    X, Y, layers_dims = check_model_options(
+        X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
+        epsilon, lambd, hidden_activation, output, loss, init, frozen_layers,
+    )
+    _check_seed(seed)
+    X = X.astype(np.float64, copy=False)
+    Y = Y.astype(np.float64, copy=False)
+    m = X.shape[1]
+    if parameters is None:
+        parameters = initialize_parameters(layers_dims, init, seed)
+    else:
+        given_dims = check_parameters(parameters)
+        if given_dims != layers_dims:
+            raise ValueError(
+                f"the starting parameters have layer sizes {given_dims}, not layers_dims {layers_dims}"
+            )
+        parameters = {key: np.array(value, dtype=np.float64) for key, value in parameters.items()}
+    rng = np.random.default_rng(seed)
+    if optimizer == "momentum":
+        v = initialize_velocity(parameters)
+    elif optimizer == "adam":
+        v, s = initialize_adam(parameters)
+        t = 0
+    costs = []
+    for i in range(num_epochs):
+        if mini_batch_size is None:
+            mini_batches = [(X, Y)]
+        else:
+            mini_batches = random_mini_batches(X, Y, mini_batch_size, rng)
+        epoch_cost = 0.0
+        for X_b, Y_b in mini_batches:
+            AL, caches = L_model_forward(X_b, parameters, hidden_activation, output)
+            cost = compute_cost(AL, Y_b, parameters, lambd, loss)
+            if not np.isfinite(cost):
+                raise FloatingPointError(
+                    f"the cost became {cost} at epoch {i}; try a smaller learning_rate"
+                )
+            grads = L_model_backward(AL, Y_b, caches, hidden_activation, output, loss, lambd)
+            if optimizer == "gd":
+                updated = update_parameters(parameters, grads, learning_rate)
+            elif optimizer == "momentum":
+                updated, v = update_parameters_with_momentum(parameters, grads, v, beta, learning_rate)
+            else:
+                t = t + 1
+                updated, v, s = update_parameters_with_adam(
+                    parameters, grads, v, s, t, learning_rate, beta1, beta2, epsilon
+                )
+            for l in range(1, frozen_layers + 1):
+                updated["W" + str(l)] = parameters["W" + str(l)]
+                updated["b" + str(l)] = parameters["b" + str(l)]
+            parameters = updated
+            # The weight m_b / m is computed first so that a full batch adds
+            # cost * 1.0, exactly L_layer_model's cost.
+            epoch_cost += cost * (X_b.shape[1] / m)
+        if print_cost and i % 100 == 0:
+            print(f"Cost after epoch {i}: {epoch_cost:.6f}")
+        costs.append(epoch_cost)
+    return parameters, costs
+
+
+def predict(X, parameters, hidden_activation="relu", output="sigmoid"):
+    """Predictions (1, m): for a sigmoid output 0/1, 1 where the probability exceeds 0.5;
+    for a softmax output the class index, the row of the largest probability."""
     X = check_X(X)
     check_parameters(parameters, X.shape[0])
-    probas, _ = L_model_forward(X.astype(np.float64, copy=False), parameters)
+    probas, _ = L_model_forward(X.astype(np.float64, copy=False), parameters, hidden_activation, output)
+    if output == "softmax":
+        return np.argmax(probas, axis=0).reshape(1, -1).astype(np.int64)
     return (probas > 0.5).astype(np.int64)
