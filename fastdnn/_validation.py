@@ -184,9 +184,12 @@ def check_fraction(value, name):
 
 def check_model_options(
     X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
-    epsilon, lambd, hidden_activation, output, loss, init, frozen_layers,
+    epsilon, lambd, hidden_activation, output, loss, init, frozen_layers, seed=1, parameters=None,
 ):
-    """Everything ``model`` takes, checked in one call; returns ``(X, Y, dims)``."""
+    """Everything ``model`` takes, checked in one call; returns ``(X, Y, dims)``.
+
+    ``parameters`` (starting values, optional) must match ``layers_dims``.
+    """
     X = check_X(X)
     m = X.shape[1]
     dims = check_layers_dims(layers_dims, X.shape[0])
@@ -220,4 +223,20 @@ def check_model_options(
         frozen = -1
     if not 0 <= frozen <= L - 1:
         raise ValueError(f"frozen_layers must be an integer in [0, {L - 1}] (the output layer always trains), got {frozen_layers!r}")
+    check_seed(seed)
+    if parameters is not None:
+        given = check_parameters(parameters)
+        if given != dims:
+            raise ValueError(f"the starting parameters have layer sizes {given}, not layers_dims {dims}")
     return X, Y, dims
+
+
+def check_seed(seed):
+    """An integer ``np.random.RandomState`` accepts, in [0, 2**32 - 1] (numpy's own errors do not name it)."""
+    try:
+        value = operator_index(seed)
+    except TypeError:
+        value = -1
+    if not 0 <= value <= 2**32 - 1:
+        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+    return value

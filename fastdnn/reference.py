@@ -34,7 +34,6 @@ from fastdnn._validation import (
     check_parameters,
     check_training_inputs,
     check_X,
-    operator_index,
 )
 
 # ---------------------------------------------------------------------------
@@ -479,20 +478,6 @@ def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, 
     return parameters, costs
 
 
-def _check_seed(seed):
-    """An integer np.random.RandomState accepts, in [0, 2**32 - 1] (numpy's own errors do not name it).
-
-    Belongs in fastdnn._validation.check_model_options, which has no seed yet.
-    """
-    try:
-        value = operator_index(seed)
-    except TypeError:
-        value = -1
-    if not 0 <= value <= 2**32 - 1:
-        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
-    return value
-
-
 def model(
     X,
     Y,
@@ -535,20 +520,14 @@ def model(
     """
     X, Y, layers_dims = check_model_options(
         X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
-        epsilon, lambd, hidden_activation, output, loss, init, frozen_layers,
+        epsilon, lambd, hidden_activation, output, loss, init, frozen_layers, seed, parameters,
     )
-    _check_seed(seed)
     X = X.astype(np.float64, copy=False)
     Y = Y.astype(np.float64, copy=False)
     m = X.shape[1]
     if parameters is None:
         parameters = initialize_parameters(layers_dims, init, seed)
     else:
-        given_dims = check_parameters(parameters)
-        if given_dims != layers_dims:
-            raise ValueError(
-                f"the starting parameters have layer sizes {given_dims}, not layers_dims {layers_dims}"
-            )
         parameters = {key: np.array(value, dtype=np.float64) for key, value in parameters.items()}
     rng = np.random.default_rng(seed)
     if optimizer == "momentum":

@@ -167,15 +167,13 @@ def model(
     """
     X, Y, dims = V.check_model_options(
         X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
-        epsilon, lambd, hidden_activation, output, loss, init, frozen_layers,
+        epsilon, lambd, hidden_activation, output, loss, init, frozen_layers, seed, parameters,
     )
     dtype = resolve_dtype(dtype, X)
     if parameters is None:
         params = initialize_parameters(dims, init, seed, dtype)
     else:
         params = pack_parameters(parameters, dtype).copy()
-        if params.dims != dims:
-            raise ValueError(f"the starting parameters have layer sizes {params.dims}, not layers_dims {dims}")
     trainer = Trainer(
         params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
         learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon, lambd=lambd,
