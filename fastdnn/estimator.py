@@ -23,7 +23,7 @@ from fastdnn.pipeline import (
 )
 from fastdnn.kernels import network as N
 from fastdnn.threads import blas_threads
-from fastdnn.training import DivergenceError, Trainer
+from fastdnn.training import DivergenceError, Trainer, use_gram
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -91,7 +91,15 @@ class DNNClassifier:
         self.threads = threads
         self.verbose = verbose
 
-    # -- scikit-learn's parameter protocol, without depending on it --------------------------
+    # -- scikit-learn's estimator protocol, without depending on it ---------------------------
+    _estimator_type = "classifier"  # scikit-learn < 1.6 reads this
+
+    def __sklearn_tags__(self):
+        """scikit-learn >= 1.6 asks estimators for their tags; only called when it is installed."""
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True), classifier_tags=ClassifierTags())
+
     @classmethod
     def _param_names(cls):
         return [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
@@ -269,8 +277,11 @@ class DNNClassifier:
         while done < epochs:
             n = 1 if per_epoch else epochs
             snapshot = (trainer.params.flat.copy(), trainer.state.copy(), trainer.step)
+            # The Gram route's momentum state lives for one call, so the estimator
+            # (which may call again: warm start, partial_fit) takes it for plain gd only.
+            gram = not per_epoch and self.optimizer == "gd" and use_gram("auto", trainer, Xs, n)
             try:
-                costs = trainer.run(Xs, Ys, n)
+                costs = trainer.run(Xs, Ys, n, gram)
             except DivergenceError as exc:
                 if not np.isfinite(trainer.params.flat).all():
                     trainer.params.flat[:], trainer.state[:], trainer.step = snapshot

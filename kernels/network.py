@@ -217,8 +217,13 @@ def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad
     dt = theta.dtype.type
     lr, lambd, beta = hyper[0], hyper[1], hyper[2]
     one = dt(1)
-    G = np.empty((m, m), theta.dtype)
-    gemm(False, True, 1.0, X, X, 0.0, G)
+    # G is formed in float64 and rounded once: a float32 G (a sum over all n_0
+    # features) carries an error that the whole run then sees, and float32
+    # runs drifted from the reference by ~100x their own rounding spread.
+    X64 = X.astype(np.float64)
+    G64 = np.empty((m, m), np.float64)
+    gemm(False, True, 1.0, X64, X64, 0.0, G64)
+    G = G64.astype(theta.dtype)
     W1 = _W(theta, w_off, dims, 0)
     Z0 = np.empty((m, n1), theta.dtype)
     gemm(False, True, 1.0, X, W1, 0.0, Z0)
