@@ -15,11 +15,10 @@ import numpy as np
 
 from fastdnn import _validation as V
 from fastdnn.pipeline import (
-    Parameters,
     activation_codes,
     initialize_parameters,
-    pack_parameters,
     resolve_dtype,
+    samples_as_rows,
 )
 from fastdnn.kernels import network as N
 from fastdnn.threads import blas_threads
@@ -127,7 +126,7 @@ class DNNClassifier:
         V.check_X(X.T if X.ndim == 2 else X, name="X", layout="(n_samples, n_features)")
         if hasattr(self, "n_features_in_") and X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but this classifier was fitted with {self.n_features_in_}")
-        return np.ascontiguousarray(X, dtype=self._dtype_for(X))
+        return samples_as_rows(X.T, self._dtype_for(X))
 
     def _dtype_for(self, X):
         if hasattr(self, "parameters_"):

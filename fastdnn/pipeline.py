@@ -137,8 +137,13 @@ def activation_codes(L, hidden_activation="relu", output="sigmoid", loss="cross_
 
 
 def samples_as_rows(X, dtype):
-    """The sample-major ``(m, n)`` C-contiguous array of X ``(n, m)``: a view when X is F-ordered."""
-    return np.ascontiguousarray(X.T, dtype=dtype)
+    """The sample-major ``(m, n)`` C-contiguous array of X ``(n, m)``: a view when X is F-ordered.
+
+    A read-only X is copied: Numba compiles a separate specialisation of every
+    kernel for read-only arrays, which would cost a second cold compile.
+    """
+    rows = np.ascontiguousarray(X.T, dtype=dtype)
+    return rows if rows.flags.writeable else rows.copy()
 
 
 class ForwardCache(list):

@@ -14,7 +14,6 @@ from fastdnn import _validation as V
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 from fastdnn.pipeline import (
-    Parameters,
     activation_codes,
     initialize_parameters,
     initialize_parameters_deep,
@@ -148,7 +147,7 @@ def use_gram(gram, trainer, Xs, n_epochs):
 
 
 def _targets(Y, dtype):
-    return np.ascontiguousarray(np.asarray(Y).T, dtype=dtype)
+    return samples_as_rows(np.asarray(Y), dtype)
 
 
 def model(
