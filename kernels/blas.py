@@ -41,6 +41,13 @@ def _declare_gemm(prefix, dtype):
 _dgemm = _declare_gemm("d", types.float64)
 _sgemm = _declare_gemm("s", types.float32)
 
+llvm.add_symbol("fastdnn_dsyrk", get_cython_function_address("scipy.linalg.cython_blas", "dsyrk"))
+# (uplo, trans, n, k, alpha, a, lda, beta, c, ldc): all by reference.
+_p64 = types.CPointer(types.float64)
+_dsyrk = types.ExternalFunction(
+    "fastdnn_dsyrk", types.void(_char_p, _char_p, _int_p, _int_p, _p64, _p64, _int_p, _p64, _p64, _int_p)
+)
+
 
 @intrinsic
 def _data_ptr(typingctx, arr):
@@ -64,6 +71,7 @@ def _by_ref(typingctx, value):
 
 _N = np.int8(ord("N"))
 _T = np.int8(ord("T"))
+_U = np.int8(ord("U"))
 
 
 def gemm(transa, transb, alpha, A, B, beta, C):
@@ -108,6 +116,36 @@ def _gemm_impl(transa, transb, alpha, A, B, beta, C):
         )
 
     return impl
+
+
+def as_float64(X):
+    """X itself when float64, else a float64 copy (compiled code only)."""
+    raise NotImplementedError("fastdnn.kernels.blas.as_float64 is callable from @njit code only")
+
+
+@overload(as_float64, jit_options={"cache": True})
+def _as_float64_impl(X):
+    if X.dtype == types.float64:
+        return lambda X: X
+    return lambda X: X.astype(np.float64)
+
+
+@njit(cache=True)
+def gram_float64(X, G):
+    """G (m, m) = X X^T for X (m, n) float64 C-contiguous, with dsyrk (half a GEMM's FLOPs).
+
+    Column-major BLAS sees X as X^T (n, m), so G = (X^T)^T X^T is syrk with
+    trans='T'; it fills one triangle, mirrored here. Overwrites G.
+    """
+    m, n = X.shape
+    _dsyrk(
+        _by_ref(_U), _by_ref(_T), _by_ref(np.int32(m)), _by_ref(np.int32(n)), _by_ref(1.0),
+        _data_ptr(X), _by_ref(np.int32(max(n, 1))), _by_ref(0.0), _data_ptr(G), _by_ref(np.int32(max(m, 1))),
+    )
+    # Column-major upper triangle = row-major lower triangle: copy it up.
+    for i in range(m):
+        for j in range(i + 1, m):
+            G[i, j] = G[j, i]
 
 
 @njit(cache=True)

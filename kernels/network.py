@@ -24,7 +24,7 @@ with respect to the input, dA0 = dZ1 W1, is never computed.
 import numpy as np
 from numba import njit
 
-from .blas import gemm
+from .blas import as_float64, gemm, gram_float64
 from .layers import (
     ACT_IDENTITY,
     act_backward_db,
@@ -220,9 +220,8 @@ def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad
     # G is formed in float64 and rounded once: a float32 G (a sum over all n_0
     # features) carries an error that the whole run then sees, and float32
     # runs drifted from the reference by ~100x their own rounding spread.
-    X64 = X.astype(np.float64)
     G64 = np.empty((m, m), np.float64)
-    gemm(False, True, 1.0, X64, X64, 0.0, G64)
+    gram_float64(as_float64(X), G64)
     G = G64.astype(theta.dtype)
     W1 = _W(theta, w_off, dims, 0)
     Z0 = np.empty((m, n1), theta.dtype)

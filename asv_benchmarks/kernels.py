@@ -1,0 +1,160 @@
+"""One call of each compiled kernel, on the buffers a training step of each workload uses.
+
+Shapes are the training loop's (sample-major, C-contiguous, see kernels/layers.py):
+    network.forward / backward   the whole network, one step's forward or backward pass
+    layers.bias_act_forward      layer 1's (m, n_1) bias + ReLU pass
+    layers.act_backward_db       layer 1's (m, n_1) ReLU derivative + db reduction
+    layers.optimizer_update_flat the update over the flat parameter buffer (gd; adam)
+    blas.gemm_checked            the seed's two layer-1 GEMMs and one square 1024^3 sgemm
+The kernels overwrite their outputs, so repeated calls do the same work. Each
+setup calls its kernel once, so compilation or cache loading is never timed.
+"""
+
+import numpy as np
+
+from . import common
+
+
+def _network(name):
+    """(X, Y, theta, dims, acts, A, dZ, grad) for a workload, parameters from the course's initialisation."""
+    from fastdnn.kernels import layers as K
+
+    import fastdnn
+
+    dims, m, dtype, _, _ = common.WORKLOADS[name]
+    X, Y = common.data(name)
+    L = len(dims) - 1
+    theta = fastdnn.initialize_parameters_deep(dims, dtype=dtype).flat
+    dims_a = np.asarray(dims, np.int64)
+    acts = np.array([K.ACT_RELU] * (L - 1) + [K.OUT_SIGMOID_XENT], np.int64)
+    A = np.empty(m * sum(dims[1:]), dtype)
+    return X, Y, theta, dims_a, acts, A, np.empty_like(A), np.empty_like(theta)
+
+
+class Network:
+    """network.forward and network.backward on a whole network (the training loop's call pattern)."""
+
+    params = common.SHAPES
+    param_names = ["workload"]
+
+    def setup(self, name):
+        common.limit_threads()
+        from fastdnn.kernels import network as N
+
+        self.N = N
+        X, Y, theta, dims, acts, A, dZ, grad = _network(name)
+        self.args = (X, Y, theta, dims, acts, A, dZ, grad)
+        m = X.shape[0]
+        # The logits: the last (m, n_L) block of the flat activation workspace.
+        off = m * int(dims[1:-1].sum())
+        self.ZL = A[off : off + m * int(dims[-1])].reshape(m, int(dims[-1]))
+        self.time_forward(name)
+        self.time_backward(name)
+
+    def time_forward(self, name):
+        X, _, theta, dims, acts, A, _, _ = self.args
+        self.N.forward(X, theta, dims, acts, A, A, False)
+
+    def time_backward(self, name):
+        X, Y, theta, dims, acts, A, dZ, grad = self.args
+        self.N.backward(X, Y, theta, dims, acts, self.ZL, A, dZ, dZ, grad, 0)
+
+
+class Layers:
+    """The fused element-wise passes of layer 1 (the largest hidden layer's activations)."""
+
+    params = common.SHAPES
+    param_names = ["workload"]
+
+    def setup(self, name):
+        common.limit_threads()
+        from fastdnn.kernels import layers as K
+
+        self.K = K
+        dims, m, dtype, _, _ = common.WORKLOADS[name]
+        rng = np.random.default_rng(0)
+        n = dims[1]
+        self.Z = rng.standard_normal((m, n)).astype(dtype)
+        self.b = rng.standard_normal(n).astype(dtype)
+        self.A = np.empty_like(self.Z)
+        self.dA = rng.standard_normal((m, n)).astype(dtype)
+        self.dZ = np.empty_like(self.Z)
+        self.db = np.empty(n, dtype)
+        self.scale = 1.0 / m  # a Python float, as backward passes it
+        K.bias_act_forward(self.Z, self.b, self.A, K.ACT_RELU)
+        self.time_bias_act_forward(name)
+        self.time_act_backward_db(name)
+
+    def time_bias_act_forward(self, name):
+        self.K.bias_act_forward(self.Z, self.b, self.A, self.K.ACT_RELU)
+
+    def time_act_backward_db(self, name):
+        self.K.act_backward_db(self.dA, self.A, self.K.ACT_RELU, self.scale, self.dZ, self.db)
+
+
+class Update:
+    """layers.optimizer_update_flat over the whole flat parameter buffer: one optimizer step."""
+
+    params = (["seed", "wide"], ["gd", "adam"])
+    param_names = ["workload", "optimizer"]
+
+    def setup(self, name, optimizer):
+        common.limit_threads()
+        from fastdnn.kernels import layers as K
+        from fastdnn.kernels import network as N
+
+        self.K = K
+        dims, _, dtype, _, _ = common.WORKLOADS[name]
+        self.dims = np.asarray(dims, np.int64)
+        self.w_off = N.param_offsets(self.dims)[0]
+        rng = np.random.default_rng(0)
+        P = int(sum(dims[l] * dims[l - 1] + dims[l] for l in range(1, len(dims))))
+        self.theta = rng.standard_normal(P).astype(dtype)
+        self.grad = (1e-3 * rng.standard_normal(P)).astype(dtype)
+        self.state = np.zeros(2 * P, dtype)
+        self.opt = K.OPTIMIZER_CODES[optimizer]
+        # Scalars of theta's dtype, as the kernel requires: lr, l2_scale, beta1, beta2, eps.
+        self.scalars = tuple(dtype(x) for x in (1e-6, 0.0, 0.9, 0.999, 1e-8))
+        self.time_optimizer_update_flat(name, optimizer)
+
+    def time_optimizer_update_flat(self, name, optimizer):
+        lr, l2, beta1, beta2, eps = self.scalars
+        self.K.optimizer_update_flat(
+            self.theta, self.grad, self.state, self.w_off, self.dims, 0, self.opt, lr, l2, beta1, beta2, eps, 1
+        )
+
+
+# name: (transa, transb, C shape, A shape, B shape, dtype): C = op(A) @ op(B)
+GEMMS = {
+    "seed-Z1": (False, True, (209, 20), (209, 12288), (20, 12288), np.float64),  # Z1 = X W1^T
+    "seed-dW1": (True, False, (20, 12288), (209, 20), (209, 12288), np.float64),  # dW1 = dZ1^T X
+    "square-1024-f32": (False, False, (1024, 1024), (1024, 1024), (1024, 1024), np.float32),
+}
+
+
+class Gemm:
+    """blas.gemm_checked (SciPy's ?gemm behind the fast path) on the seed's layer-1 products and a square one."""
+
+    params = list(GEMMS)
+    param_names = ["case"]
+
+    def setup(self, case):
+        common.limit_threads()
+        from fastdnn.kernels.blas import gemm_checked
+
+        self.gemm = gemm_checked
+        ta, tb, c, a, b, dtype = GEMMS[case]
+        rng = np.random.default_rng(0)
+        self.args = (
+            ta,
+            tb,
+            1.0,
+            rng.standard_normal(a).astype(dtype),
+            rng.standard_normal(b).astype(dtype),
+            0.0,
+            np.zeros(c, dtype),
+        )
+        self.time_gemm_checked(case)
+
+    def time_gemm_checked(self, case):
+        self.gemm(*self.args)

@@ -1,0 +1,370 @@
+"""One training step, side by side: fastdnn vs the reference, PyTorch and scikit-learn.
+
+What is measured: the time of one full training step (forward, cross-entropy
+loss, backward, plain SGD update) of the same network on the same data, for
+
+    fastdnn-f64, fastdnn-f32   fastdnn.L_layer_model (one compiled call per run)
+    reference                  fastdnn.reference.L_layer_model (numpy, float64 always)
+    torch                      PyTorch CPU eager: nn.Sequential of Linear/ReLU, BCEWithLogitsLoss,
+                               torch.optim.SGD(momentum=0), zero_grad/forward/backward/step per step
+    torch-compile              the same with the model and loss under torch.compile
+    sklearn                    MLPClassifier(solver='sgd', momentum=0, alpha=0, learning_rate='constant',
+                               batch_size=m, shuffle=False, activation='relu'): fit() with
+                               max_iter=N and n_iter_no_change > N, so each epoch is exactly one
+                               step on the one batch and the run never stops early
+
+How: each implementation runs in its own fresh subprocess (this script with
+``--worker``) with the same thread count (BLAS via threadpoolctl, Numba via
+``numba.set_num_threads``, PyTorch via ``torch.set_num_threads``). A worker
+warms up (JIT compile, cache load, torch.compile), picks N so that one timed
+run lasts about ``--target-seconds`` and the run's fixed costs (initialisation,
+input validation and conversion, which fastdnn, the reference and sklearn pay
+once per ``L_layer_model``/``fit`` call) stay under 5% of it, then times
+``--repeats`` runs of N steps: ms/step = run time / N. PyTorch's timed loop
+holds only the steps (the model is built once, outside).
+
+fastdnn trains full-batch only (``L_layer_model``), so a workload with batch b
+gives every library the same X of m = b examples and one step per iteration:
+the FLOPs of a minibatch step of size b. Because real minibatches change every
+step, fastdnn runs those with ``gram=False`` (its direct formulation); on the
+seed, a true full-batch workload, it runs as users get it (``gram="auto"``,
+which may carry layer 1 in the example space: the "route" column says).
+
+GFLOP/s counts the useful GEMM FLOPs of a step for every row (forward
+2 m sum n_l n_{l-1}, backward twice that, minus dA0 = W1^T dZ1, which nothing
+uses: fastdnn, PyTorch and scikit-learn skip it; the reference computes it). The
+fraction of peak divides by this machine's sgemm/dgemm peak for the row's dtype,
+measured in the same invocation by tools/blas_peak.py in its own process.
+
+Usage: ``python tools/compare.py [--workloads seed,medium] [--only fastdnn-f32,torch]
+[--repeats 5] [--threads 2] [--json out.json]``
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import benchutil  # noqa: E402
+import blas_peak  # noqa: E402
+
+LEARNING_RATE = 0.0075
+
+# name: (layer sizes, m = batch size, dtype, data, fastdnn's gram option)
+# Only the seed is a real full-batch workload: there fastdnn runs as users get
+# it (gram="auto", which may carry layer 1 in the example space because X never
+# changes). The others stand in for minibatch steps, whose data change every
+# step, so fastdnn runs its direct formulation (gram=False).
+WORKLOADS = {
+    "seed": ([12288, 20, 7, 5, 1], 209, "float64", "cat", "auto"),
+    "medium": ([784, 256, 256, 1], 256, "float32", "random", False),
+    "wide": ([1024, 2048, 2048, 1], 1024, "float32", "random", False),
+    "small": ([64, 32, 32, 1], 64, "float32", "random", False),
+}
+
+# name: (module that must be importable, fixed dtype or None for the workload's)
+IMPLEMENTATIONS = {
+    "fastdnn-f64": ("fastdnn", "float64"),
+    "fastdnn-f32": ("fastdnn", "float32"),
+    "reference": ("fastdnn", "float64"),
+    "torch": ("torch", None),
+    "torch-compile": ("torch", None),
+    "sklearn": ("sklearn", None),
+}
+
+
+def load_workload(name, data_dir):
+    """(dims, X (n0, m) F-ordered, Y (1, m), dtype, description) for a workload, the same in every worker."""
+    dims, m, dtype, data, _ = WORKLOADS[name]
+    if data == "cat":
+        X, Y, source = benchutil.load_cat_data(data_dir)
+    else:
+        X, Y = benchutil.synthetic_data(dims[0], m, dtype)
+        source = "synthetic Gaussian X, random 0/1 labels (seed 0)"
+    return dims, X, Y, dtype, source
+
+
+def make_runner(impl, workload, dims, X, Y, dtype, threads):
+    """(run, dtype, route): run(n) does n training steps of ``impl``; route(n) names the formulation."""
+    import numpy as np
+
+    if impl.startswith("fastdnn"):
+        run, route = benchutil.fastdnn_runner(
+            X, Y, dims, IMPLEMENTATIONS[impl][1], WORKLOADS[workload][4], LEARNING_RATE
+        )
+        return run, IMPLEMENTATIONS[impl][1], route
+
+    if impl == "reference":
+        from fastdnn.reference import L_layer_model
+
+        return (lambda n: L_layer_model(X, Y, dims, LEARNING_RATE, num_iterations=n)), "float64", None
+
+    rows = np.ascontiguousarray(X.T, dtype=dtype)
+    if impl == "sklearn":
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+
+        y = Y.ravel()
+        out = {}
+
+        def run(n):
+            clf = MLPClassifier(
+                hidden_layer_sizes=tuple(dims[1:-1]),
+                activation="relu",
+                solver="sgd",
+                alpha=0.0,
+                batch_size=rows.shape[0],
+                learning_rate="constant",
+                learning_rate_init=LEARNING_RATE,
+                momentum=0.0,
+                nesterovs_momentum=False,
+                max_iter=n,
+                shuffle=False,
+                tol=0.0,
+                n_iter_no_change=n + 1,
+                early_stopping=False,
+                random_state=0,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf.fit(rows, y)
+            if clf.n_iter_ != n:
+                raise RuntimeError(f"sklearn ran {clf.n_iter_} epochs, expected {n}")
+            out["dtype"] = clf.coefs_[0].dtype.name
+
+        run(1)
+        return run, out["dtype"], None
+
+    import torch
+
+    torch.set_num_threads(threads)
+    tdt = getattr(torch, dtype)
+    torch.manual_seed(0)
+    layers = []
+    for l in range(1, len(dims)):
+        layers.append(torch.nn.Linear(dims[l - 1], dims[l], dtype=tdt))
+        if l < len(dims) - 1:
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.0)
+    Xt = torch.from_numpy(rows)
+    Yt = torch.from_numpy(np.ascontiguousarray(Y.T, dtype=dtype))
+
+    def loss_of(Xb, Yb):
+        return loss_fn(model(Xb), Yb)
+
+    forward_loss = torch.compile(loss_of) if impl == "torch-compile" else loss_of
+
+    def run(n):
+        for _ in range(n):
+            opt.zero_grad(set_to_none=True)
+            forward_loss(Xt, Yt).backward()
+            opt.step()
+
+    return run, dtype, None
+
+
+def worker(impl, workload, data_dir, threads, repeats, target_seconds):
+    _limiter, blas = benchutil.limit_threads(threads, numba=impl.startswith("fastdnn"))
+    dims, X, Y, dtype, source = load_workload(workload, data_dir)
+    run, ran_dtype, route = make_runner(impl, workload, dims, X, Y, dtype, threads)
+    iterations, _, overhead = benchutil.calibrate(run, target_seconds)
+    per_step = benchutil.time_runs(run, iterations, repeats)
+    return {
+        "per_step": per_step,
+        "iterations": iterations,
+        "run_overhead": overhead,
+        "dtype": ran_dtype,
+        "route": route(iterations) if route else "",
+        "data": source,
+        "blas": blas,
+    }
+
+
+def _ratio_base(results, workload):
+    dtype = WORKLOADS[workload][2]
+    name = "fastdnn-f64" if dtype == "float64" else "fastdnn-f32"
+    r = results.get(name, {})
+    return name, (benchutil.summarize(r["per_step"])[0] if "per_step" in r else None)
+
+
+def print_workload(workload, results, peak):
+    dims, m, dtype, _, gram = WORKLOADS[workload]
+    flops = benchutil.step_flops(dims, m)
+    source = next((r["data"] for r in results.values() if "data" in r), "")
+    print(
+        f"\n== {workload}: {dims}, m = {m} (one full batch of the batch size), {dtype}; {source}; fastdnn gram={gram!r}"
+    )
+    print(
+        f"   useful FLOPs per step {flops['useful'] / 1e6:.3g} M (dA0 skipped; the reference computes "
+        f"{flops['course'] / 1e6:.3g} M); GFLOP/s and % of peak below use the useful count for every row"
+    )
+    if any(r.get("route") == "Gram" for r in results.values()):
+        print(
+            f"   route Gram: fastdnn carries layer 1 in the example space ({flops['gram_step'] / 1e6:.3g} M a step "
+            f"+ {flops['gram_once'] / 1e6:.3g} M once per run), so its GFLOP/s is an effective rate;\n"
+            "   * its % of peak counts the arithmetic it does: a step's + the run's once-only part / steps"
+        )
+    base_name, base = _ratio_base(results, workload)
+    rows = []
+    for impl, r in results.items():
+        if "skipped" in r or "error" in r:
+            rows.append([impl, "", "", r.get("skipped") or "failed: " + r["error"][-150:], "", "", "", ""])
+            continue
+        med = benchutil.summarize(r["per_step"])[0]
+        gflops = flops["useful"] / med / 1e9
+        peak_rate = peak["dgemm"] if r["dtype"] == "float64" else peak["sgemm"]
+        if r.get("route") == "Gram":
+            done = flops["gram_step"] + flops["gram_once"] / r["iterations"]
+            of_peak = f"{100 * done / med / 1e9 / peak_rate:.1f}%*"
+        else:
+            of_peak = f"{100 * gflops / peak_rate:.1f}%"
+        rows.append(
+            [
+                impl,
+                r["dtype"],
+                r.get("route", ""),
+                benchutil.fmt_ms(r["per_step"]),
+                f"{m / med:,.0f}",
+                f"{gflops:.2f}",
+                of_peak,
+                f"{med / base:.3g}" if base else "n/a",
+            ]
+        )
+    benchutil.print_table(
+        [
+            "implementation",
+            "dtype",
+            "route",
+            "ms/step median [min-max]",
+            "examples/s",
+            "GFLOP/s",
+            "% GEMM peak",
+            f"time / {base_name}",
+        ],
+        rows,
+    )
+    counts = ", ".join(f"{k} {r['iterations']}" for k, r in results.items() if "iterations" in r)
+    print(f"   steps per timed run: {counts}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(
+        description="Time one training step (forward, loss, backward, SGD update) of the same network on the "
+        "same data in fastdnn (float64, float32), the numpy reference, PyTorch (eager, torch.compile) and "
+        "scikit-learn's MLPClassifier, each in its own process with the same threads.",
+        epilog="workloads: " + "; ".join(f"{k} {d} m={m} {t}" for k, (d, m, t, *_) in WORKLOADS.items()),
+    )
+    p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated (default: all)")
+    p.add_argument(
+        "--only",
+        default=",".join(IMPLEMENTATIONS),
+        help="comma-separated implementations (default: all): " + ", ".join(IMPLEMENTATIONS),
+    )
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per implementation (default 5)")
+    p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    p.add_argument(
+        "--target-seconds", type=float, default=1.0, help="aim for timed runs of about this long (default 1.0)"
+    )
+    p.add_argument(
+        "--data-dir",
+        default=benchutil.default_data_dir(),
+        help="folder holding train_catvnoncat.h5 for the seed workload (default $FASTDNN_DATA_DIR or "
+        "data/catvnoncat); synthetic data of the same shape when absent",
+    )
+    p.add_argument("--json", metavar="PATH", help="write every result (per-repeat times included) to PATH")
+    p.add_argument("--worker", choices=list(IMPLEMENTATIONS), help=argparse.SUPPRESS)
+    p.add_argument("--workload", choices=list(WORKLOADS), help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.worker:
+        benchutil.emit(
+            worker(args.worker, args.workload, args.data_dir, args.threads, args.repeats, args.target_seconds)
+        )
+        return 0
+
+    workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    impls = [i.strip() for i in args.only.split(",") if i.strip()]
+    for name, table in (("workload", workloads), ("implementation", impls)):
+        known = WORKLOADS if name == "workload" else IMPLEMENTATIONS
+        unknown = [x for x in table if x not in known]
+        if unknown:
+            p.error(f"unknown {name} {unknown}; choose from {list(known)}")
+    if args.repeats < 1 or args.threads < 1 or args.target_seconds <= 0:
+        p.error("--repeats and --threads must be >= 1 and --target-seconds > 0")
+
+    warning = benchutil.busy_warning(args.threads)
+    peak = blas_peak.measure_in_subprocess(args.threads)
+    if "error" in peak:
+        print(f"blas_peak failed: {peak['error']}", file=sys.stderr)
+        return 1
+    for line in benchutil.machine_header(
+        args.threads, peak["blas"], ("numpy", "scipy", "numba", "torch", "scikit-learn", "threadpoolctl")
+    ):
+        print(line)
+    if warning:
+        print(warning)
+    for line in blas_peak.report(peak):
+        print(line)
+    print(
+        f"each timed run lasts about {args.target_seconds} s; {args.repeats} runs per implementation; "
+        "fastdnn and reference time whole L_layer_model runs, sklearn whole fit() runs, PyTorch its step loop"
+    )
+    print(
+        "fastdnn trains full batch only (L_layer_model): a workload with batch b gives every library the same X "
+        "of m = b examples\nand one step per iteration, so a step has the FLOPs of a minibatch step of size b"
+    )
+
+    everything = {"peak": peak, "threads": args.threads, "workloads": {}}
+    failed = False
+    for workload in workloads:
+        results = {}
+        for impl in impls:
+            module = IMPLEMENTATIONS[impl][0]
+            if importlib.util.find_spec(module) is None:
+                results[impl] = {"skipped": f"skipped: {module} is not installed"}
+                continue
+            cmd = [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--worker",
+                impl,
+                "--workload",
+                workload,
+                "--data-dir",
+                args.data_dir or "",
+                "--threads",
+                str(args.threads),
+                "--repeats",
+                str(args.repeats),
+                "--target-seconds",
+                str(args.target_seconds),
+            ]
+            r = benchutil.run_worker(cmd, args.threads)
+            if impl == "torch-compile" and "error" in r:
+                r = {"skipped": "skipped: torch.compile does not work here: " + r["error"][-200:]}
+            results[impl] = r
+            failed |= "error" in r
+        print_workload(workload, results, peak)
+        everything["workloads"][workload] = {
+            "dims": WORKLOADS[workload][0],
+            "m": WORKLOADS[workload][1],
+            "dtype": WORKLOADS[workload][2],
+            "flops": benchutil.step_flops(WORKLOADS[workload][0], WORKLOADS[workload][1]),
+            "results": results,
+        }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(everything, f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
