@@ -1,0 +1,347 @@
+"""Datasets from files and the built-in one, as the estimator takes them: X (n_samples, n_features), y (n_samples,).
+
+Formats, one loader each, looked up by the file's suffix in ``LOADERS``:
+
+    .h5 .hdf5  the course's layout: ``train_set_x``/``train_set_y`` (or ``test_set_x``/
+               ``test_set_y``; plain ``X``/``y`` too). Images are flattened and
+               integer pixels scaled as the course does: ``x.reshape(m, -1) / 255``.
+               Needs h5py (``pip install "fastdnn[h5]"``).
+    .npz       arrays ``X`` (n_samples, ...) and ``y`` (n_samples,); never unpickled.
+    .csv       a header row naming the columns, one of them the label (``label=``);
+               every other column a numeric feature.
+
+Every problem with a file raises ``DataError`` (a ValueError) whose message
+names the file and the problem in one line; a missing file raises
+FileNotFoundError. Nothing here trains or imports the fast path.
+"""
+
+import csv
+import errno
+import hashlib
+import importlib
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.recfunctions import structured_to_unstructured
+
+
+class DataError(ValueError):
+    """A data file that cannot be used as it is: ``path`` and ``problem`` say which and why."""
+
+    def __init__(self, path, problem):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency is needed for what was asked; the message names the extra to install."""
+
+
+def import_optional(module, extra, purpose):
+    """``module`` imported, or MissingDependencyError saying ``pip install "fastdnn[extra]"``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingDependencyError(
+            f"{purpose} needs {module.split('.')[0]}, which is not installed: pip install \"fastdnn[{extra}]\""
+        ) from None
+
+
+@dataclass
+class Dataset:
+    """X (n_samples, n_features) float, C-contiguous; y (n_samples,) labels or None; where they came from:
+    ``path`` (None for the built-in dataset) and ``source``, what was read there."""
+
+    X: np.ndarray
+    y: np.ndarray
+    source: str
+    path: str = None
+
+    def describe(self):
+        return f"{self.path} ({self.source})" if self.path else self.source
+
+    @property
+    def n_samples(self):
+        return self.X.shape[0]
+
+    @property
+    def n_features(self):
+        return self.X.shape[1]
+
+
+def load_dataset(path, label="label", require_labels=True, prefer="train"):
+    """The examples in ``path`` (.h5/.hdf5, .npz or .csv) as a ``Dataset``.
+
+    ``label``: the CSV column holding the labels. ``require_labels``: a file
+    without labels is an error (else y is None). ``prefer``: in an HDF5 file
+    holding both, "train" reads train_set_*, "test" test_set_*.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such file", path)
+    if os.path.isdir(path):
+        raise DataError(path, "is a directory, not a data file")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in LOADERS:
+        raise DataError(path, f"unknown data format {suffix or '(no suffix)'!r}; use one of {', '.join(LOADERS)}")
+    X, y, source = LOADERS[suffix](path, label=label, require_labels=require_labels, prefer=prefer)
+    data = _checked(path, X, y, source, require_labels)
+    data.path = path
+    return data
+
+
+def _checked(path, X, y, source, require_labels):
+    if X.dtype.kind not in "fiub":
+        raise DataError(path, f"the features ({source}) are not numeric (dtype {X.dtype})")
+    if X.ndim < 2:
+        raise DataError(path, f"the features ({source}) must be 2-D (n_samples, n_features), got shape {X.shape}")
+    m = X.shape[0]
+    X = X.reshape(m, -1)
+    if m == 0 or X.shape[1] == 0:
+        raise DataError(path, f"has no examples or no features ({source}: shape {X.shape})")
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    X = np.ascontiguousarray(X)
+    if not np.isfinite(X).all():
+        row, col = np.argwhere(~np.isfinite(X))[0]
+        raise DataError(path, f"example {row}, feature {col} is {X[row, col]} ({source}); clean or impute the data first")
+    if y is None:
+        if require_labels:
+            raise DataError(path, f"has no labels ({source})")
+        return Dataset(X, None, source)
+    y = np.asarray(y)
+    if y.size != m:
+        raise DataError(path, f"has {m} examples but {y.size} labels ({source})")
+    y = y.reshape(m)
+    if y.dtype.kind == "S":
+        y = np.char.decode(y, "utf-8")
+    if y.dtype.kind not in "iubfU":
+        raise DataError(path, f"the labels ({source}) must be numbers or text, got dtype {y.dtype}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise DataError(path, f"label of example {int(np.argmax(~np.isfinite(y)))} is not finite ({source})")
+        if np.array_equal(y, np.round(y)):
+            y = y.astype(np.int64)
+    return Dataset(X, y, source)
+
+
+# ---------------------------------------------------------------------------- HDF5
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HDF5_PAIRS = {
+    "train": (("train_set_x", "train_set_y"), ("test_set_x", "test_set_y"), ("X", "y")),
+    "test": (("test_set_x", "test_set_y"), ("train_set_x", "train_set_y"), ("X", "y")),
+}
+
+
+def _load_h5(path, label, require_labels, prefer):
+    h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
+    try:
+        with h5py.File(path, "r") as f:
+            keys = sorted(f.keys())
+            for x_key, y_key in _HDF5_PAIRS[prefer]:
+                if x_key in f:
+                    break
+            else:
+                raise DataError(
+                    path,
+                    "has neither the course's train_set_x/train_set_y or test_set_x/test_set_y datasets nor X/y; "
+                    f"it holds: {', '.join(keys) or 'nothing'}",
+                )
+            if y_key not in f and require_labels:
+                raise DataError(path, f"has {x_key} but no {y_key} (the labels); it holds: {', '.join(keys)}")
+            x = _h5_array(f, x_key, path)
+            y = _h5_array(f, y_key, path) if y_key in f else None
+    except OSError as exc:
+        with open(path, "rb") as raw:
+            signature = raw.read(len(_HDF5_SIGNATURE))
+        what = "is truncated or corrupted" if signature == _HDF5_SIGNATURE else "is not an HDF5 file"
+        raise DataError(path, f"{what} ({exc})") from None
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise DataError(path, f"{x_key} holds no examples (shape {x.shape})")
+    m = x.shape[0]
+    if x.dtype.kind in "iu":
+        # The course's preparation: uint8 pixels flattened and scaled to [0, 1].
+        x = x.reshape(m, -1) / 255.0
+    source = f"{x_key}/{y_key}" if y is not None else x_key
+    return x, y, source
+
+
+def _h5_array(f, key, path):
+    obj = f[key]
+    if not hasattr(obj, "shape") or not hasattr(obj, "dtype"):
+        raise DataError(path, f"{key} is a group, not a dataset")
+    return np.asarray(obj[()])
+
+
+# ---------------------------------------------------------------------------- npz
+
+def _load_npz(path, label, require_labels, prefer):
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        raise DataError(path, f"is not an .npz archive ({_first_line(exc)})") from None
+    except Exception as exc:  # zipfile.BadZipFile and its kin for a damaged archive
+        raise DataError(path, f"is truncated or corrupted ({_first_line(exc)})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(path, "is a single .npy array, not an .npz archive holding X and y")
+    with archive:
+        files = sorted(archive.files)
+        if "X" not in files:
+            raise DataError(path, f"has no array 'X' (the features); it holds: {', '.join(files) or 'nothing'}")
+        if "y" not in files and require_labels:
+            raise DataError(path, f"has no array 'y' (the labels); it holds: {', '.join(files)}")
+        try:
+            X = archive["X"]
+            y = archive["y"] if "y" in files else None
+        except ValueError as exc:
+            raise DataError(path, f"holds Python objects, which fastdnn never unpickles ({_first_line(exc)})") from None
+        except Exception as exc:
+            raise DataError(path, f"is truncated or corrupted ({_first_line(exc)})") from None
+    return X, y, "X/y" if y is not None else "X"
+
+
+# ---------------------------------------------------------------------------- CSV
+
+
+def _load_csv(path, label, require_labels, prefer):
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f), None)
+    except UnicodeDecodeError:
+        raise DataError(path, "is not UTF-8 text (a CSV file was expected)") from None
+    if not header or not any(cell.strip() for cell in header):
+        raise DataError(path, "is empty; a CSV file needs a header row naming its columns")
+    header = [cell.strip() for cell in header]
+    if all(_is_number(cell) for cell in header):
+        raise DataError(
+            path, f"has no header row (its first line is all numbers); the first line must name the columns, one of them {label!r}"
+        )
+    if label in header:
+        label_col = header.index(label)
+    elif require_labels:
+        raise DataError(path, f"has no column named {label!r} (columns: {', '.join(header)}); name the label column with --label")
+    else:
+        label_col = None
+    feature_cols = [i for i in range(len(header)) if i != label_col]
+    if not feature_cols:
+        raise DataError(path, f"has no feature columns besides the label {label!r}")
+    try:
+        X, y = _read_csv_body(path, header, feature_cols, label_col)
+    except ValueError:
+        raise _locate_csv_error(path, header, feature_cols, label_col) from None
+    if X.shape[0] == 0:
+        raise DataError(path, "has a header but no data rows")
+    source = f"{len(feature_cols)} feature columns" + (f", label column {label!r}" if label_col is not None else "")
+    return X, y, source
+
+
+def _read_csv_body(path, header, feature_cols, label_col):
+    """The numbers under the header with numpy's C parser; ValueError on any malformed cell or row.
+
+    Every read here parses all the header's columns, so a row with fewer or
+    more cells than the header is an error, never silently shifted data.
+    """
+    options = dict(delimiter=",", skiprows=1, encoding="utf-8-sig", quotechar='"', comments=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": reported below
+        try:
+            # All columns numeric (the common case): one pass.
+            table = np.loadtxt(path, dtype=np.float64, ndmin=2, **options)
+        except ValueError:
+            if label_col is None:
+                raise
+            labels = np.loadtxt(path, dtype=str, ndmin=1, usecols=[label_col], **options)
+            try:
+                labels.astype(np.float64)
+            except ValueError:
+                pass  # text labels: read again with a text column for them
+            else:
+                raise  # the labels are numbers: the bad cell is elsewhere
+            width = max(1, int(np.char.str_len(labels).max(initial=0)))
+            fields = [(f"c{i}", f"U{width}" if i == label_col else np.float64) for i in range(len(header))]
+            table = np.loadtxt(path, dtype=np.dtype(fields), ndmin=1, **options)
+            X = structured_to_unstructured(table[[f"c{i}" for i in feature_cols]], dtype=np.float64)
+            y = np.char.strip(table[f"c{label_col}"])
+            if (y == "").any():
+                raise ValueError("empty label") from None
+            return np.ascontiguousarray(X), y
+    if table.size == 0:
+        return np.empty((0, len(feature_cols))), None
+    if table.shape[1] != len(header):
+        raise ValueError("rows and header differ in length")
+    X = np.ascontiguousarray(table[:, feature_cols])
+    y = table[:, label_col] if label_col is not None else None
+    return X, y
+
+
+def _locate_csv_error(path, header, feature_cols, label_col):
+    """The first malformed row or cell, found by a plain pass (only run once parsing has failed)."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.reader(f)
+        next(reader)
+        for row in reader:
+            line = reader.line_num
+            if not row:
+                continue
+            if len(row) != len(header):
+                return DataError(path, f"line {line} has {len(row)} cells but the header names {len(header)} columns")
+            for i in feature_cols:
+                if not _is_number(row[i]):
+                    cell = row[i].strip()
+                    what = "is empty" if not cell else f"{cell[:40]!r} is not a number"
+                    return DataError(path, f"line {line}, column {header[i]!r}: {what}")
+            if label_col is not None and not row[label_col].strip():
+                return DataError(path, f"line {line}, column {header[label_col]!r}: the label is empty")
+    return DataError(path, "could not be parsed as CSV (comma-separated, double-quoted fields, header row)")
+
+
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+LOADERS = {".h5": _load_h5, ".hdf5": _load_h5, ".npz": _load_npz, ".csv": _load_csv}
+
+
+# ---------------------------------------------------------------------------- built-in data and splits
+
+
+def builtin_dataset(n_samples=300_000, n_features=200, seed=0):
+    """``fastdnn.datasets.make_default_dataset`` in the estimator's layout (a view, no copy), labels 0/1."""
+    from fastdnn.datasets import make_default_dataset
+
+    X, Y = make_default_dataset(n_samples=n_samples, n_features=n_features, seed=seed)
+    return Dataset(X.T, Y.ravel(), f"built-in dataset ({n_samples:,} x {n_features}, seed {seed})")
+
+
+def split(X, y, fraction, seed):
+    """A seeded shuffle of the examples cut into (X_train, y_train, X_held, y_held), ``fraction`` held out."""
+    m = X.shape[0]
+    n_held = int(round(fraction * m))
+    if not 0 < fraction < 1 or n_held < 1 or m - n_held < 2:
+        raise ValueError(f"cannot hold out a fraction {fraction} of {m} examples and keep at least 2 for training")
+    perm = np.random.default_rng(seed).permutation(m)
+    # Training rows in their original order: the gather is one sequential pass.
+    train, held = np.sort(perm[n_held:]), np.sort(perm[:n_held])
+    return X[train], y[train], X[held], y[held]
+
+
+def fingerprint(X, y):
+    """A short hex digest of the examples and labels (to tell a checkpoint's data from other data)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (np.ascontiguousarray(X), np.ascontiguousarray(y)):
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return digest.hexdigest()

@@ -1,0 +1,423 @@
+"""Model files and checkpoints: portable .npz archives, written atomically, read without pickle.
+
+``save_model``/``load_model`` keep what predicting needs; ``save_checkpoint``/
+``load_checkpoint`` add what continuing training needs, so that a resumed run
+goes on bit for bit as if it had never stopped. Every entry is a plain array
+(text is a 0-d unicode array, structured values are JSON text), so any numpy
+reads the files with ``np.load(path, allow_pickle=False)``:
+
+    format            "fastdnn-model" or "fastdnn-checkpoint"
+    format_version    int; a reader refuses versions newer than its FORMAT_VERSION
+    fastdnn_version   the writer's fastdnn.__version__ (information only)
+    layer_sizes       (L+1,) int64: n_0 .. n_L
+    W1, b1, .. WL, bL the course's shapes (n_l, n_{l-1}) and (n_l, 1), in the model's dtype
+    dtype             "float32" or "float64"
+    activations       (L,) unicode: each layer's activation, the output layer's last
+    classes           (K,) numbers or unicode text: the labels, in output order
+    options           JSON: DNNClassifier.get_params()
+    mini_batch_size   the trainer's batch size, -1 for full batch
+    loss_curve        (n_iter,) float64, one cost per epoch; n_iter, t (optimizer steps)
+    validation_scores (early stopping only) float64
+  checkpoints add
+    optimizer_state   (2P,) the optimizer's flat state (momentum's v; Adam's m and v)
+    step              optimizer steps taken (Adam's t)
+    rng_state         JSON: the shuffling Generator's ``bit_generator.state``
+    run               JSON: the caller's own state (the CLI's epoch target, data fingerprint, ...)
+    run_<name>        the caller's own arrays
+
+Writes go to a temporary file in the target's directory, are fsynced, then
+``os.replace``d over the target: a crash or an error mid-save leaves the old
+file as it was. Every problem reading a file raises ``ModelFileError`` (a
+ValueError) naming the file and the problem in one line.
+"""
+
+import contextlib
+import errno
+import json
+import numbers
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MODEL_FORMAT = "fastdnn-model"
+CHECKPOINT_FORMAT = "fastdnn-checkpoint"
+FORMAT_VERSION = 1
+
+_ZIP_SIGNATURE = b"PK\x03\x04"
+
+
+class ModelFileError(ValueError):
+    """A model or checkpoint file that cannot be read: ``path`` and ``problem`` say which and why."""
+
+    def __init__(self, path, problem):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+@dataclass
+class Checkpoint:
+    """A restored training state: the estimator, ready to continue with ``fit`` (warm_start) or to predict,
+    and the caller's ``run`` dict and ``arrays`` as saved."""
+
+    estimator: object
+    run: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- writing
+
+
+def atomic_write(path, write):
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
+
+    On any error (or interrupt) the temporary file is removed and ``path`` is
+    untouched. A new file gets the permissions the umask allows (an existing
+    one keeps its own), not mkstemp's owner-only 0600.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    # The rename itself is durable only once the directory is.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _mode_for(path):
+    try:
+        return os.stat(path).st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _savez(path, arrays):
+    for name, value in arrays.items():
+        if value.dtype.hasobject:
+            # np.savez would pickle it (and numpy < 2.1 has no allow_pickle= to forbid that).
+            raise ValueError(f"cannot save {name!r}: an object array needs pickle, which fastdnn files never hold")
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+
+
+def _text(value):
+    return np.array(value, dtype=np.str_)
+
+
+def _options_json(params):
+    """get_params() as JSON; numpy scalars and dtypes become plain values, tuples lists."""
+
+    def plain(value):
+        if isinstance(value, (str, bool, type(None))):
+            return value
+        if isinstance(value, (np.bool_,)):
+            return bool(value)
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        if isinstance(value, numbers.Real):
+            return float(value)
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        if isinstance(value, (type, np.dtype)):
+            return np.dtype(value).name
+        raise ValueError(f"cannot save the option value {value!r} ({type(value).__name__}) without pickle")
+
+    return json.dumps({name: plain(value) for name, value in params.items()}, sort_keys=True)
+
+
+def _classes_array(classes):
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "biuf":
+        return classes
+    if classes.dtype.kind == "U":
+        return classes
+    if classes.dtype.kind == "S" or (classes.dtype == object and all(isinstance(c, str) for c in classes)):
+        return classes.astype(np.str_)
+    raise ValueError(f"classes_ of dtype {classes.dtype} cannot be saved without pickle; use numbers or strings as labels")
+
+
+def _model_arrays(estimator, fmt):
+    if not hasattr(estimator, "parameters_"):
+        from fastdnn.estimator import NotFittedError
+
+        raise NotFittedError("this DNNClassifier is not fitted yet; nothing to save")
+    params = estimator.parameters_
+    dims = list(params.dims)
+    L = len(dims) - 1
+    classes = _classes_array(estimator.classes_)
+    arrays = {
+        "format": _text(fmt),
+        "format_version": np.array(FORMAT_VERSION, np.int64),
+        "fastdnn_version": _text(_version()),
+        "layer_sizes": np.array(dims, np.int64),
+        "dtype": _text(params.flat.dtype.name),
+        "activations": np.array([estimator.activation] * (L - 1) + [_output_for(len(classes))], dtype=np.str_),
+        "classes": classes,
+        "options": _text(_options_json(estimator.get_params())),
+        "loss_curve": np.array(getattr(estimator, "loss_curve_", []), np.float64),
+        "n_iter": np.array(getattr(estimator, "n_iter_", 0), np.int64),
+        "t": np.array(getattr(estimator, "t_", 0), np.int64),
+    }
+    trainer = getattr(estimator, "_trainer", None)
+    batch = trainer.mini_batch_size if trainer is not None else None
+    arrays["mini_batch_size"] = np.array(-1 if batch is None else batch, np.int64)
+    for l in range(1, L + 1):
+        arrays[f"W{l}"] = np.asarray(params[f"W{l}"])
+        arrays[f"b{l}"] = np.asarray(params[f"b{l}"])
+    scores = getattr(estimator, "validation_scores_", None)
+    if scores is not None:
+        arrays["validation_scores"] = np.array(scores, np.float64)
+    return arrays
+
+
+def _output_for(n_classes):
+    # The estimator's rule: two classes train one sigmoid unit, more a softmax.
+    return "sigmoid" if n_classes == 2 else "softmax"
+
+
+def _version():
+    from fastdnn import __version__
+
+    return __version__
+
+
+def save_model(estimator, path):
+    """Write a fitted DNNClassifier to ``path`` (.npz, atomically): everything ``load_model`` needs to predict."""
+    _savez(path, _model_arrays(estimator, MODEL_FORMAT))
+
+
+def save_checkpoint(estimator, path, run=None, arrays=None):
+    """Write a model plus its training state (optimizer state, step, shuffling Generator) atomically.
+
+    ``run`` (a JSON-able dict) and ``arrays`` (name -> ndarray) are the
+    caller's own state, returned as they were by ``load_checkpoint``.
+    """
+    trainer = getattr(estimator, "_trainer", None)
+    if trainer is None:
+        raise ValueError("this DNNClassifier has no training state to checkpoint; fit it first")
+    out = _model_arrays(estimator, CHECKPOINT_FORMAT)
+    out["optimizer_state"] = trainer.state
+    out["step"] = np.array(trainer.step, np.int64)
+    out["rng_state"] = _text(json.dumps(trainer.rng.bit_generator.state))
+    out["run"] = _text(json.dumps(run or {}))
+    for name, value in (arrays or {}).items():
+        out[f"run_{name}"] = np.asarray(value)
+    _savez(path, out)
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _read_archive(path):
+    """Every entry of the .npz at ``path``, read eagerly (so a damaged member fails here)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "no such file", path)
+    if os.path.isdir(path):
+        raise ModelFileError(path, "is a directory, not a model file")
+    with open(path, "rb") as f:
+        head = f.read(len(_ZIP_SIGNATURE))
+    if head != _ZIP_SIGNATURE:
+        what = "is empty" if not head else "is not an .npz archive"
+        raise ModelFileError(path, f"is not a fastdnn model: the file {what}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {name: archive[name] for name in archive.files}
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, RuntimeError) as exc:
+        # A zip whose directory or members are cut short or altered (CRC-32 mismatch).
+        raise ModelFileError(path, f"is truncated or corrupted ({_first_line(exc)})") from None
+    except Exception as exc:  # zlib.error and whatever else a damaged stream raises
+        raise ModelFileError(path, f"is truncated or corrupted ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+def _first_line(exc):
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _scalar_text(arrays, key, path):
+    value = _require(arrays, key, path)
+    if value.shape != () or value.dtype.kind != "U":
+        raise ModelFileError(path, f"is corrupted: {key!r} is not text")
+    return str(value)
+
+
+def _scalar_int(arrays, key, path):
+    value = _require(arrays, key, path)
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise ModelFileError(path, f"is corrupted: {key!r} is not an integer")
+    return int(value)
+
+
+def _require(arrays, key, path):
+    if key not in arrays:
+        raise ModelFileError(path, f"is corrupted: the entry {key!r} is missing")
+    return arrays[key]
+
+
+def _check_format(arrays, path, accept):
+    if "format" not in arrays:
+        held = ", ".join(sorted(arrays)[:8]) or "nothing"
+        raise ModelFileError(path, f"is an .npz archive but not a fastdnn model (no 'format' marker; it holds: {held})")
+    fmt = arrays["format"]
+    fmt = str(fmt) if fmt.shape == () and fmt.dtype.kind == "U" else None
+    if fmt not in (MODEL_FORMAT, CHECKPOINT_FORMAT):
+        raise ModelFileError(path, f"is not a fastdnn model (its format marker is {fmt!r})")
+    version = _scalar_int(arrays, "format_version", path)
+    if version > FORMAT_VERSION:
+        writer = str(arrays.get("fastdnn_version", "a newer version"))
+        raise ModelFileError(
+            path,
+            f"was written by fastdnn {writer} in model format version {version}; this fastdnn {_version()} reads "
+            f"versions up to {FORMAT_VERSION}: upgrade fastdnn to read it",
+        )
+    if version < 1:
+        raise ModelFileError(path, f"is corrupted: format version {version}")
+    if fmt not in accept:
+        raise ModelFileError(path, f"is a {fmt} file, not a {' or '.join(accept)} file")
+    return fmt
+
+
+def _estimator_from(arrays, path):
+    """A DNNClassifier with the archive's options, parameters and classes, ready to predict."""
+    from fastdnn.estimator import DNNClassifier
+    from fastdnn.pipeline import pack_parameters
+
+    dims = _require(arrays, "layer_sizes", path)
+    if dims.ndim != 1 or dims.dtype.kind not in "iu" or dims.size < 2 or (dims < 1).any():
+        raise ModelFileError(path, f"is corrupted: layer_sizes is {dims!r}")
+    dims = [int(d) for d in dims]
+    L = len(dims) - 1
+    dtype = _scalar_text(arrays, "dtype", path)
+    if dtype not in ("float32", "float64"):
+        raise ModelFileError(path, f"is corrupted: dtype {dtype!r} (float32 or float64 expected)")
+    raw = {}
+    for l in range(1, L + 1):
+        for key, shape in ((f"W{l}", (dims[l], dims[l - 1])), (f"b{l}", (dims[l], 1))):
+            value = _require(arrays, key, path)
+            if value.shape != shape or value.dtype != np.dtype(dtype):
+                raise ModelFileError(
+                    path, f"is corrupted: {key} has shape {value.shape} and dtype {value.dtype}, expected {shape} {dtype}"
+                )
+            raw[key] = value
+    if any(k[0] in "Wb" and k[1:].isdigit() and int(k[1:]) > L for k in arrays):
+        raise ModelFileError(path, f"is corrupted: it has more W/b entries than its {L} layers")
+    classes = _require(arrays, "classes", path)
+    if classes.ndim != 1 or classes.dtype.kind not in "biufU":
+        raise ModelFileError(path, f"is corrupted: classes has shape {classes.shape} and dtype {classes.dtype}")
+    K = classes.size
+    if K < 2 or dims[-1] != (1 if K == 2 else K):
+        raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units")
+    try:
+        options = json.loads(_scalar_text(arrays, "options", path))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(path, f"is corrupted: its options are not valid JSON ({exc})") from None
+    if not isinstance(options, dict):
+        raise ModelFileError(path, "is corrupted: its options are not a JSON object")
+    if isinstance(options.get("hidden_layer_sizes"), list):
+        options["hidden_layer_sizes"] = tuple(options["hidden_layer_sizes"])
+    valid = DNNClassifier._param_names()
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ModelFileError(path, f"has options this fastdnn does not know: {', '.join(unknown)}")
+    estimator = DNNClassifier(**options)
+    activations = _require(arrays, "activations", path)
+    expected = [estimator.activation] * (L - 1) + [_output_for(K)]
+    if activations.dtype.kind != "U" or activations.tolist() != expected:
+        raise ModelFileError(path, f"is corrupted: activations {activations.tolist()} disagree with its options ({expected})")
+    loss_curve = _require(arrays, "loss_curve", path)
+    batch = _scalar_int(arrays, "mini_batch_size", path)
+
+    estimator.classes_ = classes
+    estimator.n_features_in_ = dims[0]
+    seed = options.get("random_state")
+    try:
+        # _new_trainer is the estimator's own mapping from options to a Trainer; it also sets
+        # parameters_ and the output kind, exactly as fit does. It reads only X's width and dtype
+        # (and its length for batch_size="auto", which the saved batch size then replaces).
+        estimator._new_trainer(
+            np.empty((1, dims[0]), dtype),
+            dims[1:-1],
+            seed if isinstance(seed, int) else 0,
+            pack_parameters(raw, np.dtype(dtype).type),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(path, f"is corrupted: its options do not describe a valid network ({exc})") from None
+    estimator._trainer.mini_batch_size = None if batch < 0 else batch
+    estimator.loss_curve_ = [float(c) for c in loss_curve]
+    estimator.n_iter_ = _scalar_int(arrays, "n_iter", path)
+    estimator.t_ = _scalar_int(arrays, "t", path)
+    if "validation_scores" in arrays:
+        estimator.validation_scores_ = [float(s) for s in arrays["validation_scores"]]
+    return estimator
+
+
+def load_model(path):
+    """The DNNClassifier saved at ``path``, ready to ``predict``.
+
+    A checkpoint loads too (as the model at its epoch). The returned
+    estimator continues training with ``warm_start=True`` from the saved
+    parameters with a fresh optimizer state; a checkpoint restores that state.
+    """
+    arrays = _read_archive(path)
+    _check_format(arrays, path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
+    return _estimator_from(arrays, path)
+
+
+def load_checkpoint(path):
+    """A ``Checkpoint``: the estimator with its optimizer state, step and shuffling Generator restored,
+    so that ``fit`` with ``warm_start=True`` continues exactly where the saved run was."""
+    arrays = _read_archive(path)
+    _check_format(arrays, path, (CHECKPOINT_FORMAT,))
+    estimator = _estimator_from(arrays, path)
+    trainer = estimator._trainer
+    state = _require(arrays, "optimizer_state", path)
+    if state.shape != trainer.state.shape or state.dtype != trainer.state.dtype:
+        raise ModelFileError(
+            path, f"is corrupted: optimizer_state has shape {state.shape} {state.dtype}, expected {trainer.state.shape} {trainer.state.dtype}"
+        )
+    trainer.state[:] = state
+    trainer.step = _scalar_int(arrays, "step", path)
+    try:
+        trainer.rng.bit_generator.state = json.loads(_scalar_text(arrays, "rng_state", path))
+        run = json.loads(_scalar_text(arrays, "run", path))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ModelFileError(path, f"is corrupted: its random generator or run state is unreadable ({exc})") from None
+    extra = {name[len("run_"):]: value for name, value in arrays.items() if name.startswith("run_")}
+    return Checkpoint(estimator, run, extra)
+
+
+def file_format(path):
+    """"fastdnn-model" or "fastdnn-checkpoint" if ``path`` is a readable fastdnn file, else None (never raises)."""
+    try:
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as f:
+            if f.read(len(_ZIP_SIGNATURE)) != _ZIP_SIGNATURE:
+                return None
+        with np.load(path, allow_pickle=False) as archive:
+            if "format" not in archive.files:
+                return None
+            fmt = archive["format"]
+    except Exception:
+        return None
+    fmt = str(fmt) if fmt.shape == () and fmt.dtype.kind == "U" else None
+    return fmt if fmt in (MODEL_FORMAT, CHECKPOINT_FORMAT) else None

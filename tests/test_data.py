@@ -1,0 +1,323 @@
+"""fastdnn.data: every loader on small files written here, every malformed file rejected in one named line.
+
+Each bad file must raise DataError (or FileNotFoundError) whose message names
+the file; the command line turns exactly these into its one-line errors.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import numpy.testing as npt
+import pytest
+
+from fastdnn.data import (
+    DataError,
+    MissingDependencyError,
+    builtin_dataset,
+    fingerprint,
+    load_dataset,
+    split,
+)
+
+# The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).
+CAT_FOLDER = Path(os.environ.get("FASTDNN_CAT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "catvnoncat"))
+
+
+def course_images(m, seed=0):
+    """uint8 images (m, 4, 4, 3) and 0/1 labels, shaped like the course's cat files."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(m, 4, 4, 3), dtype=np.uint8), rng.integers(0, 2, size=m)
+
+
+def write_h5(path, **datasets):
+    with h5py.File(path, "w") as f:
+        for key, value in datasets.items():
+            f.create_dataset(key, data=value)
+    return path
+
+
+def write_text(path, text):
+    Path(path).write_text(text, encoding="utf-8")
+    return path
+
+
+def assert_names_file(excinfo, path):
+    message = str(excinfo.value)
+    assert os.fspath(path) in message
+    assert "\n" not in message
+
+
+# ---------------------------------------------------------------------------- HDF5
+
+
+def test_h5_course_layout_is_flattened_and_scaled_as_the_course_does(tmp_path):
+    x, y = course_images(9)
+    path = write_h5(tmp_path / "train.h5", train_set_x=x, train_set_y=y, list_classes=np.array([b"non-cat", b"cat"]))
+    data = load_dataset(path)
+    # The course: train_x = train_set_x.reshape(m, -1).T / 255; the estimator takes its transpose.
+    npt.assert_array_equal(data.X, x.reshape(9, -1) / 255.0)
+    npt.assert_array_equal(data.y, y)
+    assert data.X.flags.c_contiguous and data.X.dtype == np.float64
+    assert data.source == "train_set_x/train_set_y"
+
+
+def test_h5_prefers_the_requested_split_and_falls_back_to_the_other(tmp_path):
+    x_train, y_train = course_images(6, seed=1)
+    x_test, y_test = course_images(4, seed=2)
+    both = write_h5(tmp_path / "both.h5", train_set_x=x_train, train_set_y=y_train, test_set_x=x_test, test_set_y=y_test)
+    assert load_dataset(both, prefer="train").n_samples == 6
+    assert load_dataset(both, prefer="test").n_samples == 4
+    only_test = write_h5(tmp_path / "test.h5", test_set_x=x_test, test_set_y=y_test)
+    assert load_dataset(only_test, prefer="train").n_samples == 4
+
+
+def test_h5_plain_X_y_float_data_is_taken_as_it_is(tmp_path):
+    X = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    path = write_h5(tmp_path / "plain.hdf5", X=X, y=np.array([0, 1, 0, 1, 1]))
+    data = load_dataset(path)
+    npt.assert_array_equal(data.X, X)
+    assert data.X.dtype == np.float32
+
+
+def test_h5_without_the_expected_keys_lists_what_it_holds(tmp_path):
+    path = write_h5(tmp_path / "other.h5", images=np.zeros((3, 2)), targets=np.zeros(3))
+    with pytest.raises(DataError, match="train_set_x.*it holds: images, targets") as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+def test_h5_with_images_but_no_labels(tmp_path):
+    x, _ = course_images(3)
+    path = write_h5(tmp_path / "nolabels.h5", test_set_x=x)
+    with pytest.raises(DataError, match="no test_set_y") as excinfo:
+        load_dataset(path, prefer="test")
+    assert_names_file(excinfo, path)
+    assert load_dataset(path, require_labels=False).y is None
+
+
+def test_h5_file_that_is_not_hdf5(tmp_path):
+    path = write_text(tmp_path / "fake.h5", "just some text\n")
+    with pytest.raises(DataError, match="is not an HDF5 file") as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+def test_h5_file_that_is_truncated(tmp_path):
+    x, y = course_images(50)
+    path = write_h5(tmp_path / "cut.h5", train_set_x=x, train_set_y=y)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataError, match="truncated or corrupted") as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+def test_h5_without_h5py_names_the_extra_to_install(tmp_path, monkeypatch):
+    x, y = course_images(3)
+    path = write_h5(tmp_path / "train.h5", train_set_x=x, train_set_y=y)
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ImportError
+    with pytest.raises(MissingDependencyError, match=r'pip install "fastdnn\[h5\]"'):
+        load_dataset(path)
+
+
+def test_course_cat_files_load_as_the_course_prepares_them(cat_data):
+    train = load_dataset(CAT_FOLDER / "train_catvnoncat.h5")
+    test = load_dataset(CAT_FOLDER / "test_catvnoncat.h5", prefer="test")
+    npt.assert_array_equal(train.X, cat_data.train_x.T)
+    npt.assert_array_equal(train.y, cat_data.train_y.ravel())
+    npt.assert_array_equal(test.X, cat_data.test_x.T)
+    assert (train.n_samples, train.n_features, test.n_samples) == (209, 12288, 50)
+
+
+# ---------------------------------------------------------------------------- npz
+
+
+def test_npz_X_y_roundtrip_keeps_dtype_and_text_labels(tmp_path):
+    X = np.arange(12, dtype=np.float32).reshape(4, 3)
+    y = np.array(["cat", "dog", "cat", "dog"])
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    data = load_dataset(tmp_path / "d.npz")
+    npt.assert_array_equal(data.X, X)
+    assert data.X.dtype == np.float32
+    npt.assert_array_equal(data.y, y)
+
+
+def test_npz_images_are_flattened_and_integer_features_become_float(tmp_path):
+    X = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    np.savez(tmp_path / "d.npz", X=X, y=np.array([0.0, 1.0]))
+    data = load_dataset(tmp_path / "d.npz")
+    npt.assert_array_equal(data.X, X.reshape(2, 12).astype(np.float64))
+    assert data.y.dtype == np.int64  # whole-number float labels are labels, not values
+
+
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        ({"features": np.zeros((2, 2)), "y": np.zeros(2)}, "no array 'X'.*it holds: features, y"),
+        ({"X": np.zeros((2, 2))}, "no array 'y'"),
+        ({"X": np.zeros(4), "y": np.zeros(4)}, "must be 2-D"),
+        ({"X": np.zeros((3, 2)), "y": np.zeros(2)}, "3 examples but 2 labels"),
+        ({"X": np.array([[1.0, np.nan]]), "y": np.zeros(1)}, "example 0, feature 1 is nan"),
+        ({"X": np.array([["a", "b"]]), "y": np.zeros(1)}, "not numeric"),
+    ],
+    ids=["no-X", "no-y", "1-D", "length-mismatch", "nan", "text-features"],
+)
+def test_npz_with_wrong_contents(tmp_path, arrays, match):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=match) as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+def test_npz_with_object_arrays_is_never_unpickled(tmp_path):
+    path = tmp_path / "pickled.npz"
+    np.savez(path, X=np.array([[1, {"a": 1}]], dtype=object), y=np.zeros(1))
+    with pytest.raises(DataError, match="Python objects") as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+@pytest.mark.parametrize("damage", ["text", "truncated", "npy"])
+def test_npz_that_is_not_an_archive_or_is_damaged(tmp_path, damage):
+    path = tmp_path / "d.npz"
+    if damage == "text":
+        path.write_text("label,x\n1,2\n")
+        match = "is not an .npz archive"
+    elif damage == "truncated":
+        np.savez(path, X=np.zeros((50, 50)), y=np.zeros(50))
+        path.write_bytes(path.read_bytes()[:1000])
+        match = "truncated or corrupted"
+    else:
+        with open(path, "wb") as f:
+            np.save(f, np.zeros((2, 2)))
+        match = "single .npy array"
+    with pytest.raises(DataError, match=match) as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+# ---------------------------------------------------------------------------- CSV
+
+
+def test_csv_numeric_labels_any_column(tmp_path):
+    path = write_text(tmp_path / "d.csv", "a,label,b\n1.5,0,2\n-3,1,4e-1\n 5 ,1, 6\n")
+    data = load_dataset(path)
+    npt.assert_array_equal(data.X, [[1.5, 2], [-3, 0.4], [5, 6]])
+    npt.assert_array_equal(data.y, [0, 1, 1])
+    assert data.y.dtype == np.int64
+
+
+def test_csv_text_labels_quotes_and_byte_order_mark(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes('\ufeff"x 1",x2,species\n1,2,setosa\n3,4,"virginica"\n'.encode("utf-8"))
+    data = load_dataset(path, label="species")
+    npt.assert_array_equal(data.X, [[1, 2], [3, 4]])
+    npt.assert_array_equal(data.y, ["setosa", "virginica"])
+
+
+def test_csv_without_label_column_is_features_only_when_labels_are_optional(tmp_path):
+    path = write_text(tmp_path / "d.csv", "a,b\n1,2\n3,4\n")
+    data = load_dataset(path, require_labels=False)
+    assert data.y is None and data.X.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("a,b,label\n1,2,0\n3,x,1\n", r"line 3, column 'b': 'x' is not a number"),
+        ("a,b,label\n1,,0\n", r"line 2, column 'b': is empty"),
+        ("a,b,label\n1,2,0\n3,4\n", r"line 3 has 2 cells but the header names 3 columns"),
+        ("a,b,label\n1,2,0\n3,4,1,5\n", r"line 3 has 4 cells but the header names 3 columns"),
+        ("a,b,label\n1,2,cat\n3,4,dog,5\n", r"line 3 has 4 cells but the header names 3 columns"),
+        ("a,b,label\n1,2,cat\n3,x,dog\n", r"line 3, column 'b': 'x' is not a number"),
+        ("a,b,label\n1,2,cat\n3,4,\n", r"line 3, column 'label': the label is empty"),
+        ("1,2,0\n3,4,1\n", "no header row"),
+        ("a,b,target\n1,2,0\n", r"no column named 'label' \(columns: a, b, target\).*--label"),
+        ("label\n0\n1\n", "no feature columns"),
+        ("", "is empty"),
+        ("a,b,label\n", "no data rows"),
+        ("a,b,label\n1,nan,0\n", "example 0, feature 1 is nan"),
+    ],
+    ids=["text-cell", "empty-cell", "short-row", "long-row", "long-row-text-labels", "text-cell-text-labels", "empty-label", "no-header", "no-label-column",
+         "only-label", "empty-file", "header-only", "nan"],
+)
+def test_csv_malformed(tmp_path, text, match):
+    path = write_text(tmp_path / "bad.csv", text)
+    with pytest.raises(DataError, match=match) as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+def test_csv_that_is_binary(tmp_path):
+    path = tmp_path / "binary.csv"
+    path.write_bytes(b"\xff\xfe\x00\x01garbage\x80\x81")
+    with pytest.raises(DataError, match="not UTF-8 text") as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+# ---------------------------------------------------------------------------- any file
+
+
+def test_missing_file_is_file_not_found_naming_it(tmp_path):
+    with pytest.raises(FileNotFoundError) as excinfo:
+        load_dataset(tmp_path / "absent.csv")
+    assert excinfo.value.filename == os.fspath(tmp_path / "absent.csv")
+
+
+@pytest.mark.parametrize("name, match", [("data.txt", "unknown data format '.txt'"), ("data", "no suffix"), ("dir.csv", "directory")])
+def test_unknown_format_or_directory(tmp_path, name, match):
+    path = tmp_path / name
+    if name == "dir.csv":
+        path.mkdir()
+    else:
+        path.write_text("1,2\n")
+    with pytest.raises(DataError, match=match) as excinfo:
+        load_dataset(path)
+    assert_names_file(excinfo, path)
+
+
+# ---------------------------------------------------------------------------- built-in data, split, fingerprint
+
+
+def test_builtin_dataset_is_the_default_dataset_in_the_estimator_layout():
+    from fastdnn.datasets import make_default_dataset
+
+    data = builtin_dataset(500, 7, seed=3)
+    X, Y = make_default_dataset(500, 7, seed=3)
+    # The course's (n_features, m) F-ordered array is used as its C-contiguous transpose, not copied.
+    assert data.X.shape == (500, 7) and data.X.flags.c_contiguous and data.X.dtype == np.float32
+    assert data.X.base is not None
+    npt.assert_array_equal(data.X, X.T)
+    npt.assert_array_equal(data.y, Y.ravel())
+    assert set(np.unique(data.y)) == {0, 1}
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    X = np.arange(200, dtype=np.float64).reshape(100, 2)
+    y = np.arange(100)
+    X_train, y_train, X_held, y_held = split(X, y, 0.2, seed=5)
+    assert len(y_held) == 20 and len(y_train) == 80
+    assert sorted(np.concatenate([y_train, y_held]).tolist()) == list(range(100))
+    npt.assert_array_equal(X_train[:, 0], 2 * y_train)  # rows stay with their labels
+    again = split(X, y, 0.2, seed=5)
+    npt.assert_array_equal(again[3], y_held)
+    assert not np.array_equal(split(X, y, 0.2, seed=6)[3], y_held)
+    with pytest.raises(ValueError, match="cannot hold out"):
+        split(X[:2], y[:2], 0.5, seed=0)
+
+
+def test_fingerprint_tells_data_apart():
+    X = np.ones((4, 3), np.float32)
+    y = np.array([0, 1, 0, 1])
+    base = fingerprint(X, y)
+    assert fingerprint(X.copy(), y.copy()) == base
+    X2 = X.copy()
+    X2[2, 1] = 2
+    assert fingerprint(X2, y) != base
+    assert fingerprint(X, y[::-1].copy()) != base
+    assert fingerprint(X.astype(np.float64), y) != base

@@ -1,0 +1,260 @@
+"""fastdnn.io: model files round-trip exactly, saves are atomic, checkpoints resume bit for bit,
+and every damaged or foreign file is refused with one line naming it."""
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import numpy.testing as npt
+import pytest
+
+from fastdnn import DNNClassifier, NotFittedError
+from fastdnn import io as fio
+from fastdnn.io import ModelFileError, load_checkpoint, load_model, save_checkpoint, save_model
+
+
+def problem(m=300, n=6, classes=2, seed=0, labels="int"):
+    """A small nonlinear problem: X (m, n) float64 and labels of the requested kind."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n))
+    score = np.tanh(X[:, 0] * X[:, 1]) + 0.5 * X[:, 2]
+    index = np.digitize(score, np.quantile(score, np.linspace(0, 1, classes + 1)[1:-1]))
+    if labels == "text":
+        return X, np.array(["ant", "bee", "cat", "dog", "eel"])[index]
+    if labels == "float":
+        return X, index * 0.5 - 1.0
+    return X, index
+
+
+def fitted(X, y, **options):
+    params = dict(hidden_layer_sizes=(8, 5), max_iter=4, batch_size=32, random_state=3)
+    params.update(options)
+    return DNNClassifier(**params).fit(X, y)
+
+
+def assert_names_file(excinfo, path):
+    message = str(excinfo.value)
+    assert os.fspath(path) in message and "\n" not in message
+
+
+# ---------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize(
+    "classes, labels, dtype",
+    [(2, "int", np.float64), (2, "text", np.float32), (3, "int", np.float32), (5, "text", np.float64), (2, "float", np.float64)],
+    ids=["binary-f64", "binary-text-f32", "softmax-f32", "softmax-text-f64", "float-labels"],
+)
+def test_saved_model_predicts_exactly_as_the_original(tmp_path, classes, labels, dtype):
+    X, y = problem(classes=classes, labels=labels)
+    est = fitted(X.astype(dtype), y, activation="tanh", optimizer="momentum", l2=0.01)
+    path = tmp_path / "model.npz"
+    save_model(est, path)
+    loaded = load_model(path)
+    npt.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+    npt.assert_array_equal(loaded.predict(X), est.predict(X))
+    npt.assert_array_equal(loaded.classes_, est.classes_)
+    assert loaded.classes_.dtype == est.classes_.dtype
+    assert loaded.get_params() == est.get_params()
+    assert loaded.loss_curve_ == est.loss_curve_ and loaded.n_iter_ == est.n_iter_ and loaded.t_ == est.t_
+    assert loaded.parameters_.flat.dtype == dtype
+    npt.assert_array_equal(loaded.parameters_.flat, est.parameters_.flat)
+
+
+def test_model_file_is_plain_arrays_readable_without_pickle(tmp_path):
+    X, y = problem(labels="text")
+    est = fitted(X, y)
+    path = tmp_path / "model.npz"
+    save_model(est, path)
+    with np.load(path, allow_pickle=False) as f:
+        contents = {k: f[k] for k in f.files}
+    assert str(contents["format"]) == "fastdnn-model"
+    assert int(contents["format_version"]) == fio.FORMAT_VERSION
+    npt.assert_array_equal(contents["layer_sizes"], [6, 8, 5, 1])
+    assert contents["activations"].tolist() == ["relu", "relu", "sigmoid"]
+    assert contents["classes"].dtype.kind == "U" and contents["classes"].tolist() == ["ant", "bee"]
+    assert str(contents["dtype"]) == "float64"
+    options = json.loads(str(contents["options"]))
+    assert options["hidden_layer_sizes"] == [8, 5] and options["random_state"] == 3
+    npt.assert_array_equal(contents["W2"], est.parameters_["W2"])
+    assert contents["b3"].shape == (1, 1)
+
+
+def test_options_given_as_numpy_values_are_saved_as_plain_json(tmp_path):
+    X, y = problem()
+    est = fitted(X, y, dtype=np.float32, random_state=np.int64(3), learning_rate=np.float64(0.01))
+    save_model(est, tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
+    assert loaded.dtype == "float32" and loaded.random_state == 3 and loaded.learning_rate == 0.01
+
+
+def test_unfitted_estimator_and_unsaveable_labels_are_refused(tmp_path):
+    with pytest.raises(NotFittedError):
+        save_model(DNNClassifier(), tmp_path / "m.npz")
+    X, y = problem()
+    est = fitted(X, y)
+    est.classes_ = np.array([object(), object()], dtype=object)
+    with pytest.raises(ValueError, match="without pickle"):
+        save_model(est, tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
+
+
+# ---------------------------------------------------------------------------- atomic writes
+
+
+def test_a_failure_mid_save_leaves_the_old_model_intact(tmp_path, monkeypatch):
+    X, y = problem()
+    path = tmp_path / "model.npz"
+    save_model(fitted(X, y), path)
+    before = path.read_bytes()
+    real_savez = np.savez
+
+    def crash_half_way(file, **arrays):
+        real_savez(file, **arrays)
+        file.truncate(file.tell() // 2)  # half a file is on disk when the "crash" comes
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fio.np, "savez", crash_half_way)
+    with pytest.raises(OSError, match="No space left"):
+        save_model(fitted(X, y, random_state=4), path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    load_model(path)
+
+
+def test_an_interrupt_mid_save_leaves_no_file(tmp_path, monkeypatch):
+    def interrupted(file, **arrays):
+        file.write(b"PK\x03\x04partial")
+        raise KeyboardInterrupt
+
+    X, y = problem()
+    est = fitted(X, y)
+    monkeypatch.setattr(fio.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(est, tmp_path / "model.npz")
+    assert os.listdir(tmp_path) == []
+
+
+def test_new_files_get_the_umask_permissions_and_replaced_files_keep_theirs(tmp_path):
+    X, y = problem()
+    est = fitted(X, y)
+    old = os.umask(0o027)
+    try:
+        save_model(est, tmp_path / "new.npz")
+        assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o640
+        os.chmod(tmp_path / "new.npz", 0o604)
+        save_model(est, tmp_path / "new.npz")
+        assert (tmp_path / "new.npz").stat().st_mode & 0o777 == 0o604
+    finally:
+        os.umask(old)
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(optimizer="adam", batch_size=32), dict(optimizer="momentum", batch_size=50), dict(optimizer="gd", batch_size=None),
+     dict(optimizer="adam", batch_size="auto", dtype="float32", l2=0.1)],
+    ids=["adam-minibatch", "momentum-ragged-last-batch", "gd-full-batch", "adam-auto-f32-l2"],
+)
+def test_resuming_a_checkpoint_continues_bit_for_bit(tmp_path, options):
+    X, y = problem(m=230, classes=3)
+    whole = fitted(X, y, max_iter=7, **options)
+
+    first = fitted(X, y, max_iter=3, **options)
+    path = tmp_path / "ckpt.npz"
+    save_checkpoint(first, path, run={"note": "mine", "epoch": 3}, arrays={"extra": np.arange(4)})
+    restored = load_checkpoint(path)
+    assert restored.run == {"note": "mine", "epoch": 3}
+    npt.assert_array_equal(restored.arrays["extra"], np.arange(4))
+    resumed = restored.estimator
+    assert resumed._trainer.rng.bit_generator.state == first._trainer.rng.bit_generator.state
+    assert resumed._trainer.step == first._trainer.step
+    resumed.set_params(warm_start=True, max_iter=4)
+    resumed.fit(X, y)
+
+    npt.assert_array_equal(resumed.parameters_.flat, whole.parameters_.flat)
+    npt.assert_array_equal(resumed._trainer.state, whole._trainer.state)
+    assert resumed.loss_curve_ == whole.loss_curve_
+    assert resumed.t_ == whole.t_ and resumed.n_iter_ == whole.n_iter_ == 7
+
+
+def test_a_loaded_model_is_a_checkpoint_only_if_saved_as_one(tmp_path):
+    X, y = problem()
+    est = fitted(X, y)
+    save_model(est, tmp_path / "model.npz")
+    save_checkpoint(est, tmp_path / "ckpt.npz")
+    with pytest.raises(ModelFileError, match="is a fastdnn-model file, not a fastdnn-checkpoint file") as excinfo:
+        load_checkpoint(tmp_path / "model.npz")
+    assert_names_file(excinfo, tmp_path / "model.npz")
+    # A checkpoint also loads as the model at its epoch.
+    npt.assert_array_equal(load_model(tmp_path / "ckpt.npz").predict_proba(X), est.predict_proba(X))
+    assert fio.file_format(tmp_path / "model.npz") == "fastdnn-model"
+    assert fio.file_format(tmp_path / "ckpt.npz") == "fastdnn-checkpoint"
+
+
+# ---------------------------------------------------------------------------- damaged and foreign files
+
+
+@pytest.fixture
+def model_file(tmp_path):
+    X, y = problem()
+    path = tmp_path / "model.npz"
+    save_model(fitted(X, y), path)
+    return path
+
+
+def rewrite(path, change):
+    """The archive at ``path`` with ``change(dict of arrays)`` applied, written back."""
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    change(arrays)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "is truncated or corrupted"),
+        (lambda p: p.write_bytes(p.read_bytes()[:-30]), "is truncated or corrupted"),
+        (lambda p: p.write_bytes(b""), "the file is empty"),
+        (lambda p: p.write_text("W1,b1\n1,2\n"), "not a fastdnn model: the file is not an .npz archive"),
+        (lambda p: np.savez(p, X=np.zeros((2, 2)), y=np.zeros(2)), r"not a fastdnn model \(no 'format' marker; it holds: X, y\)"),
+        (lambda p: rewrite(p, lambda a: a.update(format=np.array("other-format"))), "format marker is 'other-format'"),
+        (lambda p: rewrite(p, lambda a: a.update(format_version=np.array(99))), "format version 99.*reads versions up to 1: upgrade fastdnn"),
+        (lambda p: rewrite(p, lambda a: a.update(W2=np.zeros((3, 3)))), r"corrupted: W2 has shape \(3, 3\)"),
+        (lambda p: rewrite(p, lambda a: a.pop("b1")), "corrupted: the entry 'b1' is missing"),
+        (lambda p: rewrite(p, lambda a: a.update(options=np.array("{not json"))), "options are not valid JSON"),
+        (lambda p: rewrite(p, lambda a: a.update(options=np.array('{"colour": 1}'))), "options this fastdnn does not know: colour"),
+        (lambda p: rewrite(p, lambda a: a.update(classes=np.array([0, 1, 2]))), "3 classes for an output layer of 1 units"),
+        (lambda p: rewrite(p, lambda a: a.update(activations=np.array(["tanh", "tanh", "sigmoid"]))), "activations"),
+    ],
+    ids=["truncated-half", "truncated-tail", "empty", "text", "data-npz", "foreign-marker", "newer-version",
+         "wrong-shape", "missing-entry", "bad-json", "unknown-option", "classes-mismatch", "activations-mismatch"],
+)
+def test_damaged_or_foreign_model_files_are_refused_in_one_line(model_file, damage, match):
+    damage(model_file)
+    with pytest.raises(ModelFileError, match=match) as excinfo:
+        load_model(model_file)
+    assert_names_file(excinfo, model_file)
+    assert fio.file_format(model_file) in (None, "fastdnn-model")
+
+
+def test_a_flipped_byte_inside_the_parameters_is_caught_by_the_zip_checksum(model_file):
+    with zipfile.ZipFile(model_file) as z:
+        info = z.getinfo("W1.npy")
+    data = bytearray(model_file.read_bytes())
+    data[info.header_offset + 30 + len(info.filename) + 200] ^= 0x01  # inside W1's data, past its .npy header
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="truncated or corrupted.*CRC") as excinfo:
+        load_model(model_file)
+    assert_names_file(excinfo, model_file)
+
+
+def test_a_missing_model_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError) as excinfo:
+        load_model(tmp_path / "absent.npz")
+    assert excinfo.value.filename == os.fspath(tmp_path / "absent.npz")
