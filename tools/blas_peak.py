@@ -30,25 +30,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import benchutil  # noqa: E402
 
-DEFAULT_SIZES = {"float32": 2048, "float64": 1536}
-
-
-def gemm_gflops(dtype, n, repeats=5):
-    """GFLOP/s of n^3 GEMMs (2 n^3 FLOPs each) through gemm_checked: list over repeats, first call untimed."""
-    import numpy as np
-    from fastdnn.kernels.blas import gemm_checked
-
-    rng = np.random.default_rng(0)
-    A = rng.standard_normal((n, n)).astype(dtype)
-    B = rng.standard_normal((n, n)).astype(dtype)
-    C = np.zeros((n, n), dtype)
-    gemm_checked(False, False, 1.0, A, B, 0.0, C)
-    rates = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        gemm_checked(False, False, 1.0, A, B, 0.0, C)
-        rates.append(2.0 * n**3 / (time.perf_counter() - t0) / 1e9)
-    return rates
+from fastdnn.bench import PEAK_SIZES as DEFAULT_SIZES  # noqa: E402
+from fastdnn.bench import gemm_peak as gemm_gflops  # noqa: E402  (one GEMM-peak measurement for the package and tools)
 
 
 def _stream_sum_kernel():
