@@ -121,6 +121,7 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
     L = dims.shape[0] - 1
     w_off, b_off, _ = param_offsets(dims)
     scale = 1.0 / m
+    keep_dA = dA.ctypes.data != dZ.ctypes.data
     dZl = _block(dZ, m, dims, L - 1)
     cost = loss_backward_db(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
     for l in range(L - 1, first_layer - 1, -1):
@@ -129,10 +130,11 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
         gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
         if l == first_layer:
             break
-        dA_prev = _block(dA, m, dims, l - 1)
-        gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dA_prev)
         dZ_prev = _block(dZ, m, dims, l - 1)
-        act_backward_db(dA_prev, A_prev, acts[l - 1], scale, dZ_prev, _b(grad, b_off, dims, l - 1))
+        gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dZ_prev)
+        if keep_dA:
+            _block(dA, m, dims, l - 1)[:, :] = dZ_prev
+        act_backward_db(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
         dZl = dZ_prev
     return cost
 
@@ -258,10 +260,10 @@ def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad
         for l in range(L - 1, 0, -1):
             A_prev = _block(A, m, dims, l - 1)
             gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
-            dA_prev = _block(dZ, m, dims, l - 1)
-            gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dA_prev)
-            act_backward_db(dA_prev, A_prev, acts[l - 1], scale, dA_prev, _b(grad, b_off, dims, l - 1))
-            dZl = dA_prev
+            dZ_prev = _block(dZ, m, dims, l - 1)
+            gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dZ_prev)
+            act_backward_db(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
+            dZl = dZ_prev
         if lambd > 0:
             # ||W1||^2 = s^2 ||W1_init||^2 + 2 s <Z1_init^T, C> + <C G, C>.
             gemm(False, False, 1.0, C, G, 0.0, CG)
