@@ -160,18 +160,25 @@ def _model_arrays(estimator, fmt):
 
         raise NotFittedError("this DNNClassifier is not fitted yet; nothing to save")
     params = estimator.parameters_
+    if not np.isfinite(params.flat).all():
+        # A model that load_model would refuse as corrupted is never written.
+        bad = [key for key, value in params.items() if not np.isfinite(value).all()]
+        raise ValueError(f"the parameters {', '.join(bad)} hold NaN or Inf; a non-finite model is not saved")
     dims = list(params.dims)
     L = len(dims) - 1
     classes = _classes_array(estimator.classes_)
+    network = estimator.network_
+    trained = {k: network[k] for k in ("hidden_layer_sizes", "activation", "loss")}
     arrays = {
         "format": _text(fmt),
         "format_version": np.array(FORMAT_VERSION, np.int64),
         "fastdnn_version": _text(_version()),
         "layer_sizes": np.array(dims, np.int64),
         "dtype": _text(params.flat.dtype.name),
-        "activations": np.array([estimator.activation] * (L - 1) + [_output_for(len(classes))], dtype=np.str_),
+        "activations": np.array([network["activation"]] * (L - 1) + [network["output"]], dtype=np.str_),
         "classes": classes,
-        "options": _text(_options_json(estimator.get_params())),
+        # The options the parameters were trained with: set_params after fit does not change them.
+        "options": _text(_options_json({**estimator.get_params(), **trained})),
         "loss_curve": np.array(getattr(estimator, "loss_curve_", []), np.float64),
         "n_iter": np.array(getattr(estimator, "n_iter_", 0), np.int64),
         "t": np.array(getattr(estimator, "t_", 0), np.int64),

@@ -21,19 +21,36 @@ from fastdnn.pipeline import (
     resolve_dtype,
     samples_as_rows,
 )
-from fastdnn.threads import blas_threads
+from fastdnn.threads import blas_threads, training_threads
 
 # Permutations for a chunk of epochs are drawn up front; cap their memory.
 _PERM_BYTES = 64 * 2**20
 
 
 class DivergenceError(FloatingPointError):
-    """The cost stopped being finite; ``epoch`` (counted from the call's start) and ``cost`` say where."""
+    """Training stopped being finite at ``epoch`` (counted from the call's start).
 
-    def __init__(self, message, epoch, cost):
+    ``cost`` is the epoch's cost (not finite when the cost diverged; finite when
+    an update made a parameter or optimizer-state value NaN or Inf first), and
+    ``costs`` the costs of the epochs before it. The trainer is left exactly as
+    it was at the end of epoch ``epoch - 1``: the last parameters that were finite
+    after a whole epoch.
+    """
+
+    def __init__(self, message, epoch, cost, costs=()):
         super().__init__(message)
         self.epoch = epoch
         self.cost = cost
+        self.costs = list(costs)
+
+
+def divergence_message(reason, cost, where):
+    """The one wording of a divergence, for every entry point; ``where`` is e.g. "epoch 12"."""
+    if reason == "cost":
+        what = f"the cost became {cost} at {where}"
+    else:
+        what = f"an update made the parameters NaN or Inf at {where} (the cost was still {cost:.6g})"
+    return f"{what}; the last finite parameters are kept. Try a smaller learning_rate."
 
 
 class Trainer:
@@ -52,16 +69,36 @@ class Trainer:
         dims = parameters.dims
         self.dims = np.asarray(dims, np.int64)
         self.acts = activation_codes(len(dims) - 1, hidden_activation, output, loss)
-        self.opt = K.OPTIMIZER_CODES[V.check_choice(optimizer, V.OPTIMIZERS, "optimizer")]
+        self.state = np.zeros(2 * parameters.flat.size, parameters.flat.dtype)
+        self.step = 0
+        self.opt = None
+        self.set_hyperparameters(
+            optimizer=optimizer, learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2,
+            epsilon=epsilon, lambd=lambd, mini_batch_size=mini_batch_size, frozen_layers=frozen_layers,
+            threads=threads,
+        )
+        self.rng = np.random.default_rng(seed)
+        self._work = None
+
+    def set_hyperparameters(
+        self, *, optimizer, learning_rate, beta, beta1, beta2, epsilon, lambd, mini_batch_size, frozen_layers,
+        threads,
+    ):
+        """Everything a later ``run`` may train with differently; the network itself stays.
+
+        A change of optimizer starts its state (velocity, Adam's moments and step
+        count) afresh: one optimizer's state means nothing to another.
+        """
+        opt = K.OPTIMIZER_CODES[V.check_choice(optimizer, V.OPTIMIZERS, "optimizer")]
+        if self.opt is not None and opt != self.opt:
+            self.state[:] = 0
+            self.step = 0
+        self.opt = opt
         beta1 = beta if optimizer == "momentum" else beta1
         self.hyper = np.array([learning_rate, lambd, beta1, beta2, epsilon], np.float64)
         self.mini_batch_size = mini_batch_size
         self.frozen_layers = frozen_layers
         self.threads = threads
-        self.state = np.zeros(2 * parameters.flat.size, parameters.flat.dtype)
-        self.step = 0
-        self.rng = np.random.default_rng(seed)
-        self._work = None
 
     def _buffers(self, batch, n_in, n_out):
         dtype = self.params.flat.dtype
@@ -89,8 +126,13 @@ class Trainer:
         (``kernels.network.train_gram``): for wide data, m much smaller than n_0.
         Its momentum state lives only for this call, so use it for one-call runs.
 
-        Raises DivergenceError (a FloatingPointError) naming the epoch if a cost stops being finite;
-        the parameters are then the last ones reached (all finite updates applied).
+        Raises DivergenceError (a FloatingPointError) naming the epoch if a cost,
+        a parameter or the optimizer state stops being finite. The kernels stop
+        in the middle of that epoch; the trainer then restores what it held at
+        the start of the chunk and replays the chunk's finished epochs (the
+        arithmetic is deterministic), so it holds the end of the last finite
+        epoch. Divergence costs one chunk's replay; a finite run costs one copy
+        of the parameters and optimizer state per chunk.
         """
         m = Xs.shape[0]
         batch = m if self.mini_batch_size is None else self.mini_batch_size
@@ -100,32 +142,50 @@ class Trainer:
         costs = np.zeros(n_epochs)
         chunk = max(1, _PERM_BYTES // (8 * m)) if shuffle else n_epochs
         done = 0
-        with blas_threads(self.threads):
+        # The Gram route's step multiplies by the (m, m) Gram matrix instead of reading X.
+        step_dims = [m, *self.dims[1:]] if gram else list(self.dims)
+        with blas_threads(training_threads(self.threads, step_dims, batch)):
             if gram:
-                done = N.train_gram(
+                start = self.params.flat.copy()
+                finished, reason = N.train_gram(
                     Xs, Ys, self.params.flat, self.dims, self.acts, self.opt, self.hyper, n_epochs, costs, A, dZ, grad
                 )
-                self.step += done
-                if done < n_epochs:
-                    raise DivergenceError(
-                        f"the cost became {costs[done]} at epoch {done}; try a smaller learning_rate", done, costs[done]
-                    )
+                if reason != N.STOP_NONE:
+                    self.params.flat[:] = start
+                    if finished:
+                        N.train_gram(
+                            Xs, Ys, self.params.flat, self.dims, self.acts, self.opt, self.hyper, finished,
+                            np.zeros(finished), A, dZ, grad,
+                        )
+                    self.step += finished
+                    raise self._diverged(reason, finished, costs)
+                self.step += finished
+                done = n_epochs
             while done < n_epochs:
                 n = min(chunk, n_epochs - done)
+                rng_state = self.rng.bit_generator.state
                 perms = np.stack([self.rng.permutation(m) for _ in range(n)]) if shuffle else np.empty((0, 0), np.int64)
-                finished, self.step = N.train(
-                    Xs, Ys, self.params.flat, self.dims, self.acts, self.frozen_layers, self.opt, self.hyper,
-                    self.state, self.step, perms, batch, n, costs[done:], Xb, Yb, A, dZ, grad,
-                )
-                if finished < n:
-                    epoch = done + finished
-                    raise DivergenceError(
-                        f"the cost became {costs[epoch]} at epoch {epoch}; try a smaller learning_rate",
-                        epoch,
-                        costs[epoch],
-                    )
+                saved = (self.params.flat.copy(), self.state.copy(), self.step)
+                args = (Xs, Ys, self.params.flat, self.dims, self.acts, self.frozen_layers, self.opt, self.hyper, self.state)
+                work = (Xb, Yb, A, dZ, grad)
+                finished, step, reason = N.train(*args, self.step, perms, batch, n, costs[done:], *work)
+                if reason != N.STOP_NONE:
+                    self.params.flat[:], self.state[:], step = saved
+                    if finished:
+                        replay = perms[:finished] if shuffle else perms
+                        _, step, _ = N.train(*args, step, replay, batch, finished, np.zeros(finished), *work)
+                    self.step = step
+                    self.rng.bit_generator.state = rng_state
+                    for _ in range(finished if shuffle else 0):
+                        self.rng.permutation(m)
+                    raise self._diverged(reason, done + finished, costs)
+                self.step = step
                 done += n
         return costs
+
+    def _diverged(self, reason, epoch, costs):
+        cause = "cost" if reason == N.STOP_COST else "parameters"
+        return DivergenceError(divergence_message(cause, costs[epoch], f"epoch {epoch}"), epoch, costs[epoch], costs[:epoch])
 
 
 # The Gram matrix G = X X^T costs m^2 n_0 once and m^2 n_1 a step against the
@@ -204,9 +264,9 @@ def L_layer_model(
     try:
         costs = trainer.run(Xs, _targets(Y, dtype), num_iterations, use_gram(gram, trainer, Xs, num_iterations)).tolist()
     except DivergenceError as exc:
-        raise DivergenceError(
-            f"the cost became {exc.cost} at iteration {exc.epoch}; try a smaller learning_rate", exc.epoch, exc.cost
-        ) from None
+        # The course counts iterations, not epochs (one step each here).
+        message = str(exc).replace(f"at epoch {exc.epoch}", f"at iteration {exc.epoch}")
+        raise DivergenceError(message, exc.epoch, exc.cost, exc.costs) from None
     if print_cost:
         for i in range(0, num_iterations, 100):
             print(f"Cost after iteration {i}: {costs[i]:.6f}")

@@ -237,19 +237,29 @@ def _update_range(theta, grad, state, lo, hi, opt, lr, l2_scale, beta1, beta2, e
     # prove non-negative (range(lo, hi)) every access gets a wraparound branch and
     # the loop does not vectorize (measured 7x slower). The optimizer branch sits
     # outside the element loops for the same reason.
+    # Returns how many updated values (parameters or optimizer state) are not
+    # finite: x - x is 0 for a finite x and NaN otherwise, and counting in an
+    # integer keeps the reduction vectorizable (a float sum would not be without
+    # fastmath).
     P = theta.shape[0]
     one = theta.dtype.type(1)
+    zero = theta.dtype.type(0)
+    bad = 0
     t = theta[lo:hi]
     g = grad[lo:hi]
     if opt == OPT_GD:
         for i in range(t.shape[0]):
-            t[i] -= lr * (g[i] + l2_scale * t[i])
+            ti = t[i] - lr * (g[i] + l2_scale * t[i])
+            t[i] = ti
+            bad += (ti - ti) != zero
     elif opt == OPT_MOMENTUM:
         v = state[lo:hi]
         for i in range(t.shape[0]):
             vi = beta1 * v[i] + (one - beta1) * (g[i] + l2_scale * t[i])
             v[i] = vi
-            t[i] -= lr * vi
+            ti = t[i] - lr * vi
+            t[i] = ti
+            bad += (ti - ti + vi - vi) != zero
     else:
         mo = state[lo:hi]
         v = state[P + lo : P + hi]
@@ -259,7 +269,10 @@ def _update_range(theta, grad, state, lo, hi, opt, lr, l2_scale, beta1, beta2, e
             v1 = beta2 * v[i] + (one - beta2) * gi * gi
             mo[i] = m1
             v[i] = v1
-            t[i] -= lr * (m1 / c1) / (np.sqrt(v1 / c2) + eps)
+            ti = t[i] - lr * (m1 / c1) / (np.sqrt(v1 / c2) + eps)
+            t[i] = ti
+            bad += (ti - ti + m1 - m1 + v1 - v1) != zero
+    return bad
 
 
 @njit(cache=True)
@@ -273,16 +286,21 @@ def optimizer_update_flat(theta, grad, state, w_off, dims, first_layer, opt, lr,
                 theta -= lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
                                                            (m = state[:P], v = state[P:])
     theta, grad: (P,); state: (2P,). Overwrites theta and state. Scalars must be of theta's dtype.
+    Returns True when every updated parameter and state value is finite. The cost
+    can stay finite while they are not (Adam's g^2 overflowing float32, say), so
+    training checks this too.
     """
     one = theta.dtype.type(1)
     zero = theta.dtype.type(0)
     c1 = one - beta1**t
     c2 = one - beta2**t
+    bad = 0
     for l in range(first_layer, dims.shape[0] - 1):
         w_end = w_off[l] + dims[l + 1] * dims[l]
-        _update_range(theta, grad, state, w_off[l], w_end, opt, lr, l2_scale, beta1, beta2, eps, c1, c2)
+        bad += _update_range(theta, grad, state, w_off[l], w_end, opt, lr, l2_scale, beta1, beta2, eps, c1, c2)
         # The bias follows its W in theta and takes no L2.
-        _update_range(theta, grad, state, w_end, w_end + dims[l + 1], opt, lr, zero, beta1, beta2, eps, c1, c2)
+        bad += _update_range(theta, grad, state, w_end, w_end + dims[l + 1], opt, lr, zero, beta1, beta2, eps, c1, c2)
+    return bad == 0
 
 
 @njit(cache=True)

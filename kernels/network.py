@@ -139,6 +139,12 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
     return cost
 
 
+# Why a training loop stopped early (its third result).
+STOP_NONE = 0  # every epoch ran
+STOP_COST = 1  # a batch's cost was not finite: stopped before that batch's update
+STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-finite
+
+
 @njit(cache=True)
 def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, Xb, Yb, A, dZ, grad):
     """n_epochs of minibatch training in one compiled call.
@@ -152,9 +158,11 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
     costs[e] receives epoch e's cost: the mean over its batches of the cost
     before each batch's update (weighted by batch size), L2 term included.
 
-    Returns (epochs completed, steps taken so far). Fewer epochs than asked
-    means a batch's cost was not finite: training stopped before that update,
-    so theta holds the last parameters reached, and costs[epoch] that cost.
+    Returns (epochs completed, steps taken so far, STOP_* reason). Fewer epochs
+    than asked means epoch ``completed`` diverged: a batch's cost was not
+    finite (costs[completed] holds it, and that batch was not applied) or an
+    update left a non-finite value in theta or state. theta and state are then
+    those of the middle of the diverged epoch; the caller restores them.
     Overwrites theta, state, costs and every workspace.
     """
     m = X.shape[0]
@@ -184,14 +192,17 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
                 cost += lambd / (2 * mb) * l2_penalty(theta, w_off, dims, 0)
             if not np.isfinite(cost):
                 costs[e] = cost
-                return e, step
+                return e, step, STOP_COST
             step += 1
-            optimizer_update_flat(
+            finite = optimizer_update_flat(
                 theta, grad, state, w_off, dims, first_layer, opt, lr, dt(lambd / mb), beta1, beta2, eps, step
             )
             total += cost * mb
+            if not finite:
+                costs[e] = total / (s + mb)
+                return e, step, STOP_PARAMETERS
         costs[e] = total / m
-    return n_epochs, step
+    return n_epochs, step, STOP_NONE
 
 
 @njit(cache=True)
@@ -206,11 +217,20 @@ def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad
     computed once. A step then costs O(m^2 n_1) for layer 1 instead of
     O(m n_0 n_1); W1 is formed explicitly (into theta) only at the end.
     Momentum's velocity for W1 has the same form, v = a W1_init + V X.
-    The other layers and b1 train exactly as in ``train``; the arithmetic is
-    the same up to summation order, so results match ``train`` to rounding.
+    The other layers and b1 train exactly as in ``train``.
+
+    Layer 1's carried state (G, Z1_init, C, V) is float64 whatever theta's
+    dtype, and Z1 and the final W1 are rounded to theta's dtype once. In float32
+    that makes layer 1 at least as accurate as ``train``'s float32 GEMMs (whose
+    error grows with n_0), where float32 state would not be: C G sums m terms
+    of G's large entries (G_ii ~ n_0) that cancel, and float32 runs through it
+    drifted from the float64 trajectory ~20x more than ``train`` in float32 did.
+    It costs O(m^2 n_1) float64 work per step, small beside the route's savings.
 
     Arguments as ``train`` (full batch, no shuffling, nothing frozen);
-    state for momentum is allocated here. Returns the epochs completed.
+    state for momentum is allocated here. Returns (epochs completed, STOP_*
+    reason) as ``train`` does; on a stop theta holds the last parameters of
+    layers 2..L reached and layer 1 is not formed (the caller restores theta).
     """
     m, n0 = X.shape
     n1 = dims[1]
@@ -219,21 +239,20 @@ def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad
     dt = theta.dtype.type
     lr, lambd, beta = hyper[0], hyper[1], hyper[2]
     one = dt(1)
-    # G is formed in float64 and rounded once: a float32 G (a sum over all n_0
-    # features) carries an error that the whole run then sees, and float32
-    # runs drifted from the reference by ~100x their own rounding spread.
-    G64 = np.empty((m, m), np.float64)
-    gram_float64(as_float64(X), G64)
-    G = G64.astype(theta.dtype)
+    X64 = as_float64(X)
+    G = np.empty((m, m), np.float64)
+    gram_float64(X64, G)
     W1 = _W(theta, w_off, dims, 0)
-    Z0 = np.empty((m, n1), theta.dtype)
-    gemm(False, True, 1.0, X, W1, 0.0, Z0)
+    W1_init = W1.astype(np.float64)
+    Z0 = np.empty((m, n1), np.float64)
+    gemm(False, True, 1.0, X64, W1_init, 0.0, Z0)
     w1_sq = 0.0
     for i in range(n1 * n0):
         w1_sq += float(theta[i]) * float(theta[i])
-    C = np.zeros((n1, m), theta.dtype)
-    V = np.zeros((n1, m), theta.dtype)
-    CG = np.empty((n1, m), theta.dtype)
+    C = np.zeros((n1, m), np.float64)
+    V = np.zeros((n1, m), np.float64)
+    CG = np.empty((n1, m), np.float64)
+    Z1_64 = np.empty((m, n1), np.float64)
     s = 1.0
     a = 0.0
     state = np.zeros(2 * P, theta.dtype)
@@ -241,11 +260,13 @@ def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad
     db1 = _b(grad, b_off, dims, 0)
     vb1 = state[b_off[0] : b_off[0] + n1]
     scale = 1.0 / m
-    done = n_epochs
     for e in range(n_epochs):
+        Z1_64[:, :] = Z0
+        gemm(False, True, 1.0, G, C, s, Z1_64)
         Z1 = _block(A, m, dims, 0)
-        Z1[:, :] = Z0
-        gemm(False, True, 1.0, G, C, dt(s), Z1)
+        for j in range(m):
+            for i in range(n1):
+                Z1[j, i] = dt(Z1_64[j, i])
         # Layers 2..L as usual, from A1.
         bias_act_forward(Z1, b1, Z1, acts[0] if L > 1 else ACT_IDENTITY)
         A_prev = Z1
@@ -271,39 +292,57 @@ def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad
             quad = 0.0
             for i in range(n1):
                 for j in range(m):
-                    cross += float(Z0[j, i]) * float(C[i, j])
-                    quad += float(CG[i, j]) * float(C[i, j])
+                    cross += Z0[j, i] * C[i, j]
+                    quad += CG[i, j] * C[i, j]
             w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, w_off, dims, 1)
             cost += lambd / (2 * m) * w_sq
         costs[e] = cost
         if not np.isfinite(cost):
-            done = e
-            break
+            return e, STOP_COST
         l2s = lambd / m
         # Layers 2..L: the flat update pass; b1 by the same rule.
-        optimizer_update_flat(theta, grad, state, w_off, dims, 1, opt, dt(lr), dt(l2s), dt(beta), one, one, 1)
+        finite = optimizer_update_flat(theta, grad, state, w_off, dims, 1, opt, dt(lr), dt(l2s), dt(beta), one, one, 1)
         # W1 = s W1_init + C X: update s and C (dZ1 is layer 1's block of dZ, (m, n1)).
         dZ1 = dZl
+        # Count non-finite new values in an integer: a float sum would chain every
+        # element's add on the previous one (measured: a third of a cat-data step).
+        bad = 0
         if opt == 0:
             f = 1.0 - lr * l2s
             s *= f
             for i in range(n1):
                 for j in range(m):
-                    C[i, j] = dt(f) * C[i, j] - dt(lr * scale) * dZ1[j, i]
+                    c = f * C[i, j] - lr * scale * dZ1[j, i]
+                    C[i, j] = c
+                    bad += (c - c) != 0.0
             for i in range(n1):
                 b1[i] -= dt(lr) * db1[i]
+                bad += (b1[i] - b1[i]) != 0.0
         else:
             a = beta * a + (1.0 - beta) * l2s * s
             for i in range(n1):
                 for j in range(m):
-                    V[i, j] = dt(beta) * V[i, j] + dt(1.0 - beta) * (dt(scale) * dZ1[j, i] + dt(l2s) * C[i, j])
-                    C[i, j] -= dt(lr) * V[i, j]
+                    v = beta * V[i, j] + (1.0 - beta) * (scale * dZ1[j, i] + l2s * C[i, j])
+                    V[i, j] = v
+                    C[i, j] -= lr * v
+                    bad += (C[i, j] - C[i, j]) != 0.0
             s -= lr * a
             for i in range(n1):
                 vb1[i] = dt(beta) * vb1[i] + dt(1.0 - beta) * db1[i]
                 b1[i] -= dt(lr) * vb1[i]
-    # Form W1 explicitly: W1 = s W1_init + C X.
-    for i in range(n1 * n0):
-        theta[i] *= dt(s)
-    gemm(False, False, 1.0, C, X, 1.0, W1)
-    return done
+                bad += (b1[i] - b1[i] + vb1[i] - vb1[i]) != 0.0
+        if not finite or bad != 0 or not np.isfinite(s):
+            return e, STOP_PARAMETERS
+    # Form W1 explicitly: W1 = s W1_init + C X, in float64, rounded once.
+    W1_64 = W1_init * s
+    gemm(False, False, 1.0, C, X64, 1.0, W1_64)
+    bad = 0
+    for i in range(n1):
+        for j in range(n0):
+            w = dt(W1_64[i, j])
+            W1[i, j] = w
+            bad += (w - w) != 0.0
+    if bad != 0:
+        # Finite in float64, out of theta's range once rounded (float32 overflow).
+        return n_epochs - 1, STOP_PARAMETERS
+    return n_epochs, STOP_NONE
