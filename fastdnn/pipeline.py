@@ -36,9 +36,16 @@ def resolve_dtype(dtype, X=None):
 class Parameters(dict):
     """``{"W1": (n1, n0), "b1": (n1, 1), ...}``: views into one flat buffer ``.flat``.
 
-    A plain dict with three attributes: ``flat`` (P,) holds W1 row-major, b1,
+    A dict with three attributes: ``flat`` (P,) holds W1 row-major, b1,
     W2, b2, ... back to back; ``dims`` the layer sizes; ``prefix`` the keys'
     prefix ("" for parameters, "d" for gradients "dW1", "db1", ...).
+
+    Assigning a layer's key writes through: ``p["W1"] = p["W1"] - lr * g["dW1"]``
+    (the course's update loop) copies the new values into ``flat``, so the fast
+    functions, which read ``flat``, compute with them; a value of another shape
+    is refused. Other keys (the gradients' "dA1", ...) are stored as in any dict.
+    ``copy.copy`` and ``dict.copy`` copy ``flat``; pickling and ``copy.deepcopy``
+    rebuild the views.
     """
 
     def __init__(self, flat, dims, prefix=""):
@@ -47,13 +54,52 @@ class Parameters(dict):
         self.dims = list(dims)
         self.prefix = prefix
         w_off, b_off, _ = N.param_offsets(np.asarray(dims, np.int64))
+        self._slots = {}
         for l in range(1, len(dims)):
             n, k = dims[l], dims[l - 1]
-            self[f"{prefix}W{l}"] = flat[w_off[l - 1] : w_off[l - 1] + n * k].reshape(n, k)
-            self[f"{prefix}b{l}"] = flat[b_off[l - 1] : b_off[l - 1] + n].reshape(n, 1)
+            self._slots[f"{prefix}W{l}"] = (int(w_off[l - 1]), (n, k))
+            self._slots[f"{prefix}b{l}"] = (int(b_off[l - 1]), (n, 1))
+        for key, (offset, shape) in self._slots.items():
+            dict.__setitem__(self, key, flat[offset : offset + shape[0] * shape[1]].reshape(shape))
+
+    def __setitem__(self, key, value):
+        slot = self._slots.get(key)
+        if slot is None:
+            dict.__setitem__(self, key, value)
+            return
+        offset, shape = slot
+        value = np.asarray(value)
+        if value.shape != shape:
+            raise ValueError(f"{key} must have shape {shape} (the network's layer sizes), got {value.shape}")
+        view = self.flat[offset : offset + shape[0] * shape[1]].reshape(shape)
+        view[...] = value
+        dict.__setitem__(self, key, view)
+
+    def update(self, *args, **kwargs):
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
 
     def copy(self):
-        return Parameters(self.flat.copy(), self.dims, self.prefix)
+        new = Parameters(self.flat.copy(), self.dims, self.prefix)
+        for key, value in self.items():
+            if key not in self._slots:
+                dict.__setitem__(new, key, value)
+        return new
+
+    __copy__ = copy
+
+    def __reduce__(self):
+        extra = {key: value for key, value in self.items() if key not in self._slots}
+        return (type(self), (self.flat, self.dims, self.prefix), None, None, iter(extra.items()))
 
 
 def n_parameters(dims):
