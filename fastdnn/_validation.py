@@ -49,6 +49,24 @@ def check_Y(Y, m):
     return Y
 
 
+# BLAS takes 32-bit dimensions; a layer this wide would not fit in memory anyway.
+MAX_LAYER_SIZE = 2**31 - 1
+
+
+def check_layer_sizes(sizes, name, allow_empty=False):
+    """A sequence of positive integer layer widths, each below MAX_LAYER_SIZE; returns them as ints."""
+    try:
+        dims = [operator_index(d) for d in sizes]
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive integers, got {sizes!r}") from None
+    if not dims and not allow_empty:
+        raise ValueError(f"{name} must not be empty")
+    for d in dims:
+        if not 0 < d <= MAX_LAYER_SIZE:
+            raise ValueError(f"{name} must hold integers in [1, 2**31 - 1], got {d}")
+    return dims
+
+
 def check_layers_dims(layers_dims, n_features=None):
     """At least two positive integer sizes; the first must equal the feature count."""
     try:
@@ -61,6 +79,7 @@ def check_layers_dims(layers_dims, n_features=None):
         )
     if any(d <= 0 for d in dims):
         raise ValueError(f"layers_dims must be positive, got {dims}")
+    check_layer_sizes(dims, "layers_dims")
     if n_features is not None and dims[0] != n_features:
         raise ValueError(
             f"layers_dims[0] = {dims[0]} but X has {n_features} features (rows); they must match"
@@ -231,12 +250,51 @@ def check_model_options(
     return X, Y, dims
 
 
-def check_seed(seed):
+def check_seed(seed, name="seed"):
     """An integer ``np.random.RandomState`` accepts, in [0, 2**32 - 1] (numpy's own errors do not name it)."""
     try:
         value = operator_index(seed)
     except TypeError:
         value = -1
     if not 0 <= value <= 2**32 - 1:
-        raise ValueError(f"seed must be an integer in [0, 2**32 - 1], got {seed!r}")
+        raise ValueError(f"{name} must be an integer in [0, 2**32 - 1], got {seed!r}")
     return value
+
+
+def check_bool(value, name):
+    """True or False (numpy's bool too); a string such as "False" is refused, not read as true."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_open_fraction(value, name):
+    """A number in (0, 1)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
+    return float(value)
+
+
+def check_non_negative(value, name):
+    """A finite number >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not (np.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_class_labels(y, name="y"):
+    """Class labels: no NaN or Inf, and floats only when whole-valued (others are a continuous target).
+
+    scikit-learn's classifiers refuse a continuous target with the same first words.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError(f"{name} contains NaN or Inf")
+        fractional = y != np.round(y)
+        if fractional.any():
+            raise ValueError(
+                f"Unknown label type: continuous (non-integer values such as {y[fractional][0]:g} in "
+                f"{name}); a classifier needs class labels"
+            )
+    return y

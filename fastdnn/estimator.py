@@ -21,7 +21,7 @@ from fastdnn.pipeline import (
     samples_as_rows,
 )
 from fastdnn.kernels import network as N
-from fastdnn.threads import blas_threads
+from fastdnn.threads import blas_threads, training_threads
 from fastdnn.training import DivergenceError, Trainer, use_gram
 
 
@@ -45,16 +45,21 @@ class DNNClassifier:
     beta : momentum's coefficient; beta1, beta2, epsilon : Adam's.
     init : weight initialisation, "deep" (the course's 1/sqrt(n)), "he" or "xavier".
     random_state : int seed for initialisation, shuffling and the validation split; None draws one.
-    warm_start : ``fit`` continues from the current parameters and optimizer state.
+    warm_start : ``fit`` continues from the current parameters and optimizer state, with the
+        training hyperparameters as set now (``set_params`` between fits takes effect; a new
+        optimizer starts its state afresh); a changed architecture (``hidden_layer_sizes``,
+        ``activation``, ``loss``, ``dtype``) is a ValueError.
     early_stopping : hold out ``validation_fraction`` of the data, stop when its accuracy has not
         improved by ``tol`` for ``n_iter_no_change`` epochs, and keep the best parameters.
     frozen_layers : the first k layers are not trained (for transfer learning, see ``from_pretrained``).
     dtype : "float32" or "float64"; None takes X's float dtype, else float64.
-    threads : BLAS threads during training; None leaves the library's default.
+    threads : BLAS threads during training, at most the usable cores; None: fastdnn's policy
+        (one thread for small steps, every usable core otherwise; ``fastdnn/threads.py``).
     verbose : print the cost of each epoch.
 
     Attributes after fit: ``classes_``, ``n_features_in_``, ``parameters_`` (the course's
-    ``{"W1", "b1", ...}``), ``loss_curve_`` (one cost per epoch, all fits of a warm start),
+    ``{"W1", "b1", ...}``; assigning a key writes through), ``network_`` (the architecture the
+    parameters were trained as, which prediction and saving use), ``loss_curve_`` (one cost per epoch, all fits of a warm start),
     ``n_iter_``, ``t_`` (optimizer steps), ``validation_scores_`` and
     ``best_validation_score_`` (early stopping only).
     """
@@ -140,9 +145,17 @@ class DNNClassifier:
             raise NotFittedError("this DNNClassifier is not fitted yet; call fit (or partial_fit) first")
 
     def _check_params(self, m):
+        """Every constructor parameter checked before it is used; returns the hidden sizes as a list.
+
+        Each message names the parameter (scikit-learn's estimators validate at fit, as here).
+        """
         sizes = self.hidden_layer_sizes
-        sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
-        V.check_layers_dims([1] + sizes + [1])
+        sizes = [sizes] if isinstance(sizes, numbers.Integral) else sizes
+        try:
+            sizes = list(sizes)
+        except TypeError:
+            raise ValueError(f"hidden_layer_sizes must be a sequence of positive integers, got {sizes!r}") from None
+        V.check_layer_sizes(sizes, "hidden_layer_sizes", allow_empty=True)
         if self.batch_size not in (None, "auto"):
             size = V.check_positive(self.batch_size, "batch_size", integer=True)
             if size > m:
@@ -157,11 +170,45 @@ class DNNClassifier:
         V.check_choice(self.loss, V.LOSSES, "loss")
         V.check_choice(self.optimizer, V.OPTIMIZERS, "optimizer")
         V.check_choice(self.init, V.INITIALIZATIONS, "init")
-        if self.early_stopping:
-            if not 0 < self.validation_fraction < 1:
-                raise ValueError(f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
-            V.check_positive(self.n_iter_no_change, "n_iter_no_change", integer=True)
+        for name in ("warm_start", "early_stopping", "verbose"):
+            V.check_bool(getattr(self, name), name)
+        V.check_open_fraction(self.validation_fraction, "validation_fraction")
+        V.check_positive(self.n_iter_no_change, "n_iter_no_change", integer=True)
+        V.check_non_negative(self.tol, "tol")
+        if self.random_state is not None:
+            V.check_seed(self.random_state, "random_state")
+        if self.threads is not None:
+            V.check_positive(self.threads, "threads", integer=True)
+        try:
+            frozen = V.operator_index(self.frozen_layers)
+        except TypeError:
+            raise ValueError(f"frozen_layers must be a non-negative integer, got {self.frozen_layers!r}") from None
+        if not 0 <= frozen <= len(sizes):
+            raise ValueError(f"frozen_layers must be in [0, {len(sizes)}] (the output layer always trains), got {frozen}")
+        if self.dtype is not None:
+            resolve_dtype(self.dtype)
         return sizes
+
+    def _check_same_network(self, sizes):
+        """warm_start keeps the network: a changed architecture is an error, not silently ignored."""
+        now = {"hidden_layer_sizes": tuple(sizes), "activation": self.activation, "loss": self.loss}
+        if self.dtype is not None:
+            now["dtype"] = np.dtype(resolve_dtype(self.dtype)).name
+        changed = [f"{k} {self.network_[k]!r} -> {v!r}" for k, v in now.items() if self.network_[k] != v]
+        if changed:
+            raise ValueError(
+                f"warm_start=True continues the fitted network, but its architecture changed ({'; '.join(changed)}); "
+                "set warm_start=False to train a new network"
+            )
+
+    def _configure_trainer(self, m):
+        """Every training hyperparameter, as set now, reaches the next epochs (set_params included)."""
+        batch = {None: None, "auto": min(200, m)}.get(self.batch_size, self.batch_size)
+        self._trainer.set_hyperparameters(
+            optimizer=self.optimizer, learning_rate=self.learning_rate, beta=self.beta, beta1=self.beta1,
+            beta2=self.beta2, epsilon=self.epsilon, lambd=self.l2, mini_batch_size=batch,
+            frozen_layers=self.frozen_layers, threads=self.threads,
+        )
 
     def _encode(self, y):
         """Targets (m, 1) of 0/1 for two classes, one-hot (m, K) for more."""
@@ -181,9 +228,7 @@ class DNNClassifier:
             y = y.ravel()
         if y.ndim != 1 or y.shape[0] != m:
             raise ValueError(f"y must be 1-D with one label per sample ({m}), got shape {y.shape}")
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise ValueError("y contains NaN or Inf")
-        return y
+        return V.check_class_labels(y)
 
     # -- training ----------------------------------------------------------------------------
     def _seed(self):
@@ -194,14 +239,19 @@ class DNNClassifier:
     def _new_trainer(self, Xs, sizes, seed, parameters=None):
         K = len(self.classes_)
         output = "sigmoid" if K == 2 else "softmax"
-        dims = [Xs.shape[1]] + sizes + [1 if K == 2 else K]
+        dims = [Xs.shape[1]] + list(sizes) + [1 if K == 2 else K]
         L = len(dims) - 1
         if not 0 <= self.frozen_layers <= L - 1:
             raise ValueError(f"frozen_layers must be in [0, {L - 1}], got {self.frozen_layers!r}")
         if parameters is None:
             parameters = initialize_parameters(dims, self.init, seed, Xs.dtype)
         self.parameters_ = parameters
-        self._output = output
+        # What the parameters were trained as: prediction, saving and warm starts use this,
+        # whatever set_params changes later.
+        self.network_ = {
+            "hidden_layer_sizes": tuple(sizes), "activation": self.activation, "loss": self.loss,
+            "output": output, "dtype": np.dtype(Xs.dtype).name,
+        }
         m = Xs.shape[0]
         batch = {None: None, "auto": min(200, m)}.get(self.batch_size, self.batch_size)
         self._trainer = Trainer(
@@ -224,6 +274,7 @@ class DNNClassifier:
             raise ValueError(f"y has a single class ({classes.tolist()}); a classifier needs at least 2")
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(f"warm_start: y's classes {classes.tolist()} differ from the fitted {self.classes_.tolist()}")
+        self._check_params(Xs.shape[0])
         seed = self._seed()
         Xs_train, y_train, Xs_val, y_val = Xs, y, None, None
         if self.early_stopping:
@@ -234,7 +285,10 @@ class DNNClassifier:
             Xs_val, y_val = Xs[perm[:n_val]], y[perm[:n_val]]
             Xs_train, y_train = np.ascontiguousarray(Xs[perm[n_val:]]), y[perm[n_val:]]
         sizes = self._check_params(Xs_train.shape[0])
-        if not warm:
+        if warm:
+            self._check_same_network(sizes)
+            self._configure_trainer(Xs_train.shape[0])
+        else:
             self.classes_ = classes
             self.n_features_in_ = Xs.shape[1]
             self._new_trainer(Xs_train, sizes, seed, self._pretrained_parameters(Xs, sizes))
@@ -260,6 +314,8 @@ class DNNClassifier:
         else:
             Xs = self._check_X(X)
             y = self._check_y(y, Xs.shape[0])
+            self._check_same_network(self._check_params(Xs.shape[0]))
+            self._configure_trainer(Xs.shape[0])
         batch = self._trainer.mini_batch_size
         if batch is not None and batch > Xs.shape[0]:
             self._trainer.mini_batch_size = Xs.shape[0]
@@ -271,30 +327,25 @@ class DNNClassifier:
 
     def _run(self, Xs, Ys, epochs, Xs_val, y_val):
         trainer = self._trainer
-        trainer.threads = self.threads  # set_params(threads=...) after fit takes effect
         per_epoch = self.verbose or Xs_val is not None
         best, best_params, stall = -np.inf, None, 0
         self.validation_scores_ = getattr(self, "validation_scores_", []) if Xs_val is not None else None
         done = 0
         while done < epochs:
             n = 1 if per_epoch else epochs
-            snapshot = (trainer.params.flat.copy(), trainer.state.copy(), trainer.step)
             # The Gram route's momentum state lives for one call, so the estimator
             # (which may call again: warm start, partial_fit) takes it for plain gd only.
             gram = not per_epoch and self.optimizer == "gd" and use_gram("auto", trainer, Xs, n)
             try:
                 costs = trainer.run(Xs, Ys, n, gram)
             except DivergenceError as exc:
-                if not np.isfinite(trainer.params.flat).all():
-                    trainer.params.flat[:], trainer.state[:], trainer.step = snapshot
+                # The trainer holds the end of the last finite epoch; count epochs over all fits.
+                self.loss_curve_.extend(exc.costs)
                 epoch = self.n_iter_ + done + exc.epoch
                 self.n_iter_ = epoch
-                raise DivergenceError(
-                    f"the cost became {exc.cost} at epoch {epoch}; the last finite parameters are kept. "
-                    "Try a smaller learning_rate.",
-                    epoch,
-                    exc.cost,
-                ) from None
+                self.t_ = trainer.step
+                message = str(exc).replace(f"at epoch {exc.epoch}", f"at epoch {epoch}")
+                raise DivergenceError(message, epoch, exc.cost, exc.costs) from None
             self.loss_curve_.extend(costs.tolist())
             done += n
             self.n_iter_ += n
@@ -360,8 +411,9 @@ class DNNClassifier:
         dims = np.asarray(params.dims, np.int64)
         m = Xs.shape[0]
         Z = np.empty(m * int(dims[1:].sum()), params.flat.dtype)
-        acts = activation_codes(len(dims) - 1, self.activation, self._output, self.loss)
-        with blas_threads(self.threads):
+        net = self.network_
+        acts = activation_codes(len(dims) - 1, net["activation"], net["output"], net["loss"])
+        with blas_threads(training_threads(self.threads, list(dims), m)):
             N.forward(Xs, params.flat, dims, acts, Z, Z, True)
         return N._block(Z, m, dims, len(dims) - 2)
 

@@ -85,11 +85,21 @@ def test_warm_start_continues_where_fit_stopped():
 
 def test_early_stopping_keeps_the_best_validation_parameters():
     X, y = blobs(n=400, seed=5)
-    clf = fastdnn.DNNClassifier(
-        hidden_layer_sizes=(16,), max_iter=300, early_stopping=True, n_iter_no_change=5, random_state=0
-    ).fit(X, y)
-    assert clf.n_iter_ < 300
-    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    options = dict(hidden_layer_sizes=(16,), random_state=0)
+    clf = fastdnn.DNNClassifier(max_iter=300, early_stopping=True, n_iter_no_change=5, **options).fit(X, y)
+    scores = clf.validation_scores_
+    best = int(np.argmax(scores))  # the first epoch reaching the best score
+    assert clf.n_iter_ < 300 and best < len(scores) - 1  # training went on past the best epoch
+    assert clf.best_validation_score_ == scores[best]
+    # The documented split: a permutation drawn from random_state; the first
+    # round(validation_fraction * n) samples are held out, the rest train in that order.
+    perm = np.random.default_rng(0).permutation(len(y))
+    n_val = round(0.1 * len(y))
+    train = perm[n_val:]
+    # The kept parameters are exactly those of a run stopped at the best epoch.
+    stopped = fastdnn.DNNClassifier(max_iter=best + 1, **options).fit(X[train], y[train])
+    np.testing.assert_array_equal(clf.parameters_.flat, stopped.parameters_.flat)
+    assert clf.score(X[perm[:n_val]], y[perm[:n_val]]) == clf.best_validation_score_
 
 
 def test_transfer_learning_keeps_frozen_layers_bit_identical():
@@ -121,11 +131,21 @@ def test_get_params_and_set_params_follow_scikit_learn():
 
 def test_works_inside_scikit_learn_tools():
     sklearn = pytest.importorskip("sklearn", reason="scikit-learn is in the test extra")
-    from sklearn.model_selection import GridSearchCV
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import GridSearchCV, KFold
 
     X, y = blobs(n=120)
-    search = GridSearchCV(fastdnn.DNNClassifier(max_iter=5, random_state=0), {"l2": [0.0, 0.1]}, cv=2).fit(X, y)
-    assert search.best_params_["l2"] in (0.0, 0.1)
+    grid, cv = {"l2": [0.0, 5.0]}, KFold(2)
+    search = GridSearchCV(fastdnn.DNNClassifier(max_iter=5, random_state=0), grid, cv=cv, scoring="neg_log_loss")
+    search.fit(X, y)
+    # Each candidate's scores are those of the same options fitted by hand on the same folds, so
+    # clone, set_params, fit and predict_proba all did their part; the two candidates differ.
+    for i, l2 in enumerate(grid["l2"]):
+        for k, (train, test) in enumerate(cv.split(X)):
+            clf = fastdnn.DNNClassifier(max_iter=5, random_state=0, l2=l2).fit(X[train], y[train])
+            expected = -log_loss(y[test], clf.predict_proba(X[test]), labels=clf.classes_)
+            assert search.cv_results_[f"split{k}_test_score"][i] == pytest.approx(expected, rel=1e-12)
+    assert search.cv_results_["split0_test_score"][0] != search.cv_results_["split0_test_score"][1]
     assert sklearn.base.clone(fastdnn.DNNClassifier(l2=0.3)).l2 == 0.3
 
 
@@ -159,6 +179,21 @@ BAD = [
     (dict(batch_size=1000), r"batch_size must be between 1 and the number of training samples 300"),
     (dict(l2=-1.0), r"l2 \(L2 strength\) must be a finite number >= 0"),
     (dict(learning_rate=0), r"learning_rate must be a finite positive number"),
+    (dict(validation_fraction="x"), r"validation_fraction must be a number in \(0, 1\), got 'x'"),
+    (dict(validation_fraction=float("nan")), r"validation_fraction must be a number in \(0, 1\), got nan"),
+    (dict(validation_fraction=1.0, early_stopping=True), r"validation_fraction must be a number in \(0, 1\)"),
+    (dict(tol=float("nan")), r"tol must be a finite number >= 0, got nan"),
+    (dict(tol=-1), r"tol must be a finite number >= 0"),
+    (dict(n_iter_no_change=0), r"n_iter_no_change must be a positive integer"),
+    (dict(random_state=-1), r"random_state must be an integer in \[0, 2\*\*32 - 1\], got -1"),
+    (dict(random_state=1.5), r"random_state must be an integer"),
+    (dict(hidden_layer_sizes=(99999999999999999999,)), r"hidden_layer_sizes must hold integers in \[1, 2\*\*31 - 1\]"),
+    (dict(hidden_layer_sizes=(8, 0)), r"hidden_layer_sizes must hold integers in \[1, 2\*\*31 - 1\], got 0"),
+    (dict(hidden_layer_sizes="8"), r"hidden_layer_sizes must be a sequence of positive integers"),
+    (dict(threads=0), r"threads must be a positive integer"),
+    (dict(dtype="int8"), r"dtype must be float32 or float64"),
+    (dict(early_stopping="yes"), r"early_stopping must be True or False"),
+    (dict(frozen_layers=-1), r"frozen_layers must be in \[0, 3\]"),
 ]
 
 
@@ -195,3 +230,42 @@ def test_divergence_names_the_epoch_and_keeps_finite_parameters():
     with pytest.raises(FloatingPointError, match=r"at epoch \d+.*smaller learning_rate"):
         clf.fit(X * 1e3, y)
     assert np.isfinite(clf.parameters_.flat).all()
+
+
+def test_continuous_targets_are_refused_as_scikit_learn_does():
+    X, _ = blobs()
+    y = np.random.default_rng(0).random(len(X))
+    with pytest.raises(ValueError, match="Unknown label type: continuous"):
+        fastdnn.DNNClassifier(max_iter=1).fit(X, y)
+    # Whole-valued floats are class labels.
+    clf = fastdnn.DNNClassifier(max_iter=1, random_state=0).fit(X, (y > 0.5) * 2.0)
+    assert clf.classes_.tolist() == [0.0, 2.0]
+
+
+TRAINING_CHANGES = {
+    "learning_rate": 0.5, "optimizer": "momentum", "batch_size": 32, "l2": 1.0, "beta1": 0.5, "beta2": 0.9,
+    "epsilon": 1e-2,
+}
+
+
+@pytest.mark.parametrize("name, value", TRAINING_CHANGES.items(), ids=TRAINING_CHANGES.keys())
+def test_warm_start_trains_with_the_hyperparameters_set_since(name, value):
+    """set_params between warm fits reaches the next fit: as if the estimator had been built with it."""
+    X, y = blobs(n=200)
+    first = dict(max_iter=3, random_state=4, warm_start=True, optimizer="adam")
+    changed = fastdnn.DNNClassifier(**first).fit(X, y).set_params(**{name: value}).fit(X, y)
+    unchanged = fastdnn.DNNClassifier(**first).fit(X, y).fit(X, y)
+    assert not np.array_equal(changed.parameters_.flat, unchanged.parameters_.flat)
+
+
+@pytest.mark.parametrize(
+    "name, value", [("hidden_layer_sizes", (7,)), ("activation", "tanh"), ("loss", "mse"), ("dtype", "float32")]
+)
+def test_warm_start_refuses_a_changed_architecture_and_predicts_with_the_trained_one(name, value):
+    X, y = blobs(n=200)
+    clf = fastdnn.DNNClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=4, warm_start=True).fit(X, y)
+    proba = clf.predict_proba(X)
+    clf.set_params(**{name: value})
+    with pytest.raises(ValueError, match=f"architecture changed \\({name} "):
+        clf.fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)  # still the trained network

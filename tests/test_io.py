@@ -23,7 +23,8 @@ def problem(m=300, n=6, classes=2, seed=0, labels="int"):
     if labels == "text":
         return X, np.array(["ant", "bee", "cat", "dog", "eel"])[index]
     if labels == "float":
-        return X, index * 0.5 - 1.0
+        # Whole-valued floats: scikit-learn (and fastdnn) read other floats as a continuous target.
+        return X, index * 2.0 - 1.0
     return X, index
 
 
@@ -258,3 +259,14 @@ def test_a_missing_model_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError) as excinfo:
         load_model(tmp_path / "absent.npz")
     assert excinfo.value.filename == os.fspath(tmp_path / "absent.npz")
+
+
+def test_a_saved_model_records_the_architecture_it_was_trained_with(tmp_path):
+    X, y = problem()
+    est = fitted(X, y)
+    est.set_params(activation="tanh", hidden_layer_sizes=(3,))  # after fit: changes nothing trained
+    path = tmp_path / "m.npz"
+    save_model(est, path)
+    loaded = load_model(path)
+    assert loaded.activation == "relu" and loaded.hidden_layer_sizes == (8, 5)
+    np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
