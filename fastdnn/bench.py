@@ -31,24 +31,13 @@ RESULT_MARKER = "@@fastdnn-bench@@ "
 # Square GEMM sizes for the peak: large enough that BLAS runs at its best rate
 # (well past every cache), small enough to take ~0.1 s on two cores.
 PEAK_SIZES = {"float32": 2048, "float64": 1536}
+from fastdnn.threads import step_flops  # noqa: E402,F401  (re-exported: the benchmarks count FLOPs with it)
+
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 class BenchError(RuntimeError):
     """A benchmark worker failed; the message carries the end of its error output."""
-
-
-def step_flops(dims, m):
-    """GEMM FLOPs of one training step on layer sizes ``dims`` with m examples: a dict.
-
-    forward = 2 m sum_l n_l n_{l-1}  (Z_l = W_l A_{l-1})
-    course  = 3 forward              (plus dW_l = dZ_l A_{l-1}^T and dA_{l-1} = W_l^T dZ_l per layer)
-    useful  = course - 2 m n_1 n_0   (dA_0 feeds nothing; the fast path skips it, the course computes it)
-    Element-wise work (bias, activations, cost, update) is not counted.
-    """
-    forward = 2 * m * sum(dims[l] * dims[l - 1] for l in range(1, len(dims)))
-    course = 3 * forward
-    return {"forward": forward, "course": course, "useful": course - 2 * m * dims[1] * dims[0]}
 
 
 def gemm_peak(dtype, n=None, repeats=3):

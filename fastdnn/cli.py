@@ -23,6 +23,9 @@ import time
 
 import numpy as np
 
+from fastdnn import _validation as V
+from fastdnn.threads import SMALL_STEP_FLOPS, training_threads, usable_cores
+
 DEFAULT_OUT = "fastdnn-model.npz"
 
 # ``fastdnn train``'s defaults: a network and optimiser that learn the built-in
@@ -89,9 +92,17 @@ def _layer_sizes(text):
         sizes = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected hidden layer sizes like 20,7,5, got {text!r}") from None
-    if any(s < 1 for s in sizes):
-        raise argparse.ArgumentTypeError(f"layer sizes must be positive, got {text!r}")
-    return sizes
+    try:
+        return tuple(V.check_layer_sizes(sizes, "layer sizes"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seed(text):
+    try:
+        return V.check_seed(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32 - 1], got {text!r}") from None
 
 
 def _positive_int(text):
@@ -113,27 +124,13 @@ def _batch_size(text):
         raise argparse.ArgumentTypeError(f"expected a positive integer, 'full' or 'auto', got {text!r}") from None
 
 
-def _default_threads():
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
-
-
-# Below this many GEMM FLOPs per step, a second BLAS thread costs more than it brings. Measured on
-# this project's 2-core machine, 5 epochs of the default run (200-64-32-1, batch 256: 16 MFLOP per
-# step): 2.1-3.1 s with 1 thread, 2.5-7.9 s with 2, the spread of 2 threads coming from other
-# processes on the cores (OpenBLAS threads wait for each other); the course's cat network (300
-# MFLOP per step) runs 1.5x faster with 2 (DESIGN.md). The threshold sits between the two.
-SMALL_STEP_FLOPS = 64e6
-
-
-def _training_threads(dims, batch):
-    """The default BLAS threads for training: 1 for small steps, else min(2, usable cores)."""
-    from fastdnn.bench import step_flops
-
-    return 1 if step_flops(dims, batch)["useful"] < SMALL_STEP_FLOPS else _default_threads()
+def _threads_option(requested):
+    """--threads as given, capped at the usable cores (saying so); None leaves the choice to the policy."""
+    cores = usable_cores()
+    if requested is not None and requested > cores:
+        _say(f"note: --threads {requested} is more than the {cores} usable cores; using {cores}")
+        return cores
+    return requested
 
 
 # ---------------------------------------------------------------------------- parser
@@ -181,13 +178,14 @@ def build_parser():
     g.add_argument("--beta2", type=float, help=f"Adam's beta2 (default {d['beta2']})")
     g.add_argument("--epsilon", type=float, help=f"Adam's epsilon (default {d['epsilon']})")
     g.add_argument("--dtype", choices=["float32", "float64"], help="compute precision (default: the data's float type, else float64)")
-    g.add_argument("--seed", type=int, help=f"seed of the initialisation, shuffling and validation split (default {d['seed']})")
+    g.add_argument("--seed", type=_seed, help=f"seed of the initialisation, shuffling and validation split (default {d['seed']})")
     g.add_argument("--early-stopping", action="store_true", default=None,
                    help="stop when validation accuracy has not improved by --tol for --n-iter-no-change epochs; keep the best")
     g.add_argument("--n-iter-no-change", type=_positive_int, metavar="N", help=f"(default {d['n_iter_no_change']})")
     g.add_argument("--tol", type=float, help=f"(default {d['tol']})")
-    g.add_argument("--threads", type=_positive_int, metavar="N", help="BLAS threads (default: 1 when a step's GEMMs are under "
-                   f"{SMALL_STEP_FLOPS / 1e6:.0f} MFLOP, else min(2, usable cores) = {_default_threads()})")
+    g.add_argument("--threads", type=_positive_int, metavar="N", help="BLAS threads, at most the usable cores (default: 1 when "
+                   f"a step's GEMMs are under {SMALL_STEP_FLOPS / 1e6:.0f} MFLOP, else those of the {usable_cores()} usable "
+                   "cores that no other process is running on)")
     g = train.add_argument_group("output")
     g.add_argument("--out", metavar="FILE", help=f"where to save the model (default ./{DEFAULT_OUT})")
     g.add_argument("--plot", metavar="PNG", help="write the cost curve to this image (needs fastdnn[plot])")
@@ -232,7 +230,7 @@ def build_parser():
     check.add_argument("--loss", choices=["cross_entropy", "mse"], default="cross_entropy")
     check.add_argument("--l2", type=float, default=0.0, help="L2 strength lambda (default 0)")
     check.add_argument("--init", choices=["deep", "he", "xavier"], default="deep")
-    check.add_argument("--seed", type=int, default=1, help="initialisation seed (default 1, the course's)")
+    check.add_argument("--seed", type=_seed, default=1, help="initialisation seed (default 1, the course's)")
     check.add_argument("--dtype", choices=["float32", "float64"], default="float64", help="the fast path's dtype (default float64)")
     check.set_defaults(func=cmd_check)
 
@@ -251,7 +249,7 @@ def build_parser():
     bench.add_argument("--iterations", type=_positive_int, default=20,
                        help="timed steps per repeat, at least (whole epochs are timed; default 20)")
     bench.add_argument("--repeats", type=_positive_int, default=3, help="timed repeats; the median is reported (default 3)")
-    bench.add_argument("--threads", type=_positive_int, default=_default_threads(), help="BLAS threads (default min(2, cores))")
+    bench.add_argument("--threads", type=_positive_int, default=usable_cores(), help="BLAS threads (default: the usable cores)")
     bench.add_argument("--peak-size", type=_positive_int, help="n of the n^3 peak GEMM (default 2048 float32, 1536 float64)")
     bench.add_argument("--no-reference", action="store_true", help="time the fast path only")
     bench.set_defaults(func=cmd_bench)
@@ -365,6 +363,10 @@ def cmd_train(args):
     X_val = y_val = None
     if hold_out:
         X, y, X_val, y_val = split(X, y, options["validation_fraction"], options["seed"])
+    try:
+        V.check_class_labels(y, "the labels")
+    except ValueError as exc:
+        raise CLIError(f"{data.describe()}: {exc}") from None
     classes = np.unique(y)
     if len(classes) < 2:
         raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a classifier needs two")
@@ -377,7 +379,7 @@ def cmd_train(args):
             raise CLIError(f"{args.resume}: was trained on other data than {data.describe()} (or on another split of it)")
         est = checkpoint.estimator
         target = args.epochs or checkpoint.run.get("epochs") or est.max_iter
-        threads = args.threads or est.threads
+        threads = _threads_option(args.threads) or est.threads
         # The trainer keeps its own thread setting; both change together.
         est.set_params(threads=threads, max_iter=target)
         est._trainer.threads = threads
@@ -389,8 +391,7 @@ def cmd_train(args):
             batch = X.shape[0]  # the default batch on a dataset smaller than it: one full batch
         K = len(classes)
         dims = [X.shape[1], *options["layers"], 1 if K == 2 else K]
-        step_batch = {None: X.shape[0], "auto": min(200, X.shape[0])}.get(batch, batch)
-        threads = args.threads or _training_threads(dims, step_batch)
+        threads = _threads_option(args.threads)
         est = DNNClassifier(**_estimator_params(options, batch, threads))
         state = _RunState()
 
@@ -550,6 +551,7 @@ def _print_train_header(data, X, X_val, test, est, options, classes, target, sta
     K = len(classes)
     dims = [n] + list(options["layers"]) + [1 if K == 2 else K]
     batch = est.batch_size
+    threads = training_threads(est.threads, dims, {None: m, "auto": min(200, m)}.get(batch, batch))
     output = "sigmoid" if K == 2 else f"softmax over {K} classes"
     batch_text = {None: "full batch", "auto": "batch auto (min(200, n))"}.get(batch, f"batch {batch}")
     opt = options["optimizer"] + (f" (beta {options['beta']})" if options["optimizer"] == "momentum" else "")
@@ -559,7 +561,7 @@ def _print_train_header(data, X, X_val, test, est, options, classes, target, sta
     _say(
         f"network: {' -> '.join(map(str, dims))} ({options['activation']}, {output}, {options['loss']}, init {options['init']}); "
         f"{opt} lr {options['lr']}, {batch_text}, {target} epochs, seed {options['seed']}, "
-        f"{est.threads} BLAS thread{'s' if est.threads != 1 else ''}"
+        f"{threads} BLAS thread{'s' if threads != 1 else ''}"
         + ("; " + ", ".join(extras) if extras else "")
     )
     if state.epoch:
@@ -640,8 +642,9 @@ class _Training:
         except DivergenceError as exc:
             # Both paths count exc.epoch from 0 at the start of this chunk (fit's chunk is the first).
             epoch = self.state.epoch + exc.epoch + 1
+            message = str(exc).split(" at epoch ")[0]
             raise CLIError(
-                f"training diverged: the cost became {exc.cost} in epoch {epoch}; no model was saved; "
+                f"training diverged: {message} in epoch {epoch}; no model was saved; "
                 f"try a smaller --lr (this run's: {est.learning_rate})") from None
         est.loss_curve_.extend(costs.tolist())
         est.n_iter_ += n
@@ -1042,6 +1045,7 @@ def cmd_bench(args):
 
     dims = [args.features] + list(args.layers) + [1]
     batch = args.batch if args.batch and args.batch < args.samples else None
+    args.threads = _threads_option(args.threads)
     task = {"dims": dims, "m": args.samples, "batch": batch, "iterations": args.iterations, "repeats": args.repeats,
             "optimizer": args.optimizer, "learning_rate": args.lr, "threads": args.threads, "peak_size": args.peak_size}
     per_step_batch = batch or args.samples

@@ -1,4 +1,4 @@
-"""How fastdnn shares the CPU between BLAS and its own kernels.
+"""How fastdnn shares the CPU between BLAS and its own kernels: the one thread policy.
 
 The strategy: fastdnn's fused element-wise kernels are serial (``@njit``
 without ``parallel=True``) and run between BLAS calls on the calling thread,
@@ -6,14 +6,128 @@ so all parallelism comes from BLAS and the two never spin at once. Measured on
 this project's 2-core machine (DESIGN.md), Numba's OpenMP/workqueue layers
 beside a 2-thread BLAS were 1.3-2.6x slower per step than serial kernels.
 
-``threads=`` in the training functions sets the BLAS pool for the duration of
-a call with threadpoolctl (which reaches SciPy's bundled OpenBLAS; numpy's
-``OMP_NUM_THREADS``-style variables must be set before import to have effect).
+How many BLAS threads (``training_threads``, used by ``fastdnn.model``,
+``L_layer_model``, ``DNNClassifier`` and ``fastdnn train`` alike):
+- ``threads=None`` (the default) picks per training call. A step whose GEMMs
+  are under ``SMALL_STEP_FLOPS`` takes one thread: a second one brings nothing
+  there. A larger step takes the usable cores that no other task is running on
+  at that moment (``busy_cores``): a second BLAS thread made large steps 25-36%
+  faster on a quiet 2-core machine, but 1.5-2.4x slower when another process
+  kept one core busy (measurements beside ``SMALL_STEP_FLOPS``), because
+  OpenBLAS's threads spin and wait for each other.
+- an explicit count above the usable cores is capped at them, with a
+  warning: more BLAS threads than cores only wait for each other. An explicit
+  count within them is used as given, busy or not.
+
+``blas_threads`` applies a count for the duration of a block with
+threadpoolctl, which reaches SciPy's bundled OpenBLAS (the variables such as
+``OPENBLAS_NUM_THREADS`` only act before BLAS loads).
 """
 
 import contextlib
+import os
+import time
+import warnings
 
 from fastdnn._validation import check_positive
+
+# Below this many GEMM FLOPs per training step, one BLAS thread. Measured side by side on this
+# project's 2-core machine (AMD EPYC, OpenBLAS Haswell kernels; each configuration in its own
+# process, medians of 5, ms per step, 1 thread vs 2; `loaded` = a busy loop on one core):
+#   GEMM MFLOP/step   quiet 1 / 2 threads     loaded 1 / 2 threads
+#   0.018 [16,8,1]    0.0045 / 0.0048         0.0042 / 0.0042
+#   0.93 [64,32,32,1] 0.033 / 0.032           0.030 / 0.031
+#   16 [200,64,32,1]  0.27 / 0.21             0.27 / 0.66
+#   17 digits-like    0.32 / 0.25             0.32 / 0.74
+#   206 cat, direct   8.0 / 5.1               8.5 / 12.9
+#   307 [784,256,256] 4.0 / 2.7               4.3 / 9.4
+#   5372 [1024,1024,1024,1] 59 / 38           57 / 88
+# and the course's cat run through the Gram route (3.7 MFLOP a step, as step_flops counts it with
+# the m x m Gram matrix as layer 1's input): 0.191 / 0.149 s per 2500 iterations, quiet.
+# A second thread gains nothing up to ~1 MFLOP and 20-36% from 3.7 MFLOP on, when the other core
+# is free; the threshold sits between the two. When it is not free, every size loses (busy_cores).
+SMALL_STEP_FLOPS = 2e6
+
+
+def usable_cores():
+    """The cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def step_flops(dims, m):
+    """GEMM FLOPs of one training step on layer sizes ``dims`` with m examples: a dict.
+
+    forward = 2 m sum_l n_l n_{l-1}  (Z_l = W_l A_{l-1})
+    course  = 3 forward              (plus dW_l = dZ_l A_{l-1}^T and dA_{l-1} = W_l^T dZ_l per layer)
+    useful  = course - 2 m n_1 n_0   (dA_0 feeds nothing; the fast path skips it, the course computes it)
+    Element-wise work (bias, activations, cost, update) is not counted.
+    """
+    forward = 2 * m * sum(dims[l] * dims[l - 1] for l in range(1, len(dims)))
+    course = 3 * forward
+    return {"forward": forward, "course": course, "useful": course - 2 * m * dims[1] * dims[0]}
+
+
+def busy_cores():
+    """How many cores other processes are running on now, from Linux's count of runnable tasks.
+
+    The fourth field of /proc/loadavg counts the tasks (threads) running or ready
+    to run at the moment it is read; this process's own running threads (the
+    caller, and BLAS threads still spinning after a previous call) are not
+    another process's load, so they are taken off. The least of three readings
+    a millisecond apart, so a task that runs for an instant does not count.
+    0 where /proc is not available.
+    """
+    counts = []
+    try:
+        for i in range(3):
+            if i:
+                time.sleep(0.001)
+            with open("/proc/loadavg") as f:
+                runnable = int(f.read().split()[3].split("/")[0])
+            counts.append(runnable - _own_running_threads())
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, min(counts))
+
+
+def _own_running_threads():
+    """This process's threads in state R (running or runnable), from /proc/self/task/*/stat."""
+    running = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        # The state follows the command name, which is in parentheses and may hold spaces.
+        running += stat[stat.rindex(")") + 2] == "R"
+    return running
+
+
+def training_threads(threads, dims, batch):
+    """The BLAS threads for training layer sizes ``dims`` on ``batch`` examples a step.
+
+    ``threads`` is the user's setting: None for the policy above, else a
+    positive integer, capped at the usable cores with a RuntimeWarning.
+    """
+    cores = usable_cores()
+    if threads is None:
+        if step_flops(dims, batch)["useful"] < SMALL_STEP_FLOPS:
+            return 1
+        return max(1, cores - busy_cores())
+    threads = check_positive(threads, "threads", integer=True)
+    if threads > cores:
+        warnings.warn(
+            f"threads={threads} is more than the {cores} usable cores; using {cores} "
+            "(more BLAS threads than cores only wait for each other)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return cores
+    return threads
 
 
 @contextlib.contextmanager

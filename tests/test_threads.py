@@ -1,0 +1,85 @@
+"""The one thread policy: who picks the BLAS thread count, and what happens past the cores."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastdnn
+from fastdnn import cli, threads, training
+
+
+@pytest.fixture
+def used_threads(monkeypatch):
+    """The thread counts training runs ask BLAS for, in order."""
+    seen = []
+    real = training.blas_threads
+
+    def spy(count):
+        seen.append(count)
+        return real(count)
+
+    monkeypatch.setattr(training, "blas_threads", spy)
+    return seen
+
+
+def test_small_steps_take_one_thread_and_large_ones_the_free_cores(monkeypatch):
+    cores = threads.usable_cores()
+    big = ([1024, 2048, 2048, 1], 1024)
+    assert threads.training_threads(None, [64, 32, 32, 1], 64) == 1
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0)
+    assert threads.training_threads(None, *big) == cores
+    monkeypatch.setattr(threads, "busy_cores", lambda: 1)
+    assert threads.training_threads(None, *big) == max(1, cores - 1)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 64)
+    assert threads.training_threads(None, *big) == 1
+    # The threshold itself: [100, 100, 1] costs 40,600 useful FLOPs per example (4 n1 n0 + 6 n2 n1).
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0)
+    dims = [100, 100, 1]
+    under = int(threads.SMALL_STEP_FLOPS // 40_600)
+    assert threads.step_flops(dims, under)["useful"] < threads.SMALL_STEP_FLOPS <= threads.step_flops(dims, under + 1)["useful"]
+    assert threads.training_threads(None, dims, under) == 1
+    assert threads.training_threads(None, dims, under + 1) == cores
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="busy_cores reads Linux's /proc/loadavg")
+def test_busy_cores_sees_a_process_that_keeps_a_core_busy():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        assert threads.busy_cores() >= 1
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+def test_more_threads_than_cores_are_capped_with_a_warning():
+    cores = threads.usable_cores()
+    with pytest.warns(RuntimeWarning, match=f"threads={cores + 7} is more than the {cores} usable cores"):
+        assert threads.training_threads(cores + 7, [4, 1], 8) == cores
+    assert threads.training_threads(1, [1024, 2048, 2048, 1], 1024) == 1  # a request within the cores stands
+
+
+def test_every_entry_point_uses_the_policy(used_threads):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 100))
+    Y = (X[:1] > 0).astype(float)
+    dims = [64, 32, 32, 1]
+    assert threads.step_flops(dims, 100)["useful"] < threads.SMALL_STEP_FLOPS  # every step below is small
+    fastdnn.model(X, Y, dims, mini_batch_size=50, num_epochs=1)
+    fastdnn.L_layer_model(X, Y, dims, num_iterations=1)
+    fastdnn.DNNClassifier(hidden_layer_sizes=(32, 32), max_iter=1, batch_size=50).fit(X.T, Y.ravel())
+    assert used_threads == [1, 1, 1]  # small steps: one thread each, not BLAS's default pool
+
+
+def test_command_caps_threads_at_the_cores_and_says_so(tmp_path, capsys):
+    cores = threads.usable_cores()
+    status = cli.main(["train", "--samples", "500", "--features", "8", "--epochs", "1", "--threads", "1000",
+                       "--out", str(tmp_path / "m.npz")])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert f"--threads 1000 is more than the {cores} usable cores; using {cores}" in out
+    assert f"{cores} BLAS thread" in out
