@@ -16,8 +16,8 @@ CAT_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
 def pytest_configure(config):
     config.addinivalue_line(
         "markers",
-        "slow: a full training run on real data (tens of seconds); runs by default, "
-        "deselect with -m 'not slow'",
+        "slow: a full training run on real data (tens of seconds); deselected by default "
+        "(pyproject's addopts), run with pytest -m slow (CI does)",
     )
 
 

@@ -198,6 +198,13 @@ def test_interrupted_run_resumed_from_its_checkpoint_equals_the_uninterrupted_ru
     if early_stopping:
         assert "kept epoch 1's parameters" in stdout
         assert len(load_model(parted).loss_curve_) == 3
+        # Kept means kept: the saved parameters are those of a run that trained one epoch only.
+        one = tmp_path / "one.npz"
+        assert run(capsys, "train", *options[:options.index("--epochs")], "--epochs", 1, *options[options.index("--epochs") + 2:],
+                   "--out", one)[0] == 0
+        kept, first = load_model(parted).parameters_.flat, load_model(one).parameters_.flat
+        npt.assert_array_equal(kept, first)
+        npt.assert_array_equal(load_model(whole).parameters_.flat, first)
 
 
 def test_resume_continues_to_more_epochs_and_keeps_checkpointing(tmp_path, capsys):
@@ -369,3 +376,12 @@ def test_bench_runs_both_implementations_in_their_own_processes(capsys):
     assert "float64 " in rows[0] and "float64 " in rows[1]
     assert "GFLOP/s (n=64)" in stdout.split("BLAS peak")[1]
     assert "X X^T once per run" in stdout
+
+
+def test_a_continuous_target_is_refused_before_training(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "continuous.npz"
+    np.savez(data, X=rng.normal(size=(300, 12)), y=rng.random(300))
+    status, out, err = run(capsys, "train", "--data", data, "--out", tmp_path / "m.npz")
+    assert "Unknown label type: continuous" in assert_one_line_error(status, err, data)
+    assert "network:" not in out  # refused before anything was set up for 300 classes

@@ -1,5 +1,6 @@
 """kernels/ installs only as fastdnn.kernels: an unrelated PyPI package is called `kernels`."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -19,13 +20,18 @@ def test_fastdnn_kernels_imports_from_outside_the_source_tree_and_kernels_does_n
 
 
 def test_the_wheel_holds_fastdnn_kernels_and_no_top_level_kernels(tmp_path):
-    # What `pip install .` puts in site-packages is the wheel's content.
+    # What `pip install .` puts in site-packages is the wheel's content. Built from a copy of the
+    # sources: setuptools writes build/ and *.egg-info beside the project it builds.
+    source = tmp_path / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "dist", "*.egg-info", "__pycache__", ".ci-venv-*", ".asv", ".hypothesis", ".pytest_cache"))
+    wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)],
         check=True,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("fastdnn-*.whl")
+    (wheel,) = wheels.glob("fastdnn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"fastdnn/kernels/__init__.py", "fastdnn/kernels/blas.py", "fastdnn/kernels/layers.py",
             "fastdnn/kernels/network.py"} <= set(names)

@@ -160,13 +160,10 @@ def test_softmax_columns_are_distributions_and_large_logits_do_not_overflow():
 ONE_UNIT = {"W1": np.ones((1, 2)), "b1": np.zeros((1, 1))}
 
 
-def test_option_tables_are_the_shared_validation_tables():
-    # The fast path checks names against fastdnn._validation's tables: the
-    # reference must accept exactly the same ones.
-    assert tuple(R.HIDDEN_ACTIVATIONS) == V.HIDDEN_ACTIVATIONS
-    assert (R.OUTPUTS, R.LOSSES, R.OPTIMIZERS, R.INITIALIZATIONS) == (
-        V.OUTPUTS, V.LOSSES, V.OPTIMIZERS, V.INITIALIZATIONS
-    )
+def test_reference_function_tables_cover_exactly_the_option_tables():
+    # The reference's own activation functions are a table of its own: it must name exactly the
+    # validation table's activations (and the outputs), or a name would pass the check and fail later.
+    assert set(R.HIDDEN_ACTIVATIONS) == set(V.HIDDEN_ACTIVATIONS)
     assert set(R.ACTIVATIONS) == set(V.HIDDEN_ACTIVATIONS) | set(V.OUTPUTS)
 
 
