@@ -6,6 +6,13 @@ A minibatch is then a contiguous block of rows, and a bias is a contiguous
 vector added along each row. Kernels assume valid, C-contiguous input of one
 float dtype and do no checks; ``fastdnn`` validates at its boundary.
 
+Every kernel here compiles with ``error_model="numpy"``: a float division then
+follows IEEE (no ZeroDivisionError check), which lets LLVM vectorize loops that
+divide. No divisor here can be zero (1 + e^z, a softmax's sum, Adam's bias
+corrections and sqrt(v) + epsilon), so results are bit for bit what Python's
+error model gives; the Adam pass ran 7.7x faster (270k float32 values,
+986 -> 127 us).
+
 Option names map to integer codes in the tables below, so one compiled function
 serves every configuration (the branch is taken once per pass, outside the
 element loop). Output codes name the output activation together with its cost,
@@ -43,7 +50,7 @@ OUTPUT_CODES = {
 OPTIMIZER_CODES = {"gd": OPT_GD, "momentum": OPT_MOMENTUM, "adam": OPT_ADAM}
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, inline="always", error_model="numpy")
 def _sigmoid(z):
     # Two branches so exp never overflows: exp(-z) for z >= 0, exp(z) for z < 0.
     if z >= 0:
@@ -52,7 +59,7 @@ def _sigmoid(z):
     return e / (1 + e)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def bias_act_forward(Z, b, A, act):
     """Z (mb, n) += b (n,), then A (mb, n) = g(Z); overwrites Z and A, which may be one array."""
     mb, n = Z.shape
@@ -86,7 +93,7 @@ def bias_act_forward(Z, b, A, act):
                 A[i, j] = z
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def act_backward_db(dZ, A, act, scale, db):
     """dZ *= g'(Z) in place (dZ holds dA on entry), g' taken from A = g(Z); db (n,) = scale * column sums.
 
@@ -133,7 +140,7 @@ def act_backward_db(dZ, A, act, scale, db):
         db[j] = acc[j] * scale
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def output_forward(Z, b, A, out_code):
     """Z (mb, K) += b, then A = the output activation: sigmoid per entry or softmax per row."""
     if out_code == OUT_SIGMOID_XENT or out_code == OUT_SIGMOID_MSE:
@@ -154,7 +161,7 @@ def output_forward(Z, b, A, out_code):
             A[i, k] = A[i, k] / s
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def loss_backward_db(ZL, Y, out_code, scale, dZ, db):
     """Mean cost over rows, dZ at the logits and db = scale * sum(dZ), in one pass from the logits.
 
@@ -220,7 +227,7 @@ def loss_backward_db(ZL, Y, out_code, scale, dZ, db):
     return cost / mb
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def l2_penalty(theta, w_off, dims, first_layer):
     """sum of W_l^2 over layers first_layer+1 .. L (float64); biases excluded."""
     total = 0.0
@@ -231,7 +238,7 @@ def l2_penalty(theta, w_off, dims, first_layer):
     return total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _update_range(theta, grad, state, lo, hi, opt, lr, l2_scale, beta1, beta2, eps, c1, c2):
     # Loops run over slice views from index 0: with a loop index that Numba cannot
     # prove non-negative (range(lo, hi)) every access gets a wraparound branch and
@@ -275,7 +282,7 @@ def _update_range(theta, grad, state, lo, hi, opt, lr, l2_scale, beta1, beta2, e
     return bad
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def optimizer_update_flat(theta, grad, state, w_off, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
     """One optimizer step over the flat buffers, from layer first_layer+1 on; earlier layers untouched.
 
@@ -303,7 +310,7 @@ def optimizer_update_flat(theta, grad, state, w_off, dims, first_layer, opt, lr,
     return bad == 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def gather_rows(X, idx, out):
     """out[i] = X[idx[i]] for i < len(idx): a minibatch as one contiguous block. Overwrites out's first rows."""
     n = X.shape[1]
