@@ -562,6 +562,7 @@ def _print_train_header(data, X, X_val, test, est, options, classes, target, sta
         f"network: {' -> '.join(map(str, dims))} ({options['activation']}, {output}, {options['loss']}, init {options['init']}); "
         f"{opt} lr {options['lr']}, {batch_text}, {target} epochs, seed {options['seed']}, "
         f"{threads} BLAS thread{'s' if threads != 1 else ''}"
+        + (" (chosen per chunk from the step size and the other processes' load)" if est.threads is None else "")
         + ("; " + ", ".join(extras) if extras else "")
     )
     if state.epoch:
