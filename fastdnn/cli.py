@@ -396,9 +396,9 @@ def cmd_train(args):
         state = _RunState()
 
     _print_train_header(data, X, X_val, test, est, options, classes, target, state, dtype)
-    t0 = time.perf_counter()
-    _warm_up(est.get_params(), X.shape[1], dtype, classes)
-    _say(f"compiled kernels ready in {time.perf_counter() - t0:.1f} s")
+    compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes)
+    if compiled:
+        _say(f"compiled kernels ready in {compiled:.1f} s")
     if state.epoch >= target or state.stopped:
         _say(f"{args.resume}: its run is complete at epoch {state.epoch}"
              + (" (stopped early)" if state.stopped else f" of {target}") + "; nothing to train")
@@ -529,15 +529,39 @@ def _training_data(args, checkpoint):
 
 
 def _warm_up(params, n_features, dtype, classes):
-    """Compile (or load from the disk cache) the kernels this run uses, on a few rows, outside the timing."""
+    """Compile (or load from the disk cache) the kernels this run uses, on a few rows, outside the timing.
+
+    A first compile takes seconds: it is announced before it starts (the library
+    logs it on the "fastdnn" logger, shown here). Returns the seconds it took, 0.0
+    when the kernels came from the cache.
+    """
+    import logging
+
     from fastdnn.estimator import DNNClassifier
 
-    rows = max(4, len(classes))
-    probe = DNNClassifier(**{**params, "max_iter": 1, "random_state": 0, "early_stopping": False, "warm_start": False,
-                             "verbose": False, "batch_size": None if params["batch_size"] is None else 2})
-    X = np.zeros((rows, n_features), dtype)
-    probe.fit(X, np.resize(classes, rows))
-    probe.predict(X[:1])
+    class Say(logging.Handler):
+        seen = False
+
+        def emit(self, record):
+            self.seen = True
+            _say(record.getMessage())
+
+    logger, handler = logging.getLogger("fastdnn"), Say()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    t0 = time.perf_counter()
+    try:
+        rows = max(4, len(classes))
+        probe = DNNClassifier(**{**params, "max_iter": 1, "random_state": 0, "early_stopping": False, "warm_start": False,
+                                 "verbose": False, "batch_size": None if params["batch_size"] is None else 2})
+        X = np.zeros((rows, n_features), dtype)
+        probe.fit(X, np.resize(classes, rows))
+        probe.predict(X[:1])
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    return time.perf_counter() - t0 if handler.seen else 0.0
 
 
 def _print_train_header(data, X, X_val, test, est, options, classes, target, state, dtype):

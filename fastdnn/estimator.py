@@ -20,6 +20,7 @@ from fastdnn.pipeline import (
     resolve_dtype,
     samples_as_rows,
 )
+from fastdnn.kernels import ensure_compiled
 from fastdnn.kernels import network as N
 from fastdnn.threads import blas_threads, training_threads
 from fastdnn.training import DivergenceError, Trainer, use_gram
@@ -413,8 +414,10 @@ class DNNClassifier:
         Z = np.empty(m * int(dims[1:].sum()), params.flat.dtype)
         net = self.network_
         acts = activation_codes(len(dims) - 1, net["activation"], net["output"], net["loss"])
+        args = (Xs, params.flat, dims, acts, Z, Z, True)
+        ensure_compiled(N.forward, args, f"the prediction kernels for {Xs.dtype}")
         with blas_threads(training_threads(self.threads, list(dims), m)):
-            N.forward(Xs, params.flat, dims, acts, Z, Z, True)
+            N.forward(*args)
         return N._block(Z, m, dims, len(dims) - 2)
 
     def _predict_rows(self, Xs):

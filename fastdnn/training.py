@@ -11,6 +11,7 @@ loop returns to Python between chunks of epochs instead of once per run
 import numpy as np
 
 from fastdnn import _validation as V
+from fastdnn.kernels import ensure_compiled
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 from fastdnn.pipeline import (
@@ -147,9 +148,9 @@ class Trainer:
         with blas_threads(training_threads(self.threads, step_dims, batch)):
             if gram:
                 start = self.params.flat.copy()
-                finished, reason = N.train_gram(
-                    Xs, Ys, self.params.flat, self.dims, self.acts, self.opt, self.hyper, n_epochs, costs, A, dZ, grad
-                )
+                args = (Xs, Ys, self.params.flat, self.dims, self.acts, self.opt, self.hyper, n_epochs, costs, A, dZ, grad)
+                ensure_compiled(N.train_gram, args, f"the Gram-route training kernels for {Xs.dtype}")
+                finished, reason = N.train_gram(*args)
                 if reason != N.STOP_NONE:
                     self.params.flat[:] = start
                     if finished:
@@ -168,7 +169,9 @@ class Trainer:
                 saved = (self.params.flat.copy(), self.state.copy(), self.step)
                 args = (Xs, Ys, self.params.flat, self.dims, self.acts, self.frozen_layers, self.opt, self.hyper, self.state)
                 work = (Xb, Yb, A, dZ, grad)
-                finished, step, reason = N.train(*args, self.step, perms, batch, n, costs[done:], *work)
+                call = (*args, self.step, perms, batch, n, costs[done:], *work)
+                ensure_compiled(N.train, call, f"the training kernels for {Xs.dtype}")
+                finished, step, reason = N.train(*call)
                 if reason != N.STOP_NONE:
                     self.params.flat[:], self.state[:], step = saved
                     if finished:

@@ -20,11 +20,21 @@ cache are handled here:
 
 import getpass
 import hashlib
+import logging
 import os
 import tempfile
+import time
 import warnings
 
 import numba
+
+log = logging.getLogger("fastdnn")
+_STAMP = None  # hash of the kernel sources, set at import
+_CACHE_DIRS = []  # where Numba caches this package's kernels
+# A compiled kernel leaves a marker beside Numba's cache files (holding the
+# sources' hash), so a first compile can be announced before it starts: Numba
+# itself only tells afterwards whether it loaded or compiled.
+_MARK = "fastdnn-compiled-"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _MODULES = ("blas", "layers", "network")
@@ -57,12 +67,14 @@ def _ensure_cache_dir():
 
 
 def _drop_stale_cache(dispatchers):
+    global _STAMP
     digest = hashlib.sha256()
     for name in _MODULES:
         with open(os.path.join(_HERE, name + ".py"), "rb") as f:
             digest.update(f.read())
-    stamp_text = digest.hexdigest()
-    for path in {d._cache._cache_path for d in dispatchers}:
+    stamp_text = _STAMP = digest.hexdigest()
+    _CACHE_DIRS[:] = sorted({d._cache._cache_path for d in dispatchers})
+    for path in _CACHE_DIRS:
         stamp = os.path.join(path, "fastdnn-kernels.sha256")
         try:
             with open(stamp) as f:
@@ -72,7 +84,7 @@ def _drop_stale_cache(dispatchers):
             pass
         try:
             for entry in os.listdir(path):
-                if entry.split(".")[0] in _MODULES and entry.endswith((".nbi", ".nbc")):
+                if entry.split(".")[0] in _MODULES and entry.endswith((".nbi", ".nbc")) or entry.startswith(_MARK):
                     os.remove(os.path.join(path, entry))
             with open(stamp, "w") as f:
                 f.write(stamp_text)
@@ -87,3 +99,50 @@ from . import blas, layers, network  # noqa: E402  (after the cache folder is se
 _drop_stale_cache(
     [obj for mod in (blas, layers, network) for obj in vars(mod).values() if hasattr(obj, "_cache") and hasattr(obj._cache, "_cache_path")]
 )
+
+
+def _marker(kernel, signature):
+    key = hashlib.sha256(f"{kernel.py_func.__qualname__}{signature}".encode()).hexdigest()[:16]
+    return f"{_MARK}{kernel.py_func.__name__}-{key}"
+
+
+def is_compiled(kernel, args):
+    """Whether ``kernel`` (a dispatcher of this package) is compiled for ``args``' types, here or on disk."""
+    signature = tuple(numba.typeof(a) for a in args)
+    if signature in kernel.overloads:
+        return True
+    name = _marker(kernel, signature)
+    for path in _CACHE_DIRS:
+        try:
+            with open(os.path.join(path, name)) as f:
+                if f.read() == _STAMP:
+                    return True
+        except OSError:
+            pass
+    return False
+
+
+def ensure_compiled(kernel, args, what):
+    """Compile ``kernel`` for ``args``' types (or load it from the disk cache) before it is called.
+
+    A first compile, which takes seconds, is logged at INFO on the "fastdnn"
+    logger before it starts and with its time after; ``what`` names it for the
+    reader ("training kernels for float32"). Returns the seconds spent
+    compiling, 0.0 when nothing was compiled.
+    """
+    if is_compiled(kernel, args):
+        kernel.compile(tuple(numba.typeof(a) for a in args))  # a load from the disk cache at most
+        return 0.0
+    signature = tuple(numba.typeof(a) for a in args)
+    log.info("compiling %s (first run only; cached on disk afterwards)...", what)
+    start = time.perf_counter()
+    kernel.compile(signature)
+    seconds = time.perf_counter() - start
+    log.info("compiled %s in %.1f s", what, seconds)
+    for path in _CACHE_DIRS:
+        try:
+            with open(os.path.join(path, _marker(kernel, signature)), "w") as f:
+                f.write(_STAMP)
+        except OSError:
+            pass
+    return seconds
