@@ -184,8 +184,8 @@ def build_parser():
     g.add_argument("--n-iter-no-change", type=_positive_int, metavar="N", help=f"(default {d['n_iter_no_change']})")
     g.add_argument("--tol", type=float, help=f"(default {d['tol']})")
     g.add_argument("--threads", type=_positive_int, metavar="N", help="BLAS threads, at most the usable cores (default: 1 when "
-                   f"a step's GEMMs are under {SMALL_STEP_FLOPS / 1e6:.0f} MFLOP, else those of the {usable_cores()} usable "
-                   "cores that no other process is running on)")
+                   f"a step's GEMMs are under {SMALL_STEP_FLOPS / 1e6:.0f} MFLOP, else the {usable_cores()} usable cores; "
+                   "on a busy machine 1 is faster)")
     g = train.add_argument_group("output")
     g.add_argument("--out", metavar="FILE", help=f"where to save the model (default ./{DEFAULT_OUT})")
     g.add_argument("--plot", metavar="PNG", help="write the cost curve to this image (needs fastdnn[plot])")
@@ -586,7 +586,6 @@ def _print_train_header(data, X, X_val, test, est, options, classes, target, sta
         f"network: {' -> '.join(map(str, dims))} ({options['activation']}, {output}, {options['loss']}, init {options['init']}); "
         f"{opt} lr {options['lr']}, {batch_text}, {target} epochs, seed {options['seed']}, "
         f"{threads} BLAS thread{'s' if threads != 1 else ''}"
-        + (" (chosen per chunk from the step size and the other processes' load)" if est.threads is None else "")
         + ("; " + ", ".join(extras) if extras else "")
     )
     if state.epoch:

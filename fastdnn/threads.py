@@ -8,16 +8,17 @@ beside a 2-thread BLAS were 1.3-2.6x slower per step than serial kernels.
 
 How many BLAS threads (``training_threads``, used by ``fastdnn.model``,
 ``L_layer_model``, ``DNNClassifier`` and ``fastdnn train`` alike):
-- ``threads=None`` (the default) picks per training call. A step whose GEMMs
-  are under ``SMALL_STEP_FLOPS`` takes one thread: a second one brings nothing
-  there. A larger step takes the usable cores that no other task is running on
-  at that moment (``busy_cores``): a second BLAS thread made large steps 25-36%
-  faster on a quiet 2-core machine, but 1.5-2.4x slower when another process
-  kept one core busy (measurements beside ``SMALL_STEP_FLOPS``), because
-  OpenBLAS's threads spin and wait for each other.
+- ``threads=None`` (the default) picks from the work in one step, and from
+  nothing else, so that a run repeats bit for bit (float32 GEMMs round
+  differently with 1 and 2 OpenBLAS threads): one thread when a step's GEMMs
+  are under ``SMALL_STEP_FLOPS``, else every usable core. A second thread
+  gains at most a third below it on a quiet machine, and when other
+  processes share the cores it loses 2.4x, or 40x and more under heavier
+  contention, because OpenBLAS's threads spin and wait for each other
+  (measurements beside the constant). Above it the gain on a quiet machine
+  is 1.5x and more; on a busy one, set ``threads=1``.
 - an explicit count above the usable cores is capped at them, with a
-  warning: more BLAS threads than cores only wait for each other. An explicit
-  count within them is used as given, busy or not.
+  warning: more BLAS threads than cores only wait for each other.
 
 ``blas_threads`` applies a count for the duration of a block with
 threadpoolctl, which reaches SciPy's bundled OpenBLAS (the variables such as
@@ -26,7 +27,6 @@ threadpoolctl, which reaches SciPy's bundled OpenBLAS (the variables such as
 
 import contextlib
 import os
-import time
 import warnings
 
 from fastdnn._validation import check_positive
@@ -43,10 +43,11 @@ from fastdnn._validation import check_positive
 #   307 [784,256,256] 4.0 / 2.7               4.3 / 9.4
 #   5372 [1024,1024,1024,1] 59 / 38           57 / 88
 # and the course's cat run through the Gram route (3.7 MFLOP a step, as step_flops counts it with
-# the m x m Gram matrix as layer 1's input): 0.191 / 0.149 s per 2500 iterations, quiet.
-# A second thread gains nothing up to ~1 MFLOP and 20-36% from 3.7 MFLOP on, when the other core
-# is free; the threshold sits between the two. When it is not free, every size loses (busy_cores).
-SMALL_STEP_FLOPS = 2e6
+# the m x m Gram matrix as layer 1's input): 0.191 / 0.149 s per 2500 iterations, quiet. While
+# other tests shared the cores, 2 threads took up to 14.6 ms a digits-like step against 0.33 ms.
+# Up to 64 MFLOP a second thread gains 20-30% when the other core is free and loses 2.4x (or 40x)
+# when it is not: one thread there. From ~200 MFLOP on it gains 36-56%: every core.
+SMALL_STEP_FLOPS = 64e6
 
 
 def usable_cores():
@@ -70,43 +71,6 @@ def step_flops(dims, m):
     return {"forward": forward, "course": course, "useful": course - 2 * m * dims[1] * dims[0]}
 
 
-def busy_cores():
-    """How many cores other processes are running on now, from Linux's count of runnable tasks.
-
-    The fourth field of /proc/loadavg counts the tasks (threads) running or ready
-    to run at the moment it is read; this process's own running threads (the
-    caller, and BLAS threads still spinning after a previous call) are not
-    another process's load, so they are taken off. The least of three readings
-    a millisecond apart, so a task that runs for an instant does not count.
-    0 where /proc is not available.
-    """
-    counts = []
-    try:
-        for i in range(3):
-            if i:
-                time.sleep(0.001)
-            with open("/proc/loadavg") as f:
-                runnable = int(f.read().split()[3].split("/")[0])
-            counts.append(runnable - _own_running_threads())
-    except (OSError, ValueError, IndexError):
-        return 0
-    return max(0, min(counts))
-
-
-def _own_running_threads():
-    """This process's threads in state R (running or runnable), from /proc/self/task/*/stat."""
-    running = 0
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                stat = f.read()
-        except OSError:  # the thread ended meanwhile
-            continue
-        # The state follows the command name, which is in parentheses and may hold spaces.
-        running += stat[stat.rindex(")") + 2] == "R"
-    return running
-
-
 def training_threads(threads, dims, batch):
     """The BLAS threads for training layer sizes ``dims`` on ``batch`` examples a step.
 
@@ -115,9 +79,7 @@ def training_threads(threads, dims, batch):
     """
     cores = usable_cores()
     if threads is None:
-        if step_flops(dims, batch)["useful"] < SMALL_STEP_FLOPS:
-            return 1
-        return max(1, cores - busy_cores())
+        return 1 if step_flops(dims, batch)["useful"] < SMALL_STEP_FLOPS else cores
     threads = check_positive(threads, "threads", integer=True)
     if threads > cores:
         warnings.warn(

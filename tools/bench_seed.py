@@ -71,7 +71,7 @@ def worker(impl, dtype, gram, data_dir, threads, iterations, repeats):
     else:
         # The course's X is float64 and F-ordered, a view the fast path uses
         # without copying; float32 is converted inside each run, once.
-        run, route_of = benchutil.fastdnn_runner(X, Y, SEED_DIMS, dtype, gram, LEARNING_RATE)
+        run, route_of = benchutil.fastdnn_runner(X, Y, SEED_DIMS, dtype, gram, LEARNING_RATE, threads)
         route = route_of(iterations)
         if iterations > SHORT and route_of(SHORT) != route:
             route += " (short runs differ)"

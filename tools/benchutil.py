@@ -233,8 +233,12 @@ def calibrate(run, target_seconds, max_overhead=0.05, min_iterations=3, max_iter
     return int(min(math.ceil(n), max_iterations)), step, overhead
 
 
-def fastdnn_runner(X, Y, dims, dtype, gram, learning_rate):
+def fastdnn_runner(X, Y, dims, dtype, gram, learning_rate, threads):
     """(run, route) for fastdnn.L_layer_model in ``dtype``; ``gram`` is passed when the API has it.
+
+    ``threads`` is passed too: fastdnn picks its own BLAS threads when it is None
+    (one for small steps), and a side-by-side run compares every library at the
+    same count.
 
     run(n) trains n iterations. route(n) says which formulation a run of n
     iterations takes: "direct", "Gram" (layer 1 carried in the example space:
@@ -250,7 +254,7 @@ def fastdnn_runner(X, Y, dims, dtype, gram, learning_rate):
 
     dt = np.dtype(dtype)
     has_gram = "gram" in inspect.signature(L_layer_model).parameters
-    kwargs = {"dtype": dt, "gram": gram} if has_gram else {"dtype": dt}
+    kwargs = {"dtype": dt, "threads": threads, "gram": gram} if has_gram else {"dtype": dt, "threads": threads}
 
     def run(n):
         return L_layer_model(X, Y, dims, learning_rate, num_iterations=n, **kwargs)

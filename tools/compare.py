@@ -93,7 +93,7 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
 
     if impl.startswith("fastdnn"):
         run, route = benchutil.fastdnn_runner(
-            X, Y, dims, IMPLEMENTATIONS[impl][1], WORKLOADS[workload][4], LEARNING_RATE
+            X, Y, dims, IMPLEMENTATIONS[impl][1], WORKLOADS[workload][4], LEARNING_RATE, threads
         )
         return run, IMPLEMENTATIONS[impl][1], route
 
