@@ -21,6 +21,9 @@ WORKLOADS = {
     "medium": ([784, 256, 256, 1], 256, np.float32, 50, False),
     "wide": ([1024, 2048, 2048, 1], 1024, np.float32, 3, False),
     "small": ([64, 32, 32, 1], 64, np.float32, 2000, False),
+    "tiny": ([16, 8, 1], 32, np.float32, 5000, False),
+    # More than one output unit: a softmax over that many classes (one-hot targets).
+    "mnist": ([784, 128, 64, 10], 128, np.float32, 200, False),
 }
 SHAPES = ["seed", "medium", "wide", "small"]
 
@@ -41,7 +44,7 @@ def limit_threads():
 
 @functools.cache
 def data(name):
-    """(Xs (m, n0) C-contiguous, Ys (m, 1)) in the workload's dtype, the same on every run.
+    """(Xs (m, n0) C-contiguous, Ys (m, 1) or one-hot (m, K)) in the workload's dtype, the same on every run.
 
     The seed gets uniform "pixels" in [0, 1] (the cat set's shape and range,
     no download needed), the others Gaussian inputs; labels are random 0/1.
@@ -53,5 +56,9 @@ def data(name):
         Xs = rng.integers(0, 256, size=(m, dims[0])).astype(dtype) / dtype(255)
     else:
         Xs = rng.standard_normal((m, dims[0])).astype(dtype)
-    Ys = rng.integers(0, 2, size=(m, 1)).astype(dtype)
+    K = dims[-1]
+    if K > 1:
+        Ys = np.eye(K, dtype=dtype)[rng.integers(0, K, size=m)]
+    else:
+        Ys = rng.integers(0, 2, size=(m, 1)).astype(dtype)
     return Xs, Ys

@@ -25,6 +25,8 @@ def _fastdnn_run(name):
         kwargs["gram"] = gram
 
     def run(n=iterations):
+        if dims[-1] > 1:  # a softmax output: model() has the option, full batch gd as L_layer_model
+            return fastdnn.model(Xs.T, Ys.T, dims, LEARNING_RATE, num_epochs=n, output="softmax", **kwargs)
         return fastdnn.L_layer_model(Xs.T, Ys.T, dims, LEARNING_RATE, num_iterations=n, **kwargs)
 
     return run

@@ -250,13 +250,15 @@ def fastdnn_runner(X, Y, dims, dtype, gram, learning_rate, threads):
 
     import numpy as np
 
-    from fastdnn import L_layer_model
+    from fastdnn import L_layer_model, model
 
     dt = np.dtype(dtype)
     has_gram = "gram" in inspect.signature(L_layer_model).parameters
     kwargs = {"dtype": dt, "threads": threads, "gram": gram} if has_gram else {"dtype": dt, "threads": threads}
 
     def run(n):
+        if dims[-1] > 1:  # a softmax output: model() has the option, full batch gd as L_layer_model
+            return model(X, Y, dims, learning_rate, num_epochs=n, output="softmax", **kwargs)
         return L_layer_model(X, Y, dims, learning_rate, num_iterations=n, **kwargs)
 
     def route(n):
@@ -307,13 +309,16 @@ def load_cat_data(data_dir):
     return x.reshape(m, -1).T / 255.0, y.reshape(1, m), f"synthetic data of the cat data's shape ({reason})"
 
 
-def synthetic_data(n_features, m, dtype, seed=0):
-    """Gaussian inputs and random 0/1 labels: X (n_features, m) F-ordered (rows are examples), Y (1, m)."""
+def synthetic_data(n_features, m, dtype, seed=0, classes=2):
+    """Gaussian inputs and random labels: X (n_features, m) F-ordered (rows are examples), and Y (1, m) of
+    0/1 for two classes, one-hot (classes, m) for more."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     rows = rng.standard_normal((m, n_features)).astype(dtype)
-    labels = rng.integers(0, 2, size=m)
+    labels = rng.integers(0, classes, size=m)
+    if classes > 2:
+        return rows.T, np.eye(classes)[:, labels]
     return rows.T, labels.reshape(1, m)
 
 

@@ -5,6 +5,9 @@ loss, backward, plain SGD update) of the same network on the same data, for
 
     fastdnn-f64, fastdnn-f32   fastdnn.L_layer_model (one compiled call per run)
     reference                  fastdnn.reference.L_layer_model (numpy, float64 always)
+    numpy-gemms                the step's GEMMs alone (forward W A, backward dZ A^T and W^T dZ, no
+                               dA0) by numpy's matmul into preallocated outputs: no bias, activation,
+                               loss or update; the floor a step built from numpy's BLAS calls cannot beat
     torch                      PyTorch CPU eager: nn.Sequential of Linear/ReLU, BCEWithLogitsLoss,
                                torch.optim.SGD(momentum=0), zero_grad/forward/backward/step per step
     torch-compile              the same with the model and loss under torch.compile
@@ -58,11 +61,15 @@ LEARNING_RATE = 0.0075
 # it (gram="auto", which may carry layer 1 in the example space because X never
 # changes). The others stand in for minibatch steps, whose data change every
 # step, so fastdnn runs its direct formulation (gram=False).
+# A workload with more than one output unit trains a softmax over that many classes (cross-entropy;
+# fastdnn and the reference through model(output="softmax"), one-hot targets).
 WORKLOADS = {
     "seed": ([12288, 20, 7, 5, 1], 209, "float64", "cat", "auto"),
     "medium": ([784, 256, 256, 1], 256, "float32", "random", False),
     "wide": ([1024, 2048, 2048, 1], 1024, "float32", "random", False),
     "small": ([64, 32, 32, 1], 64, "float32", "random", False),
+    "tiny": ([16, 8, 1], 32, "float32", "random", False),
+    "mnist": ([784, 128, 64, 10], 128, "float32", "random", False),
 }
 
 # name: (module that must be importable, fixed dtype or None for the workload's)
@@ -70,6 +77,7 @@ IMPLEMENTATIONS = {
     "fastdnn-f64": ("fastdnn", "float64"),
     "fastdnn-f32": ("fastdnn", "float32"),
     "reference": ("fastdnn", "float64"),
+    "numpy-gemms": ("numpy", None),
     "torch": ("torch", None),
     "torch-compile": ("torch", None),
     "sklearn": ("sklearn", None),
@@ -77,13 +85,17 @@ IMPLEMENTATIONS = {
 
 
 def load_workload(name, data_dir):
-    """(dims, X (n0, m) F-ordered, Y (1, m), dtype, description) for a workload, the same in every worker."""
+    """(dims, X (n0, m) F-ordered, Y, dtype, description) for a workload, the same in every worker.
+
+    Y is (1, m) of 0/1 for one output unit, one-hot (K, m) for K > 1.
+    """
     dims, m, dtype, data, _ = WORKLOADS[name]
     if data == "cat":
         X, Y, source = benchutil.load_cat_data(data_dir)
     else:
-        X, Y = benchutil.synthetic_data(dims[0], m, dtype)
-        source = "synthetic Gaussian X, random 0/1 labels (seed 0)"
+        K = max(2, dims[-1])
+        X, Y = benchutil.synthetic_data(dims[0], m, dtype, classes=K)
+        source = f"synthetic Gaussian X, random labels of {K} classes (seed 0)"
     return dims, X, Y, dtype, source
 
 
@@ -91,6 +103,7 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
     """(run, dtype, route): run(n) does n training steps of ``impl``; route(n) names the formulation."""
     import numpy as np
 
+    softmax = dims[-1] > 1
     if impl.startswith("fastdnn"):
         run, route = benchutil.fastdnn_runner(
             X, Y, dims, IMPLEMENTATIONS[impl][1], WORKLOADS[workload][4], LEARNING_RATE, threads
@@ -98,18 +111,24 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
         return run, IMPLEMENTATIONS[impl][1], route
 
     if impl == "reference":
-        from fastdnn.reference import L_layer_model
+        from fastdnn.reference import L_layer_model, model
 
+        if softmax:
+            return (lambda n: model(X, Y, dims, LEARNING_RATE, num_epochs=n, output="softmax")), "float64", None
         return (lambda n: L_layer_model(X, Y, dims, LEARNING_RATE, num_iterations=n)), "float64", None
 
+    if impl == "numpy-gemms":
+        return numpy_gemms_runner(dims, X, dtype), dtype, None
+
     rows = np.ascontiguousarray(X.T, dtype=dtype)
+    labels = np.argmax(Y, axis=0) if softmax else Y.ravel()
     if impl == "sklearn":
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
 
-        y = Y.ravel()
+        y = labels
         out = {}
 
         def run(n):
@@ -151,10 +170,13 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
         if l < len(dims) - 1:
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    loss_fn = torch.nn.CrossEntropyLoss() if softmax else torch.nn.BCEWithLogitsLoss()
     opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.0)
     Xt = torch.from_numpy(rows)
-    Yt = torch.from_numpy(np.ascontiguousarray(Y.T, dtype=dtype))
+    if softmax:
+        Yt = torch.from_numpy(labels.astype(np.int64))
+    else:
+        Yt = torch.from_numpy(np.ascontiguousarray(Y.T, dtype=dtype))
 
     def loss_of(Xb, Yb):
         return loss_fn(model(Xb), Yb)
@@ -168,6 +190,33 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
             opt.step()
 
     return run, dtype, None
+
+
+def numpy_gemms_runner(dims, X, dtype):
+    """run(n): n steps' worth of the GEMMs alone, numpy matmul into preallocated outputs, course layout."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    m = X.shape[1]
+    A = [np.ascontiguousarray(X, dtype=dtype)]
+    W = [None] + [rng.standard_normal((dims[l], dims[l - 1])).astype(dtype) for l in range(1, len(dims))]
+    for l in range(1, len(dims)):
+        A.append(np.empty((dims[l], m), dtype))
+    dZ = [None] + [rng.standard_normal((dims[l], m)).astype(dtype) for l in range(1, len(dims))]
+    dW = [None] + [np.empty_like(w) for w in W[1:]]
+    dA = [None] + [np.empty((dims[l], m), dtype) for l in range(1, len(dims) - 1)]
+    L = len(dims) - 1
+
+    def run(n):
+        for _ in range(n):
+            for l in range(1, L + 1):
+                np.matmul(W[l], A[l - 1], out=A[l])
+            for l in range(L, 0, -1):
+                np.matmul(dZ[l], A[l - 1].T, out=dW[l])
+                if l > 1:
+                    np.matmul(W[l].T, dZ[l], out=dA[l - 1])
+
+    return run
 
 
 def worker(impl, workload, data_dir, threads, repeats, target_seconds):
