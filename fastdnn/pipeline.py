@@ -44,8 +44,8 @@ class Parameters(dict):
     (the course's update loop) copies the new values into ``flat``, so the fast
     functions, which read ``flat``, compute with them; a value of another shape
     is refused. Other keys (the gradients' "dA1", ...) are stored as in any dict.
-    ``copy.copy`` and ``dict.copy`` copy ``flat``; pickling and ``copy.deepcopy``
-    rebuild the views.
+    ``p.copy()`` and ``copy.copy`` copy ``flat`` (``dict.copy(p)`` gives a plain
+    dict of views); pickling and ``copy.deepcopy`` rebuild the views.
     """
 
     def __init__(self, flat, dims, prefix=""):
@@ -59,19 +59,21 @@ class Parameters(dict):
             n, k = dims[l], dims[l - 1]
             self._slots[f"{prefix}W{l}"] = (int(w_off[l - 1]), (n, k))
             self._slots[f"{prefix}b{l}"] = (int(b_off[l - 1]), (n, 1))
-        for key, (offset, shape) in self._slots.items():
-            dict.__setitem__(self, key, flat[offset : offset + shape[0] * shape[1]].reshape(shape))
+        for key in self._slots:
+            dict.__setitem__(self, key, self._view(key))
+
+    def _view(self, key):
+        offset, shape = self._slots[key]
+        return self.flat[offset : offset + shape[0] * shape[1]].reshape(shape)
 
     def __setitem__(self, key, value):
-        slot = self._slots.get(key)
-        if slot is None:
+        if key not in self._slots:
             dict.__setitem__(self, key, value)
             return
-        offset, shape = slot
+        view = self._view(key)
         value = np.asarray(value)
-        if value.shape != shape:
-            raise ValueError(f"{key} must have shape {shape} (the network's layer sizes), got {value.shape}")
-        view = self.flat[offset : offset + shape[0] * shape[1]].reshape(shape)
+        if value.shape != view.shape:
+            raise ValueError(f"{key} must have shape {view.shape} (the network's layer sizes), got {value.shape}")
         view[...] = value
         dict.__setitem__(self, key, view)
 

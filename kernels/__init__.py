@@ -106,11 +106,7 @@ def _marker(kernel, signature):
     return f"{_MARK}{kernel.py_func.__name__}-{key}"
 
 
-def is_compiled(kernel, args):
-    """Whether ``kernel`` (a dispatcher of this package) is compiled for ``args``' types, here or on disk."""
-    signature = tuple(numba.typeof(a) for a in args)
-    if signature in kernel.overloads:
-        return True
+def _compiled_on_disk(kernel, signature):
     name = _marker(kernel, signature)
     for path in _CACHE_DIRS:
         try:
@@ -128,12 +124,15 @@ def ensure_compiled(kernel, args, what):
     A first compile, which takes seconds, is logged at INFO on the "fastdnn"
     logger before it starts and with its time after; ``what`` names it for the
     reader ("training kernels for float32"). Returns the seconds spent
-    compiling, 0.0 when nothing was compiled.
+    compiling, 0.0 when nothing was compiled. Once the kernel is in memory this
+    is a dictionary lookup on the argument types.
     """
-    if is_compiled(kernel, args):
-        kernel.compile(tuple(numba.typeof(a) for a in args))  # a load from the disk cache at most
-        return 0.0
     signature = tuple(numba.typeof(a) for a in args)
+    if signature in kernel.overloads:
+        return 0.0
+    if _compiled_on_disk(kernel, signature):
+        kernel.compile(signature)  # a load from the disk cache
+        return 0.0
     log.info("compiling %s (first run only; cached on disk afterwards)...", what)
     start = time.perf_counter()
     kernel.compile(signature)
