@@ -3,8 +3,10 @@
 Shapes are the training loop's (sample-major, C-contiguous, see kernels/layers.py):
     network.forward / backward   the whole network, one step's forward or backward pass
     layers.bias_act_forward      layer 1's (m, n_1) bias + ReLU pass
-    layers.act_backward_db       layer 1's (m, n_1) ReLU derivative + db reduction
+    layers.bias_act_backward     layer 1's (m, n_1) ReLU derivative + db reduction
     layers.optimizer_update_flat the update over the flat parameter buffer (gd; adam)
+    gram.train_gram              one Gram-route epoch per call (the route's chunk of one epoch)
+    gram.gram_weights            forming W1 = s W1_init + C X into theta
     blas.gemm_checked            the seed's two layer-1 GEMMs and one square 1024^3 sgemm
 The kernels overwrite their outputs, so repeated calls do the same work. Each
 setup calls its kernel once, so compilation or cache loading is never timed.
@@ -77,20 +79,20 @@ class Layers:
         self.Z = rng.standard_normal((m, n)).astype(dtype)
         self.b = rng.standard_normal(n).astype(dtype)
         self.A = np.empty_like(self.Z)
-        # act_backward_db works in place; the ReLU mask applied again to its own
+        # bias_act_backward works in place; the ReLU mask applied again to its own
         # output changes nothing, so repeats time the same work.
         self.dZ = rng.standard_normal((m, n)).astype(dtype)
         self.db = np.empty(n, dtype)
         self.scale = 1.0 / m  # a Python float, as backward passes it
         K.bias_act_forward(self.Z, self.b, self.A, K.ACT_RELU)
         self.time_bias_act_forward(name)
-        self.time_act_backward_db(name)
+        self.time_bias_act_backward(name)
 
     def time_bias_act_forward(self, name):
         self.K.bias_act_forward(self.Z, self.b, self.A, self.K.ACT_RELU)
 
-    def time_act_backward_db(self, name):
-        self.K.act_backward_db(self.dZ, self.A, self.K.ACT_RELU, self.scale, self.db)
+    def time_bias_act_backward(self, name):
+        self.K.bias_act_backward(self.dZ, self.A, self.K.ACT_RELU, self.scale, self.db)
 
 
 class Update:
@@ -123,6 +125,46 @@ class Update:
         self.K.optimizer_update_flat(
             self.theta, self.grad, self.state, self.w_off, self.dims, 0, self.opt, lr, l2, beta1, beta2, eps, 1
         )
+
+
+class GramRoute:
+    """gram.train_gram one epoch per call, and gram.gram_weights, on the seed (the wide problem the route is for).
+
+    One epoch per call is the finest chunk a caller can cut a run into, so
+    this is the route's step plus its per-call cost; the state the calls
+    carry (C, V, carry, state) keeps training, which does the same work.
+    """
+
+    params = (["seed"], ["gd", "momentum"])
+    param_names = ["workload", "optimizer"]
+
+    def setup(self, name, optimizer):
+        common.limit_threads()
+        from fastdnn.kernels import gram as Gm
+        from fastdnn.kernels import layers as K
+        from fastdnn.kernels import network as N
+
+        self.Gm = Gm
+        X, Y, theta, dims, acts, A, dZ, grad = _network(name)
+        m, n0 = X.shape
+        n1 = int(dims[1])
+        G, Z0, W1_init = np.empty((m, m)), np.empty((m, n1)), np.empty((n1, n0))
+        w1_sq = Gm.gram_setup(X, theta, dims, G, Z0, W1_init)
+        self.carry = np.array([1.0, 0.0, w1_sq])
+        self.C, self.V = np.zeros((n1, m)), np.zeros((n1, m))
+        self.X, self.W1_init, self.theta, self.dims = X, W1_init, theta, dims
+        hyper = N.Hyper(0.0075, 0.0, 0.9, 0.999, 1e-8)
+        state = np.zeros(2 * theta.size, theta.dtype)
+        self.args = (G, Z0, Y, theta, dims, acts, K.OPTIMIZER_CODES[optimizer], hyper, state, self.carry, self.C, self.V, 1,
+                     np.zeros(1), A, dZ, grad)
+        self.time_train_gram_epoch(name, optimizer)
+        self.time_gram_weights(name, optimizer)
+
+    def time_train_gram_epoch(self, name, optimizer):
+        self.Gm.train_gram(*self.args)
+
+    def time_gram_weights(self, name, optimizer):
+        self.Gm.gram_weights(self.X, self.W1_init, self.C, self.carry[0], self.theta, self.dims)
 
 
 # name: (transa, transb, C shape, A shape, B shape, dtype): C = op(A) @ op(B)

@@ -3,9 +3,10 @@
     blas     ?gemm from SciPy's BLAS, callable from cached compiled code
     layers   fused element-wise passes (bias + activation, derivative + db, loss, update)
     network  whole-network forward/backward and the one-call training loop
+    gram     the Gram route: full-batch training with layer 1 in the example space
 
 Everything here assumes valid, C-contiguous input of one float dtype; the
-checks live in ``fastdnn`` (``fastdnn/_validation.py``).
+checks live in ``fastdnn`` (``fastdnn/validation.py``).
 
 Kernels are compiled with ``cache=True``, and two things about Numba's disk
 cache are handled here:
@@ -14,8 +15,8 @@ cache are handled here:
   ``_ensure_cache_dir`` then points it at a private temporary folder.
 - Numba invalidates a cached function only when *its own* source file changes:
   a function in network.py that inlined an older layers.py would be loaded
-  stale. ``_drop_stale_cache`` stamps the cache with a hash of all three
-  sources and clears this package's entries when the hash differs.
+  stale. ``_drop_stale_cache`` stamps the cache with a hash of all of
+  ``_MODULES``' sources and clears this package's entries when the hash differs.
 """
 
 import getpass
@@ -37,7 +38,7 @@ _CACHE_DIRS = []  # where Numba caches this package's kernels
 _MARK = "fastdnn-compiled-"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_MODULES = ("blas", "layers", "network")
+_MODULES = ("blas", "layers", "network", "gram")
 
 
 def _writable(path):
@@ -94,10 +95,10 @@ def _drop_stale_cache(dispatchers):
 
 _ensure_cache_dir()
 
-from . import blas, layers, network  # noqa: E402  (after the cache folder is settled)
+from . import blas, gram, layers, network  # noqa: E402  (after the cache folder is settled)
 
 _drop_stale_cache(
-    [obj for mod in (blas, layers, network) for obj in vars(mod).values() if hasattr(obj, "_cache") and hasattr(obj._cache, "_cache_path")]
+    [obj for mod in (blas, layers, network, gram) for obj in vars(mod).values() if hasattr(obj, "_cache") and hasattr(obj._cache, "_cache_path")]
 )
 
 

@@ -1,5 +1,9 @@
 """Fused element-wise kernels: one memory pass each, after or before a GEMM.
 
+Forward and backward kernels come in pairs (``bias_act_forward`` /
+``bias_act_backward``, ``output_forward`` / ``output_backward``), the backward
+one fusing the forward's derivative with the bias gradient.
+
 Layout: every activation-shaped array here is *sample-major*, ``(mb, n)``
 C-contiguous: row i is example i (the transpose of the course's ``(n, mb)``).
 A minibatch is then a contiguous block of rows, and a bias is a contiguous
@@ -61,7 +65,10 @@ def _sigmoid(z):
 
 @njit(cache=True, error_model="numpy")
 def bias_act_forward(Z, b, A, act):
-    """Z (mb, n) += b (n,), then A (mb, n) = g(Z); overwrites Z and A, which may be one array."""
+    """Bias add and activation in one pass: Z (mb, n) += b (n,), then A (mb, n) = g(Z).
+
+    Overwrites Z and A, which may be one array. Backward: ``bias_act_backward``.
+    """
     mb, n = Z.shape
     zero = Z.dtype.type(0)
     slope = Z.dtype.type(LEAKY_SLOPE)
@@ -94,9 +101,10 @@ def bias_act_forward(Z, b, A, act):
 
 
 @njit(cache=True, error_model="numpy")
-def act_backward_db(dZ, A, act, scale, db):
-    """dZ *= g'(Z) in place (dZ holds dA on entry), g' taken from A = g(Z); db (n,) = scale * column sums.
+def bias_act_backward(dZ, A, act, scale, db):
+    """Backward of ``bias_act_forward``: the activation's derivative and the bias gradient in one pass.
 
+    dZ *= g'(Z) in place (dZ holds dA on entry), g' taken from A = g(Z); db (n,) = scale * column sums.
     dZ, A: (mb, n), distinct arrays; db: (n,). Overwrites dZ and db.
     From A: ReLU [A > 0] (A > 0 exactly where Z > 0), leaky ReLU 1 or the slope
     likewise, tanh 1 - A^2, sigmoid A (1 - A).
@@ -142,7 +150,11 @@ def act_backward_db(dZ, A, act, scale, db):
 
 @njit(cache=True, error_model="numpy")
 def output_forward(Z, b, A, out_code):
-    """Z (mb, K) += b, then A = the output activation: sigmoid per entry or softmax per row."""
+    """Bias add and output activation in one pass: Z (mb, K) += b, then A = sigmoid per entry or softmax per row.
+
+    For predictions; training takes the logits instead (bias added, no
+    activation) to ``output_backward``, which fuses the activation with the cost.
+    """
     if out_code == OUT_SIGMOID_XENT or out_code == OUT_SIGMOID_MSE:
         bias_act_forward(Z, b, A, ACT_SIGMOID)
         return
@@ -162,10 +174,11 @@ def output_forward(Z, b, A, out_code):
 
 
 @njit(cache=True, error_model="numpy")
-def loss_backward_db(ZL, Y, out_code, scale, dZ, db):
-    """Mean cost over rows, dZ at the logits and db = scale * sum(dZ), in one pass from the logits.
+def output_backward(ZL, Y, out_code, scale, dZ, db):
+    """Backward of ``output_forward`` with its cost: output activation, cost, dZ_L and db_L in one pass from the logits.
 
-    ZL, Y, dZ: (mb, K); db: (K,). Overwrites dZ and db; returns the cost (float64).
+    Mean cost over rows, dZ at the logits and db = scale * sum(dZ).
+    ZL (logits, bias added), Y, dZ: (mb, K); db: (K,). Overwrites dZ and db; returns the cost (float64).
       sigmoid + cross-entropy: cost max(z,0) - z y + log1p(exp(-|z|)) (the course's
         -[y log a + (1-y) log(1-a)] without log(0)); dZ = a - y
       softmax + cross-entropy: cost logsumexp(z) - sum_k y_k z_k; dZ = softmax(z) - y

@@ -18,23 +18,34 @@ architecture and option set (compiled once per dtype, cached on disk):
                            update, and backpropagation stops above them.
 
 Products go through BLAS (``blas.gemm``) with transpose flags; the gradient
-with respect to the input, dA0 = dZ1 W1, is never computed.
+with respect to the input, dA0 = dZ1 W1, is never computed. The full-batch
+route that carries layer 1 in the example space is ``gram.train_gram``.
 """
+
+from collections import namedtuple
 
 import numpy as np
 from numba import njit
 
-from .blas import as_float64, gemm, gram_float64
+from .blas import gemm
 from .layers import (
     ACT_IDENTITY,
-    act_backward_db,
+    bias_act_backward,
     bias_act_forward,
     gather_rows,
     l2_penalty,
-    loss_backward_db,
     optimizer_update_flat,
+    output_backward,
     output_forward,
 )
+
+# The training kernels' grouped arguments. Numba types a namedtuple by its
+# fields (Hyper of five float64 is one type) and caches it on disk like a tuple.
+# Hyper's fields must be floats: an int field would compile another specialisation.
+Hyper = namedtuple("Hyper", "learning_rate lambd beta1 beta2 epsilon")
+Hyper.__doc__ = """Optimizer hyperparameters (floats): lambd is the L2 strength, beta1 momentum's beta."""
+Workspace = namedtuple("Workspace", "Xb Yb A dZ grad")
+Workspace.__doc__ = """``train``'s scratch arrays, overwritten by every call (see ``train``)."""
 
 
 @njit(cache=True)
@@ -123,7 +134,7 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
     scale = 1.0 / m
     keep_dA = dA.ctypes.data != dZ.ctypes.data
     dZl = _block(dZ, m, dims, L - 1)
-    cost = loss_backward_db(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
+    cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
     for l in range(L - 1, first_layer - 1, -1):
         A_prev = X if l == 0 else _block(A, m, dims, l - 1)
         # dW_l = (1/m) dZ_l^T A_{l-1}: (n_l, m) @ (m, n_{l-1}), no transposed copy.
@@ -134,7 +145,7 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
         gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dZ_prev)
         if keep_dA:
             _block(dA, m, dims, l - 1)[:, :] = dZ_prev
-        act_backward_db(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
+        bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
         dZl = dZ_prev
     return cost
 
@@ -146,15 +157,19 @@ STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-f
 
 
 @njit(cache=True)
-def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, Xb, Yb, A, dZ, grad):
+def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, work):
     """n_epochs of minibatch training in one compiled call.
 
-    hyper (5,) float64: learning rate, lambd (L2), beta1 (momentum's beta),
-    beta2, epsilon. state (2P,): optimizer state (momentum's v, Adam's m and v).
+    hyper: a ``Hyper``. state (2P,): optimizer state (momentum's v, Adam's m and v).
     step: optimizer steps taken before this call (Adam's t counts from it + 1).
-    perms (n_epochs, m) int64: each epoch's example order; shape (0, 0) means no
-    shuffling, batches are then consecutive rows of X and nothing is gathered.
-    Xb (batch_size, n_0), Yb (batch_size, n_L): gather buffers for shuffled batches.
+    perms (n_epochs, m) int64: each epoch's example order, as row indices into X
+    and Y; an epoch trains on those m rows (m = perms.shape[1]), so a subset of
+    X's rows trains without copying X. perms of shape (0, 0) means no shuffling:
+    batches are then consecutive rows of X (all of them, m = X.shape[0]) and
+    nothing is gathered.
+    work: a ``Workspace``: Xb (batch_size, n_0), Yb (batch_size, n_L) gather
+    buffers for shuffled batches (unused without shuffling); A and dZ flat
+    activation workspaces of batch_size * sum(n_1..n_L); grad (P,).
     costs[e] receives epoch e's cost: the mean over its batches of the cost
     before each batch's update (weighted by batch size), L2 term included.
 
@@ -165,13 +180,14 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
     those of the middle of the diverged epoch; the caller restores them.
     Overwrites theta, state, costs and every workspace.
     """
-    m = X.shape[0]
+    Xb, Yb, A, dZ, grad = work
+    shuffle = perms.shape[0] > 0
+    m = perms.shape[1] if shuffle else X.shape[0]
     L = dims.shape[0] - 1
     w_off, _, _ = param_offsets(dims)
     dt = theta.dtype.type
-    lr, lambd = dt(hyper[0]), hyper[1]
-    beta1, beta2, eps = dt(hyper[2]), dt(hyper[3]), dt(hyper[4])
-    shuffle = perms.shape[0] > 0
+    lr, lambd = dt(hyper.learning_rate), hyper.lambd
+    beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
     for e in range(n_epochs):
         total = 0.0
         for s in range(0, m, batch_size):
@@ -203,146 +219,3 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
                 return e, step, STOP_PARAMETERS
         costs[e] = total / m
     return n_epochs, step, STOP_NONE
-
-
-@njit(cache=True)
-def train_gram(X, Y, theta, dims, acts, opt, hyper, n_epochs, costs, A, dZ, grad):
-    """Full-batch gd/momentum with the first layer carried in the m-dimensional example space.
-
-    For wide data (n_0 much larger than m) the two first-layer GEMMs read all
-    of X every step. But every dW1 = (1/m) dZ1^T X is a combination of X's rows,
-    so (for gd and momentum, L2 included) W1 stays of the form
-        W1 = s W1_init + C X,    C (n_1, m), s a scalar,
-    and  Z1 = X W1^T = s Z1_init + G C^T  with the Gram matrix G = X X^T (m, m),
-    computed once. A step then costs O(m^2 n_1) for layer 1 instead of
-    O(m n_0 n_1); W1 is formed explicitly (into theta) only at the end.
-    Momentum's velocity for W1 has the same form, v = a W1_init + V X.
-    The other layers and b1 train exactly as in ``train``.
-
-    Layer 1's carried state (G, Z1_init, C, V) is float64 whatever theta's
-    dtype, and Z1 and the final W1 are rounded to theta's dtype once. In float32
-    that makes layer 1 at least as accurate as ``train``'s float32 GEMMs (whose
-    error grows with n_0), where float32 state would not be: C G sums m terms
-    of G's large entries (G_ii ~ n_0) that cancel, and float32 runs through it
-    drifted from the float64 trajectory ~20x more than ``train`` in float32 did.
-    It costs O(m^2 n_1) float64 work per step, small beside the route's savings.
-
-    Arguments as ``train`` (full batch, no shuffling, nothing frozen);
-    state for momentum is allocated here. Returns (epochs completed, STOP_*
-    reason) as ``train`` does; on a stop theta holds the last parameters of
-    layers 2..L reached and layer 1 is not formed (the caller restores theta).
-    """
-    m, n0 = X.shape
-    n1 = dims[1]
-    L = dims.shape[0] - 1
-    w_off, b_off, P = param_offsets(dims)
-    dt = theta.dtype.type
-    lr, lambd, beta = hyper[0], hyper[1], hyper[2]
-    one = dt(1)
-    X64 = as_float64(X)
-    G = np.empty((m, m), np.float64)
-    gram_float64(X64, G)
-    W1 = _W(theta, w_off, dims, 0)
-    W1_init = W1.astype(np.float64)
-    Z0 = np.empty((m, n1), np.float64)
-    gemm(False, True, 1.0, X64, W1_init, 0.0, Z0)
-    w1_sq = 0.0
-    for i in range(n1 * n0):
-        w1_sq += float(theta[i]) * float(theta[i])
-    C = np.zeros((n1, m), np.float64)
-    V = np.zeros((n1, m), np.float64)
-    CG = np.empty((n1, m), np.float64)
-    Z1_64 = np.empty((m, n1), np.float64)
-    s = 1.0
-    a = 0.0
-    state = np.zeros(2 * P, theta.dtype)
-    b1 = _b(theta, b_off, dims, 0)
-    db1 = _b(grad, b_off, dims, 0)
-    vb1 = state[b_off[0] : b_off[0] + n1]
-    scale = 1.0 / m
-    for e in range(n_epochs):
-        Z1_64[:, :] = Z0
-        gemm(False, True, 1.0, G, C, s, Z1_64)
-        Z1 = _block(A, m, dims, 0)
-        for j in range(m):
-            for i in range(n1):
-                Z1[j, i] = dt(Z1_64[j, i])
-        # Layers 2..L as usual, from A1.
-        bias_act_forward(Z1, b1, Z1, acts[0] if L > 1 else ACT_IDENTITY)
-        A_prev = Z1
-        for l in range(1, L):
-            Zl = _block(A, m, dims, l)
-            gemm(False, True, 1.0, A_prev, _W(theta, w_off, dims, l), 0.0, Zl)
-            bias_act_forward(Zl, _b(theta, b_off, dims, l), Zl, acts[l] if l < L - 1 else ACT_IDENTITY)
-            A_prev = Zl
-        ZL = _block(A, m, dims, L - 1)
-        dZl = _block(dZ, m, dims, L - 1)
-        cost = loss_backward_db(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
-        for l in range(L - 1, 0, -1):
-            A_prev = _block(A, m, dims, l - 1)
-            gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
-            dZ_prev = _block(dZ, m, dims, l - 1)
-            gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dZ_prev)
-            act_backward_db(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
-            dZl = dZ_prev
-        if lambd > 0:
-            # ||W1||^2 = s^2 ||W1_init||^2 + 2 s <Z1_init^T, C> + <C G, C>.
-            gemm(False, False, 1.0, C, G, 0.0, CG)
-            cross = 0.0
-            quad = 0.0
-            for i in range(n1):
-                for j in range(m):
-                    cross += Z0[j, i] * C[i, j]
-                    quad += CG[i, j] * C[i, j]
-            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, w_off, dims, 1)
-            cost += lambd / (2 * m) * w_sq
-        costs[e] = cost
-        if not np.isfinite(cost):
-            return e, STOP_COST
-        l2s = lambd / m
-        # Layers 2..L: the flat update pass; b1 by the same rule.
-        finite = optimizer_update_flat(theta, grad, state, w_off, dims, 1, opt, dt(lr), dt(l2s), dt(beta), one, one, 1)
-        # W1 = s W1_init + C X: update s and C (dZ1 is layer 1's block of dZ, (m, n1)).
-        dZ1 = dZl
-        # Count non-finite new values in an integer: a float sum would chain every
-        # element's add on the previous one (measured: a third of a cat-data step).
-        bad = 0
-        if opt == 0:
-            f = 1.0 - lr * l2s
-            s *= f
-            for i in range(n1):
-                for j in range(m):
-                    c = f * C[i, j] - lr * scale * dZ1[j, i]
-                    C[i, j] = c
-                    bad += (c - c) != 0.0
-            for i in range(n1):
-                b1[i] -= dt(lr) * db1[i]
-                bad += (b1[i] - b1[i]) != 0.0
-        else:
-            a = beta * a + (1.0 - beta) * l2s * s
-            for i in range(n1):
-                for j in range(m):
-                    v = beta * V[i, j] + (1.0 - beta) * (scale * dZ1[j, i] + l2s * C[i, j])
-                    V[i, j] = v
-                    C[i, j] -= lr * v
-                    bad += (C[i, j] - C[i, j]) != 0.0
-            s -= lr * a
-            for i in range(n1):
-                vb1[i] = dt(beta) * vb1[i] + dt(1.0 - beta) * db1[i]
-                b1[i] -= dt(lr) * vb1[i]
-                bad += (b1[i] - b1[i] + vb1[i] - vb1[i]) != 0.0
-        if not finite or bad != 0 or not np.isfinite(s):
-            return e, STOP_PARAMETERS
-    # Form W1 explicitly: W1 = s W1_init + C X, in float64, rounded once.
-    W1_64 = W1_init * s
-    gemm(False, False, 1.0, C, X64, 1.0, W1_64)
-    bad = 0
-    for i in range(n1):
-        for j in range(n0):
-            w = dt(W1_64[i, j])
-            W1[i, j] = w
-            bad += (w - w) != 0.0
-    if bad != 0:
-        # Finite in float64, out of theta's range once rounded (float32 overflow).
-        return n_epochs - 1, STOP_PARAMETERS
-    return n_epochs, STOP_NONE

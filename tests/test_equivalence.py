@@ -369,7 +369,7 @@ RUN_CASES = [
 ]
 RUN_ITERATIONS = 300
 # L_layer_model's two loops: "direct" (kernels.network.train) and "gram", the
-# first layer carried in the example space (kernels.network.train_gram). Both
+# first layer carried in the example space (kernels.gram.train_gram). Both
 # are exact for any shape, so both are checked on every case.
 ROUTES = [pytest.param(False, id="direct"), pytest.param(True, id="gram")]
 

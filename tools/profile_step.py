@@ -44,7 +44,7 @@ def profile(dims, m, dtype, repeats):
     dZ = np.empty_like(A)
     grad = np.empty_like(theta)
     w_off, _, _ = N.param_offsets(d)
-    ZL = N._block(A, m, d, L - 1)
+    ZL = fastdnn.pipeline.layer_block(A, m, d, L - 1)
     one = dtype(1)
     stages = {
         "forward": _median_ms(lambda: N.forward(X, theta, d, acts, A, A, False), repeats),

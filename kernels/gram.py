@@ -1,0 +1,227 @@
+"""The Gram route: full-batch gd/momentum with the first layer carried in the m-dimensional example space.
+
+For wide data (n_0 much larger than m) the two first-layer GEMMs of
+``network.train`` read all of X every step. But every dW1 = (1/m) dZ1^T X is a
+combination of X's rows, so (for gd and momentum, L2 included) W1 stays of the form
+
+    W1 = s W1_init + C X,    C (n_1, m), s a scalar,
+
+and  Z1 = X W1^T = s Z1_init + G C^T  with the Gram matrix G = X X^T (m, m),
+computed once. A step then costs O(m^2 n_1) for layer 1 instead of
+O(m n_0 n_1). Momentum's velocity for W1 has the same form, v = a W1_init + V X.
+The other layers and b1 train exactly as in ``network.train``.
+
+All of the route's state lives in arrays the caller owns, so a run can be cut
+into calls of any length (and checkpointed between them) with bit-identical
+results:
+
+    G (m, m), Z0 (m, n_1), W1_init (n_1, n_0)   float64, fixed by ``gram_setup``
+    C, V (n_1, m)                              float64, zero at the start
+    carry (3,)                                 float64 [s, a, ||W1_init||^2], [1, 0, gram_setup's result] at the start
+    state (2P,)                                the optimizer state, theta's dtype, laid out as in ``network.train``
+
+A run: ``gram_setup``, then ``train_gram`` as often as wanted, then
+``gram_weights`` to write W1 into theta (for predictions or the end of the
+run) and, for momentum, ``gram_velocity`` to write W1's velocity into state
+before continuing on ``network.train``. Entering the route again starts from
+``gram_setup`` with C = V = 0, s = 1, a = 0: the route has no term for a W1
+velocity that is not of the form above, so only gd, or momentum with W1's
+velocity zero, can enter it mid-run without losing that velocity.
+
+Layer 1's carried state is float64 whatever theta's dtype, and Z1 and W1 are
+rounded to theta's dtype once each when formed. In float32 that makes layer 1
+at least as accurate as ``train``'s float32 GEMMs (whose error grows with n_0),
+where float32 state would not be: C G sums m terms of G's large entries
+(G_ii ~ n_0) that cancel, and float32 runs through it drifted from the float64
+trajectory ~20x more than ``train`` in float32 did. It costs O(m^2 n_1) float64
+work per step, small beside the route's savings.
+"""
+
+import numpy as np
+from numba import njit
+
+from .blas import as_float64, gemm, gram_float64
+from .layers import (
+    ACT_IDENTITY,
+    OPT_GD,
+    bias_act_backward,
+    bias_act_forward,
+    l2_penalty,
+    optimizer_update_flat,
+    output_backward,
+)
+from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, _b, _block, _W, param_offsets
+
+
+@njit(cache=True)
+def gram_setup(X, theta, dims, G, Z0, W1_init):
+    """The route's fixed state from X (m, n_0) and theta's W1; returns ||W1_init||^2 (float).
+
+    G (m, m) = X X^T, W1_init (n_1, n_0) = W1, Z0 (m, n_1) = X W1_init^T, all
+    float64 whatever X's and theta's dtype. Overwrites G, Z0 and W1_init.
+    """
+    w_off, _, _ = param_offsets(dims)
+    X64 = as_float64(X)
+    gram_float64(X64, G)
+    W1 = _W(theta, w_off, dims, 0)
+    W1_init[:, :] = W1
+    gemm(False, True, 1.0, X64, W1_init, 0.0, Z0)
+    w1_sq = 0.0
+    for i in range(W1.size):
+        w = float(theta[w_off[0] + i])
+        w1_sq += w * w
+    return w1_sq
+
+
+@njit(cache=True)
+def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_epochs, costs, A, dZ, grad):
+    """n_epochs of full-batch gd or momentum on the Gram route, resuming from (C, V, carry, state, theta).
+
+    G, Z0: from ``gram_setup``. Y (m, n_L). opt: ``layers.OPT_GD`` or
+    ``OPT_MOMENTUM`` (momentum's beta is hyper.beta1). hyper: a ``network.Hyper``.
+    state (2P,): optimizer state as in ``network.train``; the Gram route keeps
+    the velocities of b1 and of layers 2..L there and never touches W1's block
+    (W1's velocity is a W1_init + V X). carry (3,) float64: [s, a, ||W1_init||^2],
+    s and a updated in place. C, V (n_1, m) float64, updated in place.
+    costs[e] receives epoch e's cost (L2 term included). A, dZ: flat
+    workspaces of m * sum(n_1..n_L) as in ``network.train``; grad (P,).
+    theta's W1 block is neither read nor written (``gram_weights`` forms it):
+    layer 1 is s, C. theta's other blocks train as in ``network.train``.
+
+    Returns (epochs completed, STOP_* reason) as ``network.train`` does; after
+    a stop in epoch ``completed`` theta, state, C, V and carry hold the middle
+    of that epoch and the caller restores them.
+    """
+    m = G.shape[0]
+    n1 = dims[1]
+    L = dims.shape[0] - 1
+    w_off, b_off, _ = param_offsets(dims)
+    dt = theta.dtype.type
+    lr, lambd, beta = hyper.learning_rate, hyper.lambd, hyper.beta1
+    one = dt(1)
+    CG = np.empty((n1, m), np.float64)
+    Z1_64 = np.empty((m, n1), np.float64)
+    s, a, w1_sq = carry[0], carry[1], carry[2]
+    b1 = _b(theta, b_off, dims, 0)
+    db1 = _b(grad, b_off, dims, 0)
+    vb1 = _b(state, b_off, dims, 0)
+    scale = 1.0 / m
+    for e in range(n_epochs):
+        Z1_64[:, :] = Z0
+        gemm(False, True, 1.0, G, C, s, Z1_64)
+        Z1 = _block(A, m, dims, 0)
+        for j in range(m):
+            for i in range(n1):
+                Z1[j, i] = dt(Z1_64[j, i])
+        # Layers 2..L as usual, from A1.
+        bias_act_forward(Z1, b1, Z1, acts[0] if L > 1 else ACT_IDENTITY)
+        A_prev = Z1
+        for l in range(1, L):
+            Zl = _block(A, m, dims, l)
+            gemm(False, True, 1.0, A_prev, _W(theta, w_off, dims, l), 0.0, Zl)
+            bias_act_forward(Zl, _b(theta, b_off, dims, l), Zl, acts[l] if l < L - 1 else ACT_IDENTITY)
+            A_prev = Zl
+        ZL = _block(A, m, dims, L - 1)
+        dZl = _block(dZ, m, dims, L - 1)
+        cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
+        for l in range(L - 1, 0, -1):
+            A_prev = _block(A, m, dims, l - 1)
+            gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
+            dZ_prev = _block(dZ, m, dims, l - 1)
+            gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dZ_prev)
+            bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
+            dZl = dZ_prev
+        if lambd > 0:
+            # ||W1||^2 = s^2 ||W1_init||^2 + 2 s <Z1_init^T, C> + <C G, C>.
+            gemm(False, False, 1.0, C, G, 0.0, CG)
+            cross = 0.0
+            quad = 0.0
+            for i in range(n1):
+                for j in range(m):
+                    cross += Z0[j, i] * C[i, j]
+                    quad += CG[i, j] * C[i, j]
+            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, w_off, dims, 1)
+            cost += lambd / (2 * m) * w_sq
+        costs[e] = cost
+        if not np.isfinite(cost):
+            return e, STOP_COST
+        l2s = lambd / m
+        # Layers 2..L: the flat update pass; b1 by the same rule.
+        finite = optimizer_update_flat(theta, grad, state, w_off, dims, 1, opt, dt(lr), dt(l2s), dt(beta), one, one, 1)
+        # W1 = s W1_init + C X: update s and C (dZ1 is layer 1's block of dZ, (m, n1)).
+        dZ1 = dZl
+        # Count non-finite new values in an integer: a float sum would chain every
+        # element's add on the previous one (measured: a third of a cat-data step).
+        bad = 0
+        if opt == OPT_GD:
+            f = 1.0 - lr * l2s
+            s *= f
+            for i in range(n1):
+                for j in range(m):
+                    c = f * C[i, j] - lr * scale * dZ1[j, i]
+                    C[i, j] = c
+                    bad += (c - c) != 0.0
+            for i in range(n1):
+                b1[i] -= dt(lr) * db1[i]
+                bad += (b1[i] - b1[i]) != 0.0
+        else:
+            a = beta * a + (1.0 - beta) * l2s * s
+            for i in range(n1):
+                for j in range(m):
+                    v = beta * V[i, j] + (1.0 - beta) * (scale * dZ1[j, i] + l2s * C[i, j])
+                    V[i, j] = v
+                    C[i, j] -= lr * v
+                    bad += (C[i, j] - C[i, j]) != 0.0
+            s -= lr * a
+            for i in range(n1):
+                vb1[i] = dt(beta) * vb1[i] + dt(1.0 - beta) * db1[i]
+                b1[i] -= dt(lr) * vb1[i]
+                bad += (b1[i] - b1[i] + vb1[i] - vb1[i]) != 0.0
+        carry[0] = s
+        carry[1] = a
+        if not finite or bad != 0 or not np.isfinite(s):
+            return e, STOP_PARAMETERS
+    return n_epochs, STOP_NONE
+
+
+@njit(cache=True)
+def _combine_rows(W1_init, coef, R, X, out):
+    """out (n_1, n_0) = fl(coef W1_init + R X), formed in float64 and rounded once to out's dtype.
+
+    Returns how many values of out are not finite (finite in float64 but out of
+    a float32 out's range, say).
+    """
+    M = W1_init * coef
+    gemm(False, False, 1.0, R, as_float64(X), 1.0, M)
+    dt = out.dtype.type
+    bad = 0
+    for i in range(M.shape[0]):
+        for j in range(M.shape[1]):
+            w = dt(M[i, j])
+            out[i, j] = w
+            bad += (w - w) != 0.0
+    return bad
+
+
+@njit(cache=True)
+def gram_weights(X, W1_init, C, s, theta, dims):
+    """Write W1 = s W1_init + C X (formed in float64, rounded once) into theta's W1 block.
+
+    X (m, n_0) as given to ``gram_setup`` (a float64 X spares a float64 copy
+    per call); s = carry[0]. Returns the count of non-finite values written
+    (0 when fine). Overwrites only theta's W1 block.
+    """
+    w_off, _, _ = param_offsets(dims)
+    return _combine_rows(W1_init, s, C, X, _W(theta, w_off, dims, 0))
+
+
+@njit(cache=True)
+def gram_velocity(X, W1_init, V, a, state, dims):
+    """Write momentum's W1 velocity a W1_init + V X (formed in float64, rounded once) into state's W1 block.
+
+    a = carry[1]. After it (and ``gram_weights``), ``network.train`` continues
+    the momentum run from theta and state. Returns the count of non-finite
+    values written. Overwrites only state's W1 block.
+    """
+    w_off, _, _ = param_offsets(dims)
+    return _combine_rows(W1_init, a, V, X, _W(state, w_off, dims, 0))
