@@ -315,7 +315,18 @@ def _first_line(exc):
 LOADERS = {".h5": _load_h5, ".hdf5": _load_h5, ".npz": _load_npz, ".csv": _load_csv}
 
 
-# ---------------------------------------------------------------------------- built-in data and splits
+# ---------------------------------------------------------------------------- built-in data
+
+
+# The course's cat data (not shipped: the tests and benchmarks use them when present).
+CAT_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
+
+
+def cat_data_dir():
+    """Where the course's cat files are looked for: $FASTDNN_CAT_DATA, else ../shared/data/catvnoncat
+    beside the source checkout (the one place that decides; the tests, tools and asv all ask here)."""
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("FASTDNN_CAT_DATA") or os.path.join(os.path.dirname(checkout), "shared", "data", "catvnoncat")
 
 
 def builtin_dataset(n_samples=300_000, n_features=200, seed=0):
@@ -324,18 +335,6 @@ def builtin_dataset(n_samples=300_000, n_features=200, seed=0):
 
     X, Y = make_default_dataset(n_samples=n_samples, n_features=n_features, seed=seed)
     return Dataset(X.T, Y.ravel(), f"built-in dataset ({n_samples:,} x {n_features}, seed {seed})")
-
-
-def split(X, y, fraction, seed):
-    """A seeded shuffle of the examples cut into (X_train, y_train, X_held, y_held), ``fraction`` held out."""
-    m = X.shape[0]
-    n_held = int(round(fraction * m))
-    if not 0 < fraction < 1 or n_held < 1 or m - n_held < 2:
-        raise ValueError(f"cannot hold out a fraction {fraction} of {m} examples and keep at least 2 for training")
-    perm = np.random.default_rng(seed).permutation(m)
-    # Training rows in their original order: the gather is one sequential pass.
-    train, held = np.sort(perm[n_held:]), np.sort(perm[:n_held])
-    return X[train], y[train], X[held], y[held]
 
 
 def fingerprint(X, y):

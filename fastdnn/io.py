@@ -18,12 +18,17 @@ reads the files with ``np.load(path, allow_pickle=False)``:
     mini_batch_size   the trainer's batch size, -1 for full batch
     loss_curve        (n_iter,) float64, one cost per epoch; n_iter, t (optimizer steps)
     validation_scores (early stopping only) float64
-  checkpoints add
+  checkpoints add the engine's ``TrainingState`` (``fastdnn.engine``):
     optimizer_state   (2P,) the optimizer's flat state (momentum's v; Adam's m and v)
-    step              optimizer steps taken (Adam's t)
     rng_state         JSON: the shuffling Generator's ``bit_generator.state``
+    state             JSON: optimizer, step, epoch, early stopping's best score, epoch, stall,
+                      stopped, and whether the run was in progress (version 2)
+    best_parameters   (P,) early stopping's best parameters so far, if any (version 2)
+    gram_W1_init, gram_C, gram_V, gram_carry
+                      the Gram route's carried state, for a run saved mid-way on it (version 2)
     run               JSON: the caller's own state (the CLI's epoch target, data fingerprint, ...)
     run_<name>        the caller's own arrays
+  A version-1 checkpoint (optimizer_state, step, rng_state) still loads.
 
 Writes go to a temporary file in the target's directory, are fsynced, then
 ``os.replace``d over the target: a crash or an error mid-save leaves the old
@@ -42,9 +47,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastdnn.engine import TrainingState, output_for
+from fastdnn.pipeline import pack_parameters
+
 MODEL_FORMAT = "fastdnn-model"
 CHECKPOINT_FORMAT = "fastdnn-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 _ZIP_SIGNATURE = b"PK\x03\x04"
 
@@ -183,8 +191,7 @@ def _model_arrays(estimator, fmt):
         "n_iter": np.array(getattr(estimator, "n_iter_", 0), np.int64),
         "t": np.array(getattr(estimator, "t_", 0), np.int64),
     }
-    trainer = getattr(estimator, "_trainer", None)
-    batch = trainer.mini_batch_size if trainer is not None else None
+    batch = estimator.engine_.mini_batch_size
     arrays["mini_batch_size"] = np.array(-1 if batch is None else batch, np.int64)
     for l in range(1, L + 1):
         arrays[f"W{l}"] = np.asarray(params[f"W{l}"])
@@ -193,11 +200,6 @@ def _model_arrays(estimator, fmt):
     if scores is not None:
         arrays["validation_scores"] = np.array(scores, np.float64)
     return arrays
-
-
-def _output_for(n_classes):
-    # The estimator's rule: two classes train one sigmoid unit, more a softmax.
-    return "sigmoid" if n_classes == 2 else "softmax"
 
 
 def _version():
@@ -217,13 +219,13 @@ def save_checkpoint(estimator, path, run=None, arrays=None):
     ``run`` (a JSON-able dict) and ``arrays`` (name -> ndarray) are the
     caller's own state, returned as they were by ``load_checkpoint``.
     """
-    trainer = getattr(estimator, "_trainer", None)
-    if trainer is None:
-        raise ValueError("this DNNClassifier has no training state to checkpoint; fit it first")
     out = _model_arrays(estimator, CHECKPOINT_FORMAT)
-    out["optimizer_state"] = trainer.state
-    out["step"] = np.array(trainer.step, np.int64)
-    out["rng_state"] = _text(json.dumps(trainer.rng.bit_generator.state))
+    state = estimator.training_state_.to_arrays()
+    # costs and validation_scores are the model's loss_curve and validation_scores already.
+    state.pop("costs")
+    state.pop("validation_scores")
+    out["state"] = state.pop("scalars")
+    out.update(state)
     out["run"] = _text(json.dumps(run or {}))
     for name, value in (arrays or {}).items():
         out[f"run_{name}"] = np.asarray(value)
@@ -306,7 +308,6 @@ def _check_format(arrays, path, accept):
 def _estimator_from(arrays, path):
     """A DNNClassifier with the archive's options, parameters and classes, ready to predict."""
     from fastdnn.estimator import DNNClassifier
-    from fastdnn.pipeline import pack_parameters
 
     dims = _require(arrays, "layer_sizes", path)
     if dims.ndim != 1 or dims.dtype.kind not in "iu" or dims.size < 2 or (dims < 1).any():
@@ -341,40 +342,48 @@ def _estimator_from(arrays, path):
         raise ModelFileError(path, "is corrupted: its options are not a JSON object")
     if isinstance(options.get("hidden_layer_sizes"), list):
         options["hidden_layer_sizes"] = tuple(options["hidden_layer_sizes"])
-    valid = DNNClassifier._param_names()
+    valid = DNNClassifier.param_names()
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ModelFileError(path, f"has options this fastdnn does not know: {', '.join(unknown)}")
     estimator = DNNClassifier(**options)
     activations = _require(arrays, "activations", path)
-    expected = [estimator.activation] * (L - 1) + [_output_for(K)]
+    expected = [estimator.activation] * (L - 1) + [output_for(K)]
     if activations.dtype.kind != "U" or activations.tolist() != expected:
         raise ModelFileError(path, f"is corrupted: activations {activations.tolist()} disagree with its options ({expected})")
-    loss_curve = _require(arrays, "loss_curve", path)
     batch = _scalar_int(arrays, "mini_batch_size", path)
 
-    estimator.classes_ = classes
-    estimator.n_features_in_ = dims[0]
-    seed = options.get("random_state")
+    parameters = pack_parameters(raw, np.dtype(dtype).type)
     try:
-        # _new_trainer is the estimator's own mapping from options to a Trainer; it also sets
-        # parameters_ and the output kind, exactly as fit does. It reads only X's width and dtype
-        # (and its length for batch_size="auto", which the saved batch size then replaces).
-        estimator._new_trainer(
-            np.empty((1, dims[0]), dtype),
-            dims[1:-1],
-            seed if isinstance(seed, int) else 0,
-            pack_parameters(raw, np.dtype(dtype).type),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(path, f"is corrupted: its options do not describe a valid network ({exc})") from None
-    estimator._trainer.mini_batch_size = None if batch < 0 else batch
-    estimator.loss_curve_ = [float(c) for c in loss_curve]
-    estimator.n_iter_ = _scalar_int(arrays, "n_iter", path)
-    estimator.t_ = _scalar_int(arrays, "t", path)
-    if "validation_scores" in arrays:
-        estimator.validation_scores_ = [float(s) for s in arrays["validation_scores"]]
+        state = _training_state(arrays, path, parameters, estimator.optimizer)
+        estimator.restore(classes, parameters, state, None if batch < 0 else batch)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ModelFileError(path, f"is corrupted: its options or training state are inconsistent ({exc})") from None
     return estimator
+
+
+def _training_state(arrays, path, parameters, optimizer):
+    """The engine's ``TrainingState``: a checkpoint's as saved, a model's with its curve and counts
+    (its optimizer state starts afresh)."""
+    loss_curve = _require(arrays, "loss_curve", path)
+    n_iter, t = _scalar_int(arrays, "n_iter", path), _scalar_int(arrays, "t", path)
+    saved = {
+        "costs": loss_curve,
+        "validation_scores": arrays.get("validation_scores", np.zeros(0)),
+        "optimizer_state": arrays.get("optimizer_state", np.zeros(2 * parameters.flat.size, parameters.flat.dtype)),
+        "rng_state": arrays.get("rng_state", _text(json.dumps(np.random.default_rng(0).bit_generator.state))),
+    }
+    scalars = {"optimizer": optimizer, "step": t, "epoch": n_iter, "best_score": None, "best_epoch": None,
+               "stall": 0, "stopped": False, "in_progress": False}
+    if "state" in arrays:
+        scalars.update(json.loads(_scalar_text(arrays, "state", path)))
+    elif "step" in arrays:  # a version-1 checkpoint
+        scalars["step"] = _scalar_int(arrays, "step", path)
+    saved["scalars"] = _text(json.dumps(scalars))
+    for key in ("best_parameters", "gram_W1_init", "gram_C", "gram_V", "gram_carry"):
+        if key in arrays:
+            saved[key] = arrays[key]
+    return TrainingState.from_arrays(parameters, saved)
 
 
 def load_model(path):
@@ -395,19 +404,10 @@ def load_checkpoint(path):
     arrays = _read_archive(path)
     _check_format(arrays, path, (CHECKPOINT_FORMAT,))
     estimator = _estimator_from(arrays, path)
-    trainer = estimator._trainer
-    state = _require(arrays, "optimizer_state", path)
-    if state.shape != trainer.state.shape or state.dtype != trainer.state.dtype:
-        raise ModelFileError(
-            path, f"is corrupted: optimizer_state has shape {state.shape} {state.dtype}, expected {trainer.state.shape} {trainer.state.dtype}"
-        )
-    trainer.state[:] = state
-    trainer.step = _scalar_int(arrays, "step", path)
     try:
-        trainer.rng.bit_generator.state = json.loads(_scalar_text(arrays, "rng_state", path))
         run = json.loads(_scalar_text(arrays, "run", path))
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ModelFileError(path, f"is corrupted: its random generator or run state is unreadable ({exc})") from None
+    except ValueError as exc:
+        raise ModelFileError(path, f"is corrupted: its run state is unreadable ({exc})") from None
     extra = {name[len("run_"):]: value for name, value in arrays.items() if name.startswith("run_")}
     return Checkpoint(estimator, run, extra)
 

@@ -7,14 +7,14 @@ compared stage by stage. Underneath, the layout is sample-major: the course's
 buffers, and every W and b is a view into one flat parameter buffer.
 
 This module is the line between Python and compiled code: it validates (the
-checks in ``_validation`` are shared with the reference), converts once at the
+checks in ``validation`` are shared with the reference), converts once at the
 boundary, allocates the buffers, and makes one compiled call per stage (one for
 a whole training run, in ``training.py``). It never imports the reference.
 """
 
 import numpy as np
 
-from fastdnn import _validation as V
+from fastdnn import validation as V
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 
@@ -184,6 +184,13 @@ def activation_codes(L, hidden_activation="relu", output="sigmoid", loss="cross_
     return np.array(hidden + [K.OUTPUT_CODES[(output, loss)]], np.int64)
 
 
+def layer_block(work, m, dims, l):
+    """Layer l+1's (m, dims[l+1]) block of a flat activation workspace (the kernels' layout)."""
+    start = m * int(sum(dims[1 : l + 1]))
+    n = int(dims[l + 1])
+    return work[start : start + m * n].reshape(m, n)
+
+
 def samples_as_rows(X, dtype):
     """The sample-major ``(m, n)`` C-contiguous array of X ``(n, m)``: a view when X is F-ordered.
 
@@ -220,8 +227,8 @@ def L_model_forward(X, parameters, hidden_activation="relu", output="sigmoid"):
     Z = np.empty(m * sum(dims[1:]), dtype)
     A = np.empty_like(Z)
     N.forward(Xs, params.flat, dims_a, acts, Z, A, True)
-    Zs = [N._block(Z, m, dims_a, l).T for l in range(L)]
-    As = [Xs.T] + [N._block(A, m, dims_a, l).T for l in range(L)]
+    Zs = [layer_block(Z, m, dims_a, l).T for l in range(L)]
+    As = [Xs.T] + [layer_block(A, m, dims_a, l).T for l in range(L)]
     caches = ForwardCache(((As[l], params[f"W{l + 1}"], params[f"b{l + 1}"]), Zs[l]) for l in range(L))
     caches.buffers = (Xs, params, dims_a, Z, A)
     caches.options = (hidden_activation, output)
@@ -282,13 +289,13 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output="sigmoid", 
     grads = Parameters(np.empty_like(params.flat), [int(d) for d in dims_a], prefix="d")
     dA = np.empty_like(A)
     dZ = np.empty_like(A)
-    ZL = N._block(Z, m, dims_a, L - 1)
+    ZL = layer_block(Z, m, dims_a, L - 1)
     N.backward(Xs, Ys, params.flat, dims_a, acts, ZL, A, dA, dZ, grads.flat, 0)
     if lambd:
         for l in range(1, L + 1):
             grads[f"dW{l}"] += Xs.dtype.type(lambd / m) * params[f"W{l}"]
     for l in range(1, L):
-        grads[f"dA{l}"] = N._block(dA, m, dims_a, l - 1).T
+        grads[f"dA{l}"] = layer_block(dA, m, dims_a, l - 1).T
     return grads
 
 

@@ -22,7 +22,7 @@ With its defaults it computes what ``L_layer_model`` computes, bit for bit.
 import numpy as np
 
 # The option tables are imported to be read here as well: reference.OUTPUTS etc.
-from fastdnn._validation import (
+from fastdnn.validation import (
     INITIALIZATIONS,
     LOSSES,
     OPTIMIZERS,
@@ -119,7 +119,7 @@ def softmax_backward(dA, cache):
 
 
 # The option names (OUTPUTS, LOSSES, OPTIMIZERS, INITIALIZATIONS, and the keys
-# of HIDDEN_ACTIVATIONS) are fastdnn._validation's tables, shared with the fast
+# of HIDDEN_ACTIVATIONS) are fastdnn.validation's tables, shared with the fast
 # path so that both accept the same names and reject the rest with the same error.
 HIDDEN_ACTIVATIONS = {
     "relu": (relu, relu_backward),

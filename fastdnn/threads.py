@@ -29,7 +29,7 @@ import contextlib
 import os
 import warnings
 
-from fastdnn._validation import check_positive
+from fastdnn.validation import check_positive
 
 # Below this many GEMM FLOPs per training step, one BLAS thread. Measured side by side on this
 # project's 2-core machine (AMD EPYC, OpenBLAS Haswell kernels; each configuration in its own

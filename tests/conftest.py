@@ -1,6 +1,5 @@
 """Fixtures shared by the test modules: the course's cat data and a one-thread BLAS."""
 
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -8,9 +7,10 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-# The data sit beside the repository, not in it: <repo>/../shared/data/catvnoncat/.
-DEFAULT_CAT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "catvnoncat"
-CAT_FILES = ("train_catvnoncat.h5", "test_catvnoncat.h5")
+from fastdnn.data import CAT_FILES, cat_data_dir
+
+# The data sit beside the repository, not in it (fastdnn.data.cat_data_dir decides where).
+CAT_FOLDER = Path(cat_data_dir())
 
 
 def pytest_configure(config):
@@ -40,7 +40,7 @@ def cat_data():
     Looked for in $FASTDNN_CAT_DATA if set, else in ../shared/data/catvnoncat/
     next to the repository; the tests that use it are skipped when it is absent.
     """
-    folder = Path(os.environ.get("FASTDNN_CAT_DATA", DEFAULT_CAT_DATA))
+    folder = CAT_FOLDER
     missing = [name for name in CAT_FILES if not (folder / name).is_file()]
     if missing:
         pytest.skip(

@@ -18,12 +18,13 @@ from fastdnn.data import (
     MissingDependencyError,
     builtin_dataset,
     fingerprint,
+    cat_data_dir,
     load_dataset,
-    split,
 )
+from fastdnn.engine import split_rows
 
 # The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).
-CAT_FOLDER = Path(os.environ.get("FASTDNN_CAT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "catvnoncat"))
+CAT_FOLDER = Path(cat_data_dir())
 
 
 def course_images(m, seed=0):
@@ -297,18 +298,15 @@ def test_builtin_dataset_is_the_default_dataset_in_the_estimator_layout():
     assert set(np.unique(data.y)) == {0, 1}
 
 
-def test_split_is_seeded_disjoint_and_complete():
-    X = np.arange(200, dtype=np.float64).reshape(100, 2)
-    y = np.arange(100)
-    X_train, y_train, X_held, y_held = split(X, y, 0.2, seed=5)
-    assert len(y_held) == 20 and len(y_train) == 80
-    assert sorted(np.concatenate([y_train, y_held]).tolist()) == list(range(100))
-    npt.assert_array_equal(X_train[:, 0], 2 * y_train)  # rows stay with their labels
-    again = split(X, y, 0.2, seed=5)
-    npt.assert_array_equal(again[3], y_held)
-    assert not np.array_equal(split(X, y, 0.2, seed=6)[3], y_held)
+def test_split_rows_is_seeded_disjoint_complete_and_sorted():
+    train, held = split_rows(100, 0.2, seed=5)
+    assert len(held) == 20 and len(train) == 80
+    assert sorted(np.concatenate([train, held]).tolist()) == list(range(100))
+    assert (np.diff(train) > 0).all() and (np.diff(held) > 0).all()  # gathered in order: one pass over X
+    npt.assert_array_equal(split_rows(100, 0.2, seed=5)[1], held)
+    assert not np.array_equal(split_rows(100, 0.2, seed=6)[1], held)
     with pytest.raises(ValueError, match="cannot hold out"):
-        split(X[:2], y[:2], 0.5, seed=0)
+        split_rows(1, 0.5, seed=0)
 
 
 def test_fingerprint_tells_data_apart():

@@ -44,7 +44,7 @@ DIVERGING = {
 
 def test_parameters_that_turn_nan_under_a_finite_cost_raise_and_keep_the_start():
     X, y = huge_float32_problem()
-    clf = fastdnn.DNNClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    clf = fastdnn.DNNClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0, init="deep")
     with pytest.raises(fastdnn.DivergenceError, match="NaN or Inf at epoch 0") as info:
         clf.fit(X, y)
     assert np.isfinite(info.value.cost)  # the cost alone would not have told

@@ -42,7 +42,7 @@ def test_fit_is_the_model_function_with_the_same_options():
     X, y = blobs(n=120)
     clf = fastdnn.DNNClassifier(
         hidden_layer_sizes=(5, 4), optimizer="momentum", learning_rate=0.05, batch_size=32, max_iter=15,
-        random_state=3, l2=0.1,
+        random_state=3, l2=0.1, init="deep",
     ).fit(X, y)
     Y = (y == "yes").astype(np.float64).reshape(1, -1)
     p_ref, c_ref = reference.model(
@@ -91,11 +91,11 @@ def test_early_stopping_keeps_the_best_validation_parameters():
     best = int(np.argmax(scores))  # the first epoch reaching the best score
     assert clf.n_iter_ < 300 and best < len(scores) - 1  # training went on past the best epoch
     assert clf.best_validation_score_ == scores[best]
-    # The documented split: a permutation drawn from random_state; the first
-    # round(validation_fraction * n) samples are held out, the rest train in that order.
+    # The documented split (fastdnn.engine.split_rows): a permutation drawn from random_state; its first
+    # round(validation_fraction * n) samples are held out, the rest train in their original order.
     perm = np.random.default_rng(0).permutation(len(y))
     n_val = round(0.1 * len(y))
-    train = perm[n_val:]
+    train = np.sort(perm[n_val:])
     # The kept parameters are exactly those of a run stopped at the best epoch.
     stopped = fastdnn.DNNClassifier(max_iter=best + 1, **options).fit(X[train], y[train])
     np.testing.assert_array_equal(clf.parameters_.flat, stopped.parameters_.flat)
@@ -193,7 +193,8 @@ BAD = [
     (dict(threads=0), r"threads must be a positive integer"),
     (dict(dtype="int8"), r"dtype must be float32 or float64"),
     (dict(early_stopping="yes"), r"early_stopping must be True or False"),
-    (dict(frozen_layers=-1), r"frozen_layers must be in \[0, 3\]"),
+    (dict(frozen_layers=-1), r"frozen_layers must be a non-negative integer, got -1"),
+    (dict(frozen_layers=2, hidden_layer_sizes=(5,)), r"frozen_layers must be in \[0, 1\]"),
 ]
 
 

@@ -172,13 +172,13 @@ def test_resuming_a_checkpoint_continues_bit_for_bit(tmp_path, options):
     assert restored.run == {"note": "mine", "epoch": 3}
     npt.assert_array_equal(restored.arrays["extra"], np.arange(4))
     resumed = restored.estimator
-    assert resumed._trainer.rng.bit_generator.state == first._trainer.rng.bit_generator.state
-    assert resumed._trainer.step == first._trainer.step
+    assert resumed.training_state_.rng.bit_generator.state == first.training_state_.rng.bit_generator.state
+    assert resumed.t_ == first.t_
     resumed.set_params(warm_start=True, max_iter=4)
     resumed.fit(X, y)
 
     npt.assert_array_equal(resumed.parameters_.flat, whole.parameters_.flat)
-    npt.assert_array_equal(resumed._trainer.state, whole._trainer.state)
+    npt.assert_array_equal(resumed.training_state_.optimizer_state, whole.training_state_.optimizer_state)
     assert resumed.loss_curve_ == whole.loss_curve_
     assert resumed.t_ == whole.t_ and resumed.n_iter_ == whole.n_iter_ == 7
 
@@ -225,7 +225,7 @@ def rewrite(path, change):
         (lambda p: p.write_text("W1,b1\n1,2\n"), "not a fastdnn model: the file is not an .npz archive"),
         (lambda p: np.savez(p, X=np.zeros((2, 2)), y=np.zeros(2)), r"not a fastdnn model \(no 'format' marker; it holds: X, y\)"),
         (lambda p: rewrite(p, lambda a: a.update(format=np.array("other-format"))), "format marker is 'other-format'"),
-        (lambda p: rewrite(p, lambda a: a.update(format_version=np.array(99))), "format version 99.*reads versions up to 1: upgrade fastdnn"),
+        (lambda p: rewrite(p, lambda a: a.update(format_version=np.array(99))), "format version 99.*reads versions up to 2: upgrade fastdnn"),
         (lambda p: rewrite(p, lambda a: a.update(W2=np.zeros((3, 3)))), r"corrupted: W2 has shape \(3, 3\)"),
         (lambda p: rewrite(p, lambda a: a.pop("b1")), "corrupted: the entry 'b1' is missing"),
         (lambda p: rewrite(p, lambda a: a.update(options=np.array("{not json"))), "options are not valid JSON"),

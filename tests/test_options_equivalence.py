@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastdnn
-from fastdnn import _validation as V
+from fastdnn import validation as V
 from fastdnn import reference
 
 # float64 per stage: each value is a short sum of products, so the two

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.testing as npt
 import pytest
 
-from fastdnn import _validation as V
+from fastdnn import validation as V
 from fastdnn import reference as R
 from fastdnn.gradcheck import gradient_check, numerical_gradients
 

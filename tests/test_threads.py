@@ -4,20 +4,20 @@ import numpy as np
 import pytest
 
 import fastdnn
-from fastdnn import cli, threads, training
+from fastdnn import cli, engine, threads
 
 
 @pytest.fixture
 def used_threads(monkeypatch):
     """The thread counts training runs ask BLAS for, in order."""
     seen = []
-    real = training.blas_threads
+    real = engine.blas_threads
 
     def spy(count):
         seen.append(count)
         return real(count)
 
-    monkeypatch.setattr(training, "blas_threads", spy)
+    monkeypatch.setattr(engine, "blas_threads", spy)
     return seen
 
 

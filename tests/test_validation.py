@@ -1,4 +1,4 @@
-"""The shared input checks (fastdnn/_validation.py) on inputs that once slipped through.
+"""The shared input checks (fastdnn/validation.py) on inputs that once slipped through.
 
 Each case is a malformed input that reached numpy before these checks existed
 and failed deep inside (KeyError, IndexError) or, worse, returned a wrong-shaped

@@ -25,13 +25,24 @@ def check_X(X, name="X", layout="(n_features, m)"):
         raise ValueError(f"{name} must be 2-D {layout}, got shape {X.shape}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must have at least one feature and one example, got shape {X.shape}")
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+    if np.issubdtype(X.dtype, np.floating) and not _all_finite(X):
         bad = np.argwhere(~np.isfinite(X))[0]
         raise ValueError(
             f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)} of {layout}); "
             "clean or impute the data first"
         )
     return X
+
+
+# The NaN/Inf scan reads X in blocks of about this many values, so that it never allocates a
+# mask the size of X (a quarter of a float32 X's memory, for one bool per value).
+_SCAN_VALUES = 1 << 20
+
+
+def _all_finite(X):
+    """Whether every value of the 2-D float array X is finite, scanned in row blocks."""
+    rows = max(1, _SCAN_VALUES // max(1, X.shape[1]))
+    return all(np.isfinite(X[i : i + rows]).all() for i in range(0, X.shape[0], rows))
 
 
 def check_Y(Y, m):

@@ -1,0 +1,604 @@
+"""The training engine: the one epoch loop behind every entry point, and the only caller of compiled kernels
+outside the per-stage functions of ``pipeline.py``.
+
+``fastdnn.model``/``L_layer_model``, ``DNNClassifier.fit``/``partial_fit`` and
+``fastdnn train`` all train through ``Engine.train``. It decides once per call,
+for everyone, the route (the direct loop, or for wide full-batch data the Gram
+route that carries the first layer in the example space), the BLAS threads and
+how many epochs each compiled call runs. Looking at the run (progress, costs,
+validation, checkpoints, callbacks) goes through monitors, which say how often
+they need to look (``every``); a monitor that needs only costs never makes the
+run take a slower route or shorter compiled calls than a quarter of a second.
+
+What persists from epoch to epoch is a ``TrainingState`` of plain arrays and
+numbers (parameters, optimizer state, step, the shuffling generator's state,
+epoch, costs, early stopping's record and, mid-run on the Gram route, its
+carried state), which model files and checkpoints store and restore: a resumed
+run goes on bit for bit.
+
+Data are the sample-major ``(m, n_0)`` X and ``(m, n_L)`` Y; a subset of X's
+rows (a training split) is given as row indices, never as a copy of X, except
+that full-batch training on a subset gathers it once (the batch itself).
+"""
+
+import json
+import time
+
+import numpy as np
+
+from fastdnn import validation as V
+from fastdnn.kernels import ensure_compiled
+from fastdnn.kernels import gram as GR
+from fastdnn.kernels import layers as K
+from fastdnn.kernels import network as N
+from fastdnn.pipeline import activation_codes
+from fastdnn.threads import blas_threads, training_threads
+
+# A chunk of epochs between two looks of a monitor that needs only costs lasts about this long.
+CHUNK_SECONDS = 0.25
+# Permutations for a chunk of epochs are drawn up front; cap their memory.
+PERM_BYTES = 64 * 2**20
+# The Gram matrix G = X X^T costs m^2 n_0 once and m^2 n_1 a step against the direct route's
+# 2 m n_0 n_1 a step: worth it from a few steps on when m <= n_0 / 2, within this much memory.
+GRAM_MAX_BYTES = 256 * 2**20
+GRAM_MIN_EPOCHS = 10
+# Validation predictions gather this many rows at a time.
+PREDICT_ROWS = 8192
+
+
+class DivergenceError(FloatingPointError):
+    """Training stopped being finite at ``epoch`` (counted from the start of the ``train`` call).
+
+    ``cost`` is the epoch's cost (not finite when the cost diverged; finite when
+    an update made a parameter or optimizer-state value NaN or Inf first), and
+    ``costs`` the costs of the call's epochs before it. The engine is left
+    exactly as it was at the end of the last finite epoch.
+    """
+
+    def __init__(self, message, epoch, cost, costs=()):
+        super().__init__(message)
+        self.epoch = epoch
+        self.cost = cost
+        self.costs = list(costs)
+
+
+def divergence_message(reason, cost, where):
+    """The one wording of a divergence, for every entry point; ``where`` is e.g. "epoch 12"."""
+    if reason == "cost":
+        what = f"the cost became {cost} at {where}"
+    else:
+        what = f"an update made the parameters NaN or Inf at {where} (the cost was still {cost:.6g})"
+    return f"{what}; the last finite parameters are kept. Try a smaller learning_rate."
+
+
+def output_for(n_classes):
+    """The output layer for ``n_classes`` labels: one sigmoid unit for two, a softmax for more."""
+    return "sigmoid" if n_classes == 2 else "softmax"
+
+
+def output_units(n_classes):
+    return 1 if n_classes == 2 else n_classes
+
+
+def split_rows(m, fraction, seed):
+    """(training rows, held-out rows) of m examples, ``fraction`` held out, each sorted.
+
+    One seeded shuffle, the same for the estimator's early stopping and the
+    command's validation split, so both train on the same examples.
+    """
+    n_held = int(round(fraction * m))
+    if not 0 < fraction < 1 or n_held < 1 or m - n_held < 1:
+        raise ValueError(f"cannot hold out a fraction {fraction} of {m} examples and keep at least 1 for training")
+    perm = np.random.default_rng(seed).permutation(m)
+    # Sorted: gathering rows in order is one sequential pass over X.
+    return np.sort(perm[n_held:]), np.sort(perm[:n_held])
+
+
+# ---------------------------------------------------------------------------- state
+
+
+class GramCarry:
+    """The Gram route's state mid-run: W1 = s W1_init + C X, momentum's v_W1 = a W1_init + V X.
+
+    ``W1_init`` (n1, n0), ``C`` and ``V`` (n1, m) float64, ``carry`` [s, a, ||W1_init||^2].
+    G = X X^T and Z1_init = X W1_init^T are recomputed from X when a run resumes.
+    """
+
+    def __init__(self, W1_init, C, V, carry):
+        self.W1_init, self.C, self.V, self.carry = W1_init, C, V, carry
+
+    def arrays(self):
+        return {"gram_W1_init": self.W1_init, "gram_C": self.C, "gram_V": self.V, "gram_carry": self.carry}
+
+
+class TrainingState:
+    """Everything a run carries from epoch to epoch, as plain arrays and numbers.
+
+    parameters         ``Parameters`` (flat), updated in place
+    optimizer_state    (2P,) momentum's velocity, Adam's first and second moments
+    optimizer          the optimizer the state belongs to
+    step               optimizer steps taken (Adam's t)
+    rng                the shuffling ``np.random.Generator`` (its ``bit_generator.state`` is saved)
+    epoch              epochs completed, over every ``train`` call
+    costs              one cost per epoch
+    validation_scores  validation accuracy per epoch, when validated
+    best_score, best_epoch, best_parameters, stall, stopped
+                       early stopping's record: the best score, its epoch and flat parameters,
+                       the epochs since, and whether it stopped the run
+    gram               a ``GramCarry`` while a run on the Gram route is between chunks, else None
+    in_progress        True while ``Engine.train`` runs: a checkpoint written by a monitor is mid-run,
+                       and the next ``train`` on its state continues that run (early stopping's
+                       record included) rather than starting a new one
+    """
+
+    SCALARS = ("optimizer", "step", "epoch", "best_score", "best_epoch", "stall", "stopped", "in_progress")
+
+    def __init__(self, parameters, seed=None, optimizer="gd"):
+        self.parameters = parameters
+        self.optimizer_state = np.zeros(2 * parameters.flat.size, parameters.flat.dtype)
+        self.optimizer = optimizer
+        self.step = 0
+        self.rng = np.random.default_rng(seed)
+        self.epoch = 0
+        self.costs = []
+        self.validation_scores = []
+        self.best_score = None
+        self.best_epoch = None
+        self.best_parameters = None
+        self.stall = 0
+        self.stopped = False
+        self.gram = None
+        self.in_progress = False
+
+    def reset_early_stopping(self):
+        self.validation_scores = []
+        self.best_score = self.best_epoch = self.best_parameters = None
+        self.stall = 0
+        self.stopped = False
+
+    def to_arrays(self):
+        """Every field as a plain array (text as 0-d unicode, the scalars as JSON), parameters excluded."""
+        out = {
+            "optimizer_state": self.optimizer_state,
+            "costs": np.array(self.costs, np.float64),
+            "validation_scores": np.array(self.validation_scores, np.float64),
+            "rng_state": np.array(json.dumps(self.rng.bit_generator.state), np.str_),
+            "scalars": np.array(json.dumps({name: getattr(self, name) for name in self.SCALARS}), np.str_),
+        }
+        if self.best_parameters is not None:
+            out["best_parameters"] = self.best_parameters
+        if self.gram is not None:
+            out.update(self.gram.arrays())
+        return out
+
+    @classmethod
+    def from_arrays(cls, parameters, arrays):
+        """The state ``to_arrays`` saved; raises ValueError (KeyError, TypeError) on inconsistent arrays."""
+        state = cls(parameters)
+        P = parameters.flat.size
+        opt = arrays["optimizer_state"]
+        if opt.shape != (2 * P,) or opt.dtype != parameters.flat.dtype:
+            raise ValueError(f"optimizer_state has shape {opt.shape} {opt.dtype}, expected ({2 * P},) {parameters.flat.dtype}")
+        state.optimizer_state[:] = opt
+        state.costs = [float(c) for c in arrays["costs"]]
+        state.validation_scores = [float(s) for s in arrays["validation_scores"]]
+        state.rng.bit_generator.state = json.loads(str(arrays["rng_state"]))
+        scalars = json.loads(str(arrays["scalars"]))
+        for name in cls.SCALARS:
+            setattr(state, name, scalars[name])
+        V.check_choice(state.optimizer, V.OPTIMIZERS, "optimizer")
+        if "best_parameters" in arrays:
+            best = arrays["best_parameters"]
+            if best.shape != (P,) or best.dtype != parameters.flat.dtype:
+                raise ValueError(f"best_parameters has shape {best.shape}, expected ({P},)")
+            state.best_parameters = np.array(best)
+        if "gram_C" in arrays:
+            n1, n0 = parameters.dims[1], parameters.dims[0]
+            W1_init, C, Vv, carry = (np.array(arrays[k], np.float64) for k in ("gram_W1_init", "gram_C", "gram_V", "gram_carry"))
+            if W1_init.shape != (n1, n0) or C.ndim != 2 or C.shape[0] != n1 or Vv.shape != C.shape or carry.shape != (3,):
+                raise ValueError("the Gram route's carried state has inconsistent shapes")
+            state.gram = GramCarry(W1_init, C, Vv, carry)
+        return state
+
+
+# ---------------------------------------------------------------------------- monitors
+
+
+class Monitor:
+    """Something that looks at a run between compiled calls.
+
+    ``every``: the engine returns to Python at every multiple of this many
+    epochs (1: after each epoch); None: at the engine's own pace, about every
+    ``CHUNK_SECONDS``. ``needs_parameters``: whether ``look`` reads the
+    parameters (on the Gram route the engine then forms W1 before calling it).
+    ``look(engine, costs, seconds)`` gets the costs of the epochs since the last
+    look and the seconds they took; a true result stops the run there.
+    """
+
+    every = None
+    needs_parameters = False
+
+    def look(self, engine, costs, seconds):
+        return False
+
+
+class Monitors(Monitor):
+    """Several monitors as one: looks as often as the most frequent one asks."""
+
+    def __init__(self, monitors):
+        self.monitors = [m for m in monitors if m is not None]
+        everys = [m.every for m in self.monitors if m.every]
+        self.every = min(everys) if everys else None
+        self.needs_parameters = any(m.needs_parameters for m in self.monitors)
+        if len({e for e in everys}) > 1:
+            # Multiples of each every must all be reached: look at their common divisor.
+            step = everys[0]
+            for e in everys[1:]:
+                step = int(np.gcd(step, e))
+            self.every = step
+
+    def look(self, engine, costs, seconds):
+        stop = False
+        epoch = engine.state.epoch
+        for m in self.monitors:
+            if m.every is None or epoch % m.every == 0:
+                stop = bool(m.look(engine, costs, seconds)) or stop
+        return stop
+
+
+class EarlyStopping(Monitor):
+    """Validation accuracy after every epoch; stops after ``patience`` epochs without an improvement over ``tol``.
+
+    The record (best score, epoch, parameters, stall) lives in the engine's
+    ``TrainingState``, so chunked fits and resumed runs behave alike;
+    ``keep_best`` puts the best parameters back at the end. With
+    ``patience=None`` it only records the scores.
+    """
+
+    every = 1
+    needs_parameters = True
+
+    def __init__(self, X, labels, rows=None, tol=1e-4, patience=10):
+        self.X, self.labels, self.rows, self.tol, self.patience = X, labels, rows, tol, patience
+
+    def look(self, engine, costs, seconds):
+        state = engine.state
+        score = engine.accuracy(self.X, self.labels, self.rows)
+        state.validation_scores.append(score)
+        if self.patience is None:
+            return False
+        if state.best_score is None or score > state.best_score + self.tol:
+            state.best_score, state.best_epoch, state.stall = score, state.epoch, 0
+            state.best_parameters = state.parameters.flat.copy()
+        else:
+            state.stall += 1
+            if state.stall >= self.patience:
+                state.stopped = True
+        return state.stopped
+
+    @staticmethod
+    def keep_best(engine):
+        """The best epoch's parameters back in place (when early stopping recorded one)."""
+        if engine.state.best_parameters is not None:
+            engine.state.parameters.flat[:] = engine.state.best_parameters
+
+
+class Every(Monitor):
+    """``look`` as a function: ``Every(n, function)`` calls ``function(engine, costs, seconds)`` every n epochs."""
+
+    def __init__(self, every, function, needs_parameters=True):
+        self.every, self.function, self.needs_parameters = every, function, needs_parameters
+
+    def look(self, engine, costs, seconds):
+        return self.function(engine, costs, seconds)
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+class Engine:
+    """One network's training: its architecture, hyperparameters, ``TrainingState`` and buffers.
+
+    ``parameters`` is a ``Parameters`` the engine updates in place; ``state`` a
+    ``TrainingState`` to continue (a checkpoint's), else a fresh one seeded with ``seed``.
+    """
+
+    def __init__(
+        self, parameters, *, hidden_activation="relu", output="sigmoid", loss="cross_entropy", frozen_layers=0,
+        optimizer="gd", learning_rate=0.0075, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, lambd=0.0,
+        mini_batch_size=None, threads=None, seed=1, state=None,
+    ):
+        dims = parameters.dims
+        self.dims = np.asarray(dims, np.int64)
+        self.network = {"hidden_activation": hidden_activation, "output": output, "loss": loss}
+        self.acts = activation_codes(len(dims) - 1, hidden_activation, output, loss)
+        self.frozen_layers = frozen_layers
+        self.state = state if state is not None else TrainingState(parameters, seed, optimizer)
+        if self.state.parameters is not parameters:
+            raise ValueError("state must hold the engine's parameters")
+        self._gram = None  # (X, G, Z0) of the Gram route in progress
+        self._w1_stale = False
+        self._work = None
+        self.configure(
+            optimizer=optimizer, learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon,
+            lambd=lambd, mini_batch_size=mini_batch_size, threads=threads,
+        )
+
+    def configure(self, *, optimizer, learning_rate, beta, beta1, beta2, epsilon, lambd, mini_batch_size, threads):
+        """Everything a later ``train`` may train with differently; the network itself stays.
+
+        A change of optimizer starts its state (velocity, Adam's moments and step
+        count) afresh: one optimizer's state means nothing to another.
+        """
+        V.check_choice(optimizer, V.OPTIMIZERS, "optimizer")
+        state = self.state
+        if optimizer != state.optimizer:
+            state.optimizer_state[:] = 0
+            state.step = 0
+            state.optimizer = optimizer
+        self.opt = K.OPTIMIZER_CODES[optimizer]
+        self.hyper = N.Hyper(
+            float(learning_rate), float(lambd), float(beta if optimizer == "momentum" else beta1), float(beta2),
+            float(epsilon),
+        )
+        self.mini_batch_size = mini_batch_size
+        self.threads = threads
+
+    @property
+    def parameters(self):
+        """The current parameters (on the Gram route, W1 is formed first)."""
+        self._form_w1()
+        return self.state.parameters
+
+    # -- route ---------------------------------------------------------------------------
+    def gram_applies(self):
+        """Whether the Gram route can train this configuration: full batch, gd or momentum, nothing frozen."""
+        return self.mini_batch_size is None and self.opt in (K.OPT_GD, K.OPT_MOMENTUM) and self.frozen_layers == 0
+
+    def route(self, gram, shape, itemsize, epochs):
+        """"gram" or "direct" for a run of ``epochs`` on ``shape`` = (m, n_0); ``gram`` is True, False or "auto"."""
+        if gram not in (True, False, "auto"):
+            raise ValueError(f"gram must be True, False or 'auto', got {gram!r}")
+        applies = self.gram_applies()
+        if self.state.gram is not None:
+            # A run saved mid-way on the Gram route goes on there.
+            return "gram"
+        if gram is True and not applies:
+            raise ValueError("gram=True needs full-batch training (mini_batch_size=None), gd or momentum, no frozen layers")
+        if self.opt == K.OPT_MOMENTUM and self.state.optimizer_state[: self.dims[0] * self.dims[1]].any():
+            # The route starts W1's velocity at zero; a run that built one up on the direct route goes on there.
+            if gram is True:
+                raise ValueError("gram=True cannot continue a momentum run whose W1 velocity was built on the direct route")
+            return "direct"
+        if gram == "auto":
+            m, n0 = shape
+            gram = applies and 2 * m <= n0 and epochs >= GRAM_MIN_EPOCHS and m * m * 8 <= GRAM_MAX_BYTES
+        return "gram" if gram else "direct"
+
+    # -- training --------------------------------------------------------------------------
+    def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None):
+        """Train ``epochs`` epochs over the rows of (X (m, n_0), Y (m, n_L)); returns their costs.
+
+        ``rows`` (sorted indices) trains on those rows of X only. ``monitor``
+        looks between compiled calls (see ``Monitor``) and may stop the run.
+        Raises DivergenceError naming the epoch if a cost, a parameter or the
+        optimizer state stops being finite; the engine then holds the end of
+        the last finite epoch.
+        """
+        state = self.state
+        if rows is not None and self.mini_batch_size is None:
+            # Full batch on a subset: the batch is those rows, gathered once.
+            X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
+        m = X.shape[0] if rows is None else rows.size
+        route = self.route(gram, (m, X.shape[1]), X.itemsize, epochs)
+        batch = m if self.mini_batch_size is None else min(self.mini_batch_size, m)
+        step_dims = [m, *self.dims[1:]] if route == "gram" else list(self.dims)
+        costs = np.zeros(epochs)
+        every = monitor.every if monitor is not None else None
+        chunk = epochs if monitor is None else 1
+        done = 0
+        state.in_progress = True
+        with blas_threads(training_threads(self.threads, step_dims, batch)):
+            if route == "gram":
+                self._gram_begin(X, state.gram is None)
+            try:
+                while done < epochs:
+                    # Up to the next multiple of ``every``, or as many epochs as fill CHUNK_SECONDS.
+                    n = min(every - state.epoch % every if every else chunk, epochs - done)
+                    t0 = time.perf_counter()
+                    if route == "gram":
+                        self._gram_epochs(Y, n, costs, done)
+                    else:
+                        n = self._direct_epochs(X, Y, rows, m, batch, n, costs, done)
+                    seconds = time.perf_counter() - t0
+                    state.costs.extend(costs[done : done + n].tolist())
+                    state.epoch += n
+                    done += n
+                    if monitor is not None:
+                        if monitor.needs_parameters:
+                            self._form_w1()
+                        if monitor.look(self, costs[done - n : done], seconds):
+                            break
+                        if every is None:
+                            chunk = max(1, int(CHUNK_SECONDS * n / max(seconds, 1e-9)))
+            finally:
+                state.in_progress = False
+                if route == "gram":
+                    self._gram_end()
+        return costs[:done]
+
+    def _buffers(self, batch, n_in, n_out):
+        dtype = self.state.parameters.flat.dtype
+        key = (batch, n_in, n_out, dtype)
+        if self._work is None or self._work[0] != key:
+            A = np.empty(batch * int(self.dims[1:].sum()), dtype)
+            self._work = (
+                key,
+                N.Workspace(
+                    np.empty((batch, n_in), dtype), np.empty((batch, n_out), dtype), A, np.empty_like(A),
+                    np.empty_like(self.state.parameters.flat),
+                ),
+            )
+        return self._work[1]
+
+    def _direct_epochs(self, X, Y, rows, m, batch, n, costs, done):
+        """n epochs of ``kernels.network.train``; returns n (raises DivergenceError)."""
+        state = self.state
+        shuffle = self.mini_batch_size is not None
+        if shuffle:
+            n = min(n, max(1, PERM_BYTES // (8 * m)))
+        # Gather buffers are needed only when batches are shuffled rows.
+        work = self._buffers(batch, X.shape[1] if shuffle else 0, Y.shape[1] if shuffle else 0)
+        rng_state = state.rng.bit_generator.state
+        if shuffle:
+            perms = np.stack([state.rng.permutation(m) for _ in range(n)])
+            if rows is not None:
+                perms = rows[perms]
+        else:
+            perms = np.empty((0, 0), np.int64)
+        flat = state.parameters.flat
+        saved = (flat.copy(), state.optimizer_state.copy(), state.step)
+        head = (X, Y, flat, self.dims, self.acts, self.frozen_layers, self.opt, self.hyper, state.optimizer_state)
+        call = (*head, state.step, perms, batch, n, costs[done:], work)
+        ensure_compiled(N.train, call, f"the training kernels for {X.dtype}")
+        finished, step, reason = N.train(*call)
+        if reason != N.STOP_NONE:
+            flat[:], state.optimizer_state[:], step = saved
+            if finished:
+                replay = perms[:finished] if shuffle else perms
+                _, step, _ = N.train(*head, step, replay, batch, finished, np.zeros(finished), work)
+            state.step = step
+            state.rng.bit_generator.state = rng_state
+            for _ in range(finished if shuffle else 0):
+                state.rng.permutation(m)
+            self._diverged(reason, costs, done, finished)
+        state.step = step
+        return n
+
+    def _diverged(self, reason, costs, done, finished):
+        state = self.state
+        state.costs.extend(costs[done : done + finished].tolist())
+        state.epoch += finished
+        epoch = done + finished
+        cause = "cost" if reason == N.STOP_COST else "parameters"
+        raise DivergenceError(
+            divergence_message(cause, costs[epoch], f"epoch {epoch}"), epoch, costs[epoch], costs[:epoch]
+        )
+
+    # -- the Gram route ----------------------------------------------------------------------
+    def _gram_begin(self, X, fresh):
+        """G = X X^T and Z1_init for this X; a fresh carry (s = 1, C = V = 0) unless one is being resumed."""
+        state = self.state
+        m = X.shape[0]
+        n1, n0 = int(self.dims[1]), int(self.dims[0])
+        if fresh:
+            carry = GramCarry(np.empty((n1, n0)), np.zeros((n1, m)), np.zeros((n1, m)), np.zeros(3))
+        else:
+            carry = state.gram
+            if carry.C.shape != (n1, m):
+                raise ValueError(f"the saved Gram-route state is for {carry.C.shape[1]} examples, not {m}")
+        G = np.empty((m, m))
+        Z0 = np.empty((m, n1))
+        source = state.parameters.flat
+        if not fresh:
+            # gram_setup reads W1_init from theta's W1 block: a copy holding the saved one (which came
+            # from theta's dtype, so it converts back exactly).
+            source = source.copy()
+            source[: n1 * n0] = carry.W1_init.reshape(-1)
+        args = (X, source, self.dims, G, Z0, carry.W1_init)
+        ensure_compiled(GR.gram_setup, args, f"the Gram-route kernels for {X.dtype}")
+        w1_sq = GR.gram_setup(*args)
+        if fresh:
+            carry.carry[:] = (1.0, 0.0, w1_sq)
+        state.gram = carry
+        work = self._buffers(m, 0, 0)
+        self._gram = (X, G, Z0, work)
+
+    def _gram_epochs(self, Y, n, costs, done):
+        state, carry = self.state, self.state.gram
+        _, G, Z0, work = self._gram
+        flat = state.parameters.flat
+        saved = (flat.copy(), state.optimizer_state.copy(), carry.C.copy(), carry.V.copy(), carry.carry.copy())
+        head = (G, Z0, Y, flat, self.dims, self.acts, self.opt, self.hyper, state.optimizer_state, carry.carry, carry.C, carry.V)
+        call = (*head, n, costs[done:], work.A, work.dZ, work.grad)
+        ensure_compiled(GR.train_gram, call, f"the Gram-route training kernels for {Y.dtype}")
+        finished, reason = GR.train_gram(*call)
+        self._w1_stale = True
+        if reason != N.STOP_NONE:
+            flat[:], state.optimizer_state[:], carry.C[:], carry.V[:], carry.carry[:] = saved
+            if finished:
+                GR.train_gram(*head, finished, np.zeros(finished), work.A, work.dZ, work.grad)
+            state.step += finished
+            self._diverged(reason, costs, done, finished)
+        state.step += n
+
+    def _form_w1(self):
+        if not self._w1_stale:
+            return
+        state, carry = self.state, self.state.gram
+        X = self._gram[0]
+        args = (X, carry.W1_init, carry.C, carry.carry[0], state.parameters.flat, self.dims)
+        ensure_compiled(GR.gram_weights, args, f"the Gram-route kernels for {X.dtype}")
+        bad = GR.gram_weights(*args)
+        self._w1_stale = False
+        if bad:
+            raise DivergenceError(
+                divergence_message("parameters", state.costs[-1], f"epoch {state.epoch - 1}") + " (W1 overflows "
+                f"{state.parameters.flat.dtype})", state.epoch - 1, state.costs[-1], state.costs[:-1],
+            )
+
+    def _gram_end(self):
+        """Leave the route: W1 and momentum's W1 velocity formed, so any route can continue."""
+        state, carry = self.state, self.state.gram
+        try:
+            self._form_w1()
+            if self.opt == K.OPT_MOMENTUM:
+                X = self._gram[0]
+                args = (X, carry.W1_init, carry.V, carry.carry[1], state.optimizer_state, self.dims)
+                ensure_compiled(GR.gram_velocity, args, f"the Gram-route kernels for {X.dtype}")
+                GR.gram_velocity(*args)
+        finally:
+            state.gram = None
+            self._gram = None
+
+    # -- prediction ----------------------------------------------------------------------------
+    def predict_proba(self, X, rows=None, threads=None):
+        """The network's outputs (m, n_L) for the rows of X (all, or ``rows``): probabilities."""
+        return predict_proba_rows(
+            self.parameters, self.network["hidden_activation"], self.network["output"], X, rows,
+            self.threads if threads is None else threads,
+        )
+
+    def accuracy(self, X, labels, rows=None):
+        """Fraction of ``rows`` of X whose most probable output is ``labels`` (class indices)."""
+        P = self.predict_proba(X, rows)
+        predicted = (P[:, 0] > 0.5).astype(np.int64) if P.shape[1] == 1 else np.argmax(P, axis=1)
+        return float(np.mean(predicted == labels))
+
+
+def predict_proba_rows(parameters, hidden_activation, output, X, rows=None, threads=None, loss="cross_entropy"):
+    """The outputs (m, n_L) of the network ``parameters`` on X's rows (sample-major), in compiled kernels.
+
+    ``rows`` (indices) predicts those rows only, gathering them a block at a time.
+    """
+    dims = np.asarray(parameters.dims, np.int64)
+    acts = activation_codes(len(dims) - 1, hidden_activation, output, loss)
+    m = X.shape[0] if rows is None else rows.size
+    out = np.empty((m, int(dims[-1])), parameters.flat.dtype)
+    block = m if rows is None else min(m, PREDICT_ROWS)
+    Z = np.empty(block * int(dims[1:].sum()), parameters.flat.dtype)
+    with blas_threads(training_threads(threads, list(dims), block)):
+        for start in range(0, m, block):
+            if rows is None:
+                Xb = X
+            else:
+                Xb = np.ascontiguousarray(X[rows[start : start + block]])
+            b = Xb.shape[0]
+            Zb = Z[: b * int(dims[1:].sum())]
+            args = (Xb, parameters.flat, dims, acts, Zb, Zb, True)
+            ensure_compiled(N.forward, args, f"the prediction kernels for {X.dtype}")
+            N.forward(*args)
+            offset = b * int(dims[1:-1].sum())
+            out[start : start + b] = Zb[offset : offset + b * int(dims[-1])].reshape(b, int(dims[-1]))
+    return out
+

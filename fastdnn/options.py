@@ -1,0 +1,248 @@
+"""Every training option in one table: its name, the course's name for it, the command's flag, default,
+check and help.
+
+``DNNClassifier``'s parameters are the names here (its signature is tested to
+match the table), ``fastdnn.model``'s are the ``course`` names, and ``fastdnn
+train`` builds its options from the ``flag`` column, so an option is named,
+defaulted, validated and explained once. An unknown choice lists the table's
+choices wherever it is given.
+"""
+
+import argparse
+import numbers
+from dataclasses import dataclass, field
+
+from fastdnn import validation as V
+
+# learning_rate="auto": one rate per optimizer that trains well across the built-in dataset and
+# scikit-learn's digits, breast_cancer, wine and iris (5-fold CV, 3 seeds, issue 10's note). gd and
+# momentum below 0.1 under-train the small sets in 200 full-batch-sized epochs (wine 0.68 at 0.03);
+# gd at 0.2 collapsed on unscaled digits. The course's momentum averages gradients
+# (v = beta v + (1 - beta) g), so it steps like gd. Adam 0.003 beat 0.001 on every small set and
+# keeps 7-10x of margin below where it collapses (0.02-0.03 on unscaled digits). Scale inputs.
+AUTO_LEARNING_RATES = {"gd": 0.1, "momentum": 0.1, "adam": 0.003}
+# batch_size="auto": scikit-learn's min(200, n_samples).
+AUTO_BATCH = 200
+
+
+def resolve_learning_rate(learning_rate, optimizer):
+    return AUTO_LEARNING_RATES[optimizer] if learning_rate == "auto" else learning_rate
+
+
+def resolve_batch_size(batch_size, m):
+    """None (full batch) or a size in [1, m]."""
+    if batch_size is None:
+        return None
+    if batch_size == "auto":
+        return min(AUTO_BATCH, m)
+    return batch_size
+
+
+# ---------------------------------------------------------------------------- checks (value, name) -> value
+
+
+def _sizes(value, name):
+    sizes = [value] if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise ValueError(f"{name} must be a sequence of positive integers, got {value!r}") from None
+    return tuple(V.check_layer_sizes(sizes, name, allow_empty=True))
+
+
+def _choice(choices):
+    return lambda value, name: V.check_choice(value, choices, name)
+
+
+def _learning_rate(value, name):
+    return value if value == "auto" else V.check_positive(value, name)
+
+
+def _batch_size(value, name):
+    if value in (None, "auto"):
+        return value
+    if value == "full":  # the command line's word for None
+        return None
+    return V.check_positive(value, name, integer=True)
+
+
+def _positive(value, name):
+    return V.check_positive(value, name)
+
+
+def _positive_int(value, name):
+    return V.check_positive(value, name, integer=True)
+
+
+def _seed_or_none(value, name):
+    return None if value is None else V.check_seed(value, name)
+
+
+def _threads(value, name):
+    return None if value is None else V.check_positive(value, name, integer=True)
+
+
+def _frozen(value, name):
+    try:
+        value = V.operator_index(value)
+    except TypeError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def _dtype(value, name):
+    if value is None:
+        return None
+    V.check_choice(str(getattr(value, "__name__", value)), DTYPES, name)
+    return value
+
+
+DTYPES = ("float32", "float64")
+
+
+# ---------------------------------------------------------------------------- command-line text -> value
+
+
+def _parse_sizes(text):
+    text = text.strip()
+    if text.lower() in ("", "none"):
+        return ()
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected hidden layer sizes like 20,7,5, got {text!r}") from None
+
+
+def _parse_int(text):
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _parse_float(text):
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _parse_learning_rate(text):
+    return "auto" if text == "auto" else _parse_float(text)
+
+
+def _parse_batch(text):
+    if text in ("full", "auto"):
+        return text  # "full" becomes None when checked: None on the command line means "not given"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'full' or 'auto', got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option. ``flag`` None: not on the command line; ``course``: its name in ``fastdnn.model``
+    (None where the course has no such option); ``command_default``: the command's default where it
+    differs from the estimator's (a larger dataset, fewer epochs); ``parse``: command-line text -> value;
+    ``switch``: a command-line flag without a value (sets True)."""
+
+    name: str
+    default: object
+    check: object
+    help: str
+    flag: str = None
+    course: str = None
+    choices: tuple = None
+    parse: object = None
+    metavar: str = None
+    switch: bool = False
+    command_default: object = field(default=None)
+
+    def validate(self, value):
+        return self.check(value, self.name)
+
+
+OPTIONS = (
+    Option("hidden_layer_sizes", (100,), _sizes, "hidden layer widths, e.g. 20,7,5 (the course's); 'none' for no hidden layer",
+           flag="--layers", parse=_parse_sizes, metavar="SIZES", command_default=(64, 32)),
+    Option("activation", "relu", _choice(V.HIDDEN_ACTIVATIONS), "hidden activation", flag="--activation",
+           course="hidden_activation", choices=V.HIDDEN_ACTIVATIONS),
+    Option("loss", "cross_entropy", _choice(V.LOSSES), "cost function", flag="--loss", course="loss", choices=V.LOSSES),
+    Option("optimizer", "adam", _choice(V.OPTIMIZERS), "update rule", flag="--optimizer", course="optimizer",
+           choices=V.OPTIMIZERS),
+    Option("learning_rate", "auto", _learning_rate,
+           "step size; 'auto' picks one per optimizer (" + ", ".join(f"{k} {v:g}" for k, v in AUTO_LEARNING_RATES.items()) + ")",
+           flag="--lr", course="learning_rate", parse=_parse_learning_rate, metavar="LR|auto"),
+    Option("batch_size", "auto", _batch_size, f"minibatch size; 'auto' min({AUTO_BATCH}, n); 'full' (None in Python) the course's full batch",
+           flag="--batch-size", course="mini_batch_size", parse=_parse_batch, metavar="N|full|auto", command_default=256),
+    Option("max_iter", 200, _positive_int, "epochs: passes over the data (with --resume, the total)", flag="--epochs",
+           course="num_epochs", parse=_parse_int, metavar="N", command_default=5),
+    Option("l2", 0.0, V.check_l2, "L2 strength lambda: cost + l2/(2m) sum ||W||^2", flag="--l2", course="lambd",
+           parse=_parse_float),
+    Option("beta", 0.9, V.check_fraction, "momentum's beta", flag="--beta", course="beta", parse=_parse_float),
+    Option("beta1", 0.9, V.check_fraction, "Adam's beta1", flag="--beta1", course="beta1", parse=_parse_float),
+    Option("beta2", 0.999, V.check_fraction, "Adam's beta2", flag="--beta2", course="beta2", parse=_parse_float),
+    Option("epsilon", 1e-8, _positive, "Adam's epsilon", flag="--epsilon", course="epsilon", parse=_parse_float),
+    Option("init", "deep", _choice(V.INITIALIZATIONS), "weight initialisation: 'deep' the course's 1/sqrt(n), 'he', 'xavier'",
+           flag="--init", course="init", choices=V.INITIALIZATIONS),
+    Option("random_state", None, _seed_or_none, "seed of the initialisation, shuffling and validation split",
+           flag="--seed", course="seed", parse=_parse_int, metavar="N", command_default=0),
+    Option("warm_start", False, V.check_bool, "fit continues from the fitted parameters and optimizer state"),
+    Option("early_stopping", False, V.check_bool,
+           "hold out validation_fraction, stop when its accuracy has not improved by tol for n_iter_no_change epochs, keep the best",
+           flag="--early-stopping", switch=True),
+    Option("validation_fraction", 0.1, V.check_open_fraction, "the fraction held out for validation",
+           flag="--validation-fraction", parse=_parse_float, metavar="F"),
+    Option("n_iter_no_change", 10, _positive_int, "early stopping's patience in epochs", flag="--n-iter-no-change",
+           parse=_parse_int, metavar="N"),
+    Option("tol", 1e-4, V.check_non_negative, "early stopping's least improvement", flag="--tol", parse=_parse_float),
+    Option("frozen_layers", 0, _frozen, "the first k layers are not trained (transfer learning)", course="frozen_layers"),
+    Option("dtype", None, _dtype, "compute precision; default the data's float type, else float64", flag="--dtype",
+           course="dtype", choices=DTYPES),
+    Option("threads", None, _threads, "BLAS threads, at most the usable cores; default: fastdnn's policy "
+           "(1 for small steps, every usable core otherwise)", flag="--threads", course="threads", parse=_parse_int,
+           metavar="N"),
+    Option("verbose", False, V.check_bool, "print each epoch's cost as training goes"),
+)
+
+BY_NAME = {option.name: option for option in OPTIONS}
+DEFAULTS = {option.name: option.default for option in OPTIONS}
+COMMAND_DEFAULTS = {o.name: o.default if o.command_default is None else o.command_default for o in OPTIONS}
+
+
+def check(params, m=None):
+    """Every option in ``params`` (estimator names) checked; returns the values as checked.
+
+    With m (training examples), a batch size larger than m is refused; the
+    frozen layers must leave the output layer trainable.
+    """
+    unknown = sorted(set(params) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(BY_NAME))}")
+    out = {name: BY_NAME[name].validate(value) for name, value in params.items()}
+    batch = out.get("batch_size")
+    if m is not None and isinstance(batch, int) and batch > m:
+        raise ValueError(f"batch_size must be between 1 and the number of training samples {m}, got {batch}")
+    if "frozen_layers" in out and "hidden_layer_sizes" in out and out["frozen_layers"] > len(out["hidden_layer_sizes"]):
+        n = len(out["hidden_layer_sizes"])
+        raise ValueError(f"frozen_layers must be in [0, {n}] (the output layer always trains), got {out['frozen_layers']}")
+    return out
+
+
+def add_arguments(group, names, defaults=None):
+    """Add the flags of the options ``names`` to an argparse group; values default to None (= not given)
+    and the help shows ``defaults`` (the command's) or the table's."""
+    defaults = defaults or COMMAND_DEFAULTS
+    for name in names:
+        option = BY_NAME[name]
+        shown = defaults[name]
+        shown = {None: "none"}.get(shown, shown) if not isinstance(shown, tuple) else ",".join(map(str, shown))
+        text = f"{option.help} (default {shown})"
+        if option.switch:
+            group.add_argument(option.flag, dest=name, action="store_true", default=None, help=option.help)
+        else:
+            group.add_argument(option.flag, dest=name, type=option.parse, choices=option.choices,
+                               metavar=option.metavar, default=None, help=text.replace("%", "%%"))
