@@ -13,11 +13,12 @@ import numpy.testing as npt
 import pytest
 
 import fastdnn
+from fastdnn.data import cat_data_dir
 from fastdnn import DNNClassifier, cli
 from fastdnn.io import load_model, save_model
 
 # The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).
-CAT_FOLDER = Path(os.environ.get("FASTDNN_CAT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "catvnoncat"))
+CAT_FOLDER = Path(cat_data_dir())
 # A small built-in dataset: seconds of work for a whole run.
 SMALL = ["--samples", "3000", "--features", "12"]
 
@@ -135,7 +136,7 @@ def test_a_plot_that_cannot_be_drawn_saves_no_model(tmp_path, capsys, monkeypatc
     def broken(*args):
         raise RuntimeError("no fonts")
 
-    monkeypatch.setattr(cli, "_draw_costs", broken)
+    monkeypatch.setattr(cli.train, "draw_costs", broken)
     out = tmp_path / "m.npz"
     status, _, stderr = run(capsys, "train", *SMALL, "--epochs", 1, "--quiet", "--out", out, "--plot", tmp_path / "c.png")
     assert "no fonts" in assert_one_line_error(status, stderr)
@@ -156,7 +157,7 @@ def test_course_cat_files_train_from_the_course_first_cost(cat_data, tmp_path, c
     out = tmp_path / "cat.npz"
     status, stdout, stderr = run(
         capsys, "train", "--data", CAT_FOLDER / "train_catvnoncat.h5", "--test", CAT_FOLDER / "test_catvnoncat.h5",
-        "--layers", "20,7,5", "--optimizer", "gd", "--lr", 0.0075, "--batch-size", "full", "--epochs", 2, "--seed", 1,
+        "--layers", "20,7,5", "--optimizer", "gd", "--lr", 0.0075, "--batch-size", "full", "--epochs", 2, "--seed", 1, "--init", "deep",
         "--quiet", "--out", out)
     assert status == 0, stderr
     assert "209 examples x 12288 features, float64" in stdout and "50 for testing" in stdout
@@ -177,15 +178,14 @@ def test_interrupted_run_resumed_from_its_checkpoint_equals_the_uninterrupted_ru
     assert run(capsys, "train", *options, "--out", whole)[0] == 0
 
     parted, ckpt = tmp_path / "parted.npz", tmp_path / "parted.ckpt.npz"
-    real_epochs, calls = cli._Training._epochs, []
+    real_save = cli.train.Checkpointer.__call__
 
-    def interrupt_after_two_epochs(self, n):
-        calls.append(n)
-        if sum(calls) > 2:
+    def interrupt_after_epoch_two(self, info):
+        real_save(self, info)
+        if info.epoch == 2:
             raise KeyboardInterrupt
-        real_epochs(self, n)
 
-    monkeypatch.setattr(cli._Training, "_epochs", interrupt_after_two_epochs)
+    monkeypatch.setattr(cli.train.Checkpointer, "__call__", interrupt_after_epoch_two)
     status, _, stderr = run(capsys, "train", *options, "--out", parted, "--checkpoint-every", 1)
     assert status == 130 and f"the checkpoint at epoch 2 is {ckpt}" in stderr and "no model saved" in stderr
     assert not parted.exists()
@@ -223,7 +223,7 @@ def test_resume_refuses_other_options_and_other_data(files, tmp_path, capsys):
     assert run(capsys, "train", *SMALL, "--epochs", 2, "--quiet", "--out", out, "--checkpoint-every", 1)[0] == 0
     ckpt = tmp_path / "m.ckpt.npz"
     status, _, stderr = run(capsys, "train", "--resume", ckpt, "--lr", 0.5, "--out", out)
-    assert "--lr 0.5 differs from the checkpoint's 0.001" in assert_one_line_error(status, stderr, ckpt)
+    assert "--lr 0.5 differs from the checkpoint's auto" in assert_one_line_error(status, stderr, ckpt)
     status, _, stderr = run(capsys, "train", "--resume", ckpt, "--data", files["folder"] / "train.npz", "--out", out)
     assert "other data" in assert_one_line_error(status, stderr, ckpt)
     status, _, stderr = run(capsys, "train", "--resume", out, "--out", tmp_path / "other.npz")
@@ -301,7 +301,7 @@ def test_bad_input_is_one_line_naming_the_file(files, capsys, argv, names, match
     flipped[len(model) // 3] ^= 0xFF
     (folder / "corrupted.npz").write_bytes(bytes(flipped))
     with np.load(files["model"]) as f:
-        np.savez(folder / "newer.npz", **{**{k: f[k] for k in f.files}, "format_version": np.array(2)})
+        np.savez(folder / "newer.npz", **{**{k: f[k] for k in f.files}, "format_version": np.array(fastdnn.io.FORMAT_VERSION + 1)})
     status, _, stderr = run(capsys, *(a.format(f=folder) for a in argv))
     line = assert_one_line_error(status, stderr, *(n.format(f=folder) for n in names))
     assert match in line

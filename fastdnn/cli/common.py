@@ -1,0 +1,78 @@
+"""What every ``fastdnn`` command shares: the one-line error, printing, and checking destinations."""
+
+import os
+
+
+class CLIError(Exception):
+    """A problem to report to the user in one line (exit status 1)."""
+
+
+def say(*lines):
+    for line in lines:
+        print(line, flush=True)
+
+
+def describe(exc):
+    """One line for the user."""
+    from fastdnn.data import DataError, MissingDependencyError
+    from fastdnn.engine import DivergenceError
+    from fastdnn.io import ModelFileError
+
+    if isinstance(exc, OSError) and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror or exc}"
+    elif isinstance(exc, (CLIError, DataError, ModelFileError, MissingDependencyError, DivergenceError, ValueError,
+                          TypeError, OSError)):
+        text = str(exc)
+    else:
+        text = f"internal error, {type(exc).__name__}: {exc} (run with --debug for the traceback)"
+    return " ".join(text.split())
+
+
+def same_file(a, b):
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_writable(path, explicit, what, inputs):
+    """Refuse, before any work, a destination that would clobber an input or a file the user did not name."""
+    from fastdnn.io import file_format
+
+    for other in inputs:
+        if same_file(path, other):
+            raise CLIError(f"{path}: is also an input of this run; write the {what} elsewhere")
+    if os.path.isdir(path):
+        raise CLIError(f"{path}: is a directory; give a file name for the {what}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise CLIError(f"{path}: cannot write the {what}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise CLIError(f"{path}: cannot write the {what}: the directory {directory} is not writable")
+    if os.path.exists(path) and not explicit and file_format(path) is None:
+        raise CLIError(f"{path}: exists and is not a fastdnn file; not overwriting it (choose the {what} file explicitly)")
+
+
+def threads_option(requested):
+    """--threads as given, capped at the usable cores (saying so); None leaves the choice to the policy."""
+    from fastdnn.threads import usable_cores
+
+    cores = usable_cores()
+    if requested is not None and requested > cores:
+        say(f"note: --threads {requested} is more than the {cores} usable cores; using {cores}")
+        return cores
+    return requested
+
+
+def check_label_kinds(path, y, classes, against):
+    """Text labels never equal numbers: say so instead of scoring 0."""
+    if (y.dtype.kind == "U") != (classes.dtype.kind == "U"):
+        kind = lambda a: "text" if a.dtype.kind == "U" else "numbers"  # noqa: E731
+        raise CLIError(f"{path}: its labels are {kind(y)} but {against} {kind(classes)}")
+
+
+def table(header, rows):
+    """Lines of a text table: the first two columns left-aligned, the rest right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header] + rows if i < len(r)) for i in range(len(header))]
+    lines = []
+    for r in [header, ["-" * w for w in widths]] + rows:
+        cells = [str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
+        lines.append("  ".join(cells) + "".join(r[len(widths):]))
+    return lines

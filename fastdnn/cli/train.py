@@ -1,0 +1,475 @@
+"""``fastdnn train``: a ``DNNClassifier`` fitted on a file (or the built-in dataset), with a progress bar,
+checkpoints and a saved model.
+
+A thin layer: the options are ``fastdnn.options``' table (with the command's
+defaults), training is ``DNNClassifier.fit`` through the engine, progress and
+checkpoints are callbacks, the held-out split is ``fastdnn.engine.split_rows``
+(the one early stopping uses), and files are ``fastdnn.io``'s.
+"""
+
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from fastdnn import validation as V
+from fastdnn import options as O
+from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say, threads_option
+
+DEFAULT_OUT = "fastdnn-model.npz"
+BUILTIN_SAMPLES = 300_000
+BUILTIN_FEATURES = 200
+# The options a resumed run may change; every other must equal the checkpoint's.
+RESUMABLE = ("max_iter", "threads")
+TRAINING_OPTIONS = tuple(o.name for o in O.OPTIONS if o.flag and o.name != "validation_fraction")
+
+
+def add_parser(sub, common, fmt):
+    train = sub.add_parser(
+        "train", parents=[common], formatter_class=fmt, help="train a classifier and save it",
+        description="Train a DNNClassifier on --data (or the built-in dataset), print its progress and accuracy, save it.\n"
+        "Data: the course's .h5 (train_set_x/train_set_y), .npz (X, y) or .csv (header row, label column).",
+    )
+    g = train.add_argument_group("data")
+    g.add_argument("--data", metavar="FILE", help="training data (.h5/.hdf5, .npz, .csv); default: the built-in dataset")
+    g.add_argument("--test", metavar="FILE", help="test data, scored at the end")
+    g.add_argument("--label", default="label", help="the CSV column holding the labels (default: label)")
+    g.add_argument("--samples", type=int, metavar="N", help=f"built-in dataset: examples (default {BUILTIN_SAMPLES:,})")
+    g.add_argument("--features", type=int, metavar="N", help=f"built-in dataset: features (default {BUILTIN_FEATURES})")
+    O.add_arguments(g, ["validation_fraction"])
+    O.add_arguments(train.add_argument_group("network and optimiser (fastdnn.options)"), TRAINING_OPTIONS)
+    g = train.add_argument_group("output")
+    g.add_argument("--out", metavar="FILE", help=f"where to save the model (default ./{DEFAULT_OUT})")
+    g.add_argument("--plot", metavar="PNG", help="write the cost curve to this image (needs fastdnn[plot])")
+    g.add_argument("--checkpoint-every", type=int, metavar="N", help="save a checkpoint every N epochs (and at the end)")
+    g.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: MODEL.ckpt.npz beside --out, or the --resume file)")
+    g.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT exactly where it stopped")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=run)
+
+
+def _flag(name):
+    return O.BY_NAME[name].flag
+
+
+def _given(args):
+    """The table's options given on the command line, each checked (the message names the flag)."""
+    given = {}
+    for option in O.OPTIONS:
+        value = getattr(args, option.name, None)
+        if option.flag is None or value is None:
+            continue
+        try:
+            given[option.name] = option.validate(value)
+        except ValueError as exc:
+            raise CLIError(f"{option.flag}: {exc}") from None
+    for name in ("samples", "features", "checkpoint_every"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CLIError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
+    return given
+
+
+def _options(args, checkpoint):
+    """The run's estimator parameters: the command line over the command's defaults, or the checkpoint's
+    (which only --epochs and --threads may change)."""
+    given = _given(args)
+    if checkpoint is None:
+        return {**O.COMMAND_DEFAULTS, "verbose": False, "warm_start": False, **given}
+    params = checkpoint.estimator.get_params()
+    for name, value in given.items():
+        saved = params[name]
+        if name in RESUMABLE or name == "validation_fraction" and not params["early_stopping"]:
+            continue
+        same = value == saved or (isinstance(saved, float) and isinstance(value, float) and math.isclose(value, saved))
+        if not same:
+            shown = {None: "full"}.get(value, value)
+            raise CLIError(
+                f"{args.resume}: {_flag(name)} {shown} differs from the checkpoint's {saved}; "
+                "a resumed run keeps its options (only --epochs, --threads and the output options may change)"
+            )
+    return params
+
+
+def run(args):
+    from fastdnn import io as fio
+    from fastdnn.data import fingerprint, load_dataset
+
+    checkpoint = None
+    if args.resume:
+        checkpoint = fio.load_checkpoint(args.resume)
+        if "data" not in checkpoint.run:
+            raise CLIError(f"{args.resume}: is a checkpoint without the command's run state; continue it from Python")
+    params = _options(args, checkpoint)
+    explicit_out = args.out is not None
+    # A resumed run saves where its first part was told to, unless told otherwise now.
+    out = args.out or (checkpoint.run.get("out") if checkpoint else None) or DEFAULT_OUT
+    every = args.checkpoint_every or (checkpoint.run.get("checkpoint_every") if checkpoint else None)
+    ckpt_path = args.checkpoint or args.resume or _checkpoint_path_for(out)
+    inputs = [p for p in (args.data, args.test, args.resume) if p]
+    # Every destination is checked before any work, so a refusal costs nothing.
+    check_writable(out, explicit_out, "model", inputs)
+    if every:
+        check_writable(ckpt_path, bool(args.checkpoint or args.resume), "checkpoint", [p for p in (args.data, args.test, out) if p])
+    if args.plot:
+        from fastdnn.data import import_optional
+
+        _plot_format(args.plot)
+        import_optional("matplotlib", "plot", "--plot")
+        check_writable(args.plot, True, "plot", inputs + [out, ckpt_path if every else out])
+
+    data, spec = _training_data(args, checkpoint)
+    dtype = np.dtype(params["dtype"]) if params["dtype"] else (
+        data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+    # Converted once here, so the estimator never copies it again.
+    X = np.ascontiguousarray(data.X, dtype=dtype)
+    y = data.y
+    test = None
+    if args.test:
+        test = load_dataset(args.test, label=args.label, prefer="test")
+        if test.n_features != data.n_features:
+            raise CLIError(f"{args.test}: has {test.n_features} features but the training data has {data.n_features}")
+        check_label_kinds(args.test, test.y, data.y, "the training labels are")
+    # A held-out validation set: early stopping's, and for reporting when there is no --test. A resumed
+    # run holds out as its first part did. The rows are those early stopping holds out (split_rows).
+    hold_out = spec["validation"] if checkpoint else (test is None or params["early_stopping"])
+    spec["validation"] = hold_out
+    seed = params["random_state"]
+    train_rows = held_rows = None
+    if hold_out:
+        from fastdnn.engine import split_rows
+
+        try:
+            train_rows, held_rows = split_rows(X.shape[0], params["validation_fraction"], seed)
+        except ValueError as exc:
+            raise CLIError(f"{data.describe()}: {exc}") from None
+    y_train = y if train_rows is None else y[train_rows]
+    try:
+        V.check_class_labels(y, "the labels")
+    except ValueError as exc:
+        raise CLIError(f"{data.describe()}: {exc}") from None
+    classes = np.unique(y_train)
+    if len(classes) < 2:
+        raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a classifier needs two")
+    spec["fingerprint"] = fingerprint(X, y) if every or checkpoint else None
+
+    from fastdnn.estimator import DNNClassifier
+
+    target = params["max_iter"]
+    if checkpoint:
+        if checkpoint.run["data"].get("fingerprint") != spec["fingerprint"]:
+            raise CLIError(f"{args.resume}: was trained on other data than {data.describe()} (or on another split of it)")
+        est = checkpoint.estimator
+        target = args.max_iter or checkpoint.run.get("epochs") or est.max_iter
+        threads = threads_option(args.threads) or est.threads
+        done = est.training_state_.epoch
+    else:
+        if args.batch_size is None and isinstance(params["batch_size"], int):
+            m_train = X.shape[0] if train_rows is None else train_rows.size
+            params["batch_size"] = min(params["batch_size"], m_train)  # the default batch on fewer examples: all of them
+        threads = threads_option(args.threads)
+        est = DNNClassifier(**{**params, "threads": threads})
+        done = 0
+    state_stopped = checkpoint is not None and est.training_state_.stopped
+
+    _print_header(data, X, held_rows, test, est.get_params(), classes, target, done, dtype, threads)
+    logs = _CompileNotes()
+    with logs:
+        compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes)
+    if compiled:
+        say(f"compiled kernels ready in {compiled:.1f} s")
+
+    elapsed = checkpoint.run.get("elapsed", 0.0) if checkpoint else 0.0
+
+    def save_checkpoint(epoch_seconds):
+        run_state = {"epochs": target, "checkpoint_every": every, "out": os.path.abspath(out), "data": spec,
+                     "elapsed": elapsed + epoch_seconds}
+        fio.save_checkpoint(est, ckpt_path, run=run_state)
+
+    progress = ProgressBar(target, done, X.shape[0] if train_rows is None else train_rows.size, args.quiet)
+    saver = Checkpointer(every, save_checkpoint, progress) if every else None
+    seconds = 0.0
+    if done >= target or state_stopped:
+        say(f"{args.resume}: its run is complete at epoch {done}"
+            + (" (stopped early)" if state_stopped else f" of {target}") + "; nothing to train")
+    else:
+        est.set_params(max_iter=target - done, warm_start=checkpoint is not None, threads=threads)
+        rows = None if params["early_stopping"] else train_rows  # early stopping holds out the same rows itself
+        t0 = time.perf_counter()
+        try:
+            with logs:
+                est.fit(X, y, rows=rows, callbacks=[c for c in (progress, saver) if c])
+        except KeyboardInterrupt:
+            progress.close()
+            where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
+            print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr)
+            return 130
+        except FloatingPointError as exc:
+            progress.close()
+            message = str(exc).split(" at epoch ")[0]
+            raise CLIError(f"training diverged: {message} in epoch {est.training_state_.epoch + 1}; no model was saved; "
+                           f"try a smaller --lr (this run's: {est.learning_rate})") from None
+        finally:
+            progress.close()
+        seconds = time.perf_counter() - t0
+        if every:
+            save_checkpoint(seconds)
+    state = est.training_state_
+    _print_costs(state.costs)
+    scores = [f"train accuracy {_score(est, X, y, train_rows):.4f}"]
+    if held_rows is not None:
+        scores.append(f"validation accuracy {_score(est, X, y, held_rows):.4f}")
+    if test is not None:
+        scores.append(f"test accuracy {est.score(np.asarray(test.X, dtype), test.y):.4f}")
+    say("   ".join(scores))
+    if params["early_stopping"] and state.best_epoch is not None:
+        say(f"early stopping: kept epoch {state.best_epoch}'s parameters (validation accuracy {state.best_score:.4f})")
+    # The image is drawn before anything is written: a failure to draw it saves nothing.
+    image = draw_costs(est, _plot_format(args.plot)) if args.plot else None
+    fio.save_model(est, out)
+    trained = state.epoch - done
+    rate = f", {progress.examples * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""
+    say(f"model saved to {out} (trained {trained} epochs in {seconds:.1f} s{rate})")
+    if every:
+        say(f"checkpoint at epoch {state.epoch}: {ckpt_path}")
+    if args.plot:
+        fio.atomic_write(args.plot, lambda f: f.write(image))
+        say(f"cost curve plotted to {args.plot}")
+    return 0
+
+
+def _score(est, X, y, rows):
+    """Accuracy on X's ``rows`` (all when None), scored a block of rows at a time."""
+    if rows is None:
+        return est.score(X, y)
+    correct = 0
+    for start in range(0, rows.size, 65536):
+        block = rows[start : start + 65536]
+        correct += int(np.sum(est.predict(X[block]) == y[block]))
+    return correct / rows.size
+
+
+class ProgressBar:
+    """A callback: tqdm's bar over the epochs, with the cost, examples/s and validation accuracy;
+    called at the engine's pace (``every = None``), so it never shortens the compiled calls."""
+
+    every = None
+
+    def __init__(self, target, done, examples, quiet):
+        self.target, self.examples, self.bar = target, examples, None
+        if not quiet:
+            from tqdm import tqdm
+
+            # Into a log rather than a terminal, every refresh is kept: refresh rarely there.
+            refresh = 0.2 if sys.stderr.isatty() else 10.0
+            self.bar = tqdm(total=target, initial=min(done, target), file=sys.stderr, unit="epoch", dynamic_ncols=True,
+                            mininterval=refresh, bar_format="epoch {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}] {desc}")
+
+    def __call__(self, info):
+        if self.bar is None:
+            return False
+        status = f"cost {info.cost:.4f}, {self.examples * len(info.costs) / max(info.seconds, 1e-9):,.0f} examples/s"
+        if info.validation_score is not None:
+            status += f", validation accuracy {info.validation_score:.4f}"
+        self.bar.set_description_str(status, refresh=False)
+        self.bar.update(len(info.costs))
+        return False
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class Checkpointer:
+    """A callback: a checkpoint every ``every`` epochs (mid-run: the engine's whole state, so a resumed
+    run goes on bit for bit)."""
+
+    def __init__(self, every, save, progress):
+        self.every, self.save, self.progress, self.last, self.seconds = every, save, progress, None, 0.0
+
+    def __call__(self, info):
+        self.seconds += info.seconds
+        self.save(self.seconds)
+        self.last = info.epoch
+        return False
+
+
+def _checkpoint_path_for(out):
+    stem = out[:-4] if out.endswith(".npz") else out
+    return stem + ".ckpt.npz"
+
+
+def _training_data(args, checkpoint):
+    """The training Dataset and the spec that finds it again on --resume."""
+    from fastdnn.data import builtin_dataset, load_dataset
+
+    saved = checkpoint.run["data"] if checkpoint else {}
+    path = args.data or saved.get("path")
+    if path:
+        if args.samples or args.features:
+            raise CLIError("--samples and --features size the built-in dataset; they do not apply with --data")
+        label = args.label if args.data or "label" not in saved else saved["label"]
+        say(f"loading {path}")
+        data = load_dataset(path, label=label, prefer="train")
+        spec = {"path": os.path.abspath(path), "label": label}
+    else:
+        samples = args.samples or saved.get("samples") or BUILTIN_SAMPLES
+        features = args.features or saved.get("features") or BUILTIN_FEATURES
+        say(f"generating the built-in dataset ({samples:,} examples x {features} features)")
+        data = builtin_dataset(samples, features)
+        spec = {"path": None, "samples": samples, "features": features}
+    spec["validation"] = saved.get("validation")
+    return data, spec
+
+
+class _CompileNotes:
+    """While active, the library's compile notices (INFO on the "fastdnn" logger) are printed."""
+
+    def __init__(self):
+        import logging
+
+        class Say(logging.Handler):
+            seen = False
+
+            def emit(self, record):
+                self.seen = True
+                say(record.getMessage())
+
+        self.logger, self.handler = logging.getLogger("fastdnn"), Say()
+
+    def __enter__(self):
+        import logging
+
+        self.level = self.logger.level
+        self.logger.addHandler(self.handler)
+        self.logger.setLevel(logging.INFO)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+        self.logger.setLevel(self.level)
+
+
+def _warm_up(params, n_features, dtype, classes):
+    """Compile (or load from the disk cache) the kernels this run uses, on a few rows, outside the timing.
+
+    A first compile takes seconds: it is announced before it starts. Returns the
+    seconds it took, 0.0 when the kernels came from the cache. Full-batch gd and
+    momentum probe the Gram route too (wide data take it).
+    """
+    from fastdnn.engine import GRAM_MIN_EPOCHS
+    from fastdnn.estimator import DNNClassifier
+
+    import logging
+
+    seen = []
+
+    class Seen(logging.Handler):
+        def emit(self, record):
+            seen.append(record)
+
+    logger, handler = logging.getLogger("fastdnn"), Seen()
+    logger.addHandler(handler)
+    t0 = time.perf_counter()
+    try:
+        rows = max(4, len(classes))
+        full = params["batch_size"] is None
+        probe = DNNClassifier(**{**params, "max_iter": GRAM_MIN_EPOCHS if full else 1, "random_state": 0,
+                                 "early_stopping": False, "warm_start": False, "verbose": False,
+                                 "batch_size": None if full else 2})
+        X = np.zeros((rows, n_features), dtype)
+        labels = np.resize(classes, rows)
+        probe.fit(X, labels)
+        if full and 2 * rows > n_features:
+            pass  # narrow data: the direct route only
+        elif full:
+            probe.set_params(max_iter=1, warm_start=True).fit(X, labels)  # the direct route too
+        probe.predict(X[:1])
+    finally:
+        logger.removeHandler(handler)
+    return time.perf_counter() - t0 if seen else 0.0
+
+
+def _print_header(data, X, held_rows, test, params, classes, target, done, dtype, threads):
+    from fastdnn.engine import output_units
+    from fastdnn.threads import training_threads
+
+    m, n = X.shape
+    m_train = m - (0 if held_rows is None else held_rows.size)
+    parts = [f"{m_train:,} for training"]
+    if held_rows is not None:
+        parts.append(f"{held_rows.size:,} held out for validation")
+    if test is not None:
+        parts.append(f"{test.n_samples:,} for testing from {test.describe()}")
+    say(f"data: {data.describe()}: {data.n_samples:,} examples x {n} features, {dtype.name}; " + ", ".join(parts))
+    K = len(classes)
+    dims = [n, *params["hidden_layer_sizes"], output_units(K)]
+    batch = O.resolve_batch_size(params["batch_size"], m_train)
+    used = training_threads(threads, dims, batch or m_train)
+    output = "sigmoid" if K == 2 else f"softmax over {K} classes"
+    batch_text = {None: "full batch"}.get(batch, f"batch {batch}")
+    opt = params["optimizer"] + (f" (beta {params['beta']})" if params["optimizer"] == "momentum" else "")
+    lr = O.resolve_learning_rate(params["learning_rate"], params["optimizer"])
+    lr_text = f"lr {lr:g}" + (" (auto)" if params["learning_rate"] == "auto" else "")
+    extras = [f"l2 {params['l2']}"] if params["l2"] else []
+    if params["early_stopping"]:
+        extras.append(f"early stopping after {params['n_iter_no_change']} epochs without +{params['tol']}")
+    say(
+        f"network: {' -> '.join(map(str, dims))} ({params['activation']}, {output}, {params['loss']}, init {params['init']}); "
+        f"{opt} {lr_text}, {batch_text}, {target} epochs, seed {params['random_state']}, "
+        f"{used} BLAS thread{'s' if used != 1 else ''}"
+        + ("; " + ", ".join(extras) if extras else "")
+    )
+    if done:
+        say(f"resuming at epoch {done} of {target}")
+
+
+def _print_costs(curve, rows=10):
+    if not curve:
+        return
+    n = len(curve)
+    picks = sorted({round(i * (n - 1) / (rows - 1)) for i in range(rows)} if n > rows else range(n))
+    say("cost per epoch: " + "  ".join(f"{i + 1}: {curve[i]:.4f}" for i in picks))
+
+
+def _plot_format(path):
+    suffix = os.path.splitext(path)[1].lower().lstrip(".")
+    if suffix not in ("png", "svg", "pdf"):
+        raise CLIError(f"{path}: --plot writes .png, .svg or .pdf files")
+    return suffix
+
+
+def draw_costs(est, fmt):
+    """The cost per epoch (and the validation accuracy) as image bytes in ``fmt``, drawn on matplotlib's
+    Agg canvas: no display, no pyplot state."""
+    import io
+
+    from fastdnn.data import import_optional
+
+    import_optional("matplotlib", "plot", "--plot")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    curve = est.loss_curve_
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    epochs = np.arange(1, len(curve) + 1)
+    ax.plot(epochs, curve, marker="o" if len(curve) <= 30 else None, markersize=3)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"cost ({est.loss})")
+    dims = list(est.parameters_.dims)
+    ax.set_title(f"fastdnn: {' -> '.join(map(str, dims))}, {est.optimizer} lr {est.learning_rate}")
+    ax.grid(True, alpha=0.3)
+    scores = est.training_state_.validation_scores
+    if scores:
+        right = ax.twinx()
+        right.plot(np.arange(1, len(scores) + 1), scores, color="tab:orange")
+        right.set_ylabel("validation accuracy", color="tab:orange")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt)
+    return buffer.getvalue()

@@ -1,0 +1,109 @@
+"""``fastdnn predict`` and ``fastdnn evaluate``: a saved model (``fastdnn.io``) applied to a data file."""
+
+import csv
+import sys
+
+import numpy as np
+
+from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say
+
+
+def add_parsers(sub, common):
+    predict_parser = sub.add_parser("predict", parents=[common], help="predict labels with a saved model",
+                                    description="Predict a label for every example of DATA; CSV to --out or stdout.")
+    predict_parser.add_argument("model", metavar="MODEL")
+    predict_parser.add_argument("data", metavar="DATA")
+    predict_parser.add_argument("--out", metavar="FILE", help="write the predictions here (CSV) instead of stdout")
+    predict_parser.add_argument("--proba", action="store_true", help="add one probability column per class")
+    predict_parser.add_argument("--label", default="label", help="the CSV label column, ignored if present (default: label)")
+    predict_parser.set_defaults(func=predict)
+
+    evaluate_parser = sub.add_parser("evaluate", parents=[common], help="accuracy and confusion matrix of a saved model",
+                                     description="Score a saved model on labelled DATA.")
+    evaluate_parser.add_argument("model", metavar="MODEL")
+    evaluate_parser.add_argument("data", metavar="DATA")
+    evaluate_parser.add_argument("--label", default="label", help="the CSV label column (default: label)")
+    evaluate_parser.set_defaults(func=evaluate)
+
+
+def _model_and_data(model_path, data_path, label, require_labels):
+    from fastdnn.data import load_dataset
+    from fastdnn.io import load_model
+
+    est = load_model(model_path)
+    data = load_dataset(data_path, label=label, require_labels=require_labels, prefer="test")
+    if data.n_features != est.n_features_in_:
+        raise CLIError(f"{data_path}: has {data.n_features} features but the model {model_path} takes {est.n_features_in_}")
+    return est, data
+
+
+def predict(args):
+    from fastdnn.io import atomic_write
+
+    est, data = _model_and_data(args.model, args.data, args.label, require_labels=False)
+    if args.out:
+        check_writable(args.out, True, "predictions", [args.model, args.data])
+    predictions = est.predict(data.X)
+    header = ["prediction"]
+    columns = [predictions]
+    if args.proba:
+        proba = est.predict_proba(data.X)
+        header += [f"probability_{c}" for c in est.classes_]
+        columns += [proba[:, k] for k in range(proba.shape[1])]
+
+    def write(text_file):
+        writer = csv.writer(text_file, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(zip(*(c.tolist() for c in columns)))
+
+    if args.out:
+        import io
+
+        def write_bytes(f):
+            text = io.TextIOWrapper(f, encoding="utf-8", newline="")
+            write(text)
+            text.flush()
+            text.detach()
+
+        atomic_write(args.out, write_bytes)
+        counts = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(predictions, return_counts=True)))
+        print(f"wrote {len(predictions):,} predictions to {args.out} ({counts})", file=sys.stderr)
+    else:
+        write(sys.stdout)
+    return 0
+
+
+def evaluate(args):
+    est, data = _model_and_data(args.model, args.data, args.label, require_labels=True)
+    y = data.y
+    check_label_kinds(args.data, y, est.classes_, f"the model {args.model} was trained on")
+    predictions = est.predict(data.X)
+    correct = int(np.sum(predictions == y))
+    m = len(y)
+    say(f"{args.model} on {data.describe()}: accuracy {correct / m:.4f} ({correct:,} of {m:,} correct)")
+    unseen = np.setdiff1d(np.unique(y), est.classes_)
+    if unseen.size:
+        say(f"labels never seen in training (always wrong): {', '.join(map(str, unseen[:10].tolist()))}")
+    labels = np.union1d(est.classes_, y)
+    say("confusion matrix (rows: true label, columns: predicted):")
+    for line in confusion_table(y, predictions, labels):
+        say("  " + line)
+    return 0
+
+
+def confusion_table(y_true, y_pred, labels, max_labels=20):
+    """Lines of a counts table, one row per true label, one column per predicted label."""
+    if len(labels) > max_labels:
+        return [f"({len(labels)} labels: too many to print; the first {max_labels} are shown)"] + confusion_table(
+            y_true, y_pred, labels[:max_labels], max_labels)
+    index = {label: i for i, label in enumerate(labels.tolist())}
+    counts = np.zeros((len(labels), len(labels)), np.int64)
+    for t, p in zip(y_true.tolist(), y_pred.tolist()):
+        if t in index and p in index:
+            counts[index[t], index[p]] += 1
+    names = [str(label)[:12] for label in labels.tolist()]
+    width = max(max(map(len, names)), len(str(counts.max())), 4)
+    lines = [" " * width + "  " + "  ".join(name.rjust(width) for name in names)]
+    for name, row in zip(names, counts):
+        lines.append(name.rjust(width) + "  " + "  ".join(str(c).rjust(width) for c in row))
+    return lines

@@ -1,0 +1,235 @@
+"""The one training engine: every entry point trains through it and gets the same numbers, whatever looks
+at the run in between (progress, verbose, callbacks, checkpoints) and however the run is cut."""
+
+import ast
+import inspect
+import pathlib
+import re
+import tracemalloc
+
+import numpy as np
+import numpy.testing as npt
+import pytest
+
+import fastdnn
+from fastdnn import cli, engine, options
+from fastdnn.io import load_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def wide_problem(m=40, n0=300, seed=0):
+    """Wide data (m much smaller than n_0): full-batch gd and momentum take the Gram route."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n0)) / np.sqrt(n0)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64)
+    return X, y
+
+
+def blobs(n=400, seed=5, n_features=8):
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((2, n_features)) * 1.5
+    idx = rng.integers(2, size=n)
+    return centers[idx] + rng.standard_normal((n, n_features)), idx
+
+
+COURSE = dict(hidden_layer_sizes=(8, 5), optimizer="gd", learning_rate=0.05, batch_size=None, init="deep", random_state=1)
+
+
+# ---------------------------------------------------------------------------- looking never changes the numbers
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum"])
+def test_verbose_and_callbacks_keep_the_gram_route_and_its_exact_numbers(capsys, optimizer):
+    X, y = wide_problem()
+    params = {**COURSE, "optimizer": optimizer, "max_iter": 60}
+    quiet = fastdnn.DNNClassifier(**params).fit(X, y)
+    seen = []
+    every = lambda info: seen.append(info.epoch)  # noqa: E731
+    every.every = 7
+    loud = fastdnn.DNNClassifier(**params, verbose=True).fit(X, y, callbacks=[every])
+    npt.assert_array_equal(loud.parameters_.flat, quiet.parameters_.flat)
+    assert loud.loss_curve_ == quiet.loss_curve_
+    assert seen == list(range(7, 61, 7))
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch ")]
+    assert printed == [f"epoch {i + 1}: cost {c:.6f}" for i, c in enumerate(quiet.loss_curve_)]
+    # The route really was the Gram route: the direct route's numbers differ in their last bits.
+    direct = fastdnn.model(X.T, y.reshape(1, -1), [300, 8, 5, 1], learning_rate=0.05, num_epochs=60, optimizer=optimizer,
+                           seed=1, gram=False)[1]
+    gram = fastdnn.model(X.T, y.reshape(1, -1), [300, 8, 5, 1], learning_rate=0.05, num_epochs=60, optimizer=optimizer,
+                         seed=1, gram=True)[1]
+    assert quiet.loss_curve_ == gram and gram != direct
+
+
+def test_print_cost_prints_as_training_goes_and_changes_nothing(capsys):
+    X, y = wide_problem()
+    Y = y.reshape(1, -1)
+    p_quiet, c_quiet = fastdnn.L_layer_model(X.T, Y, [300, 8, 5, 1], num_iterations=250)
+    p_loud, c_loud = fastdnn.L_layer_model(X.T, Y, [300, 8, 5, 1], num_iterations=250, print_cost=True)
+    npt.assert_array_equal(p_loud.flat, p_quiet.flat)
+    assert c_loud == c_quiet
+    assert capsys.readouterr().out.splitlines() == [f"Cost after iteration {i}: {c_quiet[i]:.6f}" for i in (0, 100, 200)]
+
+
+def test_a_callback_stops_training_where_it_says():
+    X, y = blobs()
+    params = dict(hidden_layer_sizes=(6,), max_iter=20, random_state=2)
+    stopped = fastdnn.DNNClassifier(**params).fit(X, y, callbacks=[lambda info: info.epoch == 3])
+    three = fastdnn.DNNClassifier(**{**params, "max_iter": 3}).fit(X, y)
+    assert stopped.n_iter_ == 3
+    npt.assert_array_equal(stopped.parameters_.flat, three.parameters_.flat)
+
+
+def test_a_callback_at_the_engines_pace_sees_every_cost_once():
+    X, y = blobs()
+    costs = []
+
+    def collect(info):
+        costs.extend(info.costs)
+
+    collect.every = None
+    clf = fastdnn.DNNClassifier(hidden_layer_sizes=(6,), max_iter=25, random_state=2).fit(X, y, callbacks=[collect])
+    assert costs == clf.loss_curve_
+
+
+def test_validation_data_is_scored_each_epoch_and_watched_by_early_stopping():
+    X, y = blobs()
+    Xv, yv = blobs(n=100, seed=6)
+    clf = fastdnn.DNNClassifier(hidden_layer_sizes=(6,), max_iter=8, random_state=2).fit(X, y, validation_data=(Xv, yv))
+    plain = fastdnn.DNNClassifier(hidden_layer_sizes=(6,), max_iter=8, random_state=2).fit(X, y)
+    npt.assert_array_equal(clf.parameters_.flat, plain.parameters_.flat)  # scoring trains nothing
+    assert len(clf.validation_scores_) == 8 and clf.validation_scores_[-1] == clf.score(Xv, yv)
+    early = fastdnn.DNNClassifier(hidden_layer_sizes=(6,), max_iter=300, random_state=2, early_stopping=True,
+                                  n_iter_no_change=3).fit(X, y, validation_data=(Xv, yv))
+    assert early.n_iter_ < 300 and early.score(Xv, yv) == early.best_validation_score_ == max(early.validation_scores_)
+
+
+def test_learning_rate_auto_is_the_tables_rate_for_each_optimizer():
+    X, y = blobs(n=200)
+    for optimizer, rate in options.AUTO_LEARNING_RATES.items():
+        auto = fastdnn.DNNClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0, optimizer=optimizer).fit(X, y)
+        given = fastdnn.DNNClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0, optimizer=optimizer,
+                                      learning_rate=rate).fit(X, y)
+        npt.assert_array_equal(auto.parameters_.flat, given.parameters_.flat)
+
+
+# ---------------------------------------------------------------------------- splits are rows, not copies
+
+
+def test_early_stopping_trains_through_row_indices_without_copying_X():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60_000, 100)).astype(np.float32)  # 24 MB
+    y = (X[:, 0] > 0).astype(np.int64)
+    clf = fastdnn.DNNClassifier(hidden_layer_sizes=(8,), max_iter=1, random_state=0, early_stopping=True)
+    clf.fit(X[:500], y[:500])  # compiled, buffers sized once
+    tracemalloc.start()
+    try:
+        clf.fit(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A copy of the training rows alone would be 0.9 X; what remains is the targets, the row
+    # indices and permutations (8 bytes per example each) and the validation blocks: a few MB.
+    assert peak < 0.2 * X.nbytes, f"fit allocated {peak / 2**20:.1f} MiB for a {X.nbytes / 2**20:.0f} MiB X"
+
+
+# ---------------------------------------------------------------------------- the command is the estimator
+
+
+def test_command_early_stopping_gives_the_estimators_model(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((600, 6))
+    y = (X[:, 0] * X[:, 1] > 0).astype(np.int64)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    out = tmp_path / "m.npz"
+    status = cli.main(["train", "--data", str(tmp_path / "d.npz"), "--layers", "12", "--epochs", "60", "--seed", "4",
+                       "--early-stopping", "--n-iter-no-change", "3", "--batch-size", "64", "--quiet", "--out", str(out)])
+    assert status == 0, capsys.readouterr()
+    est = fastdnn.DNNClassifier(hidden_layer_sizes=(12,), max_iter=60, random_state=4, early_stopping=True,
+                                n_iter_no_change=3, batch_size=64).fit(X, y)
+    saved = load_model(out)
+    assert saved.n_iter_ == est.n_iter_ < 60
+    npt.assert_array_equal(saved.parameters_.flat, est.parameters_.flat)
+    assert saved.validation_scores_ == est.validation_scores_
+
+
+def test_full_batch_on_the_command_line_is_full_batch(tmp_path, capsys):
+    out = tmp_path / "m.npz"
+    status = cli.main(["train", "--samples", "300", "--features", "6", "--batch-size", "full", "--epochs", "3",
+                       "--quiet", "--out", str(out)])
+    assert status == 0, capsys.readouterr()
+    model = load_model(out)
+    assert model.batch_size is None and model.t_ == 3  # one step per epoch
+
+
+def test_a_run_checkpointed_mid_way_on_the_gram_route_resumes_bit_for_bit(tmp_path, capsys, monkeypatch):
+    X, y = wide_problem(m=60, n0=400)
+    np.savez(tmp_path / "wide.npz", X=X, y=y)
+    argv = ["train", "--data", str(tmp_path / "wide.npz"), "--layers", "8,4", "--optimizer", "momentum", "--lr", "0.05",
+            "--batch-size", "full", "--epochs", "40", "--quiet", "--test", str(tmp_path / "wide.npz")]
+    assert cli.main([*argv, "--out", str(tmp_path / "whole.npz")]) == 0
+    real = cli.train.Checkpointer.__call__
+
+    def interrupt(self, info):
+        real(self, info)
+        if info.epoch == 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli.train.Checkpointer, "__call__", interrupt)
+    assert cli.main([*argv, "--out", str(tmp_path / "parted.npz"), "--checkpoint-every", "10"]) == 130
+    monkeypatch.undo()
+    with np.load(tmp_path / "parted.ckpt.npz") as f:
+        assert "gram_C" in f.files  # saved mid-way on the Gram route
+    assert cli.main(["train", "--resume", str(tmp_path / "parted.ckpt.npz"), "--quiet"]) == 0
+    whole, parted = load_model(tmp_path / "whole.npz"), load_model(tmp_path / "parted.npz")
+    npt.assert_array_equal(parted.parameters_.flat, whole.parameters_.flat)
+    assert parted.loss_curve_ == whole.loss_curve_
+    capsys.readouterr()
+
+
+# ---------------------------------------------------------------------------- one rule, one place
+
+
+def test_the_estimators_parameters_are_the_options_table():
+    signature = inspect.signature(fastdnn.DNNClassifier.__init__).parameters
+    assert [p for p in signature if p != "self"] == [o.name for o in options.OPTIONS]
+    for option in options.OPTIONS:
+        assert signature[option.name].default == option.default, option.name
+
+
+def test_every_command_flag_of_a_training_option_comes_from_the_table(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    text = capsys.readouterr().out
+    for option in options.OPTIONS:
+        if option.flag:
+            assert option.flag in text, option.flag
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--optimizer", "sgdd"])
+    assert "invalid choice: 'sgdd' (choose from gd, momentum, adam)" in capsys.readouterr().err.replace("'gd', 'momentum', 'adam'", "gd, momentum, adam")
+
+
+def test_no_module_calls_kernels_or_another_modules_private_names():
+    """The contributor rule (README): only the engine (engine.py) and the course's per-stage functions
+    (pipeline.py) import the compiled kernels, and no module reads another module's underscore names."""
+    sources = [p for d in ("fastdnn", "tools", "asv_benchmarks") for p in (ROOT / d).rglob("*.py")]
+    kernel_users, private = [], []
+    for path in sources:
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and "kernels" in node.module.split("."):
+                kernel_users.append(path.relative_to(ROOT).as_posix())
+            if isinstance(node, ast.Import) and any("kernels" in a.name.split(".") for a in node.names):
+                kernel_users.append(path.relative_to(ROOT).as_posix())
+            if isinstance(node, ast.ImportFrom) and any(a.name.startswith("_") and not a.name.startswith("__") for a in node.names):
+                private.append(f"{path.relative_to(ROOT)}: from {node.module} import _...")
+            if isinstance(node, (ast.ImportFrom, ast.Import)):
+                modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                if any(re.search(r"(^|\.)_[a-z]", m) for m in modules):
+                    private.append(f"{path.relative_to(ROOT)}: imports {modules}")
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"))):
+                private.append(f"{path.relative_to(ROOT)}:{node.lineno}: .{node.attr}")
+    allowed = {"fastdnn/engine.py", "fastdnn/pipeline.py", "asv_benchmarks/kernels.py", "tools/profile_step.py"}
+    assert set(kernel_users) <= allowed, sorted(set(kernel_users) - allowed)
+    assert not private, private
