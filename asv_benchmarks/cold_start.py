@@ -1,11 +1,11 @@
 """Cold start: import fastdnn and train once in a fresh process, with Numba's disk cache warm or empty.
 
-What a user waits for before the first result: importing fastdnn (numpy,
-SciPy, Numba, the kernels) and a first ``L_layer_model`` on the small workload
-(10 iterations, which is all compile or cache load: the steps take
-microseconds). Each sample is a fresh interpreter (asv's ``timeraw_``), timed
-from before ``import fastdnn`` to the end of the fit; numpy and the data are
-loaded in the untimed setup.
+What a user waits for before the first result: importing fastdnn (numpy is
+imported in the untimed setup; SciPy, Numba and the kernels are not) and a first
+10-iteration run of the "small" workload through ``fastdnn.bench.fastdnn_runner``,
+which is all compile or cache load: the steps take microseconds (its data, a
+64 x 64 array, take microseconds too). Each sample is a fresh interpreter (asv's
+``timeraw_``), timed from before ``import fastdnn`` to the end of the fit.
 
 * warm: NUMBA_CACHE_DIR points at a private folder that an earlier process
   (run in the setup) filled by doing the same fit: every kernel loads from disk.
@@ -17,20 +17,28 @@ and leave it untouched; they are deleted when the timed process exits.
 
 import textwrap
 
-# The data, made before the clock starts (numpy is imported here, untimed).
-_DATA = """
-import numpy as np
-rng = np.random.default_rng(0)
-X = rng.standard_normal((64, 64)).astype(np.float32)
-Y = rng.integers(0, 2, size=(1, 64))
+try:
+    from . import common
+except ImportError:  # imported as a top-level module, with asv_benchmarks/ itself on sys.path
+    import common
+
+_WORKLOAD = "small"
+_DIMS, _, _DTYPE, _, _GRAM = common.WORKLOADS[_WORKLOAD]
+
+# Loaded before the clock starts.
+_SETUP = """
+import numpy
 """
 
 # What is timed.
-_FIT = """
-import fastdnn
+_FIT = f"""
 from threadpoolctl import threadpool_limits
-with threadpool_limits(2, user_api="blas"):
-    fastdnn.L_layer_model(X, Y, [64, 32, 32, 1], num_iterations=10)
+from fastdnn import bench
+from fastdnn.workloads import workload_data
+X, Y, _ = workload_data({_WORKLOAD!r})
+run, _ = bench.fastdnn_runner(X, Y, {_DIMS!r}, {_DTYPE.__name__!r}, {_GRAM!r})
+with threadpool_limits({common.THREADS}, user_api="blas"):
+    run(10)
 """
 
 # A private, empty Numba cache folder for the timed process (and its children).
@@ -45,7 +53,7 @@ os.environ["NUMBA_CACHE_DIR"] = cache
 # child's code is passed as a list of lines: asv pastes this setup into a
 # triple-quoted string, where a backslash escape would be interpreted.
 _WARM_THE_CACHE = f"""
-subprocess.run([sys.executable, "-c", chr(10).join({(_DATA + _FIT).strip().splitlines()!r})], check=True)
+subprocess.run([sys.executable, "-c", chr(10).join({(_SETUP + _FIT).strip().splitlines()!r})], check=True)
 """
 
 
@@ -56,7 +64,7 @@ class ColdStart:
     warmup_time = 0
 
     def timeraw_import_and_first_fit_cache_warm(self):
-        return textwrap.dedent(_FIT), textwrap.dedent(_EMPTY_CACHE + _WARM_THE_CACHE + _DATA)
+        return textwrap.dedent(_FIT), textwrap.dedent(_EMPTY_CACHE + _WARM_THE_CACHE + _SETUP)
 
     def timeraw_import_and_first_fit_cache_empty(self):
-        return textwrap.dedent(_FIT), textwrap.dedent(_EMPTY_CACHE + _DATA)
+        return textwrap.dedent(_FIT), textwrap.dedent(_EMPTY_CACHE + _SETUP)

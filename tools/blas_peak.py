@@ -2,19 +2,19 @@
 
 What is measured, and why:
 
-* GEMM peak: a large square ``C = A @ B`` (default 2048^3 in float32,
-  1536^3 in float64) through ``fastdnn.kernels.blas.gemm_checked``, which is
-  SciPy's BLAS ?gemm, the library and entry point the fast path uses. Large
-  square products are the best case for BLAS, so their rate is the ceiling any
-  training step's GEMMs can reach: ``2 n^3 / seconds``, median of repeats.
+* GEMM peak: ``fastdnn.bench.gemm_peak``, a large square ``C = A @ B`` (default
+  2048^3 in float32, 1536^3 in float64) through SciPy's BLAS ?gemm, the library
+  the fast path's kernels call. Large square products are the best case for
+  BLAS, so their rate is the ceiling any training step's GEMMs can reach:
+  ``2 n^3 / seconds``, median of repeats.
 * Read bandwidth: a Numba ``prange`` loop summing a 256 MB float64 array (far
   larger than any cache), with ``numba.set_num_threads(threads)``: the rate at
   which a pass over data that lives in DRAM can go. Median of repeats.
 
 Both are measured with ``threads`` threads (BLAS through threadpoolctl, Numba
-through ``numba.set_num_threads``). Other tools import ``measure`` (in a
-process of their own: see ``measure_in_subprocess``) to put a step's time beside
-its roofline.
+through ``numba.set_num_threads``, both by ``fastdnn.bench.limit_threads``),
+in a fresh worker process with the benchmark environment of ``fastdnn.bench``.
+Other tools call ``measure_in_subprocess`` to put a step's time beside its roofline.
 
 Usage: ``python tools/blas_peak.py [--threads 2] [--repeats 5] [--json out.json]``
 """
@@ -26,12 +26,7 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import benchutil  # noqa: E402
-
-from fastdnn.bench import PEAK_SIZES as DEFAULT_SIZES  # noqa: E402
-from fastdnn.bench import gemm_peak as gemm_gflops  # noqa: E402  (one GEMM-peak measurement for the package and tools)
+from fastdnn import bench
 
 
 def _stream_sum_kernel():
@@ -68,15 +63,15 @@ def measure(threads=2, repeats=5, sizes=None, mbytes=256):
     """Everything, in this process, with ``threads`` threads.
 
     Returns {"sgemm": GFLOP/s median, "dgemm": ..., "bandwidth": GB/s median,
-    "<key>_runs": per-repeat values, "sizes", "threads", "blas": threadpoolctl info}.
+    "<key>_runs": per-repeat values, "sizes", "threads", "blas": ``bench.blas_libraries()``}.
     Call it in a fresh process (``measure_in_subprocess``) when the caller has
     other BLAS work loaded.
     """
-    sizes = dict(DEFAULT_SIZES, **(sizes or {}))
-    _limiter, blas = benchutil.limit_threads(threads)
+    sizes = dict(bench.PEAK_SIZES, **(sizes or {}))
+    _limiter, blas = bench.limit_threads(threads)
     out = {"threads": threads, "sizes": sizes, "bandwidth_mbytes": mbytes, "blas": blas}
     for key, dtype in (("sgemm", "float32"), ("dgemm", "float64")):
-        runs = gemm_gflops(dtype, sizes[dtype], repeats)
+        runs = bench.gemm_peak(dtype, sizes[dtype], repeats)
         out[key], out[key + "_runs"] = statistics.median(runs), runs
     runs = read_bandwidth(mbytes, repeats)
     out["bandwidth"], out["bandwidth_runs"] = statistics.median(runs), runs
@@ -84,9 +79,9 @@ def measure(threads=2, repeats=5, sizes=None, mbytes=256):
 
 
 def measure_in_subprocess(threads=2, repeats=5, timeout=600):
-    """``measure`` run as ``python tools/blas_peak.py --worker`` in a fresh process; its result dict."""
+    """``measure`` run as ``python tools/blas_peak.py --worker`` in a fresh process; its result, or BenchError."""
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--threads", str(threads), "--repeats", str(repeats)]
-    return benchutil.run_worker(cmd, threads, timeout=timeout)
+    return bench.run_worker(cmd, threads, timeout=timeout, what="blas_peak")
 
 
 def report(res):
@@ -106,8 +101,8 @@ def report(res):
 
 def main(argv=None):
     p = argparse.ArgumentParser(
-        description="Measure this machine's sgemm/dgemm peak (GFLOP/s, through fastdnn.kernels.blas."
-        "gemm_checked = SciPy's BLAS) and memory read bandwidth (GB/s, Numba streaming sum) at a thread count.",
+        description="Measure this machine's sgemm/dgemm peak (GFLOP/s, through SciPy's BLAS, the library "
+        "fastdnn's kernels call) and memory read bandwidth (GB/s, Numba streaming sum) at a thread count.",
     )
     p.add_argument("--threads", type=int, default=2, help="BLAS and Numba threads (default 2)")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement; the median is reported")
@@ -118,15 +113,16 @@ def main(argv=None):
         p.error("--threads and --repeats must be >= 1")
 
     if args.worker:
-        benchutil.emit(measure(args.threads, args.repeats))
+        bench.emit(measure(args.threads, args.repeats))
         return 0
     # Measured in a fresh worker with the benchmark environment (thread
     # variables set, OpenBLAS core overrides removed) like every other tool.
-    res = measure_in_subprocess(args.threads, args.repeats)
-    if "error" in res:
-        print(f"blas_peak failed: {res['error']}", file=sys.stderr)
+    try:
+        res = measure_in_subprocess(args.threads, args.repeats)
+    except bench.BenchError as exc:
+        print(f"blas_peak failed: {exc}", file=sys.stderr)
         return 1
-    for line in benchutil.machine_header(args.threads, res["blas"]):
+    for line in bench.machine_header(args.threads, res["blas"]):
         print(line)
     for line in report(res):
         print(line)

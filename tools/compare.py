@@ -16,22 +16,26 @@ loss, backward, plain SGD update) of the same network on the same data, for
                                max_iter=N and n_iter_no_change > N, so each epoch is exactly one
                                step on the one batch and the run never stops early
 
-How: each implementation runs in its own fresh subprocess (this script with
-``--worker``) with the same thread count (BLAS via threadpoolctl, Numba via
-``numba.set_num_threads``, PyTorch via ``torch.set_num_threads``). A worker
-warms up (JIT compile, cache load, torch.compile), picks N so that one timed
-run lasts about ``--target-seconds`` and the run's fixed costs (initialisation,
-input validation and conversion, which fastdnn, the reference and sklearn pay
-once per ``L_layer_model``/``fit`` call) stay under 5% of it, then times
-``--repeats`` runs of N steps: ms/step = run time / N. PyTorch's timed loop
-holds only the steps (the model is built once, outside).
+How: ``fastdnn.bench``, the one benchmark module (``fastdnn bench`` measures
+the same way). Each implementation runs in its own fresh subprocess (this
+script with ``--worker``, through ``bench.run_worker``) with the same thread
+count (BLAS via threadpoolctl, Numba via ``numba.set_num_threads``, PyTorch via
+``torch.set_num_threads``); ``bench.time_steps`` warms up (JIT compile, cache
+load, torch.compile), picks N so that one timed run lasts about
+``--target-seconds`` and the run's fixed costs (initialisation, input validation
+and conversion, which fastdnn, the reference and sklearn pay once per
+``model``/``fit`` call) stay under 5% of it, then times ``--repeats`` runs of N
+steps: ms/step = run time / N. PyTorch's timed loop holds only the steps (the
+model is built once, outside). fastdnn and the reference run through
+``bench.fastdnn_runner`` and ``bench.reference_runner``.
 
-fastdnn trains full-batch only (``L_layer_model``), so a workload with batch b
-gives every library the same X of m = b examples and one step per iteration:
-the FLOPs of a minibatch step of size b. Because real minibatches change every
-step, fastdnn runs those with ``gram=False`` (its direct formulation); on the
-seed, a true full-batch workload, it runs as users get it (``gram="auto"``,
-which may carry layer 1 in the example space: the "route" column says).
+Workloads are ``fastdnn.workloads.WORKLOADS``, the table asv uses too. Each is
+one step on all m examples for every library: the FLOPs of a minibatch step of
+size m. Because real minibatches change every step, fastdnn runs those with
+``gram=False`` (its direct formulation); on the seed, a true full-batch
+workload, it runs as users get it (``gram="auto"``, resolved to the route it
+takes on a long run, which may carry layer 1 in the example space: the "route"
+column says), and seed-direct with gram=False.
 
 GFLOP/s counts the useful GEMM FLOPs of a step for every row (forward
 2 m sum n_l n_{l-1}, backward twice that, minus dA0 = W1^T dZ1, which nothing
@@ -51,26 +55,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import benchutil  # noqa: E402
 import blas_peak  # noqa: E402
 
-LEARNING_RATE = 0.0075
-
-# name: (layer sizes, m = batch size, dtype, data, fastdnn's gram option)
-# Only the seed is a real full-batch workload: there fastdnn runs as users get
-# it (gram="auto", which may carry layer 1 in the example space because X never
-# changes). The others stand in for minibatch steps, whose data change every
-# step, so fastdnn runs its direct formulation (gram=False).
-# A workload with more than one output unit trains a softmax over that many classes (cross-entropy;
-# fastdnn and the reference through model(output="softmax"), one-hot targets).
-WORKLOADS = {
-    "seed": ([12288, 20, 7, 5, 1], 209, "float64", "cat", "auto"),
-    "medium": ([784, 256, 256, 1], 256, "float32", "random", False),
-    "wide": ([1024, 2048, 2048, 1], 1024, "float32", "random", False),
-    "small": ([64, 32, 32, 1], 64, "float32", "random", False),
-    "tiny": ([16, 8, 1], 32, "float32", "random", False),
-    "mnist": ([784, 128, 64, 10], 128, "float32", "random", False),
-}
+from fastdnn import bench  # noqa: E402
+from fastdnn.workloads import WORKLOADS, default_data_dir, workload_data  # noqa: E402
 
 # name: (module that must be importable, fixed dtype or None for the workload's)
 IMPLEMENTATIONS = {
@@ -84,44 +72,25 @@ IMPLEMENTATIONS = {
 }
 
 
-def load_workload(name, data_dir):
-    """(dims, X (n0, m) F-ordered, Y, dtype, description) for a workload, the same in every worker.
-
-    Y is (1, m) of 0/1 for one output unit, one-hot (K, m) for K > 1.
-    """
-    dims, m, dtype, data, _ = WORKLOADS[name]
-    if data == "cat":
-        X, Y, source = benchutil.load_cat_data(data_dir)
-    else:
-        K = max(2, dims[-1])
-        X, Y = benchutil.synthetic_data(dims[0], m, dtype, classes=K)
-        source = f"synthetic Gaussian X, random labels of {K} classes (seed 0)"
-    return dims, X, Y, dtype, source
-
-
-def make_runner(impl, workload, dims, X, Y, dtype, threads):
-    """(run, dtype, route): run(n) does n training steps of ``impl``; route(n) names the formulation."""
+def make_runner(impl, workload, X, Y, threads):
+    """(run, dtype, route): run(n) does n training steps of ``impl``; route names fastdnn's formulation."""
     import numpy as np
 
-    softmax = dims[-1] > 1
+    w = WORKLOADS[workload]
+    dims, dtype, softmax = list(w.dims), w.dtype, w.output == "softmax"
     if impl.startswith("fastdnn"):
-        run, route = benchutil.fastdnn_runner(
-            X, Y, dims, IMPLEMENTATIONS[impl][1], WORKLOADS[workload][4], LEARNING_RATE, threads
-        )
-        return run, IMPLEMENTATIONS[impl][1], route
+        fixed = IMPLEMENTATIONS[impl][1]
+        run, route = bench.fastdnn_runner(X, Y, dims, fixed, w.gram, threads=threads)
+        return run, fixed, route
 
     if impl == "reference":
-        from fastdnn.reference import L_layer_model, model
-
-        if softmax:
-            return (lambda n: model(X, Y, dims, LEARNING_RATE, num_epochs=n, output="softmax")), "float64", None
-        return (lambda n: L_layer_model(X, Y, dims, LEARNING_RATE, num_iterations=n)), "float64", None
+        return bench.reference_runner(X, Y, dims), "float64", ""
 
     if impl == "numpy-gemms":
-        return numpy_gemms_runner(dims, X, dtype), dtype, None
+        return numpy_gemms_runner(dims, X, dtype), dtype, ""
 
     rows = np.ascontiguousarray(X.T, dtype=dtype)
-    labels = np.argmax(Y, axis=0) if softmax else Y.ravel()
+    labels = np.argmax(Y, axis=0) if softmax else Y.ravel().astype(np.int64)
     if impl == "sklearn":
         import warnings
 
@@ -139,7 +108,7 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
                 alpha=0.0,
                 batch_size=rows.shape[0],
                 learning_rate="constant",
-                learning_rate_init=LEARNING_RATE,
+                learning_rate_init=bench.LEARNING_RATE,
                 momentum=0.0,
                 nesterovs_momentum=False,
                 max_iter=n,
@@ -157,7 +126,7 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
             out["dtype"] = clf.coefs_[0].dtype.name
 
         run(1)
-        return run, out["dtype"], None
+        return run, out["dtype"], ""
 
     import torch
 
@@ -171,7 +140,7 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
             layers.append(torch.nn.ReLU())
     model = torch.nn.Sequential(*layers)
     loss_fn = torch.nn.CrossEntropyLoss() if softmax else torch.nn.BCEWithLogitsLoss()
-    opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.0)
+    opt = torch.optim.SGD(model.parameters(), lr=bench.LEARNING_RATE, momentum=0.0)
     Xt = torch.from_numpy(rows)
     if softmax:
         Yt = torch.from_numpy(labels.astype(np.int64))
@@ -189,7 +158,7 @@ def make_runner(impl, workload, dims, X, Y, dtype, threads):
             forward_loss(Xt, Yt).backward()
             opt.step()
 
-    return run, dtype, None
+    return run, dtype, ""
 
 
 def numpy_gemms_runner(dims, X, dtype):
@@ -220,35 +189,26 @@ def numpy_gemms_runner(dims, X, dtype):
 
 
 def worker(impl, workload, data_dir, threads, repeats, target_seconds):
-    _limiter, blas = benchutil.limit_threads(threads, numba=impl.startswith("fastdnn"))
-    dims, X, Y, dtype, source = load_workload(workload, data_dir)
-    run, ran_dtype, route = make_runner(impl, workload, dims, X, Y, dtype, threads)
-    iterations, _, overhead = benchutil.calibrate(run, target_seconds)
-    per_step = benchutil.time_runs(run, iterations, repeats)
-    return {
-        "per_step": per_step,
-        "iterations": iterations,
-        "run_overhead": overhead,
-        "dtype": ran_dtype,
-        "route": route(iterations) if route else "",
-        "data": source,
-        "blas": blas,
-    }
+    _limiter, blas = bench.limit_threads(threads, numba=impl.startswith("fastdnn"))
+    X, Y, source = workload_data(workload, data_dir)
+    run, ran_dtype, route = make_runner(impl, workload, X, Y, threads)
+    result = bench.time_steps(run, repeats, target_seconds)
+    return {**result, "dtype": ran_dtype, "route": route, "data": source, "blas": blas}
 
 
 def _ratio_base(results, workload):
-    dtype = WORKLOADS[workload][2]
-    name = "fastdnn-f64" if dtype == "float64" else "fastdnn-f32"
+    name = "fastdnn-f64" if WORKLOADS[workload].dtype == "float64" else "fastdnn-f32"
     r = results.get(name, {})
-    return name, (benchutil.summarize(r["per_step"])[0] if "per_step" in r else None)
+    return name, (bench.summary(r["per_step"])[0] if "per_step" in r else None)
 
 
 def print_workload(workload, results, peak):
-    dims, m, dtype, _, gram = WORKLOADS[workload]
-    flops = benchutil.step_flops(dims, m)
+    w = WORKLOADS[workload]
+    flops, gram = bench.step_flops(w.dims, w.m), bench.gram_flops(w.dims, w.m)
     source = next((r["data"] for r in results.values() if "data" in r), "")
     print(
-        f"\n== {workload}: {dims}, m = {m} (one full batch of the batch size), {dtype}; {source}; fastdnn gram={gram!r}"
+        f"\n== {workload}: {list(w.dims)}, m = {w.m} (one full batch of the batch size), {w.dtype}; {source}; "
+        f"fastdnn gram={w.gram!r}"
     )
     print(
         f"   useful FLOPs per step {flops['useful'] / 1e6:.3g} M (dA0 skipped; the reference computes "
@@ -256,8 +216,8 @@ def print_workload(workload, results, peak):
     )
     if any(r.get("route") == "Gram" for r in results.values()):
         print(
-            f"   route Gram: fastdnn carries layer 1 in the example space ({flops['gram_step'] / 1e6:.3g} M a step "
-            f"+ {flops['gram_once'] / 1e6:.3g} M once per run), so its GFLOP/s is an effective rate;\n"
+            f"   route Gram: fastdnn carries layer 1 in the example space ({gram['step'] / 1e6:.3g} M a step "
+            f"+ {gram['once'] / 1e6:.3g} M once per run), so its GFLOP/s is an effective rate;\n"
             "   * its % of peak counts the arithmetic it does: a step's + the run's once-only part / steps"
         )
     base_name, base = _ratio_base(results, workload)
@@ -266,11 +226,11 @@ def print_workload(workload, results, peak):
         if "skipped" in r or "error" in r:
             rows.append([impl, "", "", r.get("skipped") or "failed: " + r["error"][-150:], "", "", "", ""])
             continue
-        med = benchutil.summarize(r["per_step"])[0]
+        med = bench.summary(r["per_step"])[0]
         gflops = flops["useful"] / med / 1e9
         peak_rate = peak["dgemm"] if r["dtype"] == "float64" else peak["sgemm"]
         if r.get("route") == "Gram":
-            done = flops["gram_step"] + flops["gram_once"] / r["iterations"]
+            done = gram["step"] + gram["once"] / r["iterations"]
             of_peak = f"{100 * done / med / 1e9 / peak_rate:.1f}%*"
         else:
             of_peak = f"{100 * gflops / peak_rate:.1f}%"
@@ -279,26 +239,17 @@ def print_workload(workload, results, peak):
                 impl,
                 r["dtype"],
                 r.get("route", ""),
-                benchutil.fmt_ms(r["per_step"]),
-                f"{m / med:,.0f}",
+                bench.format_ms(r["per_step"]),
+                f"{w.m / med:,.0f}",
                 f"{gflops:.2f}",
                 of_peak,
                 f"{med / base:.3g}" if base else "n/a",
             ]
         )
-    benchutil.print_table(
-        [
-            "implementation",
-            "dtype",
-            "route",
-            "ms/step median [min-max]",
-            "examples/s",
-            "GFLOP/s",
-            "% GEMM peak",
-            f"time / {base_name}",
-        ],
-        rows,
-    )
+    headers = ["implementation", "dtype", "route", "ms/step median [min-max]", "examples/s", "GFLOP/s",
+               "% GEMM peak", f"time / {base_name}"]
+    for line in bench.format_table(headers, rows):
+        print(line)
     counts = ", ".join(f"{k} {r['iterations']}" for k, r in results.items() if "iterations" in r)
     print(f"   steps per timed run: {counts}")
 
@@ -308,7 +259,8 @@ def main(argv=None):
         description="Time one training step (forward, loss, backward, SGD update) of the same network on the "
         "same data in fastdnn (float64, float32), the numpy reference, PyTorch (eager, torch.compile) and "
         "scikit-learn's MLPClassifier, each in its own process with the same threads.",
-        epilog="workloads: " + "; ".join(f"{k} {d} m={m} {t}" for k, (d, m, t, *_) in WORKLOADS.items()),
+        epilog="workloads (fastdnn.workloads): "
+        + "; ".join(f"{k} {list(w.dims)} m={w.m} {w.dtype}" for k, w in WORKLOADS.items()),
     )
     p.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated (default: all)")
     p.add_argument(
@@ -319,12 +271,15 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5, help="timed runs per implementation (default 5)")
     p.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
     p.add_argument(
-        "--target-seconds", type=float, default=1.0, help="aim for timed runs of about this long (default 1.0)"
+        "--target-seconds",
+        type=float,
+        default=bench.TARGET_SECONDS,
+        help=f"aim for timed runs of about this long (default {bench.TARGET_SECONDS})",
     )
     p.add_argument(
         "--data-dir",
-        default=benchutil.default_data_dir(),
-        help="folder holding train_catvnoncat.h5 for the seed workload (default $FASTDNN_DATA_DIR or "
+        default=default_data_dir(),
+        help="folder holding train_catvnoncat.h5 for the seed workloads (default $FASTDNN_DATA_DIR or "
         "data/catvnoncat); synthetic data of the same shape when absent",
     )
     p.add_argument("--json", metavar="PATH", help="write every result (per-repeat times included) to PATH")
@@ -333,9 +288,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     if args.worker:
-        benchutil.emit(
-            worker(args.worker, args.workload, args.data_dir, args.threads, args.repeats, args.target_seconds)
-        )
+        bench.emit(worker(args.worker, args.workload, args.data_dir, args.threads, args.repeats, args.target_seconds))
         return 0
 
     workloads = [w.strip() for w in args.workloads.split(",") if w.strip()]
@@ -348,14 +301,14 @@ def main(argv=None):
     if args.repeats < 1 or args.threads < 1 or args.target_seconds <= 0:
         p.error("--repeats and --threads must be >= 1 and --target-seconds > 0")
 
-    warning = benchutil.busy_warning(args.threads)
-    peak = blas_peak.measure_in_subprocess(args.threads)
-    if "error" in peak:
-        print(f"blas_peak failed: {peak['error']}", file=sys.stderr)
+    warning = bench.busy_warning(args.threads)
+    try:
+        peak = blas_peak.measure_in_subprocess(args.threads)
+    except bench.BenchError as exc:
+        print(f"blas_peak failed: {exc}", file=sys.stderr)
         return 1
-    for line in benchutil.machine_header(
-        args.threads, peak["blas"], ("numpy", "scipy", "numba", "torch", "scikit-learn", "threadpoolctl")
-    ):
+    packages = ("fastdnn", "numpy", "scipy", "numba", "torch", "scikit-learn", "threadpoolctl")
+    for line in bench.machine_header(args.threads, peak["blas"], packages):
         print(line)
     if warning:
         print(warning)
@@ -363,11 +316,11 @@ def main(argv=None):
         print(line)
     print(
         f"each timed run lasts about {args.target_seconds} s; {args.repeats} runs per implementation; "
-        "fastdnn and reference time whole L_layer_model runs, sklearn whole fit() runs, PyTorch its step loop"
+        "fastdnn and reference time whole model() runs, sklearn whole fit() runs, PyTorch its step loop"
     )
     print(
-        "fastdnn trains full batch only (L_layer_model): a workload with batch b gives every library the same X "
-        "of m = b examples\nand one step per iteration, so a step has the FLOPs of a minibatch step of size b"
+        "each workload is one step on all m examples for every library (full batch), so a step has the FLOPs "
+        "of a minibatch step of size m"
     )
 
     everything = {"peak": peak, "threads": args.threads, "workloads": {}}
@@ -379,33 +332,25 @@ def main(argv=None):
             if importlib.util.find_spec(module) is None:
                 results[impl] = {"skipped": f"skipped: {module} is not installed"}
                 continue
-            cmd = [
-                sys.executable,
-                os.path.abspath(__file__),
-                "--worker",
-                impl,
-                "--workload",
-                workload,
-                "--data-dir",
-                args.data_dir or "",
-                "--threads",
-                str(args.threads),
-                "--repeats",
-                str(args.repeats),
-                "--target-seconds",
-                str(args.target_seconds),
-            ]
-            r = benchutil.run_worker(cmd, args.threads)
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", impl, "--workload", workload,
+                   "--data-dir", args.data_dir or "", "--threads", str(args.threads), "--repeats", str(args.repeats),
+                   "--target-seconds", str(args.target_seconds)]
+            try:
+                r = bench.run_worker(cmd, args.threads, what=impl)
+            except bench.BenchError as exc:
+                r = {"error": str(exc)}
             if impl == "torch-compile" and "error" in r:
                 r = {"skipped": "skipped: torch.compile does not work here: " + r["error"][-200:]}
             results[impl] = r
             failed |= "error" in r
         print_workload(workload, results, peak)
+        w = WORKLOADS[workload]
         everything["workloads"][workload] = {
-            "dims": WORKLOADS[workload][0],
-            "m": WORKLOADS[workload][1],
-            "dtype": WORKLOADS[workload][2],
-            "flops": benchutil.step_flops(WORKLOADS[workload][0], WORKLOADS[workload][1]),
+            "dims": list(w.dims),
+            "m": w.m,
+            "dtype": w.dtype,
+            "flops": bench.step_flops(w.dims, w.m),
+            "gram_flops": bench.gram_flops(w.dims, w.m),
             "results": results,
         }
     if args.json:
