@@ -80,6 +80,14 @@ def output_units(n_classes):
     return 1 if n_classes == 2 else n_classes
 
 
+def class_targets(index, n_classes, dtype=np.float64):
+    """Targets as rows (m, n_L) from class indices: 0/1 in one column for two classes, one-hot for more."""
+    index = np.asarray(index)
+    if n_classes == 2:
+        return index.reshape(-1, 1).astype(dtype)
+    return np.eye(n_classes, dtype=dtype)[index]
+
+
 def split_rows(m, fraction, seed):
     """(training rows, held-out rows) of m examples, ``fraction`` held out, each sorted.
 

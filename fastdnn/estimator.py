@@ -21,10 +21,9 @@ from fastdnn.engine import (
     DivergenceError,
     EarlyStopping,
     Engine,
-    Every,
     Monitor,
     Monitors,
-    TrainingState,
+    class_targets,
     output_for,
     output_units,
     predict_proba_rows,
@@ -219,11 +218,7 @@ class DNNClassifier:
 
     def _targets(self, y, dtype):
         """Targets (m, 1) of 0/1 for two classes, one-hot (m, K) for more."""
-        index = self._class_index(y)
-        K = len(self.classes_)
-        if K == 2:
-            return index.reshape(-1, 1).astype(dtype)
-        return np.eye(K, dtype=dtype)[index]
+        return class_targets(self._class_index(y), len(self.classes_), dtype)
 
     def _seed(self):
         if self.random_state is None:

@@ -19,7 +19,8 @@ reads the files with ``np.load(path, allow_pickle=False)``:
     loss_curve        (n_iter,) float64, one cost per epoch; n_iter, t (optimizer steps)
     validation_scores (early stopping only) float64
   checkpoints add the engine's ``TrainingState`` (``fastdnn.engine``):
-    optimizer_state   (2P,) the optimizer's flat state (momentum's v; Adam's m and v)
+    optimizer_state   (2P,) the optimizer's flat state (momentum's v; Adam's m and v); left out when
+                      all zeros (gd's), which a reader then assumes
     rng_state         JSON: the shuffling Generator's ``bit_generator.state``
     state             JSON: optimizer, step, epoch, early stopping's best score, epoch, stall,
                       stopped, and whether the run was in progress (version 2)
@@ -47,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastdnn.engine import TrainingState, output_for
+from fastdnn.engine import TrainingState, output_for, output_units
 from fastdnn.pipeline import pack_parameters
 
 MODEL_FORMAT = "fastdnn-model"
@@ -219,17 +220,30 @@ def save_checkpoint(estimator, path, run=None, arrays=None):
     ``run`` (a JSON-able dict) and ``arrays`` (name -> ndarray) are the
     caller's own state, returned as they were by ``load_checkpoint``.
     """
+    write_archive(path, checkpoint_arrays(estimator, run, arrays))
+
+
+def checkpoint_arrays(estimator, run=None, arrays=None):
+    """What ``save_checkpoint`` writes, as a dict of arrays that are copies: training may go on while
+    another thread writes them (``write_archive``)."""
     out = _model_arrays(estimator, CHECKPOINT_FORMAT)
     state = estimator.training_state_.to_arrays()
     # costs and validation_scores are the model's loss_curve and validation_scores already.
     state.pop("costs")
     state.pop("validation_scores")
     out["state"] = state.pop("scalars")
+    if not state["optimizer_state"].any():
+        state.pop("optimizer_state")  # gd's, or a fresh one: all zeros, which is what a reader assumes
     out.update(state)
     out["run"] = _text(json.dumps(run or {}))
     for name, value in (arrays or {}).items():
         out[f"run_{name}"] = np.asarray(value)
-    _savez(path, out)
+    return {name: np.array(value) for name, value in out.items()}
+
+
+def write_archive(path, arrays):
+    """Write ``arrays`` (name -> ndarray, no objects) as an .npz at ``path``, atomically."""
+    _savez(path, arrays)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -332,7 +346,7 @@ def _estimator_from(arrays, path):
     if classes.ndim != 1 or classes.dtype.kind not in "biufU":
         raise ModelFileError(path, f"is corrupted: classes has shape {classes.shape} and dtype {classes.dtype}")
     K = classes.size
-    if K < 2 or dims[-1] != (1 if K == 2 else K):
+    if K < 2 or dims[-1] != output_units(K):
         raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units")
     try:
         options = json.loads(_scalar_text(arrays, "options", path))

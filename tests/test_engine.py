@@ -197,6 +197,17 @@ def test_the_estimators_parameters_are_the_options_table():
         assert signature[option.name].default == option.default, option.name
 
 
+def test_the_course_names_in_the_table_are_the_course_functions_parameters():
+    from fastdnn import reference
+
+    fast = inspect.signature(fastdnn.model).parameters
+    ref = inspect.signature(reference.model).parameters
+    for option in options.OPTIONS:
+        if option.course:
+            assert option.course in fast, option.course
+            assert option.course in ref or option.course in ("dtype", "threads"), option.course
+
+
 def test_every_command_flag_of_a_training_option_comes_from_the_table(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])

@@ -32,6 +32,7 @@ def add_parser(sub, common, fmt):
 def run(args):
     from fastdnn import checking, reference
     from fastdnn.data import builtin_dataset, load_dataset
+    from fastdnn.engine import class_targets, output_for, output_units
 
     for name in ("samples", "features", "batch", "steps"):
         if getattr(args, name) < 1:
@@ -52,9 +53,9 @@ def run(args):
     if K < 2:
         raise CLIError(f"{args.data or 'the built-in dataset'}: its first {m} examples hold a single class; "
                        "the check needs two (raise --batch)")
-    output = "sigmoid" if K == 2 else "softmax"
-    Y = index.reshape(1, m).astype(np.float64) if K == 2 else np.eye(K)[index].T
-    dims = [data.n_features, *opts["hidden_layer_sizes"], 1 if K == 2 else K]
+    output = output_for(K)
+    Y = class_targets(index, K).T  # the course's layout (n_L, m)
+    dims = [data.n_features, *opts["hidden_layer_sizes"], output_units(K)]
     dtype = np.dtype(opts["dtype"])
     options = {"activation": opts["activation"], "output": output, "loss": opts["loss"], "l2": opts["l2"], "lr": lr,
                "optimizer": opts["optimizer"], "beta": opts["beta"]}

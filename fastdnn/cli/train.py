@@ -183,13 +183,13 @@ def run(args):
 
     elapsed = checkpoint.run.get("elapsed", 0.0) if checkpoint else 0.0
 
-    def save_checkpoint(epoch_seconds):
+    def checkpoint(epoch_seconds):
         run_state = {"epochs": target, "checkpoint_every": every, "out": os.path.abspath(out), "data": spec,
                      "elapsed": elapsed + epoch_seconds}
-        fio.save_checkpoint(est, ckpt_path, run=run_state)
+        return fio.checkpoint_arrays(est, run=run_state)
 
     progress = ProgressBar(target, done, X.shape[0] if train_rows is None else train_rows.size, args.quiet)
-    saver = Checkpointer(every, save_checkpoint, progress) if every else None
+    saver = Checkpointer(every, checkpoint, ckpt_path) if every else None
     seconds = 0.0
     if done >= target or state_stopped:
         say(f"{args.resume}: its run is complete at epoch {done}"
@@ -203,6 +203,8 @@ def run(args):
                 est.fit(X, y, rows=rows, callbacks=[c for c in (progress, saver) if c])
         except KeyboardInterrupt:
             progress.close()
+            if saver:
+                saver.wait()
             where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
             print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr)
             return 130
@@ -213,9 +215,11 @@ def run(args):
                            f"try a smaller --lr (this run's: {est.learning_rate})") from None
         finally:
             progress.close()
+            if saver:
+                saver.wait()
         seconds = time.perf_counter() - t0
         if every:
-            save_checkpoint(seconds)
+            fio.write_archive(ckpt_path, checkpoint(seconds))
     state = est.training_state_
     _print_costs(state.costs)
     scores = [f"train accuracy {_score(est, X, y, train_rows):.4f}"]
@@ -231,7 +235,7 @@ def run(args):
     fio.save_model(est, out)
     trained = state.epoch - done
     rate = f", {progress.examples * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""
-    say(f"model saved to {out} (trained {trained} epochs in {seconds:.1f} s{rate})")
+    say(f"model saved to {out} (trained {trained} epochs in {seconds:.{2 if seconds < 10 else 1}f} s{rate})")
     if every:
         say(f"checkpoint at epoch {state.epoch}: {ckpt_path}")
     if args.plot:
@@ -285,16 +289,35 @@ class ProgressBar:
 
 class Checkpointer:
     """A callback: a checkpoint every ``every`` epochs (mid-run: the engine's whole state, so a resumed
-    run goes on bit for bit)."""
+    run goes on bit for bit).
 
-    def __init__(self, every, save, progress):
-        self.every, self.save, self.progress, self.last, self.seconds = every, save, progress, None, 0.0
+    The arrays are copied on the training thread and written (atomically, fsynced) on a second
+    thread while training goes on; one write at a time, so each checkpoint replaces an older one.
+    ``wait`` finishes the write in flight (and raises its error, if any).
+    """
+
+    def __init__(self, every, arrays, path):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.every, self.arrays, self.path = every, arrays, path
+        self.last, self.seconds, self.pending = None, 0.0, None
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdnn-checkpoint")
 
     def __call__(self, info):
+        from fastdnn.io import write_archive
+
         self.seconds += info.seconds
-        self.save(self.seconds)
-        self.last = info.epoch
+        arrays = self.arrays(self.seconds)
+        self.wait()
+        self.pending = (info.epoch, self.writer.submit(write_archive, self.path, arrays))
         return False
+
+    def wait(self):
+        if self.pending is not None:
+            epoch, future = self.pending
+            self.pending = None
+            future.result()
+            self.last = epoch
 
 
 def _checkpoint_path_for(out):
@@ -394,7 +417,7 @@ def _warm_up(params, n_features, dtype, classes):
 
 
 def _print_header(data, X, held_rows, test, params, classes, target, done, dtype, threads):
-    from fastdnn.engine import output_units
+    from fastdnn.engine import output_for, output_units
     from fastdnn.threads import training_threads
 
     m, n = X.shape
@@ -409,7 +432,7 @@ def _print_header(data, X, held_rows, test, params, classes, target, done, dtype
     dims = [n, *params["hidden_layer_sizes"], output_units(K)]
     batch = O.resolve_batch_size(params["batch_size"], m_train)
     used = training_threads(threads, dims, batch or m_train)
-    output = "sigmoid" if K == 2 else f"softmax over {K} classes"
+    output = output_for(K) + ("" if K == 2 else f" over {K} classes")
     batch_text = {None: "full batch"}.get(batch, f"batch {batch}")
     opt = params["optimizer"] + (f" (beta {params['beta']})" if params["optimizer"] == "momentum" else "")
     lr = O.resolve_learning_rate(params["learning_rate"], params["optimizer"])
