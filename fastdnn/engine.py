@@ -47,28 +47,29 @@ PREDICT_ROWS = 8192
 
 
 class DivergenceError(FloatingPointError):
-    """Training stopped being finite at ``epoch`` (counted from the start of the ``train`` call).
+    """Training stopped being finite in epoch ``epoch`` (counted from 0 over the whole run, so it is also the
+    number of finite epochs before it).
 
-    ``cost`` is the epoch's cost (not finite when the cost diverged; finite when
-    an update made a parameter or optimizer-state value NaN or Inf first), and
-    ``costs`` the costs of the call's epochs before it. The engine is left
-    exactly as it was at the end of the last finite epoch.
+    ``reason`` is "cost" (the epoch's cost was not finite) or "parameters" (an update made a parameter or
+    optimizer-state value NaN or Inf while the cost, ``cost``, was still finite); ``costs`` are the costs of
+    the call's finite epochs. The engine is left exactly as it was at the end of the last finite epoch.
     """
 
-    def __init__(self, message, epoch, cost, costs=()):
+    def __init__(self, message, epoch, cost, costs=(), reason="cost"):
         super().__init__(message)
         self.epoch = epoch
         self.cost = cost
         self.costs = list(costs)
+        self.reason = reason
 
 
-def divergence_message(reason, cost, where):
+def divergence_message(reason, cost, where, advice="the last finite parameters are kept. Try a smaller learning_rate."):
     """The one wording of a divergence, for every entry point; ``where`` is e.g. "epoch 12"."""
     if reason == "cost":
         what = f"the cost became {cost} at {where}"
     else:
         what = f"an update made the parameters NaN or Inf at {where} (the cost was still {cost:.6g})"
-    return f"{what}; the last finite parameters are kept. Try a smaller learning_rate."
+    return f"{what}; {advice}"
 
 
 def output_for(n_classes):
@@ -94,9 +95,9 @@ def split_rows(m, fraction, seed):
     One seeded shuffle, the same for the estimator's early stopping and the
     command's validation split, so both train on the same examples.
     """
-    n_held = int(round(fraction * m))
-    if not 0 < fraction < 1 or n_held < 1 or m - n_held < 1:
-        raise ValueError(f"cannot hold out a fraction {fraction} of {m} examples and keep at least 1 for training")
+    n_held = max(1, int(round(fraction * m)))
+    if not 0 < fraction < 1 or m - n_held < 1:
+        raise ValueError(f"cannot hold out a fraction {fraction} of {m} examples: at least 1 must be held out and 1 left to train on")
     perm = np.random.default_rng(seed).permutation(m)
     # Sorted: gathering rows in order is one sequential pass over X.
     return np.sort(perm[n_held:]), np.sort(perm[:n_held])
@@ -108,15 +109,17 @@ def split_rows(m, fraction, seed):
 class GramCarry:
     """The Gram route's state mid-run: W1 = s W1_init + C X, momentum's v_W1 = a W1_init + V X.
 
-    ``W1_init`` (n1, n0), ``C`` and ``V`` (n1, m) float64, ``carry`` [s, a, ||W1_init||^2].
-    G = X X^T and Z1_init = X W1_init^T are recomputed from X when a run resumes.
+    ``W1_init`` (n1, n0), ``C`` and ``V`` (n1, m) float64, ``carry`` [s, a, ||W1_init||^2], ``norms``
+    (m,) the examples' squared norms, which tell the X it was built on. G = X X^T and
+    Z1_init = X W1_init^T are recomputed from X when a run resumes.
     """
 
-    def __init__(self, W1_init, C, V, carry):
-        self.W1_init, self.C, self.V, self.carry = W1_init, C, V, carry
+    def __init__(self, W1_init, C, V, carry, norms):
+        self.W1_init, self.C, self.V, self.carry, self.norms = W1_init, C, V, carry, norms
 
     def arrays(self):
-        return {"gram_W1_init": self.W1_init, "gram_C": self.C, "gram_V": self.V, "gram_carry": self.carry}
+        return {"gram_W1_init": self.W1_init, "gram_C": self.C, "gram_V": self.V, "gram_carry": self.carry,
+                "gram_norms": self.norms}
 
 
 class TrainingState:
@@ -202,10 +205,13 @@ class TrainingState:
             state.best_parameters = np.array(best)
         if "gram_C" in arrays:
             n1, n0 = parameters.dims[1], parameters.dims[0]
-            W1_init, C, Vv, carry = (np.array(arrays[k], np.float64) for k in ("gram_W1_init", "gram_C", "gram_V", "gram_carry"))
-            if W1_init.shape != (n1, n0) or C.ndim != 2 or C.shape[0] != n1 or Vv.shape != C.shape or carry.shape != (3,):
+            W1_init, C, Vv, carry, norms = (
+                np.array(arrays[k], np.float64) for k in ("gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms")
+            )
+            if (W1_init.shape != (n1, n0) or C.ndim != 2 or C.shape[0] != n1 or Vv.shape != C.shape or carry.shape != (3,)
+                    or norms.shape != (C.shape[1],)):
                 raise ValueError("the Gram route's carried state has inconsistent shapes")
-            state.gram = GramCarry(W1_init, C, Vv, carry)
+            state.gram = GramCarry(W1_init, C, Vv, carry, norms)
         return state
 
 
@@ -215,12 +221,12 @@ class TrainingState:
 class Monitor:
     """Something that looks at a run between compiled calls.
 
-    ``every``: the engine returns to Python at every multiple of this many
-    epochs (1: after each epoch); None: at the engine's own pace, about every
-    ``CHUNK_SECONDS``. ``needs_parameters``: whether ``look`` reads the
-    parameters (on the Gram route the engine then forms W1 before calling it).
-    ``look(engine, costs, seconds)`` gets the costs of the epochs since the last
-    look and the seconds they took; a true result stops the run there.
+    ``every``: look at every multiple of this many epochs (1: after each epoch); None: at the engine's own
+    pace, about every ``CHUNK_SECONDS``. Every monitor also looks at the run's last epoch (the end of the
+    call, a stop asked by another monitor, or the last finite epoch before a divergence).
+    ``needs_parameters``: whether ``look`` reads the parameters (on the Gram route the engine then forms W1
+    first). ``look(engine, costs, seconds)`` gets the costs of the epochs since this monitor's last look
+    and the seconds they took; a true result stops the run there.
     """
 
     every = None
@@ -231,26 +237,34 @@ class Monitor:
 
 
 class Monitors(Monitor):
-    """Several monitors as one: looks as often as the most frequent one asks."""
+    """Several monitors as one: the engine returns to Python at every multiple of each one's ``every``
+    (and at its own pace when one has none); each monitor is shown all the costs since its own last look."""
 
     def __init__(self, monitors):
         self.monitors = [m for m in monitors if m is not None]
         everys = [m.every for m in self.monitors if m.every]
-        self.every = min(everys) if everys else None
-        self.needs_parameters = any(m.needs_parameters for m in self.monitors)
-        if len({e for e in everys}) > 1:
-            # Multiples of each every must all be reached: look at their common divisor.
-            step = everys[0]
+        self.every = None
+        if everys:
+            self.every = everys[0]
             for e in everys[1:]:
-                step = int(np.gcd(step, e))
-            self.every = step
+                self.every = int(np.gcd(self.every, e))  # every multiple of each is a multiple of this
+        self.paced = any(m.every is None for m in self.monitors)
+        self.needs_parameters = any(m.needs_parameters for m in self.monitors)
+        self.pending = [([], 0.0) for _ in self.monitors]
 
-    def look(self, engine, costs, seconds):
+    def look(self, engine, costs, seconds, final=False):
         stop = False
         epoch = engine.state.epoch
-        for m in self.monitors:
-            if m.every is None or epoch % m.every == 0:
-                stop = bool(m.look(engine, costs, seconds)) or stop
+        for i, m in enumerate(self.monitors):
+            seen, spent = self.pending[i]
+            seen, spent = seen + list(costs), spent + seconds
+            if not seen:
+                continue  # nothing new to show (a divergence in the first epoch since its last look)
+            if m.every is None or epoch % m.every == 0 or final or stop:
+                self.pending[i] = ([], 0.0)
+                stop = bool(m.look(engine, np.asarray(seen), spent)) or stop
+            else:
+                self.pending[i] = (seen, spent)
         return stop
 
 
@@ -289,16 +303,6 @@ class EarlyStopping(Monitor):
         """The best epoch's parameters back in place (when early stopping recorded one)."""
         if engine.state.best_parameters is not None:
             engine.state.parameters.flat[:] = engine.state.best_parameters
-
-
-class Every(Monitor):
-    """``look`` as a function: ``Every(n, function)`` calls ``function(engine, costs, seconds)`` every n epochs."""
-
-    def __init__(self, every, function, needs_parameters=True):
-        self.every, self.function, self.needs_parameters = every, function, needs_parameters
-
-    def look(self, engine, costs, seconds):
-        return self.function(engine, costs, seconds)
 
 
 # ---------------------------------------------------------------------------- the engine
@@ -364,15 +368,18 @@ class Engine:
         return self.mini_batch_size is None and self.opt in (K.OPT_GD, K.OPT_MOMENTUM) and self.frozen_layers == 0
 
     def route(self, gram, shape, itemsize, epochs):
-        """"gram" or "direct" for a run of ``epochs`` on ``shape`` = (m, n_0); ``gram`` is True, False or "auto"."""
+        """"gram" or "direct" for a run of ``epochs`` on ``shape`` = (m, n_0); ``gram`` is True, False or "auto".
+
+        A run saved mid-way on the Gram route goes on there while the route still applies (``train``
+        leaves it exactly otherwise).
+        """
         if gram not in (True, False, "auto"):
             raise ValueError(f"gram must be True, False or 'auto', got {gram!r}")
         applies = self.gram_applies()
-        if self.state.gram is not None:
-            # A run saved mid-way on the Gram route goes on there.
-            return "gram"
         if gram is True and not applies:
             raise ValueError("gram=True needs full-batch training (mini_batch_size=None), gd or momentum, no frozen layers")
+        if self.state.gram is not None:
+            return "gram" if applies and gram is not False else "direct"
         if self.opt == K.OPT_MOMENTUM and self.state.optimizer_state[: self.dims[0] * self.dims[1]].any():
             # The route starts W1's velocity at zero; a run that built one up on the direct route goes on there.
             if gram is True:
@@ -391,7 +398,7 @@ class Engine:
         looks between compiled calls (see ``Monitor``) and may stop the run.
         Raises DivergenceError naming the epoch if a cost, a parameter or the
         optimizer state stops being finite; the engine then holds the end of
-        the last finite epoch.
+        the last finite epoch, which the monitor has seen.
         """
         state = self.state
         if rows is not None and self.mini_batch_size is None:
@@ -402,22 +409,43 @@ class Engine:
         batch = m if self.mini_batch_size is None else min(self.mini_batch_size, m)
         step_dims = [m, *self.dims[1:]] if route == "gram" else list(self.dims)
         costs = np.zeros(epochs)
+        if monitor is not None and not isinstance(monitor, Monitors):
+            monitor = Monitors([monitor])
         every = monitor.every if monitor is not None else None
-        chunk = epochs if monitor is None else 1
+        paced = monitor is not None and monitor.paced
+        chunk = 1
         done = 0
-        state.in_progress = True
         with blas_threads(training_threads(self.threads, step_dims, batch)):
-            if route == "gram":
-                self._gram_begin(X, state.gram is None)
+            state.in_progress = True
             try:
+                if state.gram is not None and route != "gram":
+                    # A run saved mid-way on the Gram route, now trained otherwise: leave the route exactly.
+                    self._gram_begin(X, fresh=False)
+                    self._gram_end()
+                if route == "gram":
+                    self._gram_begin(X, fresh=state.gram is None)
                 while done < epochs:
-                    # Up to the next multiple of ``every``, or as many epochs as fill CHUNK_SECONDS.
-                    n = min(every - state.epoch % every if every else chunk, epochs - done)
+                    # Up to the next multiple of ``every``; at the engine's pace, no longer than CHUNK_SECONDS.
+                    n = epochs - done
+                    if every:
+                        n = min(n, every - state.epoch % every)
+                    if paced:
+                        n = min(n, chunk)
                     t0 = time.perf_counter()
-                    if route == "gram":
-                        self._gram_epochs(Y, n, costs, done)
-                    else:
-                        n = self._direct_epochs(X, Y, rows, m, batch, n, costs, done)
+                    start = state.epoch
+                    try:
+                        if route == "gram":
+                            self._gram_epochs(Y, n, costs, done)
+                        else:
+                            n = self._direct_epochs(X, Y, rows, m, batch, n, costs, done)
+                    except DivergenceError:
+                        # The finite epochs of this chunk are shown before the error goes up.
+                        if monitor is not None:
+                            finished = state.epoch - start
+                            if monitor.needs_parameters:
+                                self._form_w1()
+                            monitor.look(self, costs[done : done + finished], time.perf_counter() - t0, final=True)
+                        raise
                     seconds = time.perf_counter() - t0
                     state.costs.extend(costs[done : done + n].tolist())
                     state.epoch += n
@@ -425,13 +453,13 @@ class Engine:
                     if monitor is not None:
                         if monitor.needs_parameters:
                             self._form_w1()
-                        if monitor.look(self, costs[done - n : done], seconds):
+                        if monitor.look(self, costs[done - n : done], seconds, final=done == epochs):
                             break
-                        if every is None:
+                        if paced:
                             chunk = max(1, int(CHUNK_SECONDS * n / max(seconds, 1e-9)))
             finally:
                 state.in_progress = False
-                if route == "gram":
+                if self._gram is not None:
                     self._gram_end()
         return costs[:done]
 
@@ -487,10 +515,10 @@ class Engine:
         state = self.state
         state.costs.extend(costs[done : done + finished].tolist())
         state.epoch += finished
-        epoch = done + finished
         cause = "cost" if reason == N.STOP_COST else "parameters"
+        cost = costs[done + finished]
         raise DivergenceError(
-            divergence_message(cause, costs[epoch], f"epoch {epoch}"), epoch, costs[epoch], costs[:epoch]
+            divergence_message(cause, cost, f"epoch {state.epoch}"), state.epoch, cost, costs[: done + finished], cause
         )
 
     # -- the Gram route ----------------------------------------------------------------------
@@ -500,11 +528,11 @@ class Engine:
         m = X.shape[0]
         n1, n0 = int(self.dims[1]), int(self.dims[0])
         if fresh:
-            carry = GramCarry(np.empty((n1, n0)), np.zeros((n1, m)), np.zeros((n1, m)), np.zeros(3))
+                carry = GramCarry(np.empty((n1, n0)), np.zeros((n1, m)), np.zeros((n1, m)), np.zeros(3), None)
         else:
             carry = state.gram
             if carry.C.shape != (n1, m):
-                raise ValueError(f"the saved Gram-route state is for {carry.C.shape[1]} examples, not {m}")
+                raise ValueError(f"the saved Gram-route state is for {carry.C.shape[1]} examples, not {m}: other data")
         G = np.empty((m, m))
         Z0 = np.empty((m, n1))
         source = state.parameters.flat
@@ -516,8 +544,13 @@ class Engine:
         args = (X, source, self.dims, G, Z0, carry.W1_init)
         ensure_compiled(GR.gram_setup, args, f"the Gram-route kernels for {X.dtype}")
         w1_sq = GR.gram_setup(*args)
+        norms = np.diag(G).copy()  # ||x_i||^2: tells the X the carried state was built on from another
         if fresh:
             carry.carry[:] = (1.0, 0.0, w1_sq)
+            carry.norms = norms
+        elif carry.norms is None or not np.allclose(norms, carry.norms, rtol=1e-10, atol=0):
+            raise ValueError("the saved Gram-route state was built on other data (its examples' norms differ); "
+                             "continue the run on the data it was trained on")
         state.gram = carry
         work = self._buffers(m, 0, 0)
         self._gram = (X, G, Z0, work)
@@ -552,7 +585,7 @@ class Engine:
         if bad:
             raise DivergenceError(
                 divergence_message("parameters", state.costs[-1], f"epoch {state.epoch - 1}") + " (W1 overflows "
-                f"{state.parameters.flat.dtype})", state.epoch - 1, state.costs[-1], state.costs[:-1],
+                f"{state.parameters.flat.dtype})", state.epoch - 1, state.costs[-1], state.costs[:-1], "parameters",
             )
 
     def _gram_end(self):
@@ -564,7 +597,11 @@ class Engine:
                 X = self._gram[0]
                 args = (X, carry.W1_init, carry.V, carry.carry[1], state.optimizer_state, self.dims)
                 ensure_compiled(GR.gram_velocity, args, f"the Gram-route kernels for {X.dtype}")
-                GR.gram_velocity(*args)
+                if GR.gram_velocity(*args):
+                    raise DivergenceError(
+                        divergence_message("parameters", state.costs[-1], f"epoch {state.epoch - 1}") + " (the W1 "
+                        "velocity overflows)", state.epoch - 1, state.costs[-1], state.costs[:-1], "parameters",
+                    )
         finally:
             state.gram = None
             self._gram = None
@@ -579,9 +616,12 @@ class Engine:
 
     def accuracy(self, X, labels, rows=None):
         """Fraction of ``rows`` of X whose most probable output is ``labels`` (class indices)."""
-        P = self.predict_proba(X, rows)
-        predicted = (P[:, 0] > 0.5).astype(np.int64) if P.shape[1] == 1 else np.argmax(P, axis=1)
-        return float(np.mean(predicted == labels))
+        return float(np.mean(predicted_index(self.predict_proba(X, rows)) == labels))
+
+
+def predicted_index(P):
+    """The most probable class of each row of outputs P (m, n_L): P > 0.5 for one sigmoid unit, else argmax."""
+    return (P[:, 0] > 0.5).astype(np.int64) if P.shape[1] == 1 else np.argmax(P, axis=1)
 
 
 def predict_proba_rows(parameters, hidden_activation, output, X, rows=None, threads=None, loss="cross_entropy"):

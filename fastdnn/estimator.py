@@ -18,7 +18,6 @@ import numpy as np
 from fastdnn import validation as V
 from fastdnn import options as O
 from fastdnn.engine import (
-    DivergenceError,
     EarlyStopping,
     Engine,
     Monitor,
@@ -27,6 +26,7 @@ from fastdnn.engine import (
     output_for,
     output_units,
     predict_proba_rows,
+    predicted_index,
     split_rows,
 )
 from fastdnn.pipeline import initialize_parameters, resolve_dtype, samples_as_rows
@@ -221,9 +221,13 @@ class DNNClassifier:
         return class_targets(self._class_index(y), len(self.classes_), dtype)
 
     def _seed(self):
-        if self.random_state is None:
-            return int(np.random.default_rng().integers(2**31))
-        return V.operator_index(self.random_state)
+        """random_state, or with None one drawn at the first fit and kept for the warm fits after it (so
+        early stopping holds out the same rows every time)."""
+        if self.random_state is not None:
+            return V.operator_index(self.random_state)
+        if "seed_" not in self.__dict__:
+            self.seed_ = int(np.random.default_rng().integers(2**31))
+        return self.seed_
 
     # -- the engine --------------------------------------------------------------------------
     def _hyperparameters(self, params, m):
@@ -233,19 +237,20 @@ class DNNClassifier:
             lambd=params["l2"], mini_batch_size=O.resolve_batch_size(params["batch_size"], m), threads=params["threads"],
         )
 
-    def _new_engine(self, params, n_features, dtype, seed, m, parameters=None):
+    def _new_engine(self, params, n_features, dtype, seed, m, parameters=None, state=None):
+        """The engine for these options (``parameters`` drawn with ``params["init"]`` unless given; ``state``
+        a ``TrainingState`` to continue), and ``network_``, what the parameters are trained as."""
         K = len(self.classes_)
         sizes = tuple(params["hidden_layer_sizes"])
-        dims = [n_features, *sizes, output_units(K)]
         if parameters is None:
-            parameters = initialize_parameters(dims, params["init"], seed, dtype)
+            parameters = initialize_parameters([n_features, *sizes, output_units(K)], params["init"], seed, dtype)
         self.network_ = {
             "hidden_layer_sizes": sizes, "activation": params["activation"], "loss": params["loss"],
             "output": output_for(K), "dtype": np.dtype(dtype).name,
         }
         self.engine_ = Engine(
             parameters, hidden_activation=params["activation"], output=output_for(K), loss=params["loss"],
-            frozen_layers=params["frozen_layers"], seed=seed, **self._hyperparameters(params, m),
+            frozen_layers=params["frozen_layers"], seed=seed, state=state, **self._hyperparameters(params, m),
         )
 
     def restore(self, classes, parameters, state=None, mini_batch_size=None):
@@ -262,21 +267,12 @@ class DNNClassifier:
         if params["frozen_layers"] > len(parameters.dims) - 2:
             raise ValueError(f"frozen_layers {params['frozen_layers']} leaves no layer to train")
         seed = params["random_state"] if params["random_state"] is not None else 0
-        K = len(self.classes_)
-        self.network_ = {
-            "hidden_layer_sizes": tuple(params["hidden_layer_sizes"]), "activation": params["activation"],
-            "loss": params["loss"], "output": output_for(K), "dtype": parameters.flat.dtype.name,
-        }
-        self.engine_ = Engine(parameters, state=state, seed=seed, **self._engine_network(), **self._hyperparameters(params, 1))
+        self._new_engine(params, parameters.dims[0], parameters.flat.dtype.type, seed, 1, parameters, state)
         self.engine_.mini_batch_size = mini_batch_size
         return self
 
-    def _engine_network(self):
-        return dict(hidden_activation=self.network_["activation"], output=self.network_["output"], loss=self.network_["loss"],
-                    frozen_layers=self.frozen_layers)
-
     def _forget(self):
-        for attr in ("n_features_in_", "engine_", "classes_", "network_"):
+        for attr in ("n_features_in_", "engine_", "classes_", "network_", "seed_"):
             self.__dict__.pop(attr, None)
 
     def fit(self, X, y, *, callbacks=None, validation_data=None, rows=None):
@@ -357,6 +353,7 @@ class DNNClassifier:
             params = self._check_params()
             self._check_same_network(params)
             self.engine_.configure(**self._hyperparameters(params, Xs.shape[0]))
+            self.engine_.frozen_layers = params["frozen_layers"]
         # A batch larger than this call's samples is one full batch of them.
         batch = self.engine_.mini_batch_size
         if batch is not None and batch > Xs.shape[0]:
@@ -378,15 +375,12 @@ class DNNClassifier:
             monitors.append(EarlyStopping(X_val, self._class_index(y_val), val_rows, self.tol, patience))
         if self.verbose:
             monitors.append(_Verbose())
+        if callable(callbacks):
+            callbacks = [callbacks]
         for callback in callbacks or ():
             monitors.append(_Callback(callback, self))
         monitor = Monitors(monitors) if monitors else None
-        try:
-            engine.train(Xs, Ys, epochs, rows=rows, monitor=monitor)
-        except DivergenceError as exc:
-            # The engine holds the end of the last finite epoch; count epochs over all fits.
-            message = str(exc).replace(f"at epoch {exc.epoch}", f"at epoch {state.epoch}")
-            raise DivergenceError(message, state.epoch, exc.cost, exc.costs) from None
+        engine.train(Xs, Ys, epochs, rows=rows, monitor=monitor)
         if self.early_stopping:
             EarlyStopping.keep_best(engine)
 
@@ -435,9 +429,7 @@ class DNNClassifier:
         return predict_proba_rows(self.parameters_, net["activation"], net["output"], Xs, threads=self.threads)
 
     def _predict_rows(self, Xs):
-        P = self._proba_rows(Xs)
-        index = (P[:, 0] > 0.5).astype(np.int64) if P.shape[1] == 1 else np.argmax(P, axis=1)
-        return self.classes_[index]
+        return self.classes_[predicted_index(self._proba_rows(Xs))]
 
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes), columns in ``classes_`` order."""
@@ -452,12 +444,18 @@ class DNNClassifier:
         self._state()
         return self._predict_rows(self._check_X(X))
 
-    def score(self, X, y):
-        """Mean accuracy of ``predict(X)`` against y."""
+    def score(self, X, y, rows=None):
+        """Mean accuracy of ``predict(X)`` against y; with ``rows`` (indices), on those rows of X and y only,
+        gathered a block at a time (no copy of X)."""
         self._state()
         Xs = self._check_X(X)
         y = self._check_y(y, Xs.shape[0])
-        return float(np.mean(self._predict_rows(Xs) == y))
+        if rows is None:
+            return float(np.mean(self._predict_rows(Xs) == y))
+        rows = self._check_rows(rows, Xs.shape[0])
+        net = self.network_
+        P = predict_proba_rows(self.parameters_, net["activation"], net["output"], Xs, rows, self.threads)
+        return float(np.mean(self.classes_[predicted_index(P)] == y[rows]))
 
     # -- files -------------------------------------------------------------------------------
     def save(self, path):
@@ -475,12 +473,13 @@ class DNNClassifier:
 
 
 class _Verbose(Monitor):
-    """``verbose=True``: each epoch's cost, printed at the engine's pace."""
+    """``verbose=True``: each epoch's cost, printed at the engine's pace; epochs count from 0 over all fits,
+    as divergence messages and the course's ``print_cost`` count them."""
 
     def look(self, engine, costs, seconds):
-        first = engine.state.epoch - len(costs) + 1
+        first = engine.state.epoch - len(costs)
         for i, cost in enumerate(costs):
-            print(f"epoch {first + i}: cost {cost:.6f}", flush=True)
+            print(f"epoch {first + i}: cost {cost:.6f}", flush=True)  # counted from 0, as the course's print_cost
 
 
 class _Callback(Monitor):
@@ -500,7 +499,10 @@ class _Callback(Monitor):
         state = engine.state
         score = state.validation_scores[-1] if len(state.validation_scores) else None
         info = EpochInfo(state.epoch, float(costs[-1]), [float(c) for c in costs], seconds, score, self.estimator)
-        return bool(self.callback(info))
+        stop = self.callback(info)
+        if stop is not None and not isinstance(stop, (bool, np.bool_)):
+            raise ValueError(f"a callback returns True (stop), False or None, got {stop!r} from {self.callback!r}")
+        return bool(stop)
 
 
 def cross_val_score(estimator, X, y, k=10, random_state=0):

@@ -25,7 +25,7 @@ reads the files with ``np.load(path, allow_pickle=False)``:
     state             JSON: optimizer, step, epoch, early stopping's best score, epoch, stall,
                       stopped, and whether the run was in progress (version 2)
     best_parameters   (P,) early stopping's best parameters so far, if any (version 2)
-    gram_W1_init, gram_C, gram_V, gram_carry
+    gram_W1_init, gram_C, gram_V, gram_carry, gram_norms
                       the Gram route's carried state, for a run saved mid-way on it (version 2)
     run               JSON: the caller's own state (the CLI's epoch target, data fingerprint, ...)
     run_<name>        the caller's own arrays
@@ -394,7 +394,7 @@ def _training_state(arrays, path, parameters, optimizer):
     elif "step" in arrays:  # a version-1 checkpoint
         scalars["step"] = _scalar_int(arrays, "step", path)
     saved["scalars"] = _text(json.dumps(scalars))
-    for key in ("best_parameters", "gram_W1_init", "gram_C", "gram_V", "gram_carry"):
+    for key in ("best_parameters", "gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms"):
         if key in arrays:
             saved[key] = arrays[key]
     return TrainingState.from_arrays(parameters, saved)

@@ -8,7 +8,7 @@ through ``fastdnn.engine.Engine`` (one compiled call for the whole run unless
 import numpy as np
 
 from fastdnn import validation as V
-from fastdnn.engine import DivergenceError, Engine, Monitor
+from fastdnn.engine import DivergenceError, Engine, Monitor, divergence_message
 from fastdnn.pipeline import (
     initialize_parameters,
     initialize_parameters_deep,
@@ -89,6 +89,6 @@ def L_layer_model(
         costs = engine.train(Xs, _targets(Y, dtype), num_iterations, gram=gram, monitor=monitor).tolist()
     except DivergenceError as exc:
         # The course counts iterations, not epochs (one step each here).
-        message = str(exc).replace(f"at epoch {exc.epoch}", f"at iteration {exc.epoch}")
-        raise DivergenceError(message, exc.epoch, exc.cost, exc.costs) from None
+        message = divergence_message(exc.reason, exc.cost, f"iteration {exc.epoch}")
+        raise DivergenceError(message, exc.epoch, exc.cost, exc.costs, exc.reason) from None
     return params, costs

@@ -50,7 +50,7 @@ from .layers import (
     optimizer_update_flat,
     output_backward,
 )
-from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, _b, _block, _W, param_offsets
+from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, bias_view, layer_view, weights_view, param_offsets
 
 
 @njit(cache=True)
@@ -63,7 +63,7 @@ def gram_setup(X, theta, dims, G, Z0, W1_init):
     w_off, _, _ = param_offsets(dims)
     X64 = as_float64(X)
     gram_float64(X64, G)
-    W1 = _W(theta, w_off, dims, 0)
+    W1 = weights_view(theta, w_off, dims, 0)
     W1_init[:, :] = W1
     gemm(False, True, 1.0, X64, W1_init, 0.0, Z0)
     w1_sq = 0.0
@@ -102,14 +102,14 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
     CG = np.empty((n1, m), np.float64)
     Z1_64 = np.empty((m, n1), np.float64)
     s, a, w1_sq = carry[0], carry[1], carry[2]
-    b1 = _b(theta, b_off, dims, 0)
-    db1 = _b(grad, b_off, dims, 0)
-    vb1 = _b(state, b_off, dims, 0)
+    b1 = bias_view(theta, b_off, dims, 0)
+    db1 = bias_view(grad, b_off, dims, 0)
+    vb1 = bias_view(state, b_off, dims, 0)
     scale = 1.0 / m
     for e in range(n_epochs):
         Z1_64[:, :] = Z0
         gemm(False, True, 1.0, G, C, s, Z1_64)
-        Z1 = _block(A, m, dims, 0)
+        Z1 = layer_view(A, m, dims, 0)
         for j in range(m):
             for i in range(n1):
                 Z1[j, i] = dt(Z1_64[j, i])
@@ -117,19 +117,19 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
         bias_act_forward(Z1, b1, Z1, acts[0] if L > 1 else ACT_IDENTITY)
         A_prev = Z1
         for l in range(1, L):
-            Zl = _block(A, m, dims, l)
-            gemm(False, True, 1.0, A_prev, _W(theta, w_off, dims, l), 0.0, Zl)
-            bias_act_forward(Zl, _b(theta, b_off, dims, l), Zl, acts[l] if l < L - 1 else ACT_IDENTITY)
+            Zl = layer_view(A, m, dims, l)
+            gemm(False, True, 1.0, A_prev, weights_view(theta, w_off, dims, l), 0.0, Zl)
+            bias_act_forward(Zl, bias_view(theta, b_off, dims, l), Zl, acts[l] if l < L - 1 else ACT_IDENTITY)
             A_prev = Zl
-        ZL = _block(A, m, dims, L - 1)
-        dZl = _block(dZ, m, dims, L - 1)
-        cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
+        ZL = layer_view(A, m, dims, L - 1)
+        dZl = layer_view(dZ, m, dims, L - 1)
+        cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, bias_view(grad, b_off, dims, L - 1))
         for l in range(L - 1, 0, -1):
-            A_prev = _block(A, m, dims, l - 1)
-            gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
-            dZ_prev = _block(dZ, m, dims, l - 1)
-            gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dZ_prev)
-            bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
+            A_prev = layer_view(A, m, dims, l - 1)
+            gemm(True, False, scale, dZl, A_prev, 0.0, weights_view(grad, w_off, dims, l))
+            dZ_prev = layer_view(dZ, m, dims, l - 1)
+            gemm(False, False, 1.0, dZl, weights_view(theta, w_off, dims, l), 0.0, dZ_prev)
+            bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, bias_view(grad, b_off, dims, l - 1))
             dZl = dZ_prev
         if lambd > 0:
             # ||W1||^2 = s^2 ||W1_init||^2 + 2 s <Z1_init^T, C> + <C G, C>.
@@ -212,7 +212,7 @@ def gram_weights(X, W1_init, C, s, theta, dims):
     (0 when fine). Overwrites only theta's W1 block.
     """
     w_off, _, _ = param_offsets(dims)
-    return _combine_rows(W1_init, s, C, X, _W(theta, w_off, dims, 0))
+    return _combine_rows(W1_init, s, C, X, weights_view(theta, w_off, dims, 0))
 
 
 @njit(cache=True)
@@ -224,4 +224,4 @@ def gram_velocity(X, W1_init, V, a, state, dims):
     values written. Overwrites only state's W1 block.
     """
     w_off, _, _ = param_offsets(dims)
-    return _combine_rows(W1_init, a, V, X, _W(state, w_off, dims, 0))
+    return _combine_rows(W1_init, a, V, X, weights_view(state, w_off, dims, 0))

@@ -64,19 +64,19 @@ def param_offsets(dims):
 
 
 @njit(cache=True, inline="always")
-def _W(theta, w_off, dims, l):
+def weights_view(theta, w_off, dims, l):
     """View of W_{l+1}: (dims[l+1], dims[l])."""
     n, k = dims[l + 1], dims[l]
     return theta[w_off[l] : w_off[l] + n * k].reshape((n, k))
 
 
 @njit(cache=True, inline="always")
-def _b(theta, b_off, dims, l):
+def bias_view(theta, b_off, dims, l):
     return theta[b_off[l] : b_off[l] + dims[l + 1]]
 
 
 @njit(cache=True, inline="always")
-def _block(work, m, dims, l):
+def layer_view(work, m, dims, l):
     """View of layer l+1's (m, dims[l+1]) block in a flat activation workspace."""
     o = 0
     for i in range(1, l + 1):
@@ -98,10 +98,10 @@ def forward(X, theta, dims, acts, Z, A, apply_output):
     w_off, b_off, _ = param_offsets(dims)
     A_prev = X
     for l in range(L):
-        Zl = _block(Z, m, dims, l)
-        Al = _block(A, m, dims, l)
-        gemm(False, True, 1.0, A_prev, _W(theta, w_off, dims, l), 0.0, Zl)
-        bl = _b(theta, b_off, dims, l)
+        Zl = layer_view(Z, m, dims, l)
+        Al = layer_view(A, m, dims, l)
+        gemm(False, True, 1.0, A_prev, weights_view(theta, w_off, dims, l), 0.0, Zl)
+        bl = bias_view(theta, b_off, dims, l)
         if l < L - 1:
             bias_act_forward(Zl, bl, Al, acts[l])
         elif apply_output:
@@ -133,19 +133,19 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
     w_off, b_off, _ = param_offsets(dims)
     scale = 1.0 / m
     keep_dA = dA.ctypes.data != dZ.ctypes.data
-    dZl = _block(dZ, m, dims, L - 1)
-    cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, _b(grad, b_off, dims, L - 1))
+    dZl = layer_view(dZ, m, dims, L - 1)
+    cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, bias_view(grad, b_off, dims, L - 1))
     for l in range(L - 1, first_layer - 1, -1):
-        A_prev = X if l == 0 else _block(A, m, dims, l - 1)
+        A_prev = X if l == 0 else layer_view(A, m, dims, l - 1)
         # dW_l = (1/m) dZ_l^T A_{l-1}: (n_l, m) @ (m, n_{l-1}), no transposed copy.
-        gemm(True, False, scale, dZl, A_prev, 0.0, _W(grad, w_off, dims, l))
+        gemm(True, False, scale, dZl, A_prev, 0.0, weights_view(grad, w_off, dims, l))
         if l == first_layer:
             break
-        dZ_prev = _block(dZ, m, dims, l - 1)
-        gemm(False, False, 1.0, dZl, _W(theta, w_off, dims, l), 0.0, dZ_prev)
+        dZ_prev = layer_view(dZ, m, dims, l - 1)
+        gemm(False, False, 1.0, dZl, weights_view(theta, w_off, dims, l), 0.0, dZ_prev)
         if keep_dA:
-            _block(dA, m, dims, l - 1)[:, :] = dZ_prev
-        bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, _b(grad, b_off, dims, l - 1))
+            layer_view(dA, m, dims, l - 1)[:, :] = dZ_prev
+        bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, bias_view(grad, b_off, dims, l - 1))
         dZl = dZ_prev
     return cost
 
@@ -201,7 +201,7 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
                 Xe = _rows(X, s, mb)
                 Ye = _rows(Y, s, mb)
             forward(Xe, theta, dims, acts, A, A, False)
-            ZL = _block(A, mb, dims, L - 1)
+            ZL = layer_view(A, mb, dims, L - 1)
             cost = backward(Xe, Ye, theta, dims, acts, ZL, A, dZ, dZ, grad, first_layer)
             if lambd > 0:
                 # Frozen layers' weights count in the penalty (a constant) as in the reference's cost.

@@ -17,6 +17,7 @@ import numpy as np
 from fastdnn import validation as V
 from fastdnn import options as O
 from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say, threads_option
+from fastdnn.engine import DivergenceError, divergence_message
 
 DEFAULT_OUT = "fastdnn-model.npz"
 BUILTIN_SAMPLES = 300_000
@@ -154,20 +155,27 @@ def run(args):
     if len(classes) < 2:
         raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a classifier needs two")
     spec["fingerprint"] = fingerprint(X, y) if every or checkpoint else None
+    m_train = X.shape[0] if train_rows is None else train_rows.size
+    if isinstance(params["batch_size"], int) and args.batch_size is not None and params["batch_size"] > m_train:
+        raise CLIError(f"--batch-size: {params['batch_size']} is more than the {m_train:,} training examples")
 
     from fastdnn.estimator import DNNClassifier
 
     target = params["max_iter"]
     if checkpoint:
-        if checkpoint.run["data"].get("fingerprint") != spec["fingerprint"]:
+        saved = checkpoint.run["data"].get("fingerprint")
+        # Version-1 checkpoints fingerprinted the training split (the same rows split_rows holds out now).
+        v1 = hold_out and "best_epoch" in checkpoint.run and saved == fingerprint(X[train_rows], y[train_rows])
+        if saved != spec["fingerprint"] and not v1:
             raise CLIError(f"{args.resume}: was trained on other data than {data.describe()} (or on another split of it)")
         est = checkpoint.estimator
+        if v1:
+            _adopt_version_1(checkpoint)
         target = args.max_iter or checkpoint.run.get("epochs") or est.max_iter
         threads = threads_option(args.threads) or est.threads
         done = est.training_state_.epoch
     else:
         if args.batch_size is None and isinstance(params["batch_size"], int):
-            m_train = X.shape[0] if train_rows is None else train_rows.size
             params["batch_size"] = min(params["batch_size"], m_train)  # the default batch on fewer examples: all of them
         threads = threads_option(args.threads)
         est = DNNClassifier(**{**params, "threads": threads})
@@ -192,8 +200,12 @@ def run(args):
     saver = Checkpointer(every, checkpoint, ckpt_path) if every else None
     seconds = 0.0
     if done >= target or state_stopped:
+        from fastdnn.engine import EarlyStopping
+
         say(f"{args.resume}: its run is complete at epoch {done}"
             + (" (stopped early)" if state_stopped else f" of {target}") + "; nothing to train")
+        if params["early_stopping"]:
+            EarlyStopping.keep_best(est.engine_)
     else:
         est.set_params(max_iter=target - done, warm_start=checkpoint is not None, threads=threads)
         rows = None if params["early_stopping"] else train_rows  # early stopping holds out the same rows itself
@@ -208,23 +220,22 @@ def run(args):
             where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
             print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr)
             return 130
-        except FloatingPointError as exc:
+        except DivergenceError as exc:
             progress.close()
-            message = str(exc).split(" at epoch ")[0]
-            raise CLIError(f"training diverged: {message} in epoch {est.training_state_.epoch + 1}; no model was saved; "
-                           f"try a smaller --lr (this run's: {est.learning_rate})") from None
+            lr = O.resolve_learning_rate(est.learning_rate, est.optimizer)
+            text = divergence_message(exc.reason, exc.cost, f"epoch {exc.epoch} (counted from 0)",
+                                      f"no model was saved; try a smaller --lr (this run's: {lr:g})")
+            raise CLIError(f"training diverged: {text}") from None
         finally:
             progress.close()
             if saver:
                 saver.wait()
         seconds = time.perf_counter() - t0
-        if every:
-            fio.write_archive(ckpt_path, checkpoint(seconds))
     state = est.training_state_
     _print_costs(state.costs)
-    scores = [f"train accuracy {_score(est, X, y, train_rows):.4f}"]
+    scores = [f"train accuracy {est.score(X, y, rows=train_rows):.4f}"]
     if held_rows is not None:
-        scores.append(f"validation accuracy {_score(est, X, y, held_rows):.4f}")
+        scores.append(f"validation accuracy {est.score(X, y, rows=held_rows):.4f}")
     if test is not None:
         scores.append(f"test accuracy {est.score(np.asarray(test.X, dtype), test.y):.4f}")
     say("   ".join(scores))
@@ -237,22 +248,23 @@ def run(args):
     rate = f", {progress.examples * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""
     say(f"model saved to {out} (trained {trained} epochs in {seconds:.{2 if seconds < 10 else 1}f} s{rate})")
     if every:
-        say(f"checkpoint at epoch {state.epoch}: {ckpt_path}")
+        say(f"checkpoint at epoch {saver.last if saver.last is not None else done}: {ckpt_path}")
     if args.plot:
         fio.atomic_write(args.plot, lambda f: f.write(image))
         say(f"cost curve plotted to {args.plot}")
     return 0
 
 
-def _score(est, X, y, rows):
-    """Accuracy on X's ``rows`` (all when None), scored a block of rows at a time."""
-    if rows is None:
-        return est.score(X, y)
-    correct = 0
-    for start in range(0, rows.size, 65536):
-        block = rows[start : start + 65536]
-        correct += int(np.sum(est.predict(X[block]) == y[block]))
-    return correct / rows.size
+def _adopt_version_1(checkpoint):
+    """A version-1 checkpoint kept the command's run state in its run dict: put early stopping's record into
+    the engine's state, mid-run, as version 2 keeps it."""
+    run, state = checkpoint.run, checkpoint.estimator.training_state_
+    if run.get("best_epoch") is not None:
+        state.best_score, state.best_epoch = run["best"], run["best_epoch"]
+        state.best_parameters = checkpoint.arrays.get("best_params")
+    state.stall, state.stopped = int(run.get("stall", 0)), bool(run.get("stopped", False))
+    state.validation_scores = [float(x) for x in run.get("scores", [])]
+    state.in_progress = True
 
 
 class ProgressBar:
@@ -291,8 +303,11 @@ class Checkpointer:
     """A callback: a checkpoint every ``every`` epochs (mid-run: the engine's whole state, so a resumed
     run goes on bit for bit).
 
-    The arrays are copied on the training thread and written (atomically, fsynced) on a second
-    thread while training goes on; one write at a time, so each checkpoint replaces an older one.
+    Also called at the run's last epoch (the end, an early stop, the last finite epoch before a
+    divergence), so the last checkpoint is mid-run state: extending a finished run with --resume and a
+    larger --epochs goes on exactly. The arrays are copied on the training thread and written
+    (atomically, fsynced) on a second thread while training goes on; one write at a time, so each
+    checkpoint replaces an older one.
     ``wait`` finishes the write in flight (and raises its error, if any).
     """
 
@@ -405,11 +420,12 @@ def _warm_up(params, n_features, dtype, classes):
                                  "batch_size": None if full else 2})
         X = np.zeros((rows, n_features), dtype)
         labels = np.resize(classes, rows)
-        probe.fit(X, labels)
-        if full and 2 * rows > n_features:
-            pass  # narrow data: the direct route only
-        elif full:
-            probe.set_params(max_iter=1, warm_start=True).fit(X, labels)  # the direct route too
+        try:
+            probe.fit(X, labels)
+            if full:
+                probe.set_params(max_iter=1, warm_start=True).fit(X, labels)  # the direct route too
+        except DivergenceError:
+            pass  # the compiling is done; the run itself reports a divergence
         probe.predict(X[:1])
     finally:
         logger.removeHandler(handler)
