@@ -357,7 +357,7 @@ def gram_route_applies(dims, m, batch, dtype, optimizer, epochs):
     engine = fastdnn.Engine(fastdnn.initialize_parameters(dims, "deep", 1, dtype), optimizer=optimizer,
                             mini_batch_size=_full_batch(batch, m))
     # The decision reads X's shape and itemsize, never its values.
-    return engine.route("auto", (m, dims[0]), np.dtype(dtype).itemsize, epochs) == "gram"
+    return engine.route("auto", (m, dims[0]), epochs) == "gram"
 # ---------------------------------------------------------------------------------------------------------
 
 

@@ -367,7 +367,7 @@ class Engine:
         """Whether the Gram route can train this configuration: full batch, gd or momentum, nothing frozen."""
         return self.mini_batch_size is None and self.opt in (K.OPT_GD, K.OPT_MOMENTUM) and self.frozen_layers == 0
 
-    def route(self, gram, shape, itemsize, epochs):
+    def route(self, gram, shape, epochs):
         """"gram" or "direct" for a run of ``epochs`` on ``shape`` = (m, n_0); ``gram`` is True, False or "auto".
 
         A run saved mid-way on the Gram route goes on there while the route still applies (``train``
@@ -405,7 +405,7 @@ class Engine:
             # Full batch on a subset: the batch is those rows, gathered once.
             X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
         m = X.shape[0] if rows is None else rows.size
-        route = self.route(gram, (m, X.shape[1]), X.itemsize, epochs)
+        route = self.route(gram, (m, X.shape[1]), epochs)
         batch = m if self.mini_batch_size is None else min(self.mini_batch_size, m)
         step_dims = [m, *self.dims[1:]] if route == "gram" else list(self.dims)
         costs = np.zeros(epochs)

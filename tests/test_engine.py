@@ -12,7 +12,7 @@ import numpy.testing as npt
 import pytest
 
 import fastdnn
-from fastdnn import cli, engine, options
+from fastdnn import cli, options
 from fastdnn.io import load_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

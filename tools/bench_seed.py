@@ -99,18 +99,9 @@ def main(argv=None):
     if min(args.threads, args.iterations, args.repeats) < 1 or args.target_seconds <= 0:
         p.error("--threads, --iterations and --repeats must be >= 1 and --target-seconds > 0")
 
-    warning = bench.busy_warning(args.threads)
-    try:
-        peak = blas_peak.measure_in_subprocess(args.threads)
-    except bench.BenchError as exc:
-        print(f"blas_peak failed: {exc}", file=sys.stderr)
+    peak = blas_peak.print_header(args.threads)
+    if peak is None:
         return 1
-    for line in bench.machine_header(args.threads, peak["blas"]):
-        print(line)
-    if warning:
-        print(warning)
-    for line in blas_peak.report(peak):
-        print(line)
 
     results = [(label, kind, dtype, measure(kind, dtype, gram, args)) for label, kind, dtype, gram in IMPLEMENTATIONS]
 

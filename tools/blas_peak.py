@@ -99,6 +99,27 @@ def report(res):
     ]
 
 
+def print_header(threads, packages=None):
+    """What every side-by-side tool prints first: the machine, the busy warning, this machine's BLAS peak.
+
+    Returns the peak's result dict, or None (after saying why on stderr) when its worker failed.
+    """
+    warning = bench.busy_warning(threads)
+    try:
+        peak = measure_in_subprocess(threads)
+    except bench.BenchError as exc:
+        print(f"blas_peak failed: {exc}", file=sys.stderr)
+        return None
+    header = bench.machine_header(threads, peak["blas"], packages) if packages else bench.machine_header(threads, peak["blas"])
+    for line in header:
+        print(line)
+    if warning:
+        print(warning)
+    for line in report(peak):
+        print(line)
+    return peak
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description="Measure this machine's sgemm/dgemm peak (GFLOP/s, through SciPy's BLAS, the library "

@@ -301,19 +301,9 @@ def main(argv=None):
     if args.repeats < 1 or args.threads < 1 or args.target_seconds <= 0:
         p.error("--repeats and --threads must be >= 1 and --target-seconds > 0")
 
-    warning = bench.busy_warning(args.threads)
-    try:
-        peak = blas_peak.measure_in_subprocess(args.threads)
-    except bench.BenchError as exc:
-        print(f"blas_peak failed: {exc}", file=sys.stderr)
+    peak = blas_peak.print_header(args.threads, ("fastdnn", "numpy", "scipy", "numba", "torch", "scikit-learn", "threadpoolctl"))
+    if peak is None:
         return 1
-    packages = ("fastdnn", "numpy", "scipy", "numba", "torch", "scikit-learn", "threadpoolctl")
-    for line in bench.machine_header(args.threads, peak["blas"], packages):
-        print(line)
-    if warning:
-        print(warning)
-    for line in blas_peak.report(peak):
-        print(line)
     print(
         f"each timed run lasts about {args.target_seconds} s; {args.repeats} runs per implementation; "
         "fastdnn and reference time whole model() runs, sklearn whole fit() runs, PyTorch its step loop"

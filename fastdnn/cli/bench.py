@@ -2,7 +2,7 @@
 use it too, so their ms/step figures are the same measurement)."""
 
 from fastdnn import options as O
-from fastdnn.cli.common import CLIError, say, threads_option
+from fastdnn.cli.common import CLIError, say, table_values, threads_option
 
 DEFAULTS = {**O.COMMAND_DEFAULTS, "hidden_layer_sizes": (20, 7, 5), "learning_rate": 0.0075, "optimizer": "gd",
             "dtype": "float64"}
@@ -36,14 +36,7 @@ def run(args):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CLIError(f"--{name.replace('_', '-')}: must be a positive integer, got {value}")
-    opts = {}
-    for name in OPTIONS:
-        value = getattr(args, name)
-        option = O.BY_NAME[name]
-        try:
-            opts[name] = DEFAULTS[name] if value is None else option.validate(value)
-        except ValueError as exc:
-            raise CLIError(f"{option.flag}: {exc}") from None
+    opts = table_values(args, OPTIONS, DEFAULTS)
     dims = [args.features, *opts["hidden_layer_sizes"], 1]
     batch = args.batch if args.batch and args.batch < args.samples else None
     return bench.bench_command(

@@ -4,7 +4,7 @@ over ``fastdnn.checking``."""
 import numpy as np
 
 from fastdnn import options as O
-from fastdnn.cli.common import CLIError, say, table
+from fastdnn.cli.common import CLIError, say, table_values, table
 
 # The check's own defaults: the course's network, rate and seed, and the strict float64 proof.
 DEFAULTS = {**O.COMMAND_DEFAULTS, "hidden_layer_sizes": (20, 7, 5), "learning_rate": 0.0075, "optimizer": "gd",
@@ -37,14 +37,7 @@ def run(args):
     for name in ("samples", "features", "batch", "steps"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name}: must be a positive integer, got {getattr(args, name)}")
-    opts = {}
-    for name in OPTIONS:
-        value = getattr(args, name)
-        option = O.BY_NAME[name]
-        try:
-            opts[name] = DEFAULTS[name] if value is None else option.validate(value)
-        except ValueError as exc:
-            raise CLIError(f"{option.flag}: {exc}") from None
+    opts = table_values(args, OPTIONS, DEFAULTS)
     lr = O.resolve_learning_rate(opts["learning_rate"], opts["optimizer"])
     data = load_dataset(args.data, label=args.label) if args.data else builtin_dataset(args.samples, args.features)
     m = min(args.batch, data.n_samples)

@@ -76,3 +76,23 @@ def table(header, rows):
         cells = [str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths))]
         lines.append("  ".join(cells) + "".join(r[len(widths):]))
     return lines
+
+
+def table_values(args, names, defaults=None):
+    """The options ``names`` of ``fastdnn.options.OPTIONS`` as given on the command line, each checked by
+    the table (a bad value is one line naming the flag); not given: ``defaults[name]``, or left out when
+    ``defaults`` is None."""
+    from fastdnn import options as O
+
+    values = {}
+    for name in names:
+        option, value = O.BY_NAME[name], getattr(args, name, None)
+        if value is None:
+            if defaults is not None:
+                values[name] = defaults[name]
+            continue
+        try:
+            values[name] = option.validate(value)
+        except ValueError as exc:
+            raise CLIError(f"{option.flag}: {exc}") from None
+    return values

@@ -16,7 +16,7 @@ import numpy as np
 
 from fastdnn import validation as V
 from fastdnn import options as O
-from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say, threads_option
+from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say, table_values, threads_option
 from fastdnn.engine import DivergenceError, divergence_message
 
 DEFAULT_OUT = "fastdnn-model.npz"
@@ -57,15 +57,7 @@ def _flag(name):
 
 def _given(args):
     """The table's options given on the command line, each checked (the message names the flag)."""
-    given = {}
-    for option in O.OPTIONS:
-        value = getattr(args, option.name, None)
-        if option.flag is None or value is None:
-            continue
-        try:
-            given[option.name] = option.validate(value)
-        except ValueError as exc:
-            raise CLIError(f"{option.flag}: {exc}") from None
+    given = table_values(args, [o.name for o in O.OPTIONS if o.flag])
     for name in ("samples", "features", "checkpoint_every"):
         value = getattr(args, name)
         if value is not None and value < 1:
