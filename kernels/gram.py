@@ -37,6 +37,8 @@ trajectory ~20x more than ``train`` in float32 did. It costs O(m^2 n_1) float64
 work per step, small beside the route's savings.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -50,7 +52,17 @@ from .layers import (
     optimizer_update_flat,
     output_backward,
 )
-from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, bias_view, layer_view, weights_view, param_offsets
+from .network import (
+    LAYER1,
+    LAYER2,
+    STOP_COST,
+    STOP_NONE,
+    STOP_PARAMETERS,
+    bias_view,
+    layer_view,
+    param_offsets,
+    weights_view,
+)
 
 
 @njit(cache=True)
@@ -63,8 +75,12 @@ def gram_setup(X, theta, dims, G, Z0, W1_init):
     w_off, _, _ = param_offsets(dims)
     X64 = as_float64(X)
     gram_float64(X64, G)
-    W1 = weights_view(theta, w_off, dims, 0)
-    W1_init[:, :] = W1
+    W1 = weights_view(theta, w_off, dims, LAYER1)
+    # Element loops, not W1_init[:, :] = W1: a broadcasting assignment compiles its
+    # error message's string formatting, seconds of a first compile.
+    for i in range(W1.shape[0]):
+        for j in range(W1.shape[1]):
+            W1_init[i, j] = W1[i, j]
     gemm(False, True, 1.0, X64, W1_init, 0.0, Z0)
     w1_sq = 0.0
     for i in range(W1.size):
@@ -102,14 +118,16 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
     CG = np.empty((n1, m), np.float64)
     Z1_64 = np.empty((m, n1), np.float64)
     s, a, w1_sq = carry[0], carry[1], carry[2]
-    b1 = bias_view(theta, b_off, dims, 0)
-    db1 = bias_view(grad, b_off, dims, 0)
-    vb1 = bias_view(state, b_off, dims, 0)
+    b1 = bias_view(theta, b_off, dims, LAYER1)
+    db1 = bias_view(grad, b_off, dims, LAYER1)
+    vb1 = bias_view(state, b_off, dims, LAYER1)
     scale = 1.0 / m
     for e in range(n_epochs):
-        Z1_64[:, :] = Z0
+        for j in range(m):
+            for i in range(n1):
+                Z1_64[j, i] = Z0[j, i]
         gemm(False, True, 1.0, G, C, s, Z1_64)
-        Z1 = layer_view(A, m, dims, 0)
+        Z1 = layer_view(A, m, dims, LAYER1)
         for j in range(m):
             for i in range(n1):
                 Z1[j, i] = dt(Z1_64[j, i])
@@ -140,14 +158,16 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
                 for j in range(m):
                     cross += Z0[j, i] * C[i, j]
                     quad += CG[i, j] * C[i, j]
-            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, w_off, dims, 1)
+            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, w_off, dims, LAYER2)
             cost += lambd / (2 * m) * w_sq
         costs[e] = cost
-        if not np.isfinite(cost):
+        if not math.isfinite(cost):
             return e, STOP_COST
         l2s = lambd / m
         # Layers 2..L: the flat update pass; b1 by the same rule.
-        finite = optimizer_update_flat(theta, grad, state, w_off, dims, 1, opt, dt(lr), dt(l2s), dt(beta), one, one, 1)
+        finite = optimizer_update_flat(
+            theta, grad, state, w_off, dims, LAYER2, opt, dt(lr), dt(l2s), dt(beta), one, one, np.int64(1)
+        )
         # W1 = s W1_init + C X: update s and C (dZ1 is layer 1's block of dZ, (m, n1)).
         dZ1 = dZl
         # Count non-finite new values in an integer: a float sum would chain every
@@ -179,7 +199,7 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
                 bad += (b1[i] - b1[i] + vb1[i] - vb1[i]) != 0.0
         carry[0] = s
         carry[1] = a
-        if not finite or bad != 0 or not np.isfinite(s):
+        if not finite or bad != 0 or not math.isfinite(s):
             return e, STOP_PARAMETERS
     return n_epochs, STOP_NONE
 
@@ -212,7 +232,7 @@ def gram_weights(X, W1_init, C, s, theta, dims):
     (0 when fine). Overwrites only theta's W1 block.
     """
     w_off, _, _ = param_offsets(dims)
-    return _combine_rows(W1_init, s, C, X, weights_view(theta, w_off, dims, 0))
+    return _combine_rows(W1_init, s, C, X, weights_view(theta, w_off, dims, LAYER1))
 
 
 @njit(cache=True)
@@ -224,4 +244,4 @@ def gram_velocity(X, W1_init, V, a, state, dims):
     values written. Overwrites only state's W1 block.
     """
     w_off, _, _ = param_offsets(dims)
-    return _combine_rows(W1_init, a, V, X, weights_view(state, w_off, dims, 0))
+    return _combine_rows(W1_init, a, V, X, weights_view(state, w_off, dims, LAYER1))

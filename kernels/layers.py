@@ -25,6 +25,8 @@ cross-entropy ``dZ = A - Y``), never through ``dA = -(Y/A - (1-Y)/(1-A))``,
 which overflows when A saturates.
 """
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -58,8 +60,8 @@ OPTIMIZER_CODES = {"gd": OPT_GD, "momentum": OPT_MOMENTUM, "adam": OPT_ADAM}
 def _sigmoid(z):
     # Two branches so exp never overflows: exp(-z) for z >= 0, exp(z) for z < 0.
     if z >= 0:
-        return 1 / (1 + np.exp(-z))
-    e = np.exp(z)
+        return 1 / (1 + math.exp(-z))
+    e = math.exp(z)
     return e / (1 + e)
 
 
@@ -87,7 +89,7 @@ def bias_act_forward(Z, b, A, act):
             for j in range(n):
                 z = Z[i, j] + b[j]
                 Z[i, j] = z
-                A[i, j] = np.tanh(z)
+                A[i, j] = math.tanh(z)
         elif act == ACT_SIGMOID:
             for j in range(n):
                 z = Z[i, j] + b[j]
@@ -117,7 +119,9 @@ def bias_act_backward(dZ, A, act, scale, db):
     zero = dZ.dtype.type(0)
     slope = dZ.dtype.type(LEAKY_SLOPE)
     # db accumulates in a private buffer, which LLVM knows aliases nothing.
-    acc = np.zeros(n, dZ.dtype)
+    acc = np.empty(n, dZ.dtype)
+    for j in range(n):
+        acc[j] = zero
     for i in range(mb):
         if act == ACT_RELU:
             for j in range(n):
@@ -156,9 +160,9 @@ def output_forward(Z, b, A, out_code):
     activation) to ``output_backward``, which fuses the activation with the cost.
     """
     if out_code == OUT_SIGMOID_XENT or out_code == OUT_SIGMOID_MSE:
-        bias_act_forward(Z, b, A, ACT_SIGMOID)
+        bias_act_forward(Z, b, A, np.int64(ACT_SIGMOID))
         return
-    bias_act_forward(Z, b, Z, ACT_IDENTITY)
+    bias_act_forward(Z, b, Z, np.int64(ACT_IDENTITY))
     mb, K = Z.shape
     for i in range(mb):
         mx = Z[i, 0]
@@ -166,7 +170,7 @@ def output_forward(Z, b, A, out_code):
             mx = max(mx, Z[i, k])
         s = 0.0
         for k in range(K):
-            e = np.exp(Z[i, k] - mx)
+            e = math.exp(Z[i, k] - mx)
             A[i, k] = e
             s += e
         for k in range(K):
@@ -198,7 +202,7 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
                 d = _sigmoid(z) - y
                 dZ[i, k] = d
                 db[k] += d
-                cost += max(z, 0.0) - z * y + np.log1p(np.exp(-abs(z)))
+                cost += max(z, 0.0) - z * y + math.log1p(math.exp(-abs(z)))
         elif out_code == OUT_SIGMOID_MSE:
             for k in range(K):
                 a = _sigmoid(ZL[i, k])
@@ -213,25 +217,25 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
                 mx = max(mx, ZL[i, k])
             s = 0.0
             for k in range(K):
-                s += np.exp(ZL[i, k] - mx)
-            lse = mx + np.log(s)
+                s += math.exp(ZL[i, k] - mx)
+            lse = mx + math.log(s)
             if out_code == OUT_SOFTMAX_XENT:
                 for k in range(K):
                     z = ZL[i, k]
                     y = Y[i, k]
-                    d = np.exp(z - lse) - y
+                    d = math.exp(z - lse) - y
                     dZ[i, k] = d
                     db[k] += d
                     cost += y * (lse - z)
             else:
                 dot = 0.0
                 for k in range(K):
-                    a = np.exp(ZL[i, k] - lse)
+                    a = math.exp(ZL[i, k] - lse)
                     g = a - Y[i, k]
                     dot += g * a
                     cost += 0.5 * g * g
                 for k in range(K):
-                    a = np.exp(ZL[i, k] - lse)
+                    a = math.exp(ZL[i, k] - lse)
                     d = a * (a - Y[i, k] - dot)
                     dZ[i, k] = d
                     db[k] += d
@@ -245,54 +249,10 @@ def l2_penalty(theta, w_off, dims, first_layer):
     """sum of W_l^2 over layers first_layer+1 .. L (float64); biases excluded."""
     total = 0.0
     for l in range(first_layer, dims.shape[0] - 1):
-        W = theta[w_off[l] : w_off[l] + dims[l + 1] * dims[l]]  # a view, so the loop starts at 0 (see _update_range)
+        W = theta[w_off[l] : w_off[l] + dims[l + 1] * dims[l]]  # a view, so the loop starts at 0 (see optimizer_update_flat)
         for i in range(W.shape[0]):
             total += float(W[i]) * float(W[i])
     return total
-
-
-@njit(cache=True, error_model="numpy")
-def _update_range(theta, grad, state, lo, hi, opt, lr, l2_scale, beta1, beta2, eps, c1, c2):
-    # Loops run over slice views from index 0: with a loop index that Numba cannot
-    # prove non-negative (range(lo, hi)) every access gets a wraparound branch and
-    # the loop does not vectorize (measured 7x slower). The optimizer branch sits
-    # outside the element loops for the same reason.
-    # Returns how many updated values (parameters or optimizer state) are not
-    # finite: x - x is 0 for a finite x and NaN otherwise, and counting in an
-    # integer keeps the reduction vectorizable (a float sum would not be without
-    # fastmath).
-    P = theta.shape[0]
-    one = theta.dtype.type(1)
-    zero = theta.dtype.type(0)
-    bad = 0
-    t = theta[lo:hi]
-    g = grad[lo:hi]
-    if opt == OPT_GD:
-        for i in range(t.shape[0]):
-            ti = t[i] - lr * (g[i] + l2_scale * t[i])
-            t[i] = ti
-            bad += (ti - ti) != zero
-    elif opt == OPT_MOMENTUM:
-        v = state[lo:hi]
-        for i in range(t.shape[0]):
-            vi = beta1 * v[i] + (one - beta1) * (g[i] + l2_scale * t[i])
-            v[i] = vi
-            ti = t[i] - lr * vi
-            t[i] = ti
-            bad += (ti - ti + vi - vi) != zero
-    else:
-        mo = state[lo:hi]
-        v = state[P + lo : P + hi]
-        for i in range(t.shape[0]):
-            gi = g[i] + l2_scale * t[i]
-            m1 = beta1 * mo[i] + (one - beta1) * gi
-            v1 = beta2 * v[i] + (one - beta2) * gi * gi
-            mo[i] = m1
-            v[i] = v1
-            ti = t[i] - lr * (m1 / c1) / (np.sqrt(v1 / c2) + eps)
-            t[i] = ti
-            bad += (ti - ti + m1 - m1 + v1 - v1) != zero
-    return bad
 
 
 @njit(cache=True, error_model="numpy")
@@ -305,21 +265,63 @@ def optimizer_update_flat(theta, grad, state, w_off, dims, first_layer, opt, lr,
       adam:     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
                 theta -= lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
                                                            (m = state[:P], v = state[P:])
-    theta, grad: (P,); state: (2P,). Overwrites theta and state. Scalars must be of theta's dtype.
+    theta, grad: (P,); state: (2P,). Overwrites theta and state, and with
+    l2_scale != 0 grad's weight blocks (they receive g). Scalars must be of theta's dtype.
     Returns True when every updated parameter and state value is finite. The cost
     can stay finite while they are not (Adam's g^2 overflowing float32, say), so
     training checks this too.
+
+    The trainable parameters are one contiguous tail of theta (each bias follows
+    its W), so after L2 is added to the weights' gradients one loop updates them
+    all. Loops run over slice views from index 0: with a loop index that Numba
+    cannot prove non-negative (range(lo, hi)) every access gets a wraparound
+    branch and the loop does not vectorize (measured 7x slower). The optimizer
+    branch sits outside the element loops for the same reason. Non-finite values
+    are counted in an integer: x - x is 0 for a finite x and NaN otherwise, and an
+    integer count keeps the reduction vectorizable (a float sum would not be
+    without fastmath). One compiled function with few loops also keeps the first
+    compile short.
     """
+    P = theta.shape[0]
     one = theta.dtype.type(1)
     zero = theta.dtype.type(0)
-    c1 = one - beta1**t
-    c2 = one - beta2**t
+    if l2_scale != zero:
+        for l in range(first_layer, dims.shape[0] - 1):
+            W = theta[w_off[l] : w_off[l] + dims[l + 1] * dims[l]]
+            G = grad[w_off[l] : w_off[l] + dims[l + 1] * dims[l]]
+            for i in range(W.shape[0]):
+                G[i] = G[i] + l2_scale * W[i]
+    lo = w_off[first_layer] if first_layer < dims.shape[0] - 1 else P  # nothing to update when every layer is frozen
+    th = theta[lo:P]
+    g = grad[lo:P]
     bad = 0
-    for l in range(first_layer, dims.shape[0] - 1):
-        w_end = w_off[l] + dims[l + 1] * dims[l]
-        bad += _update_range(theta, grad, state, w_off[l], w_end, opt, lr, l2_scale, beta1, beta2, eps, c1, c2)
-        # The bias follows its W in theta and takes no L2.
-        bad += _update_range(theta, grad, state, w_end, w_end + dims[l + 1], opt, lr, zero, beta1, beta2, eps, c1, c2)
+    if opt == OPT_GD:
+        for i in range(th.shape[0]):
+            ti = th[i] - lr * g[i]
+            th[i] = ti
+            bad += (ti - ti) != zero
+    elif opt == OPT_MOMENTUM:
+        v = state[lo:P]
+        for i in range(th.shape[0]):
+            vi = beta1 * v[i] + (one - beta1) * g[i]
+            v[i] = vi
+            ti = th[i] - lr * vi
+            th[i] = ti
+            bad += (ti - ti + vi - vi) != zero
+    else:
+        c1 = one - beta1**t
+        c2 = one - beta2**t
+        mo = state[lo:P]
+        v = state[P + lo : 2 * P]
+        for i in range(th.shape[0]):
+            gi = g[i]
+            m1 = beta1 * mo[i] + (one - beta1) * gi
+            v1 = beta2 * v[i] + (one - beta2) * gi * gi
+            mo[i] = m1
+            v[i] = v1
+            ti = th[i] - lr * (m1 / c1) / (math.sqrt(v1 / c2) + eps)
+            th[i] = ti
+            bad += (ti - ti + m1 - m1 + v1 - v1) != zero
     return bad == 0
 
 

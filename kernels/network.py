@@ -22,6 +22,7 @@ with respect to the input, dA0 = dZ1 W1, is never computed. The full-batch
 route that carries layer 1 in the example space is ``gram.train_gram``.
 """
 
+import math
 from collections import namedtuple
 
 import numpy as np
@@ -47,6 +48,11 @@ Hyper.__doc__ = """Optimizer hyperparameters (floats): lambd is the L2 strength,
 Workspace = namedtuple("Workspace", "Xb Yb A dZ grad")
 Workspace.__doc__ = """``train``'s scratch arrays, overwritten by every call (see ``train``)."""
 
+# Layer indices as int64 values for calls between compiled functions: a literal
+# (0) there compiles a separate specialisation of the callee, seconds of a first compile.
+LAYER1 = np.int64(0)
+LAYER2 = np.int64(1)
+
 
 @njit(cache=True)
 def param_offsets(dims):
@@ -63,19 +69,19 @@ def param_offsets(dims):
     return w_off, b_off, o
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def weights_view(theta, w_off, dims, l):
     """View of W_{l+1}: (dims[l+1], dims[l])."""
     n, k = dims[l + 1], dims[l]
     return theta[w_off[l] : w_off[l] + n * k].reshape((n, k))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def bias_view(theta, b_off, dims, l):
     return theta[b_off[l] : b_off[l] + dims[l + 1]]
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def layer_view(work, m, dims, l):
     """View of layer l+1's (m, dims[l+1]) block in a flat activation workspace."""
     o = 0
@@ -85,7 +91,7 @@ def layer_view(work, m, dims, l):
     return work[o : o + m * n].reshape((m, n))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def forward(X, theta, dims, acts, Z, A, apply_output):
     """Z_l = A_{l-1} W_l^T + b_l, A_l = g_l(Z_l) for every layer (A_0 = X).
 
@@ -107,18 +113,11 @@ def forward(X, theta, dims, acts, Z, A, apply_output):
         elif apply_output:
             output_forward(Zl, bl, Al, acts[l])
         else:
-            bias_act_forward(Zl, bl, Al, ACT_IDENTITY)
+            bias_act_forward(Zl, bl, Al, np.int64(ACT_IDENTITY))
         A_prev = Al
 
 
 @njit(cache=True, inline="always")
-def _rows(M, start, count):
-    """Rows start..start+count of a C-contiguous (r, n) array, as a C-contiguous view."""
-    n = M.shape[1]
-    return M.reshape(M.shape[0] * n)[start * n : (start + count) * n].reshape((count, n))
-
-
-@njit(cache=True)
 def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
     """The cost, and dW_l, db_l into grad for layers first_layer+1..L, from the logits ZL.
 
@@ -144,7 +143,12 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
         dZ_prev = layer_view(dZ, m, dims, l - 1)
         gemm(False, False, 1.0, dZl, weights_view(theta, w_off, dims, l), 0.0, dZ_prev)
         if keep_dA:
-            layer_view(dA, m, dims, l - 1)[:, :] = dZ_prev
+            # Element loops, not dA[...][:, :] = dZ_prev: a broadcasting assignment compiles its
+            # error message's string formatting, seconds of a first compile.
+            dA_prev = layer_view(dA, m, dims, l - 1)
+            for i in range(m):
+                for j in range(dims[l]):
+                    dA_prev[i, j] = dZ_prev[i, j]
         bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, bias_view(grad, b_off, dims, l - 1))
         dZl = dZ_prev
     return cost
@@ -193,20 +197,21 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
         for s in range(0, m, batch_size):
             mb = min(batch_size, m - s)
             if shuffle:
-                Xe = _rows(Xb, 0, mb)
-                Ye = _rows(Yb, 0, mb)
+                # Row slices of a C-contiguous array are C-contiguous views (Numba types them so).
+                Xe = Xb[:mb]
+                Ye = Yb[:mb]
                 gather_rows(X, perms[e, s : s + mb], Xe)
                 gather_rows(Y, perms[e, s : s + mb], Ye)
             else:
-                Xe = _rows(X, s, mb)
-                Ye = _rows(Y, s, mb)
+                Xe = X[s : s + mb]
+                Ye = Y[s : s + mb]
             forward(Xe, theta, dims, acts, A, A, False)
             ZL = layer_view(A, mb, dims, L - 1)
             cost = backward(Xe, Ye, theta, dims, acts, ZL, A, dZ, dZ, grad, first_layer)
             if lambd > 0:
                 # Frozen layers' weights count in the penalty (a constant) as in the reference's cost.
-                cost += lambd / (2 * mb) * l2_penalty(theta, w_off, dims, 0)
-            if not np.isfinite(cost):
+                cost += lambd / (2 * mb) * l2_penalty(theta, w_off, dims, LAYER1)
+            if not math.isfinite(cost):
                 costs[e] = cost
                 return e, step, STOP_COST
             step += 1
