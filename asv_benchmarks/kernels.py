@@ -18,7 +18,7 @@ from . import common
 
 
 def _network(name):
-    """(X, Y, theta, dims, acts, A, dZ, grad) for a workload, parameters from the course's initialisation."""
+    """(X, Y, theta, dims, codes, A, dZ, grad) for a workload, parameters from the course's initialisation."""
     from fastdnn.kernels import layers as K
 
     import fastdnn
@@ -28,9 +28,9 @@ def _network(name):
     L = len(dims) - 1
     theta = fastdnn.initialize_parameters_deep(dims, dtype=dtype).flat
     dims_a = np.asarray(dims, np.int64)
-    acts = np.array([K.ACT_RELU] * (L - 1) + [K.OUT_SIGMOID_XENT], np.int64)
+    codes = (K.ACT_RELU, K.OUT_SIGMOID_XENT)  # (hidden, output)
     A = np.empty(m * sum(dims[1:]), dtype)
-    return X, Y, theta, dims_a, acts, A, np.empty_like(A), np.empty_like(theta)
+    return X, Y, theta, dims_a, codes, A, np.empty_like(A), np.empty_like(theta)
 
 
 class Network:
@@ -44,8 +44,8 @@ class Network:
         from fastdnn.kernels import network as N
 
         self.N = N
-        X, Y, theta, dims, acts, A, dZ, grad = _network(name)
-        self.args = (X, Y, theta, dims, acts, A, dZ, grad)
+        X, Y, theta, dims, codes, A, dZ, grad = _network(name)
+        self.args = (X, Y, theta, dims, codes, A, dZ, grad)
         m = X.shape[0]
         # The logits: the last (m, n_L) block of the flat activation workspace.
         off = m * int(dims[1:-1].sum())
@@ -54,12 +54,12 @@ class Network:
         self.time_backward(name)
 
     def time_forward(self, name):
-        X, _, theta, dims, acts, A, _, _ = self.args
-        self.N.forward(X, theta, dims, acts, A, A, False)
+        X, _, theta, dims, codes, A, _, _ = self.args
+        self.N.forward(X, theta, dims, *codes, A, A, False)
 
     def time_backward(self, name):
-        X, Y, theta, dims, acts, A, dZ, grad = self.args
-        self.N.backward(X, Y, theta, dims, acts, self.ZL, A, dZ, dZ, grad, 0)
+        X, Y, theta, dims, codes, A, dZ, grad = self.args
+        self.N.backward(X, Y, theta, dims, *codes, self.ZL, A, dZ, dZ, grad, 0)
 
 
 class Layers:
@@ -104,12 +104,9 @@ class Update:
     def setup(self, name, optimizer):
         common.limit_threads()
         from fastdnn.kernels import layers as K
-        from fastdnn.kernels import network as N
-
         self.K = K
         dims, _, dtype, _, _ = common.WORKLOADS[name]
         self.dims = np.asarray(dims, np.int64)
-        self.w_off = N.param_offsets(self.dims)[0]
         rng = np.random.default_rng(0)
         P = int(sum(dims[l] * dims[l - 1] + dims[l] for l in range(1, len(dims))))
         self.theta = rng.standard_normal(P).astype(dtype)
@@ -123,7 +120,7 @@ class Update:
     def time_optimizer_update_flat(self, name, optimizer):
         lr, l2, beta1, beta2, eps = self.scalars
         self.K.optimizer_update_flat(
-            self.theta, self.grad, self.state, self.w_off, self.dims, 0, self.opt, lr, l2, beta1, beta2, eps, 1
+            self.theta, self.grad, self.state, self.dims, 0, self.opt, lr, l2, beta1, beta2, eps, 1
         )
 
 
@@ -145,7 +142,7 @@ class GramRoute:
         from fastdnn.kernels import network as N
 
         self.Gm = Gm
-        X, Y, theta, dims, acts, A, dZ, grad = _network(name)
+        X, Y, theta, dims, codes, A, dZ, grad = _network(name)
         m, n0 = X.shape
         n1 = int(dims[1])
         G, Z0, W1_init = np.empty((m, m)), np.empty((m, n1)), np.empty((n1, n0))
@@ -155,7 +152,7 @@ class GramRoute:
         self.X, self.W1_init, self.theta, self.dims = X, W1_init, theta, dims
         hyper = N.Hyper(0.0075, 0.0, 0.9, 0.999, 1e-8)
         state = np.zeros(2 * theta.size, theta.dtype)
-        self.args = (G, Z0, Y, theta, dims, acts, K.OPTIMIZER_CODES[optimizer], hyper, state, self.carry, self.C, self.V, 1,
+        self.args = (G, Z0, Y, theta, dims, *codes, K.OPTIMIZER_CODES[optimizer], hyper, state, self.carry, self.C, self.V, 1,
                      np.zeros(1), A, dZ, grad)
         self.time_train_gram_epoch(name, optimizer)
         self.time_gram_weights(name, optimizer)

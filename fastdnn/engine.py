@@ -27,7 +27,7 @@ import time
 import numpy as np
 
 from fastdnn import validation as V
-from fastdnn.kernels import ensure_compiled
+from fastdnn.kernels import compiled
 from fastdnn.kernels import gram as GR
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
@@ -323,7 +323,7 @@ class Engine:
         dims = parameters.dims
         self.dims = np.asarray(dims, np.int64)
         self.network = {"hidden_activation": hidden_activation, "output": output, "loss": loss}
-        self.acts = activation_codes(len(dims) - 1, hidden_activation, output, loss)
+        self.codes = activation_codes(hidden_activation, output, loss)  # (hidden, output)
         self.frozen_layers = frozen_layers
         self.state = state if state is not None else TrainingState(parameters, seed, optimizer)
         if self.state.parameters is not parameters:
@@ -355,6 +355,11 @@ class Engine:
         )
         self.mini_batch_size = mini_batch_size
         self.threads = threads
+
+    def _describe(self, dtype):
+        """The compiled configuration, for the compile notice: "float64, relu, sigmoid + cross_entropy, adam"."""
+        net = self.network
+        return f"{dtype}, {net['hidden_activation']}, {net['output']} + {net['loss']}, {self.state.optimizer}"
 
     @property
     def parameters(self):
@@ -494,15 +499,15 @@ class Engine:
             perms = np.empty((0, 0), np.int64)
         flat = state.parameters.flat
         saved = (flat.copy(), state.optimizer_state.copy(), state.step)
-        head = (X, Y, flat, self.dims, self.acts, self.frozen_layers, self.opt, self.hyper, state.optimizer_state)
+        head = (X, Y, flat, self.dims, *self.codes, self.frozen_layers, self.opt, self.hyper, state.optimizer_state)
         call = (*head, state.step, perms, batch, n, costs[done:], work)
-        ensure_compiled(N.train, call, f"the training kernels for {X.dtype}")
-        finished, step, reason = N.train(*call)
+        train = compiled(N.train, call, f"the training kernels for {self._describe(X.dtype)}")
+        finished, step, reason = train(*call)
         if reason != N.STOP_NONE:
             flat[:], state.optimizer_state[:], step = saved
             if finished:
                 replay = perms[:finished] if shuffle else perms
-                _, step, _ = N.train(*head, step, replay, batch, finished, np.zeros(finished), work)
+                _, step, _ = train(*head, step, replay, batch, finished, np.zeros(finished), work)
             state.step = step
             state.rng.bit_generator.state = rng_state
             for _ in range(finished if shuffle else 0):
@@ -542,8 +547,7 @@ class Engine:
             source = source.copy()
             source[: n1 * n0] = carry.W1_init.reshape(-1)
         args = (X, source, self.dims, G, Z0, carry.W1_init)
-        ensure_compiled(GR.gram_setup, args, f"the Gram-route kernels for {X.dtype}")
-        w1_sq = GR.gram_setup(*args)
+        w1_sq = compiled(GR.gram_setup, args, f"the Gram-route kernels for {X.dtype}")(*args)
         norms = np.diag(G).copy()  # ||x_i||^2: tells the X the carried state was built on from another
         if fresh:
             carry.carry[:] = (1.0, 0.0, w1_sq)
@@ -560,15 +564,16 @@ class Engine:
         _, G, Z0, work = self._gram
         flat = state.parameters.flat
         saved = (flat.copy(), state.optimizer_state.copy(), carry.C.copy(), carry.V.copy(), carry.carry.copy())
-        head = (G, Z0, Y, flat, self.dims, self.acts, self.opt, self.hyper, state.optimizer_state, carry.carry, carry.C, carry.V)
+        head = (G, Z0, Y, flat, self.dims, *self.codes, self.opt, self.hyper, state.optimizer_state, carry.carry, carry.C,
+                carry.V)
         call = (*head, n, costs[done:], work.A, work.dZ, work.grad)
-        ensure_compiled(GR.train_gram, call, f"the Gram-route training kernels for {Y.dtype}")
-        finished, reason = GR.train_gram(*call)
+        train_gram = compiled(GR.train_gram, call, f"the Gram-route training kernels for {self._describe(Y.dtype)}")
+        finished, reason = train_gram(*call)
         self._w1_stale = True
         if reason != N.STOP_NONE:
             flat[:], state.optimizer_state[:], carry.C[:], carry.V[:], carry.carry[:] = saved
             if finished:
-                GR.train_gram(*head, finished, np.zeros(finished), work.A, work.dZ, work.grad)
+                train_gram(*head, finished, np.zeros(finished), work.A, work.dZ, work.grad)
             state.step += finished
             self._diverged(reason, costs, done, finished)
         state.step += n
@@ -579,8 +584,7 @@ class Engine:
         state, carry = self.state, self.state.gram
         X = self._gram[0]
         args = (X, carry.W1_init, carry.C, carry.carry[0], state.parameters.flat, self.dims)
-        ensure_compiled(GR.gram_weights, args, f"the Gram-route kernels for {X.dtype}")
-        bad = GR.gram_weights(*args)
+        bad = compiled(GR.gram_weights, args, f"the Gram-route kernels for {X.dtype}")(*args)
         self._w1_stale = False
         if bad:
             raise DivergenceError(
@@ -596,8 +600,7 @@ class Engine:
             if self.opt == K.OPT_MOMENTUM:
                 X = self._gram[0]
                 args = (X, carry.W1_init, carry.V, carry.carry[1], state.optimizer_state, self.dims)
-                ensure_compiled(GR.gram_velocity, args, f"the Gram-route kernels for {X.dtype}")
-                if GR.gram_velocity(*args):
+                if compiled(GR.gram_velocity, args, f"the Gram-route kernels for {X.dtype}")(*args):
                     raise DivergenceError(
                         divergence_message("parameters", state.costs[-1], f"epoch {state.epoch - 1}") + " (the W1 "
                         "velocity overflows)", state.epoch - 1, state.costs[-1], state.costs[:-1], "parameters",
@@ -630,7 +633,7 @@ def predict_proba_rows(parameters, hidden_activation, output, X, rows=None, thre
     ``rows`` (indices) predicts those rows only, gathering them a block at a time.
     """
     dims = np.asarray(parameters.dims, np.int64)
-    acts = activation_codes(len(dims) - 1, hidden_activation, output, loss)
+    codes = activation_codes(hidden_activation, output, loss)  # (hidden, output)
     m = X.shape[0] if rows is None else rows.size
     out = np.empty((m, int(dims[-1])), parameters.flat.dtype)
     block = m if rows is None else min(m, PREDICT_ROWS)
@@ -643,9 +646,8 @@ def predict_proba_rows(parameters, hidden_activation, output, X, rows=None, thre
                 Xb = np.ascontiguousarray(X[rows[start : start + block]])
             b = Xb.shape[0]
             Zb = Z[: b * int(dims[1:].sum())]
-            args = (Xb, parameters.flat, dims, acts, Zb, Zb, True)
-            ensure_compiled(N.forward, args, f"the prediction kernels for {X.dtype}")
-            N.forward(*args)
+            args = (Xb, parameters.flat, dims, *codes, Zb, Zb, True)
+            compiled(N.forward, args, f"the prediction kernels for {X.dtype}")(*args)
             offset = b * int(dims[1:-1].sum())
             out[start : start + b] = Zb[offset : offset + b * int(dims[-1])].reshape(b, int(dims[-1]))
     return out

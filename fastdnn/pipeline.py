@@ -15,6 +15,7 @@ a whole training run, in ``training.py``). It never imports the reference.
 import numpy as np
 
 from fastdnn import validation as V
+from fastdnn.kernels import compiled
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 
@@ -53,12 +54,13 @@ class Parameters(dict):
         self.flat = flat
         self.dims = list(dims)
         self.prefix = prefix
-        w_off, b_off, _ = N.param_offsets(np.asarray(dims, np.int64))
         self._slots = {}
+        offset = 0  # the kernels' layout: W1 (n1, n0) row-major, b1, W2, b2, ...
         for l in range(1, len(dims)):
-            n, k = dims[l], dims[l - 1]
-            self._slots[f"{prefix}W{l}"] = (int(w_off[l - 1]), (n, k))
-            self._slots[f"{prefix}b{l}"] = (int(b_off[l - 1]), (n, 1))
+            n, k = int(dims[l]), int(dims[l - 1])
+            self._slots[f"{prefix}W{l}"] = (offset, (n, k))
+            self._slots[f"{prefix}b{l}"] = (offset + n * k, (n, 1))
+            offset += n * (k + 1)
         for key in self._slots:
             dict.__setitem__(self, key, self._view(key))
 
@@ -175,13 +177,12 @@ def _draw_parameters(layer_dims, init, randn, dtype):
     return params
 
 
-def activation_codes(L, hidden_activation="relu", output="sigmoid", loss="cross_entropy"):
-    """The kernels' per-layer codes: L-1 hidden activations, then the fused output+loss code."""
+def activation_codes(hidden_activation="relu", output="sigmoid", loss="cross_entropy"):
+    """The kernels' option codes (hidden, output): the hidden layers' activation and the fused output+loss code."""
     V.check_choice(hidden_activation, V.HIDDEN_ACTIVATIONS, "hidden_activation")
     V.check_choice(output, V.OUTPUTS, "output")
     V.check_choice(loss, V.LOSSES, "loss")
-    hidden = [K.ACTIVATION_CODES[hidden_activation]] * (L - 1)
-    return np.array(hidden + [K.OUTPUT_CODES[(output, loss)]], np.int64)
+    return K.ACTIVATION_CODES[hidden_activation], K.OUTPUT_CODES[(output, loss)]
 
 
 def layer_block(work, m, dims, l):
@@ -223,10 +224,11 @@ def L_model_forward(X, parameters, hidden_activation="relu", output="sigmoid"):
     Xs = samples_as_rows(X, dtype)
     m, L = Xs.shape[0], len(dims) - 1
     dims_a = np.asarray(dims, np.int64)
-    acts = activation_codes(L, hidden_activation, output)
+    hidden, out = activation_codes(hidden_activation, output)
     Z = np.empty(m * sum(dims[1:]), dtype)
     A = np.empty_like(Z)
-    N.forward(Xs, params.flat, dims_a, acts, Z, A, True)
+    args = (Xs, params.flat, dims_a, hidden, out, Z, A, True)
+    compiled(N.forward, args, f"the forward kernels for {dtype}")(*args)
     Zs = [layer_block(Z, m, dims_a, l).T for l in range(L)]
     As = [Xs.T] + [layer_block(A, m, dims_a, l).T for l in range(L)]
     caches = ForwardCache(((As[l], params[f"W{l + 1}"], params[f"b{l + 1}"]), Zs[l]) for l in range(L))
@@ -282,7 +284,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output="sigmoid", 
         )
     Xs, params, dims_a, Z, A = caches.buffers
     m, L = Xs.shape[0], dims_a.shape[0] - 1
-    acts = activation_codes(L, hidden_activation, output, loss)
+    hidden, out = activation_codes(hidden_activation, output, loss)
     Ys = np.ascontiguousarray(np.asarray(Y).T, dtype=Xs.dtype)
     if Ys.shape != (m, dims_a[-1]):
         raise ValueError(f"Y must have shape ({dims_a[-1]}, {m}), got {np.shape(Y)}")
@@ -290,7 +292,8 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output="sigmoid", 
     dA = np.empty_like(A)
     dZ = np.empty_like(A)
     ZL = layer_block(Z, m, dims_a, L - 1)
-    N.backward(Xs, Ys, params.flat, dims_a, acts, ZL, A, dA, dZ, grads.flat, 0)
+    args = (Xs, Ys, params.flat, dims_a, hidden, out, ZL, A, dA, dZ, grads.flat, 0)
+    compiled(N.backward, args, f"the backward kernels for {Xs.dtype}")(*args)
     if lambd:
         for l in range(1, L + 1):
             grads[f"dW{l}"] += Xs.dtype.type(lambd / m) * params[f"W{l}"]
@@ -305,11 +308,11 @@ def _optimizer_step(params, grads, state, opt, learning_rate, beta1=0.9, beta2=0
     dtype = parameters_dtype(params)
     new = pack_parameters(params, dtype).copy()
     dims_a = np.asarray(new.dims, np.int64)
-    w_off, _, _ = N.param_offsets(dims_a)
     g = pack_parameters(grads, dtype, prefix="d").flat
-    K.optimizer_update_flat(
-        new.flat, g, state, w_off, dims_a, 0, opt, dtype(learning_rate), dtype(0), dtype(beta1), dtype(beta2), dtype(epsilon), t
+    args = (
+        new.flat, g, state, dims_a, 0, opt, dtype(learning_rate), dtype(0), dtype(beta1), dtype(beta2), dtype(epsilon), t
     )
+    compiled(K.optimizer_update_flat, args, f"the update kernel for {dtype.__name__}")(*args)
     return new
 
 

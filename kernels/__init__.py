@@ -19,8 +19,10 @@ cache are handled here:
   ``_MODULES``' sources and clears this package's entries when the hash differs.
 """
 
+import functools
 import getpass
 import hashlib
+import inspect
 import logging
 import os
 import tempfile
@@ -119,18 +121,45 @@ def _compiled_on_disk(kernel, signature):
     return False
 
 
-def ensure_compiled(kernel, args, what):
-    """Compile ``kernel`` for ``args``' types (or load it from the disk cache) before it is called.
+# Arguments that choose a kernel's code path (network.py's option codes):
+# ``compiled`` types them as compile-time constants.
+OPTION_CODES = ("hidden", "output", "opt", "apply_output")
+
+
+@functools.lru_cache(maxsize=None)
+def _parameter_names(kernel):
+    return list(inspect.signature(kernel.py_func).parameters)
+
+
+def _signature(kernel, args):
+    names = _parameter_names(kernel)
+    return tuple(
+        numba.types.literal(a if isinstance(a, bool) else int(a)) if name in OPTION_CODES else numba.typeof(a)
+        for name, a in zip(names, args)
+    )
+
+
+def compiled(kernel, args, what):
+    """``kernel`` compiled for ``args`` (or loaded from the disk cache): a callable taking ``args``.
+
+    Arguments named in ``OPTION_CODES`` are compiled as the constants they hold,
+    so Numba prunes the branches they do not take, in ``kernel`` and in every
+    kernel it calls with them: a run compiles only its own activation, output
+    and optimizer, and another option set compiles (once, then loads) its own.
+    Call the result with the same codes only.
 
     A first compile, which takes seconds, is logged at INFO on the "fastdnn"
     logger before it starts and with its time after; ``what`` names it for the
-    reader ("training kernels for float32"). Returns the seconds spent
-    compiling, 0.0 when nothing was compiled. Once the kernel is in memory this
-    is a dictionary lookup on the argument types.
+    reader ("the training kernels for float32"). Once the kernel is in memory
+    this is a dictionary lookup on the argument types.
     """
-    signature = tuple(numba.typeof(a) for a in args)
-    if signature in kernel.overloads:
-        return 0.0
+    signature = _signature(kernel, args)
+    if signature not in kernel.overloads:
+        _compile(kernel, signature, what)
+    return kernel.overloads[signature].entry_point
+
+
+def _compile(kernel, signature, what):
     if _compiled_on_disk(kernel, signature):
         kernel.compile(signature)  # a load from the disk cache
         return 0.0

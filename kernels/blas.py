@@ -112,6 +112,10 @@ def _gemm_impl(transa, transb, alpha, A, B, beta, C):
         K = A.shape[0] if transa else A.shape[1]
         if M == 0 or N == 0:
             return
+        # Leading dimensions (row lengths), at least 1 as BLAS requires; not max(): it compiles more.
+        lda = A.shape[1] if A.shape[1] > 1 else 1
+        ldb = B.shape[1] if B.shape[1] > 1 else 1
+        ldc = N if N > 1 else 1
         # A product with one output row or column is a matrix-vector product.
         # OpenBLAS's ?gemm does not always notice: the output layer's dW
         # (1 x 2048 from a 1024-row batch) took 16 ms as a GEMM, ~0.5 ms as a GEMV.
@@ -120,7 +124,7 @@ def _gemm_impl(transa, transb, alpha, A, B, beta, C):
             # c (N) = op(B)^T a; column-major BLAS sees B as B^T.
             fv(
                 _by_ref(_T if transb else _N), _by_ref(np.int32(B.shape[1])), _by_ref(np.int32(B.shape[0])),
-                _by_ref(dt(alpha)), _data_ptr(B), _by_ref(np.int32(max(B.shape[1], 1))),
+                _by_ref(dt(alpha)), _data_ptr(B), _by_ref(np.int32(ldb)),
                 _data_ptr(A), _by_ref(np.int32(1)), _by_ref(dt(beta)), _data_ptr(C), _by_ref(np.int32(1)),
             )
             return
@@ -128,7 +132,7 @@ def _gemm_impl(transa, transb, alpha, A, B, beta, C):
             # c (M) = op(A) b; column-major BLAS sees A as A^T.
             fv(
                 _by_ref(_N if transa else _T), _by_ref(np.int32(A.shape[1])), _by_ref(np.int32(A.shape[0])),
-                _by_ref(dt(alpha)), _data_ptr(A), _by_ref(np.int32(max(A.shape[1], 1))),
+                _by_ref(dt(alpha)), _data_ptr(A), _by_ref(np.int32(lda)),
                 _data_ptr(B), _by_ref(np.int32(1)), _by_ref(dt(beta)), _data_ptr(C), _by_ref(np.int32(1)),
             )
             return
@@ -141,12 +145,12 @@ def _gemm_impl(transa, transb, alpha, A, B, beta, C):
             _by_ref(np.int32(K)),
             _by_ref(dt(alpha)),
             _data_ptr(B),
-            _by_ref(np.int32(max(B.shape[1], 1))),
+            _by_ref(np.int32(ldb)),
             _data_ptr(A),
-            _by_ref(np.int32(max(A.shape[1], 1))),
+            _by_ref(np.int32(lda)),
             _by_ref(dt(beta)),
             _data_ptr(C),
-            _by_ref(np.int32(max(N, 1))),
+            _by_ref(np.int32(ldc)),
         )
 
     return impl
@@ -172,9 +176,11 @@ def gram_float64(X, G):
     trans='T'; it fills one triangle, mirrored here. Overwrites G.
     """
     m, n = X.shape
+    ldx = n if n > 1 else 1
+    ldg = m if m > 1 else 1
     _dsyrk(
         _by_ref(_U), _by_ref(_T), _by_ref(np.int32(m)), _by_ref(np.int32(n)), _by_ref(1.0),
-        _data_ptr(X), _by_ref(np.int32(max(n, 1))), _by_ref(0.0), _data_ptr(G), _by_ref(np.int32(max(m, 1))),
+        _data_ptr(X), _by_ref(np.int32(ldx)), _by_ref(0.0), _data_ptr(G), _by_ref(np.int32(ldg)),
     )
     # Column-major upper triangle = row-major lower triangle: copy it up.
     for i in range(m):

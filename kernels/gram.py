@@ -58,10 +58,8 @@ from .network import (
     STOP_COST,
     STOP_NONE,
     STOP_PARAMETERS,
-    bias_view,
+    layer_parameters,
     layer_view,
-    param_offsets,
-    weights_view,
 )
 
 
@@ -72,10 +70,9 @@ def gram_setup(X, theta, dims, G, Z0, W1_init):
     G (m, m) = X X^T, W1_init (n_1, n_0) = W1, Z0 (m, n_1) = X W1_init^T, all
     float64 whatever X's and theta's dtype. Overwrites G, Z0 and W1_init.
     """
-    w_off, _, _ = param_offsets(dims)
     X64 = as_float64(X)
     gram_float64(X64, G)
-    W1 = weights_view(theta, w_off, dims, LAYER1)
+    W1, _ = layer_parameters(theta, dims, LAYER1)
     # Element loops, not W1_init[:, :] = W1: a broadcasting assignment compiles its
     # error message's string formatting, seconds of a first compile.
     for i in range(W1.shape[0]):
@@ -84,13 +81,13 @@ def gram_setup(X, theta, dims, G, Z0, W1_init):
     gemm(False, True, 1.0, X64, W1_init, 0.0, Z0)
     w1_sq = 0.0
     for i in range(W1.size):
-        w = float(theta[w_off[0] + i])
+        w = float(theta[i])  # W1 is theta's first block
         w1_sq += w * w
     return w1_sq
 
 
 @njit(cache=True)
-def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_epochs, costs, A, dZ, grad):
+def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, C, V, n_epochs, costs, A, dZ, grad):
     """n_epochs of full-batch gd or momentum on the Gram route, resuming from (C, V, carry, state, theta).
 
     G, Z0: from ``gram_setup``. Y (m, n_L). opt: ``layers.OPT_GD`` or
@@ -111,16 +108,15 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
     m = G.shape[0]
     n1 = dims[1]
     L = dims.shape[0] - 1
-    w_off, b_off, _ = param_offsets(dims)
     dt = theta.dtype.type
     lr, lambd, beta = hyper.learning_rate, hyper.lambd, hyper.beta1
     one = dt(1)
     CG = np.empty((n1, m), np.float64)
     Z1_64 = np.empty((m, n1), np.float64)
     s, a, w1_sq = carry[0], carry[1], carry[2]
-    b1 = bias_view(theta, b_off, dims, LAYER1)
-    db1 = bias_view(grad, b_off, dims, LAYER1)
-    vb1 = bias_view(state, b_off, dims, LAYER1)
+    _, b1 = layer_parameters(theta, dims, LAYER1)
+    _, db1 = layer_parameters(grad, dims, LAYER1)
+    _, vb1 = layer_parameters(state, dims, LAYER1)
     scale = 1.0 / m
     for e in range(n_epochs):
         for j in range(m):
@@ -132,22 +128,33 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
             for i in range(n1):
                 Z1[j, i] = dt(Z1_64[j, i])
         # Layers 2..L as usual, from A1.
-        bias_act_forward(Z1, b1, Z1, acts[0] if L > 1 else ACT_IDENTITY)
+        if L > 1:
+            bias_act_forward(Z1, b1, Z1, hidden)
+        else:
+            bias_act_forward(Z1, b1, Z1, ACT_IDENTITY)
         A_prev = Z1
         for l in range(1, L):
             Zl = layer_view(A, m, dims, l)
-            gemm(False, True, 1.0, A_prev, weights_view(theta, w_off, dims, l), 0.0, Zl)
-            bias_act_forward(Zl, bias_view(theta, b_off, dims, l), Zl, acts[l] if l < L - 1 else ACT_IDENTITY)
+            Wl, bl = layer_parameters(theta, dims, l)
+            gemm(False, True, 1.0, A_prev, Wl, 0.0, Zl)
+            if l < L - 1:
+                bias_act_forward(Zl, bl, Zl, hidden)
+            else:
+                bias_act_forward(Zl, bl, Zl, ACT_IDENTITY)
             A_prev = Zl
         ZL = layer_view(A, m, dims, L - 1)
         dZl = layer_view(dZ, m, dims, L - 1)
-        cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, bias_view(grad, b_off, dims, L - 1))
+        _, dbL = layer_parameters(grad, dims, L - 1)
+        cost = output_backward(ZL, Y, output, scale, dZl, dbL)
         for l in range(L - 1, 0, -1):
             A_prev = layer_view(A, m, dims, l - 1)
-            gemm(True, False, scale, dZl, A_prev, 0.0, weights_view(grad, w_off, dims, l))
+            dWl, _ = layer_parameters(grad, dims, l)
+            gemm(True, False, scale, dZl, A_prev, 0.0, dWl)
             dZ_prev = layer_view(dZ, m, dims, l - 1)
-            gemm(False, False, 1.0, dZl, weights_view(theta, w_off, dims, l), 0.0, dZ_prev)
-            bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, bias_view(grad, b_off, dims, l - 1))
+            Wl, _ = layer_parameters(theta, dims, l)
+            gemm(False, False, 1.0, dZl, Wl, 0.0, dZ_prev)
+            _, db_prev = layer_parameters(grad, dims, l - 1)
+            bias_act_backward(dZ_prev, A_prev, hidden, scale, db_prev)
             dZl = dZ_prev
         if lambd > 0:
             # ||W1||^2 = s^2 ||W1_init||^2 + 2 s <Z1_init^T, C> + <C G, C>.
@@ -158,7 +165,7 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
                 for j in range(m):
                     cross += Z0[j, i] * C[i, j]
                     quad += CG[i, j] * C[i, j]
-            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, w_off, dims, LAYER2)
+            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, dims, LAYER2)
             cost += lambd / (2 * m) * w_sq
         costs[e] = cost
         if not math.isfinite(cost):
@@ -166,7 +173,7 @@ def train_gram(G, Z0, Y, theta, dims, acts, opt, hyper, state, carry, C, V, n_ep
         l2s = lambd / m
         # Layers 2..L: the flat update pass; b1 by the same rule.
         finite = optimizer_update_flat(
-            theta, grad, state, w_off, dims, LAYER2, opt, dt(lr), dt(l2s), dt(beta), one, one, np.int64(1)
+            theta, grad, state, dims, LAYER2, opt, dt(lr), dt(l2s), dt(beta), one, one, np.int64(1)
         )
         # W1 = s W1_init + C X: update s and C (dZ1 is layer 1's block of dZ, (m, n1)).
         dZ1 = dZl
@@ -231,8 +238,7 @@ def gram_weights(X, W1_init, C, s, theta, dims):
     per call); s = carry[0]. Returns the count of non-finite values written
     (0 when fine). Overwrites only theta's W1 block.
     """
-    w_off, _, _ = param_offsets(dims)
-    return _combine_rows(W1_init, s, C, X, weights_view(theta, w_off, dims, LAYER1))
+    return _combine_rows(W1_init, s, C, X, layer_parameters(theta, dims, LAYER1)[0])
 
 
 @njit(cache=True)
@@ -243,5 +249,4 @@ def gram_velocity(X, W1_init, V, a, state, dims):
     the momentum run from theta and state. Returns the count of non-finite
     values written. Overwrites only state's W1 block.
     """
-    w_off, _, _ = param_offsets(dims)
-    return _combine_rows(W1_init, a, V, X, weights_view(state, w_off, dims, LAYER1))
+    return _combine_rows(W1_init, a, V, X, layer_parameters(state, dims, LAYER1)[0])

@@ -160,14 +160,14 @@ def output_forward(Z, b, A, out_code):
     activation) to ``output_backward``, which fuses the activation with the cost.
     """
     if out_code == OUT_SIGMOID_XENT or out_code == OUT_SIGMOID_MSE:
-        bias_act_forward(Z, b, A, np.int64(ACT_SIGMOID))
+        bias_act_forward(Z, b, A, ACT_SIGMOID)
         return
-    bias_act_forward(Z, b, Z, np.int64(ACT_IDENTITY))
+    bias_act_forward(Z, b, Z, ACT_IDENTITY)
     mb, K = Z.shape
     for i in range(mb):
         mx = Z[i, 0]
         for k in range(1, K):
-            mx = max(mx, Z[i, k])
+            mx = Z[i, k] if Z[i, k] > mx else mx  # max(mx, z), without compiling max
         s = 0.0
         for k in range(K):
             e = math.exp(Z[i, k] - mx)
@@ -202,7 +202,7 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
                 d = _sigmoid(z) - y
                 dZ[i, k] = d
                 db[k] += d
-                cost += max(z, 0.0) - z * y + math.log1p(math.exp(-abs(z)))
+                cost += (0.0 if z < 0.0 else z) - z * y + math.log1p(math.exp(-abs(z)))  # max(z, 0) + ...
         elif out_code == OUT_SIGMOID_MSE:
             for k in range(K):
                 a = _sigmoid(ZL[i, k])
@@ -214,7 +214,7 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
         else:
             mx = ZL[i, 0]
             for k in range(1, K):
-                mx = max(mx, ZL[i, k])
+                mx = ZL[i, k] if ZL[i, k] > mx else mx
             s = 0.0
             for k in range(K):
                 s += math.exp(ZL[i, k] - mx)
@@ -245,18 +245,22 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
 
 
 @njit(cache=True, error_model="numpy")
-def l2_penalty(theta, w_off, dims, first_layer):
-    """sum of W_l^2 over layers first_layer+1 .. L (float64); biases excluded."""
+def l2_penalty(theta, dims, first_layer):
+    """sum of W_l^2 over layers first_layer+1 .. L (float64); biases excluded. theta's layout: W1, b1, W2, ..."""
     total = 0.0
-    for l in range(first_layer, dims.shape[0] - 1):
-        W = theta[w_off[l] : w_off[l] + dims[l + 1] * dims[l]]  # a view, so the loop starts at 0 (see optimizer_update_flat)
-        for i in range(W.shape[0]):
-            total += float(W[i]) * float(W[i])
+    o = 0
+    for l in range(dims.shape[0] - 1):
+        n_w = dims[l + 1] * dims[l]
+        if l >= first_layer:
+            W = theta[o : o + n_w]  # a view, so the loop starts at 0 (see optimizer_update_flat)
+            for i in range(W.shape[0]):
+                total += float(W[i]) * float(W[i])
+        o += n_w + dims[l + 1]
     return total
 
 
 @njit(cache=True, error_model="numpy")
-def optimizer_update_flat(theta, grad, state, w_off, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
     """One optimizer step over the flat buffers, from layer first_layer+1 on; earlier layers untouched.
 
     g = grad + l2_scale * W for weights, grad for biases; then
@@ -285,13 +289,18 @@ def optimizer_update_flat(theta, grad, state, w_off, dims, first_layer, opt, lr,
     P = theta.shape[0]
     one = theta.dtype.type(1)
     zero = theta.dtype.type(0)
-    if l2_scale != zero:
-        for l in range(first_layer, dims.shape[0] - 1):
-            W = theta[w_off[l] : w_off[l] + dims[l + 1] * dims[l]]
-            G = grad[w_off[l] : w_off[l] + dims[l + 1] * dims[l]]
+    lo = P  # where the trainable tail starts: P (nothing to update) when every layer is frozen
+    o = 0
+    for l in range(dims.shape[0] - 1):
+        n_w = dims[l + 1] * dims[l]
+        if l == first_layer:
+            lo = o
+        if l >= first_layer and l2_scale != zero:
+            W = theta[o : o + n_w]
+            G = grad[o : o + n_w]
             for i in range(W.shape[0]):
                 G[i] = G[i] + l2_scale * W[i]
-    lo = w_off[first_layer] if first_layer < dims.shape[0] - 1 else P  # nothing to update when every layer is frozen
+        o += n_w + dims[l + 1]
     th = theta[lo:P]
     g = grad[lo:P]
     bad = 0

@@ -1,12 +1,13 @@
 """Whole-network passes and the training loop, compiled as one call.
 
-A network is described by plain arrays so one compiled function serves every
-architecture and option set (compiled once per dtype, cached on disk):
+A network is described by plain arrays and three option codes, so one Python
+function serves every architecture and option set:
 
     dims     (L+1,) int64  layer sizes n_0 .. n_L
-    acts     (L,)   int64  activation code of layers 1..L-1 (``layers.ACT_*``);
-                           acts[L-1] is the output code (``layers.OUT_*``: output
-                           activation and cost together)
+    hidden   int           activation code of the hidden layers 1..L-1 (``layers.ACT_*``)
+    output   int           output code of layer L (``layers.OUT_*``: output activation
+                           and cost together)
+    opt      int           optimizer code (``layers.OPT_*``), for training
     theta    (P,)          every parameter, flat: W1 (n1, n0) row-major, b1 (n1,),
                            W2, b2, ... ; ``grad`` has the same layout
     X        (m, n_0)      examples as rows (sample-major), C-contiguous
@@ -16,6 +17,13 @@ architecture and option set (compiled once per dtype, cached on disk):
                            (training keeps only A; the per-stage API keeps both).
     first_layer            layers 1..first_layer are frozen: no gradient, no
                            update, and backpropagation stops above them.
+
+The codes may be passed as plain ints (one compiled version serves every
+option set) or, through ``fastdnn.kernels.compiled``, as compile-time
+constants: Numba then prunes every branch the codes do not take, in these
+functions and in every kernel they call, so a run compiles only its own
+activation, output and optimizer, and the next option set compiles its own,
+once, cached on disk.
 
 Products go through BLAS (``blas.gemm``) with transpose flags; the gradient
 with respect to the input, dA0 = dZ1 W1, is never computed. The full-batch
@@ -55,30 +63,18 @@ LAYER2 = np.int64(1)
 
 
 @njit(cache=True)
-def param_offsets(dims):
-    """Start of W_l and b_l in theta for l = 1..L (index l-1), and the total size P."""
-    L = dims.shape[0] - 1
-    w_off = np.empty(L, np.int64)
-    b_off = np.empty(L, np.int64)
+def layer_parameters(theta, dims, l):
+    """Views of W_{l+1} (dims[l+1], dims[l]) and b_{l+1} (dims[l+1],) in theta (or grad, or a block of state).
+
+    theta's layout is W1, b1, W2, b2, ...; the offset is summed here (L is small)
+    rather than read from an offsets array, which would cost an allocation and
+    another compiled function.
+    """
     o = 0
-    for l in range(L):
-        w_off[l] = o
-        o += dims[l + 1] * dims[l]
-        b_off[l] = o
-        o += dims[l + 1]
-    return w_off, b_off, o
-
-
-@njit(cache=True)
-def weights_view(theta, w_off, dims, l):
-    """View of W_{l+1}: (dims[l+1], dims[l])."""
+    for i in range(l):
+        o += dims[i + 1] * (dims[i] + 1)
     n, k = dims[l + 1], dims[l]
-    return theta[w_off[l] : w_off[l] + n * k].reshape((n, k))
-
-
-@njit(cache=True)
-def bias_view(theta, b_off, dims, l):
-    return theta[b_off[l] : b_off[l] + dims[l + 1]]
+    return theta[o : o + n * k].reshape((n, k)), theta[o + n * k : o + n * k + n]
 
 
 @njit(cache=True)
@@ -92,7 +88,7 @@ def layer_view(work, m, dims, l):
 
 
 @njit(cache=True, inline="always")
-def forward(X, theta, dims, acts, Z, A, apply_output):
+def forward(X, theta, dims, hidden, output, Z, A, apply_output):
     """Z_l = A_{l-1} W_l^T + b_l, A_l = g_l(Z_l) for every layer (A_0 = X).
 
     The output layer's A_L is its activation when ``apply_output``, else the
@@ -101,24 +97,23 @@ def forward(X, theta, dims, acts, Z, A, apply_output):
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
-    w_off, b_off, _ = param_offsets(dims)
     A_prev = X
     for l in range(L):
         Zl = layer_view(Z, m, dims, l)
         Al = layer_view(A, m, dims, l)
-        gemm(False, True, 1.0, A_prev, weights_view(theta, w_off, dims, l), 0.0, Zl)
-        bl = bias_view(theta, b_off, dims, l)
+        Wl, bl = layer_parameters(theta, dims, l)
+        gemm(False, True, 1.0, A_prev, Wl, 0.0, Zl)
         if l < L - 1:
-            bias_act_forward(Zl, bl, Al, acts[l])
+            bias_act_forward(Zl, bl, Al, hidden)
         elif apply_output:
-            output_forward(Zl, bl, Al, acts[l])
+            output_forward(Zl, bl, Al, output)
         else:
-            bias_act_forward(Zl, bl, Al, np.int64(ACT_IDENTITY))
+            bias_act_forward(Zl, bl, Al, ACT_IDENTITY)
         A_prev = Al
 
 
 @njit(cache=True, inline="always")
-def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
+def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer):
     """The cost, and dW_l, db_l into grad for layers first_layer+1..L, from the logits ZL.
 
     Gradients carry the course's 1/m (m = X's row count). A holds the forward
@@ -129,19 +124,21 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
-    w_off, b_off, _ = param_offsets(dims)
     scale = 1.0 / m
     keep_dA = dA.ctypes.data != dZ.ctypes.data
     dZl = layer_view(dZ, m, dims, L - 1)
-    cost = output_backward(ZL, Y, acts[L - 1], scale, dZl, bias_view(grad, b_off, dims, L - 1))
+    _, dbL = layer_parameters(grad, dims, L - 1)
+    cost = output_backward(ZL, Y, output, scale, dZl, dbL)
     for l in range(L - 1, first_layer - 1, -1):
         A_prev = X if l == 0 else layer_view(A, m, dims, l - 1)
         # dW_l = (1/m) dZ_l^T A_{l-1}: (n_l, m) @ (m, n_{l-1}), no transposed copy.
-        gemm(True, False, scale, dZl, A_prev, 0.0, weights_view(grad, w_off, dims, l))
+        dWl, _ = layer_parameters(grad, dims, l)
+        gemm(True, False, scale, dZl, A_prev, 0.0, dWl)
         if l == first_layer:
             break
         dZ_prev = layer_view(dZ, m, dims, l - 1)
-        gemm(False, False, 1.0, dZl, weights_view(theta, w_off, dims, l), 0.0, dZ_prev)
+        Wl, _ = layer_parameters(theta, dims, l)
+        gemm(False, False, 1.0, dZl, Wl, 0.0, dZ_prev)
         if keep_dA:
             # Element loops, not dA[...][:, :] = dZ_prev: a broadcasting assignment compiles its
             # error message's string formatting, seconds of a first compile.
@@ -149,7 +146,8 @@ def backward(X, Y, theta, dims, acts, ZL, A, dA, dZ, grad, first_layer):
             for i in range(m):
                 for j in range(dims[l]):
                     dA_prev[i, j] = dZ_prev[i, j]
-        bias_act_backward(dZ_prev, A_prev, acts[l - 1], scale, bias_view(grad, b_off, dims, l - 1))
+        _, db_prev = layer_parameters(grad, dims, l - 1)
+        bias_act_backward(dZ_prev, A_prev, hidden, scale, db_prev)
         dZl = dZ_prev
     return cost
 
@@ -161,7 +159,7 @@ STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-f
 
 
 @njit(cache=True)
-def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, work):
+def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, work):
     """n_epochs of minibatch training in one compiled call.
 
     hyper: a ``Hyper``. state (2P,): optimizer state (momentum's v, Adam's m and v).
@@ -188,14 +186,13 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
     shuffle = perms.shape[0] > 0
     m = perms.shape[1] if shuffle else X.shape[0]
     L = dims.shape[0] - 1
-    w_off, _, _ = param_offsets(dims)
     dt = theta.dtype.type
     lr, lambd = dt(hyper.learning_rate), hyper.lambd
     beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
     for e in range(n_epochs):
         total = 0.0
         for s in range(0, m, batch_size):
-            mb = min(batch_size, m - s)
+            mb = batch_size if batch_size < m - s else m - s
             if shuffle:
                 # Row slices of a C-contiguous array are C-contiguous views (Numba types them so).
                 Xe = Xb[:mb]
@@ -205,18 +202,18 @@ def train(X, Y, theta, dims, acts, first_layer, opt, hyper, state, step, perms, 
             else:
                 Xe = X[s : s + mb]
                 Ye = Y[s : s + mb]
-            forward(Xe, theta, dims, acts, A, A, False)
+            forward(Xe, theta, dims, hidden, output, A, A, False)
             ZL = layer_view(A, mb, dims, L - 1)
-            cost = backward(Xe, Ye, theta, dims, acts, ZL, A, dZ, dZ, grad, first_layer)
+            cost = backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer)
             if lambd > 0:
                 # Frozen layers' weights count in the penalty (a constant) as in the reference's cost.
-                cost += lambd / (2 * mb) * l2_penalty(theta, w_off, dims, LAYER1)
+                cost += lambd / (2 * mb) * l2_penalty(theta, dims, LAYER1)
             if not math.isfinite(cost):
                 costs[e] = cost
                 return e, step, STOP_COST
             step += 1
             finite = optimizer_update_flat(
-                theta, grad, state, w_off, dims, first_layer, opt, lr, dt(lambd / mb), beta1, beta2, eps, step
+                theta, grad, state, dims, first_layer, opt, lr, dt(lambd / mb), beta1, beta2, eps, step
             )
             total += cost * mb
             if not finite:

@@ -8,12 +8,12 @@ SCRIPT = """
 import logging
 import numpy as np
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
-from fastdnn.kernels import ensure_compiled, layers
+from fastdnn.kernels import compiled, layers
 # A signature nothing else in fastdnn uses (int32 indices), so the compile is this script's own.
-args = (np.zeros((3, 2), np.float32), np.zeros(1, np.int32), np.zeros((1, 2), np.float32))
-seconds = ensure_compiled(layers.gather_rows, args, "the probe kernel")
-layers.gather_rows(*args)
-print(seconds > 0)
+args = (np.arange(6.0, dtype=np.float32).reshape(3, 2), np.array([2], np.int32), np.zeros((1, 2), np.float32))
+compiled(layers.gather_rows, args, "the probe kernel")(*args)
+assert args[2].tolist() == [[4.0, 5.0]]  # the callable it returns is the kernel
+print(sum(layers.gather_rows.stats.cache_misses.values()) > 0)  # Numba's own count: compiled, not loaded
 """
 
 

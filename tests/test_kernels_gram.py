@@ -87,7 +87,6 @@ class GramRun:
         n1 = DIMS[1]
         self.X, self.Y, self.opt, self.lambd = X, Y, opt, lambd
         self.dims = np.array(DIMS, np.int64)
-        self.acts = np.array([K.ACT_RELU] * (len(DIMS) - 2) + [K.OUT_SIGMOID_XENT], np.int64)
         self.theta = theta.copy()
         self.state = np.zeros(2 * theta.size, theta.dtype)
         self.G, self.Z0, self.W1_init = np.empty((m, m)), np.empty((m, n1)), np.empty((n1, n0))
@@ -100,7 +99,7 @@ class GramRun:
     def train(self, n_epochs):
         costs = np.full(n_epochs, np.nan)
         done, reason = Gm.train_gram(
-            self.G, self.Z0, self.Y, self.theta, self.dims, self.acts, self.opt, hyper(self.lambd), self.state,
+            self.G, self.Z0, self.Y, self.theta, self.dims, K.ACT_RELU, K.OUT_SIGMOID_XENT, self.opt, hyper(self.lambd), self.state,
             self.carry, self.C, self.V, n_epochs, costs, self.A, self.dZ, self.grad,
         )
         assert (done, reason) == (n_epochs, N.STOP_NONE)
@@ -118,11 +117,10 @@ def direct_train(X, Y, theta, state, opt, lambd, n_epochs):
     m, dtype = X.shape[0], theta.dtype
     A = np.empty(m * sum(DIMS[1:]), dtype)
     work = N.Workspace(np.empty((0, X.shape[1]), dtype), np.empty((0, Y.shape[1]), dtype), A, np.empty_like(A), np.empty_like(theta))
-    acts = np.array([K.ACT_RELU] * (len(DIMS) - 2) + [K.OUT_SIGMOID_XENT], np.int64)
     costs = np.full(n_epochs, np.nan)
     no_shuffle = np.empty((0, 0), np.int64)
     done, _, reason = N.train(
-        X, Y, theta, np.array(DIMS, np.int64), acts, 0, opt, hyper(lambd), state, 0, no_shuffle, m, n_epochs, costs, work
+        X, Y, theta, np.array(DIMS, np.int64), K.ACT_RELU, K.OUT_SIGMOID_XENT, 0, opt, hyper(lambd), state, 0, no_shuffle, m, n_epochs, costs, work
     )
     assert (done, reason) == (n_epochs, N.STOP_NONE)
     return costs

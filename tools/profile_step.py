@@ -37,21 +37,20 @@ def profile(dims, m, dtype, repeats):
     Y = rng.integers(0, 2, (m, 1)).astype(dtype)
     d = np.asarray(dims, np.int64)
     L = len(dims) - 1
-    acts = fastdnn.pipeline.activation_codes(L)
+    codes = fastdnn.pipeline.activation_codes()
     params = fastdnn.initialize_parameters_deep(dims, dtype)
     theta = params.flat
     A = np.empty(m * int(d[1:].sum()), dtype)
     dZ = np.empty_like(A)
     grad = np.empty_like(theta)
-    w_off, _, _ = N.param_offsets(d)
     ZL = fastdnn.pipeline.layer_block(A, m, d, L - 1)
     one = dtype(1)
     stages = {
-        "forward": _median_ms(lambda: N.forward(X, theta, d, acts, A, A, False), repeats),
-        "backward": _median_ms(lambda: N.backward(X, Y, theta, d, acts, ZL, A, dZ, dZ, grad, 0), repeats),
+        "forward": _median_ms(lambda: N.forward(X, theta, d, *codes, A, A, False), repeats),
+        "backward": _median_ms(lambda: N.backward(X, Y, theta, d, *codes, ZL, A, dZ, dZ, grad, 0), repeats),
         "update (gd)": _median_ms(
             lambda: K.optimizer_update_flat(
-                theta, grad, np.empty(0, dtype), w_off, d, 0, K.OPT_GD, dtype(0), dtype(0), one, one, one, 1
+                theta, grad, np.empty(0, dtype), d, 0, K.OPT_GD, dtype(0), dtype(0), one, one, one, 1
             ),
             repeats,
         ),
