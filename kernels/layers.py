@@ -199,10 +199,12 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
             for k in range(K):
                 z = ZL[i, k]
                 y = Y[i, k]
-                d = _sigmoid(z) - y
+                # One exponential for the sigmoid (as _sigmoid takes it) and the cost: exp(-|z|).
+                e = math.exp(-abs(z))
+                d = (1 / (1 + e) if z >= 0 else e / (1 + e)) - y
                 dZ[i, k] = d
                 db[k] += d
-                cost += (0.0 if z < 0.0 else z) - z * y + math.log1p(math.exp(-abs(z)))  # max(z, 0) + ...
+                cost += (0.0 if z < 0.0 else z) - z * y + math.log1p(e)  # max(z, 0) - z y + log1p(e^-|z|)
         elif out_code == OUT_SIGMOID_MSE:
             for k in range(K):
                 a = _sigmoid(ZL[i, k])
@@ -217,25 +219,26 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
                 mx = ZL[i, k] if ZL[i, k] > mx else mx
             s = 0.0
             for k in range(K):
-                s += math.exp(ZL[i, k] - mx)
+                e = math.exp(ZL[i, k] - mx)
+                dZ[i, k] = e  # kept until the probability e / s is formed: one exponential per entry
+                s += e
             lse = mx + math.log(s)
             if out_code == OUT_SOFTMAX_XENT:
                 for k in range(K):
-                    z = ZL[i, k]
                     y = Y[i, k]
-                    d = math.exp(z - lse) - y
+                    d = dZ[i, k] / s - y
                     dZ[i, k] = d
                     db[k] += d
-                    cost += y * (lse - z)
+                    cost += y * (lse - ZL[i, k])
             else:
                 dot = 0.0
                 for k in range(K):
-                    a = math.exp(ZL[i, k] - lse)
+                    a = dZ[i, k] / s
                     g = a - Y[i, k]
                     dot += g * a
                     cost += 0.5 * g * g
                 for k in range(K):
-                    a = math.exp(ZL[i, k] - lse)
+                    a = dZ[i, k] / s
                     d = a * (a - Y[i, k] - dot)
                     dZ[i, k] = d
                     db[k] += d
