@@ -25,12 +25,30 @@ def _network(name):
 
     dims, m, dtype, _, _ = common.WORKLOADS[name]
     X, Y = common.data(name)
-    L = len(dims) - 1
     theta = fastdnn.initialize_parameters_deep(dims, dtype=dtype).flat
     dims_a = np.asarray(dims, np.int64)
     codes = (K.ACT_RELU, K.OUT_SIGMOID_XENT)  # (hidden, output)
     A = np.empty(m * sum(dims[1:]), dtype)
     return X, Y, theta, dims_a, codes, A, np.empty_like(A), np.empty_like(theta)
+
+
+def _relu_kernels():
+    """Layer 1's ReLU passes as training compiles them (the activation a constant), callable from Python."""
+    from numba import njit
+
+    from fastdnn.kernels import layers as K
+
+    relu = K.ACT_RELU
+
+    @njit
+    def relu_forward(Z, b, A):
+        K.bias_act_forward(Z, b, A, relu)
+
+    @njit
+    def relu_backward(dZ, A, scale, db):
+        K.bias_act_backward(dZ, A, relu, scale, db)
+
+    return relu_forward, relu_backward
 
 
 class Network:
@@ -41,25 +59,27 @@ class Network:
 
     def setup(self, name):
         common.limit_threads()
+        from fastdnn.kernels import compiled
         from fastdnn.kernels import network as N
 
-        self.N = N
         X, Y, theta, dims, codes, A, dZ, grad = _network(name)
-        self.args = (X, Y, theta, dims, codes, A, dZ, grad)
         m = X.shape[0]
         # The logits: the last (m, n_L) block of the flat activation workspace.
         off = m * int(dims[1:-1].sum())
-        self.ZL = A[off : off + m * int(dims[-1])].reshape(m, int(dims[-1]))
+        ZL = A[off : off + m * int(dims[-1])].reshape(m, int(dims[-1]))
+        # As training compiles them: the option codes are constants (fastdnn.kernels.compiled).
+        self.forward = (X, theta, dims, *codes, A, A, False)
+        self.forward_fn = compiled(N.forward, self.forward, "forward")
+        self.backward = (X, Y, theta, dims, *codes, ZL, A, dZ, dZ, grad, 0)
+        self.backward_fn = compiled(N.backward, self.backward, "backward")
         self.time_forward(name)
         self.time_backward(name)
 
     def time_forward(self, name):
-        X, _, theta, dims, codes, A, _, _ = self.args
-        self.N.forward(X, theta, dims, *codes, A, A, False)
+        self.forward_fn(*self.forward)
 
     def time_backward(self, name):
-        X, Y, theta, dims, codes, A, dZ, grad = self.args
-        self.N.backward(X, Y, theta, dims, *codes, self.ZL, A, dZ, dZ, grad, 0)
+        self.backward_fn(*self.backward)
 
 
 class Layers:
@@ -84,15 +104,16 @@ class Layers:
         self.dZ = rng.standard_normal((m, n)).astype(dtype)
         self.db = np.empty(n, dtype)
         self.scale = 1.0 / m  # a Python float, as backward passes it
-        K.bias_act_forward(self.Z, self.b, self.A, K.ACT_RELU)
+        self.relu_forward, self.relu_backward = _relu_kernels()
+        self.relu_forward(self.Z, self.b, self.A)
         self.time_bias_act_forward(name)
         self.time_bias_act_backward(name)
 
     def time_bias_act_forward(self, name):
-        self.K.bias_act_forward(self.Z, self.b, self.A, self.K.ACT_RELU)
+        self.relu_forward(self.Z, self.b, self.A)
 
     def time_bias_act_backward(self, name):
-        self.K.bias_act_backward(self.dZ, self.A, self.K.ACT_RELU, self.scale, self.db)
+        self.relu_backward(self.dZ, self.A, self.scale, self.db)
 
 
 class Update:
@@ -104,7 +125,9 @@ class Update:
     def setup(self, name, optimizer):
         common.limit_threads()
         from fastdnn.kernels import layers as K
-        self.K = K
+        from fastdnn.kernels import compiled
+        from fastdnn.kernels import network as N
+
         dims, _, dtype, _, _ = common.WORKLOADS[name]
         self.dims = np.asarray(dims, np.int64)
         rng = np.random.default_rng(0)
@@ -114,14 +137,13 @@ class Update:
         self.state = np.zeros(2 * P, dtype)
         self.opt = K.OPTIMIZER_CODES[optimizer]
         # Scalars of theta's dtype, as the kernel requires: lr, l2_scale, beta1, beta2, eps.
-        self.scalars = tuple(dtype(x) for x in (1e-6, 0.0, 0.9, 0.999, 1e-8))
+        lr, l2, beta1, beta2, eps = (dtype(x) for x in (1e-6, 0.0, 0.9, 0.999, 1e-8))
+        self.args = (self.theta, self.grad, self.state, self.dims, 0, self.opt, lr, l2, beta1, beta2, eps, 1)
+        self.update = compiled(N.optimizer_step, self.args, "update")  # as training compiles it (opt a constant)
         self.time_optimizer_update_flat(name, optimizer)
 
     def time_optimizer_update_flat(self, name, optimizer):
-        lr, l2, beta1, beta2, eps = self.scalars
-        self.K.optimizer_update_flat(
-            self.theta, self.grad, self.state, self.dims, 0, self.opt, lr, l2, beta1, beta2, eps, 1
-        )
+        self.update(*self.args)
 
 
 class GramRoute:
@@ -141,6 +163,8 @@ class GramRoute:
         from fastdnn.kernels import layers as K
         from fastdnn.kernels import network as N
 
+        from fastdnn.kernels import compiled
+
         self.Gm = Gm
         X, Y, theta, dims, codes, A, dZ, grad = _network(name)
         m, n0 = X.shape
@@ -154,11 +178,12 @@ class GramRoute:
         state = np.zeros(2 * theta.size, theta.dtype)
         self.args = (G, Z0, Y, theta, dims, *codes, K.OPTIMIZER_CODES[optimizer], hyper, state, self.carry, self.C, self.V, 1,
                      np.zeros(1), A, dZ, grad)
+        self.train_gram = compiled(Gm.train_gram, self.args, "train_gram")  # as training compiles it
         self.time_train_gram_epoch(name, optimizer)
         self.time_gram_weights(name, optimizer)
 
     def time_train_gram_epoch(self, name, optimizer):
-        self.Gm.train_gram(*self.args)
+        self.train_gram(*self.args)
 
     def time_gram_weights(self, name, optimizer):
         self.Gm.gram_weights(self.X, self.W1_init, self.C, self.carry[0], self.theta, self.dims)

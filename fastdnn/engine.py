@@ -496,7 +496,7 @@ class Engine:
             if rows is not None:
                 perms = rows[perms]
         else:
-            perms = np.empty((0, 0), np.int64)
+            perms = None
         flat = state.parameters.flat
         saved = (flat.copy(), state.optimizer_state.copy(), state.step)
         head = (X, Y, flat, self.dims, *self.codes, self.frozen_layers, self.opt, self.hyper, state.optimizer_state)

@@ -44,7 +44,6 @@ from numba import njit
 
 from .blas import as_float64, gemm, gram_float64
 from .layers import (
-    ACT_IDENTITY,
     OPT_GD,
     bias_act_backward,
     bias_act_forward,
@@ -63,7 +62,7 @@ from .network import (
 )
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def gram_setup(X, theta, dims, G, Z0, W1_init):
     """The route's fixed state from X (m, n_0) and theta's W1; returns ||W1_init||^2 (float).
 
@@ -86,7 +85,7 @@ def gram_setup(X, theta, dims, G, Z0, W1_init):
     return w1_sq
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, C, V, n_epochs, costs, A, dZ, grad):
     """n_epochs of full-batch gd or momentum on the Gram route, resuming from (C, V, carry, state, theta).
 
@@ -127,20 +126,19 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, 
         for j in range(m):
             for i in range(n1):
                 Z1[j, i] = dt(Z1_64[j, i])
-        # Layers 2..L as usual, from A1.
-        if L > 1:
-            bias_act_forward(Z1, b1, Z1, hidden)
-        else:
-            bias_act_forward(Z1, b1, Z1, ACT_IDENTITY)
+        # Layer 1's bias and activation, then layers 2..L as usual, from A1.
         A_prev = Z1
-        for l in range(1, L):
+        for l in range(L):
             Zl = layer_view(A, m, dims, l)
             Wl, bl = layer_parameters(theta, dims, l)
-            gemm(False, True, 1.0, A_prev, Wl, 0.0, Zl)
+            if l > 0:
+                gemm(False, True, 1.0, A_prev, Wl, 0.0, Zl)
             if l < L - 1:
                 bias_act_forward(Zl, bl, Zl, hidden)
             else:
-                bias_act_forward(Zl, bl, Zl, ACT_IDENTITY)
+                for i in range(m):  # the logits: the bias only (as network.forward adds it)
+                    for j in range(dims[L]):
+                        Zl[i, j] += bl[j]
             A_prev = Zl
         ZL = layer_view(A, m, dims, L - 1)
         dZl = layer_view(dZ, m, dims, L - 1)
@@ -211,7 +209,7 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, 
     return n_epochs, STOP_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def _combine_rows(W1_init, coef, R, X, out):
     """out (n_1, n_0) = fl(coef W1_init + R X), formed in float64 and rounded once to out's dtype.
 
@@ -230,7 +228,7 @@ def _combine_rows(W1_init, coef, R, X, out):
     return bad
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def gram_weights(X, W1_init, C, s, theta, dims):
     """Write W1 = s W1_init + C X (formed in float64, rounded once) into theta's W1 block.
 
@@ -241,7 +239,7 @@ def gram_weights(X, W1_init, C, s, theta, dims):
     return _combine_rows(W1_init, s, C, X, layer_parameters(theta, dims, LAYER1)[0])
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def gram_velocity(X, W1_init, V, a, state, dims):
     """Write momentum's W1 velocity a W1_init + V X (formed in float64, rounded once) into state's W1 block.
 

@@ -28,7 +28,9 @@ which overflows when A saturates.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.core.errors import TypingError
+from numba.extending import overload
 
 ACT_RELU = 0
 ACT_SIGMOID = 1
@@ -56,7 +58,27 @@ OUTPUT_CODES = {
 OPTIMIZER_CODES = {"gd": OPT_GD, "momentum": OPT_MOMENTUM, "adam": OPT_ADAM}
 
 
-@njit(cache=True, inline="always", error_model="numpy")
+# The kernels with an option-code argument are overloads: Numba calls the
+# ``_*_for`` function with the argument types, and an option code typed as a
+# literal (a module constant, or an argument ``fastdnn.kernels.compiled`` made
+# one) becomes the constant ``code`` of the implementation returned. Numba's
+# dead-branch pruning then drops every branch on ``code`` but one before typing,
+# so a version compiles only the activation, output or optimizer it serves: a
+# first float64 training run compiles in about 2/3 of the time. (A literal-typed
+# argument of an ordinary compiled function is not pruned on: Numba prunes
+# only on constants in the code and on None.) Each version is cached on disk.
+_JIT_OPTIONS = {"cache": True, "no_cfunc_wrapper": True, "error_model": "numpy"}
+_COMPILED_ONLY = "fastdnn.kernels.layers kernels with an option code are callable from compiled code only"
+
+
+def _constant(arg, name):
+    """The value of option-code argument ``name``, which must be known at compile time."""
+    if not isinstance(arg, types.IntegerLiteral):
+        raise TypingError(f"{name} must be a compile-time constant (a literal or a module constant), got {arg}")
+    return arg.literal_value
+
+
+@njit(cache=True, no_cfunc_wrapper=True, inline="always", error_model="numpy")
 def _sigmoid(z):
     # Two branches so exp never overflows: exp(-z) for z >= 0, exp(z) for z < 0.
     if z >= 0:
@@ -65,44 +87,55 @@ def _sigmoid(z):
     return e / (1 + e)
 
 
-@njit(cache=True, error_model="numpy")
 def bias_act_forward(Z, b, A, act):
     """Bias add and activation in one pass: Z (mb, n) += b (n,), then A (mb, n) = g(Z).
 
     Overwrites Z and A, which may be one array. Backward: ``bias_act_backward``.
+
+    Compiled code only: ``act`` must be a compile-time constant, and each
+    value compiles its own version holding only its branch (see ``_constant``).
     """
-    mb, n = Z.shape
-    zero = Z.dtype.type(0)
-    slope = Z.dtype.type(LEAKY_SLOPE)
-    for i in range(mb):
-        if act == ACT_RELU:
-            for j in range(n):
-                z = Z[i, j] + b[j]
-                Z[i, j] = z
-                A[i, j] = z if z > zero else zero
-        elif act == ACT_LEAKY_RELU:
-            for j in range(n):
-                z = Z[i, j] + b[j]
-                Z[i, j] = z
-                A[i, j] = z if z > zero else slope * z
-        elif act == ACT_TANH:
-            for j in range(n):
-                z = Z[i, j] + b[j]
-                Z[i, j] = z
-                A[i, j] = math.tanh(z)
-        elif act == ACT_SIGMOID:
-            for j in range(n):
-                z = Z[i, j] + b[j]
-                Z[i, j] = z
-                A[i, j] = _sigmoid(z)
-        else:
-            for j in range(n):
-                z = Z[i, j] + b[j]
-                Z[i, j] = z
-                A[i, j] = z
+    raise NotImplementedError(_COMPILED_ONLY)
 
 
-@njit(cache=True, error_model="numpy")
+@overload(bias_act_forward, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _bias_act_forward_for(Z, b, A, act):
+    code = _constant(act, "act")
+
+    def impl(Z, b, A, act):
+        mb, n = Z.shape
+        zero = Z.dtype.type(0)
+        slope = Z.dtype.type(LEAKY_SLOPE)
+        for i in range(mb):
+            if code == ACT_RELU:
+                for j in range(n):
+                    z = Z[i, j] + b[j]
+                    Z[i, j] = z
+                    A[i, j] = z if z > zero else zero
+            elif code == ACT_LEAKY_RELU:
+                for j in range(n):
+                    z = Z[i, j] + b[j]
+                    Z[i, j] = z
+                    A[i, j] = z if z > zero else slope * z
+            elif code == ACT_TANH:
+                for j in range(n):
+                    z = Z[i, j] + b[j]
+                    Z[i, j] = z
+                    A[i, j] = math.tanh(z)
+            elif code == ACT_SIGMOID:
+                for j in range(n):
+                    z = Z[i, j] + b[j]
+                    Z[i, j] = z
+                    A[i, j] = _sigmoid(z)
+            else:
+                for j in range(n):
+                    z = Z[i, j] + b[j]
+                    Z[i, j] = z
+                    A[i, j] = z
+
+    return impl
+
+
 def bias_act_backward(dZ, A, act, scale, db):
     """Backward of ``bias_act_forward``: the activation's derivative and the bias gradient in one pass.
 
@@ -113,71 +146,102 @@ def bias_act_backward(dZ, A, act, scale, db):
     In place on purpose: reading dA from one array and writing dZ to another that
     is the same memory made LLVM's overlap check fail, and the scalar fallback
     (a branch per element on the ReLU mask) was 15x slower than this loop.
+
+    Compiled code only: ``act`` must be a compile-time constant, and each
+    value compiles its own version holding only its branch (see ``_constant``).
     """
-    mb, n = dZ.shape
-    one = dZ.dtype.type(1)
-    zero = dZ.dtype.type(0)
-    slope = dZ.dtype.type(LEAKY_SLOPE)
-    # db accumulates in a private buffer, which LLVM knows aliases nothing.
-    acc = np.empty(n, dZ.dtype)
-    for j in range(n):
-        acc[j] = zero
-    for i in range(mb):
-        if act == ACT_RELU:
-            for j in range(n):
-                d = dZ[i, j] if A[i, j] > zero else zero
-                dZ[i, j] = d
-                acc[j] += d
-        elif act == ACT_LEAKY_RELU:
-            for j in range(n):
-                d = dZ[i, j] if A[i, j] > zero else slope * dZ[i, j]
-                dZ[i, j] = d
-                acc[j] += d
-        elif act == ACT_TANH:
-            for j in range(n):
-                a = A[i, j]
-                d = dZ[i, j] * (one - a * a)
-                dZ[i, j] = d
-                acc[j] += d
-        elif act == ACT_SIGMOID:
-            for j in range(n):
-                a = A[i, j]
-                d = dZ[i, j] * a * (one - a)
-                dZ[i, j] = d
-                acc[j] += d
-        else:
-            for j in range(n):
-                acc[j] += dZ[i, j]
-    for j in range(n):
-        db[j] = acc[j] * scale
+    raise NotImplementedError(_COMPILED_ONLY)
 
 
-@njit(cache=True, error_model="numpy")
+@overload(bias_act_backward, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _bias_act_backward_for(dZ, A, act, scale, db):
+    code = _constant(act, "act")
+
+    def impl(dZ, A, act, scale, db):
+        mb, n = dZ.shape
+        one = dZ.dtype.type(1)
+        zero = dZ.dtype.type(0)
+        slope = dZ.dtype.type(LEAKY_SLOPE)
+        # db accumulates in a private buffer, which LLVM knows aliases nothing.
+        acc = np.empty(n, dZ.dtype)
+        for j in range(n):
+            acc[j] = zero
+        for i in range(mb):
+            if code == ACT_RELU:
+                for j in range(n):
+                    d = dZ[i, j] if A[i, j] > zero else zero
+                    dZ[i, j] = d
+                    acc[j] += d
+            elif code == ACT_LEAKY_RELU:
+                for j in range(n):
+                    d = dZ[i, j] if A[i, j] > zero else slope * dZ[i, j]
+                    dZ[i, j] = d
+                    acc[j] += d
+            elif code == ACT_TANH:
+                for j in range(n):
+                    a = A[i, j]
+                    d = dZ[i, j] * (one - a * a)
+                    dZ[i, j] = d
+                    acc[j] += d
+            elif code == ACT_SIGMOID:
+                for j in range(n):
+                    a = A[i, j]
+                    d = dZ[i, j] * a * (one - a)
+                    dZ[i, j] = d
+                    acc[j] += d
+            else:
+                for j in range(n):
+                    acc[j] += dZ[i, j]
+        for j in range(n):
+            db[j] = acc[j] * scale
+
+    return impl
+
+
 def output_forward(Z, b, A, out_code):
     """Bias add and output activation in one pass: Z (mb, K) += b, then A = sigmoid per entry or softmax per row.
 
     For predictions; training takes the logits instead (bias added, no
     activation) to ``output_backward``, which fuses the activation with the cost.
+
+    Compiled code only: ``out_code`` must be a compile-time constant, and each
+    value compiles its own version holding only its branch (see ``_constant``).
     """
-    if out_code == OUT_SIGMOID_XENT or out_code == OUT_SIGMOID_MSE:
-        bias_act_forward(Z, b, A, ACT_SIGMOID)
-        return
-    bias_act_forward(Z, b, Z, ACT_IDENTITY)
-    mb, K = Z.shape
-    for i in range(mb):
-        mx = Z[i, 0]
-        for k in range(1, K):
-            mx = Z[i, k] if Z[i, k] > mx else mx  # max(mx, z), without compiling max
-        s = 0.0
-        for k in range(K):
-            e = math.exp(Z[i, k] - mx)
-            A[i, k] = e
-            s += e
-        for k in range(K):
-            A[i, k] = A[i, k] / s
+    raise NotImplementedError(_COMPILED_ONLY)
 
 
-@njit(cache=True, error_model="numpy")
+@overload(output_forward, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _output_forward_for(Z, b, A, out_code):
+    code = _constant(out_code, "out_code")
+
+    def impl(Z, b, A, out_code):
+        # Loops of its own rather than calls to bias_act_forward: each activation of that would
+        # compile another version on a first prediction.
+        mb, K = Z.shape
+        if code == OUT_SIGMOID_XENT or code == OUT_SIGMOID_MSE:
+            for i in range(mb):
+                for k in range(K):
+                    z = Z[i, k] + b[k]
+                    Z[i, k] = z
+                    A[i, k] = _sigmoid(z)
+            return
+        for i in range(mb):
+            for k in range(K):
+                Z[i, k] += b[k]
+            mx = Z[i, 0]
+            for k in range(1, K):
+                mx = Z[i, k] if Z[i, k] > mx else mx  # max(mx, z), without compiling max
+            s = 0.0
+            for k in range(K):
+                e = math.exp(Z[i, k] - mx)
+                A[i, k] = e
+                s += e
+            for k in range(K):
+                A[i, k] = A[i, k] / s
+
+    return impl
+
+
 def output_backward(ZL, Y, out_code, scale, dZ, db):
     """Backward of ``output_forward`` with its cost: output activation, cost, dZ_L and db_L in one pass from the logits.
 
@@ -189,65 +253,78 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
       sigmoid + MSE: cost sum_k (a - y)^2 / 2; dZ = (a - y) a (1 - a)
       softmax + MSE: cost sum_k (a - y)^2 / 2; dZ = a * (g - sum_k g_k a_k), g = a - y
     The cost is accumulated in float64 whatever the array dtype.
+
+    Compiled code only: ``out_code`` must be a compile-time constant, and each
+    value compiles its own version holding only its branch (see ``_constant``).
     """
-    mb, K = ZL.shape
-    cost = 0.0
-    for k in range(K):
-        db[k] = 0
-    for i in range(mb):
-        if out_code == OUT_SIGMOID_XENT:
-            for k in range(K):
-                z = ZL[i, k]
-                y = Y[i, k]
-                # One exponential for the sigmoid (as _sigmoid takes it) and the cost: exp(-|z|).
-                e = math.exp(-abs(z))
-                d = (1 / (1 + e) if z >= 0 else e / (1 + e)) - y
-                dZ[i, k] = d
-                db[k] += d
-                cost += (0.0 if z < 0.0 else z) - z * y + math.log1p(e)  # max(z, 0) - z y + log1p(e^-|z|)
-        elif out_code == OUT_SIGMOID_MSE:
-            for k in range(K):
-                a = _sigmoid(ZL[i, k])
-                g = a - Y[i, k]
-                d = g * a * (1 - a)
-                dZ[i, k] = d
-                db[k] += d
-                cost += 0.5 * g * g
-        else:
-            mx = ZL[i, 0]
-            for k in range(1, K):
-                mx = ZL[i, k] if ZL[i, k] > mx else mx
-            s = 0.0
-            for k in range(K):
-                e = math.exp(ZL[i, k] - mx)
-                dZ[i, k] = e  # kept until the probability e / s is formed: one exponential per entry
-                s += e
-            lse = mx + math.log(s)
-            if out_code == OUT_SOFTMAX_XENT:
+    raise NotImplementedError(_COMPILED_ONLY)
+
+
+@overload(output_backward, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
+    code = _constant(out_code, "out_code")
+
+    def impl(ZL, Y, out_code, scale, dZ, db):
+        mb, K = ZL.shape
+        cost = 0.0
+        for k in range(K):
+            db[k] = 0
+        for i in range(mb):
+            if code == OUT_SIGMOID_XENT:
                 for k in range(K):
+                    z = ZL[i, k]
                     y = Y[i, k]
-                    d = dZ[i, k] / s - y
+                    # One exponential for the sigmoid (as _sigmoid takes it) and the cost: exp(-|z|).
+                    e = math.exp(-abs(z))
+                    d = (1 / (1 + e) if z >= 0 else e / (1 + e)) - y
                     dZ[i, k] = d
                     db[k] += d
-                    cost += y * (lse - ZL[i, k])
-            else:
-                dot = 0.0
+                    cost += (0.0 if z < 0.0 else z) - z * y + math.log1p(e)  # max(z, 0) - z y + log1p(e^-|z|)
+            elif code == OUT_SIGMOID_MSE:
                 for k in range(K):
-                    a = dZ[i, k] / s
+                    a = _sigmoid(ZL[i, k])
                     g = a - Y[i, k]
-                    dot += g * a
-                    cost += 0.5 * g * g
-                for k in range(K):
-                    a = dZ[i, k] / s
-                    d = a * (a - Y[i, k] - dot)
+                    d = g * a * (1 - a)
                     dZ[i, k] = d
                     db[k] += d
-    for k in range(K):
-        db[k] *= scale
-    return cost / mb
+                    cost += 0.5 * g * g
+            else:
+                mx = ZL[i, 0]
+                for k in range(1, K):
+                    mx = ZL[i, k] if ZL[i, k] > mx else mx
+                s = 0.0
+                for k in range(K):
+                    e = math.exp(ZL[i, k] - mx)
+                    dZ[i, k] = e  # kept until the probability e / s is formed: one exponential per entry
+                    s += e
+                lse = mx + math.log(s)
+                if code == OUT_SOFTMAX_XENT:
+                    for k in range(K):
+                        y = Y[i, k]
+                        d = dZ[i, k] / s - y
+                        dZ[i, k] = d
+                        db[k] += d
+                        cost += y * (lse - ZL[i, k])
+                else:
+                    dot = 0.0
+                    for k in range(K):
+                        a = dZ[i, k] / s
+                        g = a - Y[i, k]
+                        dot += g * a
+                        cost += 0.5 * g * g
+                    for k in range(K):
+                        a = dZ[i, k] / s
+                        d = a * (a - Y[i, k] - dot)
+                        dZ[i, k] = d
+                        db[k] += d
+        for k in range(K):
+            db[k] *= scale
+        return cost / mb
+
+    return impl
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, no_cfunc_wrapper=True, error_model="numpy")
 def l2_penalty(theta, dims, first_layer):
     """sum of W_l^2 over layers first_layer+1 .. L (float64); biases excluded. theta's layout: W1, b1, W2, ..."""
     total = 0.0
@@ -262,7 +339,6 @@ def l2_penalty(theta, dims, first_layer):
     return total
 
 
-@njit(cache=True, error_model="numpy")
 def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
     """One optimizer step over the flat buffers, from layer first_layer+1 on; earlier layers untouched.
 
@@ -288,56 +364,69 @@ def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, l2_sca
     integer count keeps the reduction vectorizable (a float sum would not be
     without fastmath). One compiled function with few loops also keeps the first
     compile short.
+
+    Compiled code only: ``opt`` must be a compile-time constant, and each
+    value compiles its own version holding only its branch (see ``_constant``).
     """
-    P = theta.shape[0]
-    one = theta.dtype.type(1)
-    zero = theta.dtype.type(0)
-    lo = P  # where the trainable tail starts: P (nothing to update) when every layer is frozen
-    o = 0
-    for l in range(dims.shape[0] - 1):
-        n_w = dims[l + 1] * dims[l]
-        if l == first_layer:
-            lo = o
-        if l >= first_layer and l2_scale != zero:
-            W = theta[o : o + n_w]
-            G = grad[o : o + n_w]
-            for i in range(W.shape[0]):
-                G[i] = G[i] + l2_scale * W[i]
-        o += n_w + dims[l + 1]
-    th = theta[lo:P]
-    g = grad[lo:P]
-    bad = 0
-    if opt == OPT_GD:
-        for i in range(th.shape[0]):
-            ti = th[i] - lr * g[i]
-            th[i] = ti
-            bad += (ti - ti) != zero
-    elif opt == OPT_MOMENTUM:
-        v = state[lo:P]
-        for i in range(th.shape[0]):
-            vi = beta1 * v[i] + (one - beta1) * g[i]
-            v[i] = vi
-            ti = th[i] - lr * vi
-            th[i] = ti
-            bad += (ti - ti + vi - vi) != zero
-    else:
-        c1 = one - beta1**t
-        c2 = one - beta2**t
-        mo = state[lo:P]
-        v = state[P + lo : 2 * P]
-        for i in range(th.shape[0]):
-            gi = g[i]
-            m1 = beta1 * mo[i] + (one - beta1) * gi
-            v1 = beta2 * v[i] + (one - beta2) * gi * gi
-            mo[i] = m1
-            v[i] = v1
-            ti = th[i] - lr * (m1 / c1) / (math.sqrt(v1 / c2) + eps)
-            th[i] = ti
-            bad += (ti - ti + m1 - m1 + v1 - v1) != zero
-    return bad == 0
+    raise NotImplementedError(_COMPILED_ONLY)
 
 
-@njit(cache=True, error_model="numpy")
+@overload(optimizer_update_flat, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+    code = _constant(opt, "opt")
+
+    def impl(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+        P = theta.shape[0]
+        one = theta.dtype.type(1)
+        zero = theta.dtype.type(0)
+        lo = P  # where the trainable tail starts: P (nothing to update) when every layer is frozen
+        o = 0
+        for l in range(dims.shape[0] - 1):
+            n_w = dims[l + 1] * dims[l]
+            if l == first_layer:
+                lo = o
+            if l >= first_layer and l2_scale != zero:
+                W = theta[o : o + n_w]
+                G = grad[o : o + n_w]
+                for i in range(W.shape[0]):
+                    G[i] = G[i] + l2_scale * W[i]
+            o += n_w + dims[l + 1]
+        th = theta[lo:P]
+        g = grad[lo:P]
+        bad = 0
+        if code == OPT_GD:
+            for i in range(th.shape[0]):
+                ti = th[i] - lr * g[i]
+                th[i] = ti
+                bad += (ti - ti) != zero
+        elif code == OPT_MOMENTUM:
+            v = state[lo:P]
+            for i in range(th.shape[0]):
+                vi = beta1 * v[i] + (one - beta1) * g[i]
+                v[i] = vi
+                ti = th[i] - lr * vi
+                th[i] = ti
+                bad += (ti - ti + vi - vi) != zero
+        else:
+            c1 = one - beta1**t
+            c2 = one - beta2**t
+            mo = state[lo:P]
+            v = state[P + lo : 2 * P]
+            for i in range(th.shape[0]):
+                gi = g[i]
+                m1 = beta1 * mo[i] + (one - beta1) * gi
+                v1 = beta2 * v[i] + (one - beta2) * gi * gi
+                mo[i] = m1
+                v[i] = v1
+                ti = th[i] - lr * (m1 / c1) / (math.sqrt(v1 / c2) + eps)
+                th[i] = ti
+                bad += (ti - ti + m1 - m1 + v1 - v1) != zero
+        return bad == 0
+
+    return impl
+
+
+@njit(cache=True, no_cfunc_wrapper=True, error_model="numpy")
 def gather_rows(X, idx, out):
     """out[i] = X[idx[i]] for i < len(idx): a minibatch as one contiguous block. Overwrites out's first rows."""
     n = X.shape[1]

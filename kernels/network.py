@@ -34,11 +34,10 @@ import math
 from collections import namedtuple
 
 import numpy as np
-from numba import njit
+from numba import carray, njit
 
-from .blas import gemm
+from .blas import data_ptr, gemm
 from .layers import (
-    ACT_IDENTITY,
     bias_act_backward,
     bias_act_forward,
     gather_rows,
@@ -62,32 +61,37 @@ LAYER1 = np.int64(0)
 LAYER2 = np.int64(1)
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def layer_parameters(theta, dims, l):
     """Views of W_{l+1} (dims[l+1], dims[l]) and b_{l+1} (dims[l+1],) in theta (or grad, or a block of state).
 
     theta's layout is W1, b1, W2, b2, ...; the offset is summed here (L is small)
     rather than read from an offsets array, which would cost an allocation and
     another compiled function.
+
+    The 2-D views here are ``carray``s over the buffer's memory: unlike
+    ``reshape`` (whose first use in a process compiles a helper, 0.1-0.2 s of a
+    cold start) they hold no reference to the buffer, so they are for compiled
+    code, where the caller's buffer outlives them.
     """
     o = 0
     for i in range(l):
         o += dims[i + 1] * (dims[i] + 1)
     n, k = dims[l + 1], dims[l]
-    return theta[o : o + n * k].reshape((n, k)), theta[o + n * k : o + n * k + n]
+    return carray(data_ptr(theta[o : o + n * k]), (n, k)), theta[o + n * k : o + n * k + n]
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def layer_view(work, m, dims, l):
-    """View of layer l+1's (m, dims[l+1]) block in a flat activation workspace."""
+    """View of layer l+1's (m, dims[l+1]) block in a flat activation workspace (compiled code only, see below)."""
     o = 0
     for i in range(1, l + 1):
         o += m * dims[i]
     n = dims[l + 1]
-    return work[o : o + m * n].reshape((m, n))
+    return carray(data_ptr(work[o : o + m * n]), (m, n))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, no_cfunc_wrapper=True, inline="always")
 def forward(X, theta, dims, hidden, output, Z, A, apply_output):
     """Z_l = A_{l-1} W_l^T + b_l, A_l = g_l(Z_l) for every layer (A_0 = X).
 
@@ -108,11 +112,17 @@ def forward(X, theta, dims, hidden, output, Z, A, apply_output):
         elif apply_output:
             output_forward(Zl, bl, Al, output)
         else:
-            bias_act_forward(Zl, bl, Al, ACT_IDENTITY)
+            # The logits: the bias only. A loop here, not bias_act_forward(..., ACT_IDENTITY),
+            # which would compile a second version of that kernel for a first run.
+            for i in range(m):
+                for j in range(dims[L]):
+                    z = Zl[i, j] + bl[j]
+                    Zl[i, j] = z
+                    Al[i, j] = z
         A_prev = Al
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, no_cfunc_wrapper=True, inline="always")
 def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer):
     """The cost, and dW_l, db_l into grad for layers first_layer+1..L, from the logits ZL.
 
@@ -158,7 +168,7 @@ STOP_COST = 1  # a batch's cost was not finite: stopped before that batch's upda
 STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-finite
 
 
-@njit(cache=True)
+@njit(cache=True, no_cfunc_wrapper=True)
 def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, work):
     """n_epochs of minibatch training in one compiled call.
 
@@ -166,7 +176,7 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, ste
     step: optimizer steps taken before this call (Adam's t counts from it + 1).
     perms (n_epochs, m) int64: each epoch's example order, as row indices into X
     and Y; an epoch trains on those m rows (m = perms.shape[1]), so a subset of
-    X's rows trains without copying X. perms of shape (0, 0) means no shuffling:
+    X's rows trains without copying X. perms None means no shuffling:
     batches are then consecutive rows of X (all of them, m = X.shape[0]) and
     nothing is gathered.
     work: a ``Workspace``: Xb (batch_size, n_0), Yb (batch_size, n_L) gather
@@ -183,8 +193,8 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, ste
     Overwrites theta, state, costs and every workspace.
     """
     Xb, Yb, A, dZ, grad = work
-    shuffle = perms.shape[0] > 0
-    m = perms.shape[1] if shuffle else X.shape[0]
+    # perms None compiles a version without the gathering (Numba prunes on the argument's type).
+    m = X.shape[0] if perms is None else perms.shape[1]
     L = dims.shape[0] - 1
     dt = theta.dtype.type
     lr, lambd = dt(hyper.learning_rate), hyper.lambd
@@ -193,15 +203,15 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, ste
         total = 0.0
         for s in range(0, m, batch_size):
             mb = batch_size if batch_size < m - s else m - s
-            if shuffle:
+            if perms is None:
                 # Row slices of a C-contiguous array are C-contiguous views (Numba types them so).
+                Xe = X[s : s + mb]
+                Ye = Y[s : s + mb]
+            else:
                 Xe = Xb[:mb]
                 Ye = Yb[:mb]
                 gather_rows(X, perms[e, s : s + mb], Xe)
                 gather_rows(Y, perms[e, s : s + mb], Ye)
-            else:
-                Xe = X[s : s + mb]
-                Ye = Y[s : s + mb]
             forward(Xe, theta, dims, hidden, output, A, A, False)
             ZL = layer_view(A, mb, dims, L - 1)
             cost = backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer)
@@ -221,3 +231,9 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, ste
                 return e, step, STOP_PARAMETERS
         costs[e] = total / m
     return n_epochs, step, STOP_NONE
+
+
+@njit(cache=True, no_cfunc_wrapper=True)
+def optimizer_step(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+    """``layers.optimizer_update_flat``, callable from Python through ``fastdnn.kernels.compiled`` (opt a constant)."""
+    return optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t)

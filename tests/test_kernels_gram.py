@@ -34,6 +34,7 @@ from test_equivalence import (
     teacher_problem,
 )
 
+from fastdnn.kernels import compiled
 from fastdnn.kernels import gram as Gm
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
@@ -98,10 +99,11 @@ class GramRun:
 
     def train(self, n_epochs):
         costs = np.full(n_epochs, np.nan)
-        done, reason = Gm.train_gram(
+        args = (
             self.G, self.Z0, self.Y, self.theta, self.dims, K.ACT_RELU, K.OUT_SIGMOID_XENT, self.opt, hyper(self.lambd), self.state,
             self.carry, self.C, self.V, n_epochs, costs, self.A, self.dZ, self.grad,
         )
+        done, reason = compiled(Gm.train_gram, args, "train_gram")(*args)
         assert (done, reason) == (n_epochs, N.STOP_NONE)
         return costs
 
@@ -118,10 +120,10 @@ def direct_train(X, Y, theta, state, opt, lambd, n_epochs):
     A = np.empty(m * sum(DIMS[1:]), dtype)
     work = N.Workspace(np.empty((0, X.shape[1]), dtype), np.empty((0, Y.shape[1]), dtype), A, np.empty_like(A), np.empty_like(theta))
     costs = np.full(n_epochs, np.nan)
-    no_shuffle = np.empty((0, 0), np.int64)
-    done, _, reason = N.train(
-        X, Y, theta, np.array(DIMS, np.int64), K.ACT_RELU, K.OUT_SIGMOID_XENT, 0, opt, hyper(lambd), state, 0, no_shuffle, m, n_epochs, costs, work
+    args = (
+        X, Y, theta, np.array(DIMS, np.int64), K.ACT_RELU, K.OUT_SIGMOID_XENT, 0, opt, hyper(lambd), state, 0, None, m, n_epochs, costs, work
     )
+    done, _, reason = compiled(N.train, args, "train")(*args)
     assert (done, reason) == (n_epochs, N.STOP_NONE)
     return costs
 

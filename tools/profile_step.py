@@ -28,6 +28,7 @@ def _median_ms(fn, repeats):
 
 def profile(dims, m, dtype, repeats):
     import fastdnn
+    from fastdnn.kernels import compiled
     from fastdnn.kernels import layers as K
     from fastdnn.kernels import network as N
     from fastdnn.kernels.blas import gemm_checked
@@ -45,16 +46,18 @@ def profile(dims, m, dtype, repeats):
     grad = np.empty_like(theta)
     ZL = fastdnn.pipeline.layer_block(A, m, d, L - 1)
     one = dtype(1)
-    stages = {
-        "forward": _median_ms(lambda: N.forward(X, theta, d, *codes, A, A, False), repeats),
-        "backward": _median_ms(lambda: N.backward(X, Y, theta, d, *codes, ZL, A, dZ, dZ, grad, 0), repeats),
-        "update (gd)": _median_ms(
-            lambda: K.optimizer_update_flat(
-                theta, grad, np.empty(0, dtype), d, 0, K.OPT_GD, dtype(0), dtype(0), one, one, one, 1
-            ),
-            repeats,
+    # Each stage as training compiles it (option codes as constants, see fastdnn.kernels.compiled).
+    calls = {
+        "forward": (N.forward, (X, theta, d, *codes, A, A, False)),
+        "backward": (N.backward, (X, Y, theta, d, *codes, ZL, A, dZ, dZ, grad, 0)),
+        "update (gd)": (
+            N.optimizer_step, (theta, grad, np.empty(0, dtype), d, 0, K.OPT_GD, dtype(0), dtype(0), one, one, one, 1)
         ),
     }
+    stages = {}
+    for stage, (kernel, args) in calls.items():
+        fn = compiled(kernel, args, stage)
+        stages[stage] = _median_ms(lambda: fn(*args), repeats)
     gemms = []
     prev = X
     for l in range(1, L + 1):
