@@ -600,7 +600,7 @@ class Engine:
             if self.opt == K.OPT_MOMENTUM:
                 X = self._gram[0]
                 args = (X, carry.W1_init, carry.V, carry.carry[1], state.optimizer_state, self.dims)
-                if compiled(GR.gram_velocity, args, f"the Gram-route kernels for {X.dtype}")(*args):
+                if compiled(GR.gram_weights, args, f"the Gram-route kernels for {X.dtype}")(*args):
                     raise DivergenceError(
                         divergence_message("parameters", state.costs[-1], f"epoch {state.epoch - 1}") + " (the W1 "
                         "velocity overflows)", state.epoch - 1, state.costs[-1], state.costs[:-1], "parameters",

@@ -22,8 +22,8 @@ results:
 
 A run: ``gram_setup``, then ``train_gram`` as often as wanted, then
 ``gram_weights`` to write W1 into theta (for predictions or the end of the
-run) and, for momentum, ``gram_velocity`` to write W1's velocity into state
-before continuing on ``network.train``. Entering the route again starts from
+run) and, for momentum, ``gram_weights`` again to write W1's velocity into
+state before continuing on ``network.train``. Entering the route again starts from
 ``gram_setup`` with C = V = 0, s = 1, a = 0: the route has no term for a W1
 velocity that is not of the form above, so only gd, or momentum with W1's
 velocity zero, can enter it mid-run without losing that velocity.
@@ -210,41 +210,30 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, 
 
 
 @njit(cache=True, no_cfunc_wrapper=True)
-def _combine_rows(W1_init, coef, R, X, out):
-    """out (n_1, n_0) = fl(coef W1_init + R X), formed in float64 and rounded once to out's dtype.
+def gram_weights(X, W1_init, R, coef, out, dims):
+    """Write coef W1_init + R X, formed in float64 and rounded once, into the W1 block of out.
 
-    Returns how many values of out are not finite (finite in float64 but out of
-    a float32 out's range, say).
+    W1 itself: R = C, coef = s = carry[0], out = theta. Momentum's W1 velocity,
+    which has the same form: R = V, coef = a = carry[1], out = state; with both
+    written, ``network.train`` continues the momentum run from theta and state.
+    X (m, n_0) as given to ``gram_setup`` (a float64 X spares a float64 copy per
+    call). Returns how many values written are not finite (finite in float64
+    but out of a float32 out's range, say), 0 when fine. Overwrites only out's
+    W1 block. One function for both, and loops rather than array expressions,
+    keep the route's first compile short.
     """
-    M = W1_init * coef
+    W1, _ = layer_parameters(out, dims, LAYER1)
+    n1, n0 = W1_init.shape
+    M = np.empty((n1, n0), np.float64)
+    for i in range(n1):
+        for j in range(n0):
+            M[i, j] = W1_init[i, j] * coef
     gemm(False, False, 1.0, R, as_float64(X), 1.0, M)
     dt = out.dtype.type
     bad = 0
-    for i in range(M.shape[0]):
-        for j in range(M.shape[1]):
+    for i in range(n1):
+        for j in range(n0):
             w = dt(M[i, j])
-            out[i, j] = w
+            W1[i, j] = w
             bad += (w - w) != 0.0
     return bad
-
-
-@njit(cache=True, no_cfunc_wrapper=True)
-def gram_weights(X, W1_init, C, s, theta, dims):
-    """Write W1 = s W1_init + C X (formed in float64, rounded once) into theta's W1 block.
-
-    X (m, n_0) as given to ``gram_setup`` (a float64 X spares a float64 copy
-    per call); s = carry[0]. Returns the count of non-finite values written
-    (0 when fine). Overwrites only theta's W1 block.
-    """
-    return _combine_rows(W1_init, s, C, X, layer_parameters(theta, dims, LAYER1)[0])
-
-
-@njit(cache=True, no_cfunc_wrapper=True)
-def gram_velocity(X, W1_init, V, a, state, dims):
-    """Write momentum's W1 velocity a W1_init + V X (formed in float64, rounded once) into state's W1 block.
-
-    a = carry[1]. After it (and ``gram_weights``), ``network.train`` continues
-    the momentum run from theta and state. Returns the count of non-finite
-    values written. Overwrites only state's W1 block.
-    """
-    return _combine_rows(W1_init, a, V, X, layer_parameters(state, dims, LAYER1)[0])

@@ -5,10 +5,10 @@ a sigmoid cross-entropy output, float64 and float32, gd and momentum, with and
 without L2. Held here:
 - resumable: a run cut into calls of 1 + 3 + 16 epochs is the one-call run of
   20, bit for bit (costs, theta after ``gram_weights``, the momentum state
-  after ``gram_velocity``, and the route's own state);
+  with W1's velocity formed, and the route's own state);
 - exact: the route computes ``network.train``'s full-batch trajectory (no
   shuffling), within the whole-run bounds of test_equivalence.py;
-- a run can leave the route: after ``gram_weights`` and ``gram_velocity``,
+- a run can leave the route: after ``gram_weights`` forms W1 and its velocity,
   ``network.train`` continues it as the route would have.
 
 Tolerances are test_equivalence.py's whole-run ones: float64 within its
@@ -110,7 +110,7 @@ class GramRun:
     def form(self):
         """W1 into theta and momentum's W1 velocity into state; returns (theta, state)."""
         assert Gm.gram_weights(self.X, self.W1_init, self.C, self.carry[0], self.theta, self.dims) == 0
-        assert Gm.gram_velocity(self.X, self.W1_init, self.V, self.carry[1], self.state, self.dims) == 0
+        assert Gm.gram_weights(self.X, self.W1_init, self.V, self.carry[1], self.state, self.dims) == 0
         return self.theta, self.state
 
 
@@ -217,7 +217,7 @@ def test_gram_route_follows_direct_route(single_blas_thread, dtype, opt, lambd):
 @pytest.mark.parametrize("lambd", LAMBDS)
 @pytest.mark.parametrize("opt", OPTIMIZERS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_direct_route_continues_a_gram_run_after_gram_velocity(single_blas_thread, dtype, opt, lambd):
+def test_direct_route_continues_a_gram_run_after_forming_w1_and_its_velocity(single_blas_thread, dtype, opt, lambd):
     X, Y, theta = problem(dtype)
     gram = GramRun(X, Y, theta, opt, lambd)
     gram_costs = gram.train(EPOCHS)
