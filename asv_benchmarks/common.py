@@ -25,7 +25,7 @@ ITERATIONS = {"seed": 20, "seed-direct": 20, "medium": 50, "wide": 3, "small": 2
 # fastdnn's gram option): the table's entries in the form the suite's modules unpack.
 WORKLOADS = {name: (list(w.dims), w.m, np.dtype(w.dtype).type, ITERATIONS[name], w.gram) for name, w in TABLE.items()}
 
-SHAPES = ["seed", "medium", "wide", "small"]
+SHAPES = ["seed", "medium", "wide", "small", "tiny", "mnist"]
 
 _limiter = None
 

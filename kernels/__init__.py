@@ -142,11 +142,12 @@ def _signature(kernel, args):
 def compiled(kernel, args, what):
     """``kernel`` compiled for ``args`` (or loaded from the disk cache): a callable taking ``args``.
 
-    Arguments named in ``OPTION_CODES`` are compiled as the constants they hold,
-    so Numba prunes the branches they do not take, in ``kernel`` and in every
-    kernel it calls with them: a run compiles only its own activation, output
-    and optimizer, and another option set compiles (once, then loads) its own.
-    Call the result with the same codes only.
+    Arguments named in ``OPTION_CODES`` are typed as the constants they hold
+    (Numba literals) and reach the kernels in ``layers`` that branch on them,
+    overloads that compile one version per constant holding only its branch:
+    a run compiles only its own activation, output and optimizer, and another
+    option set compiles (once, then loads) its own. Call the result with the
+    same codes only.
 
     A first compile, which takes seconds, is logged at INFO on the "fastdnn"
     logger before it starts and with its time after; ``what`` names it for the

@@ -63,10 +63,11 @@ OPTIMIZER_CODES = {"gd": OPT_GD, "momentum": OPT_MOMENTUM, "adam": OPT_ADAM}
 # literal (a module constant, or an argument ``fastdnn.kernels.compiled`` made
 # one) becomes the constant ``code`` of the implementation returned. Numba's
 # dead-branch pruning then drops every branch on ``code`` but one before typing,
-# so a version compiles only the activation, output or optimizer it serves: a
-# first float64 training run compiles in about 2/3 of the time. (A literal-typed
-# argument of an ordinary compiled function is not pruned on: Numba prunes
-# only on constants in the code and on None.) Each version is cached on disk.
+# so a version compiles only the activation, output or optimizer it serves
+# (``tools/cold_start.py --breakdown`` lists what a first run compiles). A
+# literal-typed argument of an ordinary compiled function is not pruned on:
+# Numba prunes only on constants in the code and on None-typed arguments.
+# Each version is cached on disk.
 _JIT_OPTIONS = {"cache": True, "no_cfunc_wrapper": True, "error_model": "numpy"}
 _COMPILED_ONLY = "fastdnn.kernels.layers kernels with an option code are callable from compiled code only"
 

@@ -1,8 +1,11 @@
-"""A first compile of a kernel is announced before it starts; a kernel already in the disk cache is not."""
+"""Compiling: a first compile is announced (a cached one is not), and a run compiles only the code paths it uses."""
 
 import os
 import subprocess
 import sys
+
+import numpy as np
+import pytest
 
 SCRIPT = """
 import logging
@@ -31,3 +34,52 @@ def test_a_first_compile_is_logged_before_and_after_and_a_cached_one_is_silent(t
     assert lines[1].startswith("fastdnn: compiled the probe kernel in ")
     compiled, log = run_probe(tmp_path)  # a new process: the kernel comes from the disk cache
     assert compiled == "False" and "compiling" not in log
+
+
+def _typed_names(overload_for, arg_types, code_index, constant):
+    """Types Numba gave the variables of one option code's kernel version (compiled here, without the cache).
+
+    arg_types: the kernel's argument types, the option code's position (code_index) included.
+    """
+    import numba
+
+    typing = list(arg_types)
+    typing[code_index] = numba.types.literal(constant)
+    kernel = numba.njit(error_model="numpy")(overload_for(*typing))
+    # The code's own argument is typed as a plain int here: only the constant captured by the
+    # implementation can prune, which is the mechanism under test.
+    signature = list(arg_types)
+    signature[code_index] = numba.types.int64
+    signature = tuple(signature)
+    kernel.compile(signature)
+    return " ".join(str(t) for t in kernel.overloads[signature].type_annotation.typemap.values())
+
+
+def test_a_kernel_version_is_typed_with_only_its_own_branch():
+    # The option codes reach the kernels as constants and Numba prunes the branches they do not
+    # take before typing them: that is what keeps a first compile short. (LLVM would also drop
+    # them later, after the typing and lowering this saves, so the compiled code cannot tell.)
+    import numba
+
+    from fastdnn.kernels import layers
+
+    Z, b, i8, f8 = numba.typeof(np.zeros((2, 3))), numba.typeof(np.zeros(3)), numba.int64, numba.float64
+    forward = (Z, b, Z, i8)
+    assert "tanh" in _typed_names(layers._bias_act_forward_for, forward, 3, layers.ACT_TANH)
+    assert "tanh" not in _typed_names(layers._bias_act_forward_for, forward, 3, layers.ACT_RELU)
+    theta, dims = numba.typeof(np.zeros(5)), numba.typeof(np.zeros(2, np.int64))
+    update = (theta, theta, theta, dims, i8, i8, f8, f8, f8, f8, f8, i8)
+    assert "sqrt" in _typed_names(layers._optimizer_update_flat_for, update, 5, layers.OPT_ADAM)
+    assert "sqrt" not in _typed_names(layers._optimizer_update_flat_for, update, 5, layers.OPT_GD)
+
+
+def test_an_option_code_that_is_not_a_constant_is_refused_with_a_clear_error():
+    from numba.core.errors import TypingError
+
+    from fastdnn.kernels import layers
+    from fastdnn.kernels import network as N
+
+    theta, dims = np.zeros(5), np.array([4, 1])
+    args = (theta, np.zeros(5), np.zeros(10), dims, 0, layers.OPT_GD, 0.1, 0.0, 0.9, 0.999, 1e-8, 1)
+    with pytest.raises(TypingError, match="opt must be a compile-time constant"):
+        N.optimizer_step(*args)  # called directly, opt is a run-time int
