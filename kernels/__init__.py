@@ -19,6 +19,7 @@ cache are handled here:
   ``_MODULES``' sources and clears this package's entries when the hash differs.
 """
 
+import contextlib
 import functools
 import getpass
 import hashlib
@@ -161,18 +162,54 @@ def compiled(kernel, args, what):
 
 
 def _compile(kernel, signature, what):
-    if _compiled_on_disk(kernel, signature):
-        kernel.compile(signature)  # a load from the disk cache
-        return 0.0
-    log.info("compiling %s (first run only; cached on disk afterwards)...", what)
-    start = time.perf_counter()
-    kernel.compile(signature)
-    seconds = time.perf_counter() - start
-    log.info("compiled %s in %.1f s", what, seconds)
-    for path in _CACHE_DIRS:
-        try:
-            with open(os.path.join(path, _marker(kernel, signature)), "w") as f:
-                f.write(_STAMP)
-        except OSError:
-            pass
+    with _compile_lock():
+        if _compiled_on_disk(kernel, signature):
+            kernel.compile(signature)  # a load from the disk cache
+            seconds = 0.0
+        else:
+            log.info("compiling %s (first run only; cached on disk afterwards)...", what)
+            start = time.perf_counter()
+            kernel.compile(signature)
+            seconds = time.perf_counter() - start
+            log.info("compiled %s in %.1f s", what, seconds)
+            for path in _CACHE_DIRS:
+                try:
+                    with open(os.path.join(path, _marker(kernel, signature)), "w") as f:
+                        f.write(_STAMP)
+                except OSError:
+                    pass
+        if signature not in kernel.overloads:
+            # The disk cache gave another signature's code for this one (an index and its data
+            # files out of step, as two processes saving at once without the lock could leave
+            # them): forget this kernel's entries and compile afresh.
+            log.warning("the disk cache of %s was inconsistent; recompiling it", kernel.py_func.__qualname__)
+            kernel._cache.flush()
+            kernel.compile(signature)
     return seconds
+
+
+@contextlib.contextmanager
+def _compile_lock():
+    """Serialise compiles between processes sharing the cache folder (parallel runs, sweeps).
+
+    Numba saves a cache entry as an index update and a data file, not atomically
+    together: two processes saving entries of one kernel at once can pair an
+    index entry with the other's data. Waiting for the lock, a process then
+    loads what the other compiled. Where the folder is not writable or fcntl is
+    missing (Windows), compiles go unserialised.
+    """
+    handle = None
+    try:
+        import fcntl
+
+        handle = open(os.path.join(_CACHE_DIRS[0], "fastdnn-compile.lock"), "a")
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except (ImportError, IndexError, OSError):
+        if handle is not None:
+            handle.close()
+        handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.close()  # closing releases the lock

@@ -17,9 +17,9 @@ corrections and sqrt(v) + epsilon), so results are bit for bit what Python's
 error model gives; the Adam pass ran 7.7x faster (270k float32 values,
 986 -> 127 us).
 
-Option names map to integer codes in the tables below, so one compiled function
-serves every configuration (the branch is taken once per pass, outside the
-element loop). Output codes name the output activation together with its cost,
+Option names map to integer codes in the tables below; a kernel that takes one
+compiles a version per code holding only that code's branch (see the note
+above ``_constant``). Output codes name the output activation together with its cost,
 because the two are fused: the gradient is taken from the logits (for
 cross-entropy ``dZ = A - Y``), never through ``dA = -(Y/A - (1-Y)/(1-A))``,
 which overflows when A saturates.
@@ -75,7 +75,10 @@ _COMPILED_ONLY = "fastdnn.kernels.layers kernels with an option code are callabl
 def _constant(arg, name):
     """The value of option-code argument ``name``, which must be known at compile time."""
     if not isinstance(arg, types.IntegerLiteral):
-        raise TypingError(f"{name} must be a compile-time constant (a literal or a module constant), got {arg}")
+        raise TypingError(
+            f"{name} must be a compile-time constant (a literal or a module constant), got {arg}; from Python, "
+            "call the kernels through fastdnn.kernels.compiled, which makes the option codes constants"
+        )
     return arg.literal_value
 
 

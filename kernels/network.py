@@ -18,12 +18,12 @@ function serves every architecture and option set:
     first_layer            layers 1..first_layer are frozen: no gradient, no
                            update, and backpropagation stops above them.
 
-The codes may be passed as plain ints (one compiled version serves every
-option set) or, through ``fastdnn.kernels.compiled``, as compile-time
-constants: Numba then prunes every branch the codes do not take, in these
-functions and in every kernel they call, so a run compiles only its own
-activation, output and optimizer, and the next option set compiles its own,
-once, cached on disk.
+The codes are compile-time constants: call these functions from Python through
+``fastdnn.kernels.compiled``, which types them as literals (a plain int is
+refused with a TypingError). They reach the kernels in ``layers`` that branch
+on them, which compile one version per code holding only its branch, so a run
+compiles only its own activation, output and optimizer, and the next option
+set compiles its own, once, cached on disk.
 
 Products go through BLAS (``blas.gemm``) with transpose flags; the gradient
 with respect to the input, dA0 = dZ1 W1, is never computed. The full-batch
@@ -35,6 +35,7 @@ from collections import namedtuple
 
 import numpy as np
 from numba import carray, njit
+from numba.extending import overload
 
 from .blas import data_ptr, gemm
 from .layers import (
@@ -61,7 +62,10 @@ LAYER1 = np.int64(0)
 LAYER2 = np.int64(1)
 
 
-@njit(cache=True, no_cfunc_wrapper=True)
+_VIEWS_ONLY = "fastdnn.kernels.network views are callable from compiled code only"
+_VIEW_JIT = {"cache": True, "no_cfunc_wrapper": True}
+
+
 def layer_parameters(theta, dims, l):
     """Views of W_{l+1} (dims[l+1], dims[l]) and b_{l+1} (dims[l+1],) in theta (or grad, or a block of state).
 
@@ -71,24 +75,44 @@ def layer_parameters(theta, dims, l):
 
     The 2-D views here are ``carray``s over the buffer's memory: unlike
     ``reshape`` (whose first use in a process compiles a helper, 0.1-0.2 s of a
-    cold start) they hold no reference to the buffer, so they are for compiled
-    code, where the caller's buffer outlives them.
+    cold start) they hold no reference to the buffer, so they exist in compiled
+    code only (an overload, not callable from Python), where the caller's buffer
+    outlives them; a buffer too short for the view raises ValueError.
     """
-    o = 0
-    for i in range(l):
-        o += dims[i + 1] * (dims[i] + 1)
-    n, k = dims[l + 1], dims[l]
-    return carray(data_ptr(theta[o : o + n * k]), (n, k)), theta[o + n * k : o + n * k + n]
+    raise NotImplementedError(_VIEWS_ONLY)
 
 
-@njit(cache=True, no_cfunc_wrapper=True)
+@overload(layer_parameters, jit_options=_VIEW_JIT)
+def _layer_parameters_for(theta, dims, l):
+    def impl(theta, dims, l):
+        o = 0
+        for i in range(l):
+            o += dims[i + 1] * (dims[i] + 1)
+        n, k = dims[l + 1], dims[l]
+        if o + n * k + n > theta.shape[0]:
+            raise ValueError("fastdnn kernels: a parameter buffer is shorter than the network's layer sizes")
+        return carray(data_ptr(theta[o : o + n * k]), (n, k)), theta[o + n * k : o + n * k + n]
+
+    return impl
+
+
 def layer_view(work, m, dims, l):
-    """View of layer l+1's (m, dims[l+1]) block in a flat activation workspace (compiled code only, see below)."""
-    o = 0
-    for i in range(1, l + 1):
-        o += m * dims[i]
-    n = dims[l + 1]
-    return carray(data_ptr(work[o : o + m * n]), (m, n))
+    """View of layer l+1's (m, dims[l+1]) block in a flat activation workspace (compiled code only, as above)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(layer_view, jit_options=_VIEW_JIT)
+def _layer_view_for(work, m, dims, l):
+    def impl(work, m, dims, l):
+        o = 0
+        for i in range(1, l + 1):
+            o += m * dims[i]
+        n = dims[l + 1]
+        if o + m * n > work.shape[0]:
+            raise ValueError("fastdnn kernels: an activation workspace is shorter than m times the layer sizes")
+        return carray(data_ptr(work[o : o + m * n]), (m, n))
+
+    return impl
 
 
 @njit(cache=True, no_cfunc_wrapper=True, inline="always")

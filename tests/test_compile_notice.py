@@ -83,3 +83,13 @@ def test_an_option_code_that_is_not_a_constant_is_refused_with_a_clear_error():
     args = (theta, np.zeros(5), np.zeros(10), dims, 0, layers.OPT_GD, 0.1, 0.0, 0.9, 0.999, 1e-8, 1)
     with pytest.raises(TypingError, match="opt must be a compile-time constant"):
         N.optimizer_step(*args)  # called directly, opt is a run-time int
+
+
+def test_views_over_kernel_buffers_are_not_callable_from_python():
+    # They hold no reference to their buffer: from Python one could outlive it. Compiled code only.
+    from fastdnn.kernels import network as N
+
+    with pytest.raises(NotImplementedError, match="compiled code only"):
+        N.layer_view(np.zeros(8), 2, np.array([3, 4]), 0)
+    with pytest.raises(NotImplementedError, match="compiled code only"):
+        N.layer_parameters(np.zeros(16), np.array([3, 4]), 0)
