@@ -136,9 +136,9 @@ class Update:
         self.grad = (1e-3 * rng.standard_normal(P)).astype(dtype)
         self.state = np.zeros(2 * P, dtype)
         self.opt = K.OPTIMIZER_CODES[optimizer]
-        # Scalars of theta's dtype, as the kernel requires: lr, l2_scale, beta1, beta2, eps.
-        lr, l2, beta1, beta2, eps = (dtype(x) for x in (1e-6, 0.0, 0.9, 0.999, 1e-8))
-        self.args = (self.theta, self.grad, self.state, self.dims, 0, self.opt, lr, l2, beta1, beta2, eps, 1)
+        # Scalars of theta's dtype, as the kernel requires: lr, beta1, beta2, eps.
+        lr, beta1, beta2, eps = (dtype(x) for x in (1e-6, 0.9, 0.999, 1e-8))
+        self.args = (self.theta, self.grad, self.state, self.dims, 0, self.opt, lr, beta1, beta2, eps, 1)
         self.update = compiled(N.optimizer_step, self.args, "update")  # as training compiles it (opt a constant)
         self.time_optimizer_update_flat(name, optimizer)
 
@@ -174,9 +174,10 @@ class GramRoute:
         self.carry = np.array([1.0, 0.0, w1_sq])
         self.C, self.V = np.zeros((n1, m)), np.zeros((n1, m))
         self.X, self.W1_init, self.theta, self.dims = X, W1_init, theta, dims
-        hyper = N.Hyper(0.0075, 0.0, 0.9, 0.999, 1e-8)
+        hyper = N.Hyper(0.0075, 0.9, 0.999, 1e-8)
         state = np.zeros(2 * theta.size, theta.dtype)
-        self.args = (G, Z0, Y, theta, dims, *codes, K.OPTIMIZER_CODES[optimizer], hyper, state, self.carry, self.C, self.V, 1,
+        self.args = (G, Z0, Y, theta, dims, *codes, K.OPTIMIZER_CODES[optimizer], hyper, None, state, self.carry, self.C,
+                     self.V if optimizer == "momentum" else None, 1,
                      np.zeros(1), A, dZ, grad)
         self.train_gram = compiled(Gm.train_gram, self.args, "train_gram")  # as training compiles it
         self.time_train_gram_epoch(name, optimizer)

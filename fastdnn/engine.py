@@ -350,9 +350,10 @@ class Engine:
             state.optimizer = optimizer
         self.opt = K.OPTIMIZER_CODES[optimizer]
         self.hyper = N.Hyper(
-            float(learning_rate), float(lambd), float(beta if optimizer == "momentum" else beta1), float(beta2),
-            float(epsilon),
+            float(learning_rate), float(beta if optimizer == "momentum" else beta1), float(beta2), float(epsilon)
         )
+        # The kernels take the L2 strength apart: None (no L2) compiles a version without its code.
+        self.lambd = float(lambd) if lambd else None
         self.mini_batch_size = mini_batch_size
         self.threads = threads
 
@@ -499,7 +500,9 @@ class Engine:
             perms = None
         flat = state.parameters.flat
         saved = (flat.copy(), state.optimizer_state.copy(), state.step)
-        head = (X, Y, flat, self.dims, *self.codes, self.frozen_layers, self.opt, self.hyper, state.optimizer_state)
+        head = (
+            X, Y, flat, self.dims, *self.codes, self.frozen_layers, self.opt, self.hyper, self.lambd, state.optimizer_state
+        )
         call = (*head, state.step, perms, batch, n, costs[done:], work)
         train = compiled(N.train, call, f"the training kernels for {self._describe(X.dtype)}")
         finished, step, reason = train(*call)
@@ -564,8 +567,10 @@ class Engine:
         _, G, Z0, work = self._gram
         flat = state.parameters.flat
         saved = (flat.copy(), state.optimizer_state.copy(), carry.C.copy(), carry.V.copy(), carry.carry.copy())
-        head = (G, Z0, Y, flat, self.dims, *self.codes, self.opt, self.hyper, state.optimizer_state, carry.carry, carry.C,
-                carry.V)
+        # The W1 velocity V only for momentum: gd passes None and compiles no momentum code for W1.
+        V = carry.V if self.opt == K.OPT_MOMENTUM else None
+        head = (G, Z0, Y, flat, self.dims, *self.codes, self.opt, self.hyper, self.lambd, state.optimizer_state,
+                carry.carry, carry.C, V)
         call = (*head, n, costs[done:], work.A, work.dZ, work.grad)
         train_gram = compiled(GR.train_gram, call, f"the Gram-route training kernels for {self._describe(Y.dtype)}")
         finished, reason = train_gram(*call)

@@ -310,7 +310,7 @@ def _optimizer_step(params, grads, state, opt, learning_rate, beta1=0.9, beta2=0
     dims_a = np.asarray(new.dims, np.int64)
     g = pack_parameters(grads, dtype, prefix="d").flat
     args = (
-        new.flat, g, state, dims_a, 0, opt, dtype(learning_rate), dtype(0), dtype(beta1), dtype(beta2), dtype(epsilon), t
+        new.flat, g, state, dims_a, 0, opt, dtype(learning_rate), dtype(beta1), dtype(beta2), dtype(epsilon), t
     )
     compiled(N.optimizer_step, args, f"the update kernel for {dtype.__name__}")(*args)
     return new

@@ -44,10 +44,9 @@ from numba import njit
 
 from .blas import as_float64, gemm, gram_float64
 from .layers import (
-    OPT_GD,
     bias_act_backward,
     bias_act_forward,
-    l2_penalty,
+    l2_terms,
     optimizer_update_flat,
     output_backward,
 )
@@ -86,15 +85,18 @@ def gram_setup(X, theta, dims, G, Z0, W1_init):
 
 
 @njit(cache=True, no_cfunc_wrapper=True)
-def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, C, V, n_epochs, costs, A, dZ, grad):
+def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, carry, C, V, n_epochs, costs, A, dZ, grad):
     """n_epochs of full-batch gd or momentum on the Gram route, resuming from (C, V, carry, state, theta).
 
     G, Z0: from ``gram_setup``. Y (m, n_L). opt: ``layers.OPT_GD`` or
-    ``OPT_MOMENTUM`` (momentum's beta is hyper.beta1). hyper: a ``network.Hyper``.
+    ``OPT_MOMENTUM`` (momentum's beta is hyper.beta1). hyper: a ``network.Hyper``;
+    lambd the L2 strength or None, as in ``network.train``.
     state (2P,): optimizer state as in ``network.train``; the Gram route keeps
     the velocities of b1 and of layers 2..L there and never touches W1's block
     (W1's velocity is a W1_init + V X). carry (3,) float64: [s, a, ||W1_init||^2],
-    s and a updated in place. C, V (n_1, m) float64, updated in place.
+    s and a updated in place. C, V (n_1, m) float64, updated in place; V is
+    None for gd (and only then: the version compiled for None holds no momentum
+    code for W1).
     costs[e] receives epoch e's cost (L2 term included). A, dZ: flat
     workspaces of m * sum(n_1..n_L) as in ``network.train``; grad (P,).
     theta's W1 block is neither read nor written (``gram_weights`` forms it):
@@ -108,7 +110,8 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, 
     n1 = dims[1]
     L = dims.shape[0] - 1
     dt = theta.dtype.type
-    lr, lambd, beta = hyper.learning_rate, hyper.lambd, hyper.beta1
+    lr, beta = hyper.learning_rate, hyper.beta1
+    l2s = 0.0 if lambd is None else lambd / m
     one = dt(1)
     CG = np.empty((n1, m), np.float64)
     Z1_64 = np.empty((m, n1), np.float64)
@@ -154,7 +157,9 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, 
             _, db_prev = layer_parameters(grad, dims, l - 1)
             bias_act_backward(dZ_prev, A_prev, hidden, scale, db_prev)
             dZl = dZ_prev
-        if lambd > 0:
+        if lambd is not None:
+            # Layers 2..L: the penalty, and dt(l2s) W into their gradients.
+            penalty = l2_terms(theta, grad, dims, LAYER2, LAYER2, dt(l2s))
             # ||W1||^2 = s^2 ||W1_init||^2 + 2 s <Z1_init^T, C> + <C G, C>.
             gemm(False, False, 1.0, C, G, 0.0, CG)
             cross = 0.0
@@ -163,22 +168,19 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, state, carry, 
                 for j in range(m):
                     cross += Z0[j, i] * C[i, j]
                     quad += CG[i, j] * C[i, j]
-            w_sq = s * s * w1_sq + 2 * s * cross + quad + l2_penalty(theta, dims, LAYER2)
+            w_sq = s * s * w1_sq + 2 * s * cross + quad + penalty
             cost += lambd / (2 * m) * w_sq
         costs[e] = cost
         if not math.isfinite(cost):
             return e, STOP_COST
-        l2s = lambd / m
         # Layers 2..L: the flat update pass; b1 by the same rule.
-        finite = optimizer_update_flat(
-            theta, grad, state, dims, LAYER2, opt, dt(lr), dt(l2s), dt(beta), one, one, np.int64(1)
-        )
+        finite = optimizer_update_flat(theta, grad, state, dims, LAYER2, opt, dt(lr), dt(beta), one, one, np.int64(1))
         # W1 = s W1_init + C X: update s and C (dZ1 is layer 1's block of dZ, (m, n1)).
         dZ1 = dZl
         # Count non-finite new values in an integer: a float sum would chain every
         # element's add on the previous one (measured: a third of a cat-data step).
         bad = 0
-        if opt == OPT_GD:
+        if V is None:  # gd
             f = 1.0 - lr * l2s
             s *= f
             for i in range(n1):

@@ -329,38 +329,45 @@ def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
 
 
 @njit(cache=True, no_cfunc_wrapper=True, error_model="numpy")
-def l2_penalty(theta, dims, first_layer):
-    """sum of W_l^2 over layers first_layer+1 .. L (float64); biases excluded. theta's layout: W1, b1, W2, ..."""
+def l2_terms(theta, grad, dims, first, trainable, scale):
+    """L2's two terms: returns sum of W_l^2 over layers first+1 .. L (float64; biases excluded),
+    and adds scale * W_l to grad's dW_l for layers trainable+1 .. L (scale of theta's dtype).
+
+    theta's layout: W1, b1, W2, ... Overwrites those blocks of grad. Training
+    calls it only when L2 is on, so a run without L2 compiles none of it.
+    """
     total = 0.0
     o = 0
     for l in range(dims.shape[0] - 1):
         n_w = dims[l + 1] * dims[l]
-        if l >= first_layer:
-            W = theta[o : o + n_w]  # a view, so the loop starts at 0 (see optimizer_update_flat)
+        W = theta[o : o + n_w]  # views, so the loops start at 0 (see optimizer_update_flat)
+        if l >= first:
             for i in range(W.shape[0]):
                 total += float(W[i]) * float(W[i])
+        if l >= trainable:
+            G = grad[o : o + n_w]
+            for i in range(W.shape[0]):
+                G[i] = G[i] + scale * W[i]
         o += n_w + dims[l + 1]
     return total
 
 
-def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
     """One optimizer step over the flat buffers, from layer first_layer+1 on; earlier layers untouched.
 
-    g = grad + l2_scale * W for weights, grad for biases; then
+    g = grad (L2's term, when on, is already in it: ``l2_terms``); then
       gd:       theta -= lr g
       momentum: v = beta1 v + (1 - beta1) g;  theta -= lr v                 (v = state[:P])
       adam:     m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2;
                 theta -= lr (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps)
                                                            (m = state[:P], v = state[P:])
-    theta, grad: (P,); state: (2P,). Overwrites theta and state, and with
-    l2_scale != 0 grad's weight blocks (they receive g). Scalars must be of theta's dtype.
+    theta, grad: (P,); state: (2P,). Overwrites theta and state. Scalars must be of theta's dtype.
     Returns True when every updated parameter and state value is finite. The cost
     can stay finite while they are not (Adam's g^2 overflowing float32, say), so
     training checks this too.
 
     The trainable parameters are one contiguous tail of theta (each bias follows
-    its W), so after L2 is added to the weights' gradients one loop updates them
-    all. Loops run over slice views from index 0: with a loop index that Numba
+    its W), so one loop updates them all. Loops run over slice views from index 0: with a loop index that Numba
     cannot prove non-negative (range(lo, hi)) every access gets a wraparound
     branch and the loop does not vectorize (measured 7x slower). The optimizer
     branch sits outside the element loops for the same reason. Non-finite values
@@ -376,25 +383,19 @@ def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, l2_sca
 
 
 @overload(optimizer_update_flat, prefer_literal=True, jit_options=_JIT_OPTIONS)
-def _optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+def _optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
     code = _constant(opt, "opt")
 
-    def impl(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+    def impl(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
         P = theta.shape[0]
         one = theta.dtype.type(1)
         zero = theta.dtype.type(0)
         lo = P  # where the trainable tail starts: P (nothing to update) when every layer is frozen
         o = 0
         for l in range(dims.shape[0] - 1):
-            n_w = dims[l + 1] * dims[l]
             if l == first_layer:
                 lo = o
-            if l >= first_layer and l2_scale != zero:
-                W = theta[o : o + n_w]
-                G = grad[o : o + n_w]
-                for i in range(W.shape[0]):
-                    G[i] = G[i] + l2_scale * W[i]
-            o += n_w + dims[l + 1]
+            o += dims[l + 1] * (dims[l] + 1)
         th = theta[lo:P]
         g = grad[lo:P]
         bad = 0

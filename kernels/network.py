@@ -42,7 +42,7 @@ from .layers import (
     bias_act_backward,
     bias_act_forward,
     gather_rows,
-    l2_penalty,
+    l2_terms,
     optimizer_update_flat,
     output_backward,
     output_forward,
@@ -51,8 +51,9 @@ from .layers import (
 # The training kernels' grouped arguments. Numba types a namedtuple by its
 # fields (Hyper of five float64 is one type) and caches it on disk like a tuple.
 # Hyper's fields must be floats: an int field would compile another specialisation.
-Hyper = namedtuple("Hyper", "learning_rate lambd beta1 beta2 epsilon")
-Hyper.__doc__ = """Optimizer hyperparameters (floats): lambd is the L2 strength, beta1 momentum's beta."""
+Hyper = namedtuple("Hyper", "learning_rate beta1 beta2 epsilon")
+Hyper.__doc__ = """Optimizer hyperparameters (floats): beta1 is momentum's beta too. The L2 strength is an argument
+of its own (a float, or None for no L2: None compiles a version without the L2 terms)."""
 Workspace = namedtuple("Workspace", "Xb Yb A dZ grad")
 Workspace.__doc__ = """``train``'s scratch arrays, overwritten by every call (see ``train``)."""
 
@@ -193,10 +194,12 @@ STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-f
 
 
 @njit(cache=True, no_cfunc_wrapper=True)
-def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, step, perms, batch_size, n_epochs, costs, work):
+def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size, n_epochs, costs,
+          work):
     """n_epochs of minibatch training in one compiled call.
 
-    hyper: a ``Hyper``. state (2P,): optimizer state (momentum's v, Adam's m and v).
+    hyper: a ``Hyper``. lambd: the L2 strength, or None for none (the version
+    compiled for None holds no L2 code: Numba prunes on a None argument). state (2P,): optimizer state (momentum's v, Adam's m and v).
     step: optimizer steps taken before this call (Adam's t counts from it + 1).
     perms (n_epochs, m) int64: each epoch's example order, as row indices into X
     and Y; an epoch trains on those m rows (m = perms.shape[1]), so a subset of
@@ -221,7 +224,7 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, ste
     m = X.shape[0] if perms is None else perms.shape[1]
     L = dims.shape[0] - 1
     dt = theta.dtype.type
-    lr, lambd = dt(hyper.learning_rate), hyper.lambd
+    lr = dt(hyper.learning_rate)
     beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
     for e in range(n_epochs):
         total = 0.0
@@ -239,15 +242,16 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, ste
             forward(Xe, theta, dims, hidden, output, A, A, False)
             ZL = layer_view(A, mb, dims, L - 1)
             cost = backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer)
-            if lambd > 0:
-                # Frozen layers' weights count in the penalty (a constant) as in the reference's cost.
-                cost += lambd / (2 * mb) * l2_penalty(theta, dims, LAYER1)
+            if lambd is not None:
+                # The penalty counts frozen layers' weights too (a constant), as the reference's cost does;
+                # the gradient term goes to the trainable layers.
+                cost += lambd / (2 * mb) * l2_terms(theta, grad, dims, LAYER1, first_layer, dt(lambd / mb))
             if not math.isfinite(cost):
                 costs[e] = cost
                 return e, step, STOP_COST
             step += 1
             finite = optimizer_update_flat(
-                theta, grad, state, dims, first_layer, opt, lr, dt(lambd / mb), beta1, beta2, eps, step
+                theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, step
             )
             total += cost * mb
             if not finite:
@@ -258,6 +262,6 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, state, ste
 
 
 @njit(cache=True, no_cfunc_wrapper=True)
-def optimizer_step(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t):
+def optimizer_step(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
     """``layers.optimizer_update_flat``, callable from Python through ``fastdnn.kernels.compiled`` (opt a constant)."""
-    return optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, l2_scale, beta1, beta2, eps, t)
+    return optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t)

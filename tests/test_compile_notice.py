@@ -68,7 +68,7 @@ def test_a_kernel_version_is_typed_with_only_its_own_branch():
     assert "tanh" in _typed_names(layers._bias_act_forward_for, forward, 3, layers.ACT_TANH)
     assert "tanh" not in _typed_names(layers._bias_act_forward_for, forward, 3, layers.ACT_RELU)
     theta, dims = numba.typeof(np.zeros(5)), numba.typeof(np.zeros(2, np.int64))
-    update = (theta, theta, theta, dims, i8, i8, f8, f8, f8, f8, f8, i8)
+    update = (theta, theta, theta, dims, i8, i8, f8, f8, f8, f8, i8)
     assert "sqrt" in _typed_names(layers._optimizer_update_flat_for, update, 5, layers.OPT_ADAM)
     assert "sqrt" not in _typed_names(layers._optimizer_update_flat_for, update, 5, layers.OPT_GD)
 
@@ -80,7 +80,7 @@ def test_an_option_code_that_is_not_a_constant_is_refused_with_a_clear_error():
     from fastdnn.kernels import network as N
 
     theta, dims = np.zeros(5), np.array([4, 1])
-    args = (theta, np.zeros(5), np.zeros(10), dims, 0, layers.OPT_GD, 0.1, 0.0, 0.9, 0.999, 1e-8, 1)
+    args = (theta, np.zeros(5), np.zeros(10), dims, 0, layers.OPT_GD, 0.1, 0.9, 0.999, 1e-8, 1)
     with pytest.raises(TypingError, match="opt must be a compile-time constant"):
         N.optimizer_step(*args)  # called directly, opt is a run-time int
 

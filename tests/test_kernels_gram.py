@@ -76,8 +76,12 @@ def blocks(flat):
     return out
 
 
-def hyper(lambd):
-    return N.Hyper(LEARNING_RATE, lambd, BETA, 0.999, 1e-8)
+HYPER = N.Hyper(LEARNING_RATE, BETA, 0.999, 1e-8)
+
+
+def l2(lambd):
+    """The kernels' L2 argument: None for none."""
+    return lambd or None
 
 
 class GramRun:
@@ -100,8 +104,8 @@ class GramRun:
     def train(self, n_epochs):
         costs = np.full(n_epochs, np.nan)
         args = (
-            self.G, self.Z0, self.Y, self.theta, self.dims, K.ACT_RELU, K.OUT_SIGMOID_XENT, self.opt, hyper(self.lambd), self.state,
-            self.carry, self.C, self.V, n_epochs, costs, self.A, self.dZ, self.grad,
+            self.G, self.Z0, self.Y, self.theta, self.dims, K.ACT_RELU, K.OUT_SIGMOID_XENT, self.opt, HYPER, l2(self.lambd),
+            self.state, self.carry, self.C, self.V if self.opt == K.OPT_MOMENTUM else None, n_epochs, costs, self.A, self.dZ, self.grad,
         )
         done, reason = compiled(Gm.train_gram, args, "train_gram")(*args)
         assert (done, reason) == (n_epochs, N.STOP_NONE)
@@ -121,7 +125,7 @@ def direct_train(X, Y, theta, state, opt, lambd, n_epochs):
     work = N.Workspace(np.empty((0, X.shape[1]), dtype), np.empty((0, Y.shape[1]), dtype), A, np.empty_like(A), np.empty_like(theta))
     costs = np.full(n_epochs, np.nan)
     args = (
-        X, Y, theta, np.array(DIMS, np.int64), K.ACT_RELU, K.OUT_SIGMOID_XENT, 0, opt, hyper(lambd), state, 0, None, m, n_epochs, costs, work
+        X, Y, theta, np.array(DIMS, np.int64), K.ACT_RELU, K.OUT_SIGMOID_XENT, 0, opt, HYPER, l2(lambd), state, 0, None, m, n_epochs, costs, work
     )
     done, _, reason = compiled(N.train, args, "train")(*args)
     assert (done, reason) == (n_epochs, N.STOP_NONE)

@@ -51,7 +51,7 @@ def profile(dims, m, dtype, repeats):
         "forward": (N.forward, (X, theta, d, *codes, A, A, False)),
         "backward": (N.backward, (X, Y, theta, d, *codes, ZL, A, dZ, dZ, grad, 0)),
         "update (gd)": (
-            N.optimizer_step, (theta, grad, np.empty(0, dtype), d, 0, K.OPT_GD, dtype(0), dtype(0), one, one, one, 1)
+            N.optimizer_step, (theta, grad, np.empty(0, dtype), d, 0, K.OPT_GD, dtype(0), one, one, one, 1)
         ),
     }
     stages = {}
