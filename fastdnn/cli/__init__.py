@@ -5,6 +5,7 @@
     fastdnn evaluate MODEL DATA                             accuracy and confusion matrix          (use.py)
     fastdnn check [--data FILE] [--layers ...]              fast path vs reference, stage by stage (check.py)
     fastdnn bench [--layers ...]                            step time and GFLOP/s beside the BLAS peak (bench.py)
+    fastdnn convert CSV OUT.npy [--label COL]               a CSV as .npy features and labels, streaming (convert.py)
 
 A problem with the user's input (a missing or malformed file, a model that
 does not fit the data, an option out of range) ends the command with one line
@@ -18,7 +19,7 @@ import argparse
 import os
 import sys
 
-from fastdnn.cli import bench, check, train, use
+from fastdnn.cli import bench, check, convert, train, use
 from fastdnn.cli.common import describe
 from fastdnn.cli.train import DEFAULT_OUT  # noqa: F401  (the default model file, for the tests and scripts)
 
@@ -37,6 +38,7 @@ def build_parser():
     use.add_parsers(sub, common)
     check.add_parser(sub, common, fmt)
     bench.add_parser(sub, common, fmt)
+    convert.add_parser(sub, common, fmt)
     return parser
 
 
