@@ -19,7 +19,9 @@ import csv
 import errno
 import hashlib
 import importlib
+import math
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 
@@ -360,15 +362,17 @@ def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_byt
     """Write the CSV ``src`` as ``.npy`` files in two streaming passes, holding one chunk of rows at a time.
 
     The features go to ``dst`` as an (n_samples, n_features) array of ``dtype``;
-    the label column (``label``), when the CSV has one, to ``labels`` (default
-    ``labels_path_for(dst)``) as int64 when every label is an integer, float64
-    when they are other numbers, text otherwise. The CSV rules are
-    ``load_dataset``'s (header row, comma-separated, double-quoted fields,
-    numeric features, finite values); any problem raises DataError naming the
-    line. Pass 1 checks the rows and sizes the outputs; pass 2 parses chunks of
-    about ``chunk_bytes`` of float64 with numpy's C parser and appends them.
-    The outputs are written as ``.tmp`` files renamed at the end: a failed run
-    leaves nothing. Returns (n_samples, n_features, labels path or None).
+    the label column ``label`` (required; None converts a file without labels,
+    every column a feature) to ``labels`` (default ``labels_path_for(dst)``) as
+    int64 when every label is an integer, float64 when they are other numbers,
+    text otherwise. The CSV rules are ``load_dataset``'s (header row,
+    comma-separated, double-quoted fields, numeric features, finite values and
+    labels); any problem raises DataError naming the line. Pass 1 checks the
+    rows and sizes the outputs; pass 2 parses chunks of at most ``chunk_bytes``
+    (of text, and of float64 rows) with numpy's C parser and appends them. The
+    outputs are written to new temporary files renamed at the end: a failed run
+    leaves nothing and touches no other file. Returns (n_samples, n_features,
+    labels path or None).
     """
     src, dst = os.fspath(src), os.fspath(dst)
     if not os.path.exists(src):
@@ -386,18 +390,27 @@ def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_byt
     outputs = [(dst, (rows, len(feature_cols)), np.dtype(dtype))]
     if labels is not None:
         outputs.append((labels, (rows,), np.dtype(label_dtype)))
-    files = []
+    files, temps = [], []
     try:
         for path, shape, dt in outputs:
-            f = open(path + ".tmp", "wb")
-            files.append(f)
+            # A new file of our own (never an existing one, the input included), renamed at the end.
+            fd, temp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=os.path.basename(path) + ".",
+                                        suffix=".tmp")
+            temps.append(temp)
+            files.append(os.fdopen(fd, "wb"))
             np.lib.format.write_array_header_1_0(
-                f, {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape}
+                files[-1], {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape}
             )
         chunk, written = max(1, chunk_bytes // (8 * len(header))), 0
-        for numbers, lines in _csv_chunks(src, chunk):
+        for numbers, lines in _csv_chunks(src, chunk, chunk_bytes):
             X, y = _parse_chunk(src, header, feature_cols, label_col, kind, numbers, lines)
-            files[0].write(np.ascontiguousarray(X, dtype=dtype).data)  # the buffer itself, not a bytes copy
+            with np.errstate(over="ignore"):  # checked on the next line, with the line and column
+                X = np.ascontiguousarray(X, dtype=dtype)
+            if not np.isfinite(X).all():
+                row, col = np.argwhere(~np.isfinite(X))[0]
+                raise DataError(src, f"line {numbers[row]}, column {header[feature_cols[col]]!r}: does not fit "
+                                f"{dtype} (convert with --dtype float64)")
+            files[0].write(X.data)  # the buffer itself, not a bytes copy
             if labels is not None:
                 files[1].write(np.ascontiguousarray(y, dtype=label_dtype).data)
             written += len(lines)
@@ -405,13 +418,14 @@ def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_byt
             raise DataError(src, f"changed while being converted ({rows} data rows, then {written})")
         for f in files:
             f.close()
-        for path, _, _ in outputs:
-            os.replace(path + ".tmp", path)
+        for temp, (path, _, _) in zip(temps, outputs):
+            os.replace(temp, path)
     except BaseException:
-        for f, (path, _, _) in zip(files, outputs):
+        for f in files:
             f.close()
-            if os.path.exists(path + ".tmp"):
-                os.remove(path + ".tmp")
+        for temp in temps:
+            if os.path.exists(temp):
+                os.remove(temp)
         raise
     return rows, len(feature_cols), labels
 
@@ -429,7 +443,13 @@ def _scan_csv(path, label):
             if all(_is_number(cell) for cell in header):
                 raise DataError(path, f"has no header row (its first line is all numbers); the first line must name "
                                 f"the columns, one of them {label!r}")
-            label_col = header.index(label) if label in header else None
+            if label is None:
+                label_col = None
+            elif label in header:
+                label_col = header.index(label)
+            else:
+                raise DataError(path, f"has no column named {label!r} (columns: {_some(header)}); name the label "
+                                "column with --label, or convert without labels (--no-labels)")
             if label_col is not None and len(header) == 1:
                 raise DataError(path, f"has no feature columns besides the label {label!r}")
             rows, kind, width, line = 0, "int", 0, reader.line_num
@@ -453,6 +473,9 @@ def _scan_csv(path, label):
                         except ValueError:
                             kind = "text"
                         else:
+                            if not math.isfinite(value):
+                                raise DataError(path, f"line {line}, column {header[label_col]!r}: the label {cell} is "
+                                                "not finite")
                             if kind == "int" and not value.is_integer():
                                 kind = "float"
     except UnicodeDecodeError:
@@ -464,19 +487,22 @@ def _scan_csv(path, label):
     return header, label_col, rows, kind, width
 
 
-def _csv_chunks(path, chunk_rows):
-    """(line numbers, lines) chunks of up to chunk_rows non-blank data lines after the header."""
+def _csv_chunks(path, chunk_rows, chunk_chars):
+    """(line numbers, lines) chunks of the non-empty data lines after the header: up to chunk_rows lines,
+    ending early at chunk_chars characters (long text cells). Empty lines are skipped, as csv does;
+    a line of spaces is kept, so the parser reports it."""
     with open(path, newline="", encoding="utf-8-sig") as f:
-        next(f)
-        numbers, lines = [], []
+        next(f, None)
+        numbers, lines, chars = [], [], 0
         for number, text in enumerate(f, start=2):
-            if not text.strip():
+            if not text.strip("\r\n"):
                 continue
             numbers.append(number)
             lines.append(text)
-            if len(lines) == chunk_rows:
+            chars += len(text)
+            if len(lines) == chunk_rows or chars >= chunk_chars:
                 yield numbers, lines
-                numbers, lines = [], []
+                numbers, lines, chars = [], [], 0
         if lines:
             yield numbers, lines
 
@@ -499,7 +525,8 @@ def _parse_chunk(path, header, feature_cols, label_col, kind, numbers, lines):
             X = np.loadtxt(lines, dtype=np.float64, usecols=feature_cols, **options)
             y = np.char.strip(np.loadtxt(lines, dtype=str, usecols=[label_col], **options)[:, 0])
     except ValueError:
-        raise _locate_chunk_error(path, header, feature_cols, numbers, lines) from None
+        raise _locate_chunk_error(path, header, feature_cols, numbers, lines,
+                                  label_col if kind != "text" else None) from None
     if not np.isfinite(X).all():
         row, col = np.argwhere(~np.isfinite(X))[0]
         raise DataError(path, f"line {numbers[row]}, column {header[feature_cols[col]]!r}: {X[row, col]} is not "
@@ -507,7 +534,12 @@ def _parse_chunk(path, header, feature_cols, label_col, kind, numbers, lines):
     return X, y
 
 
-def _locate_chunk_error(path, header, feature_cols, numbers, lines):
+def _some(names, k=8):
+    """A few of many column names, and how many there are."""
+    return ", ".join(names) if len(names) <= k else f"{', '.join(names[:k])}, ... ({len(names)} columns)"
+
+
+def _locate_chunk_error(path, header, feature_cols, numbers, lines, label_col=None):
     for number, row in zip(numbers, csv.reader(lines)):
         if len(row) != len(header):
             return DataError(path, f"line {number} has {len(row)} cells but the header names {len(header)} columns")
@@ -516,4 +548,10 @@ def _locate_chunk_error(path, header, feature_cols, numbers, lines):
                 cell = row[i].strip()
                 what = "is empty" if not cell else f"{cell[:40]!r} is not a number"
                 return DataError(path, f"line {number}, column {header[i]!r}: {what}")
+        if label_col is not None:
+            try:
+                np.loadtxt([row[label_col]], dtype=np.float64, comments=None)
+            except ValueError:
+                return DataError(path, f"line {number}, column {header[label_col]!r}: {row[label_col].strip()[:40]!r} "
+                                 "is a number to Python but not to numpy's parser; write it plainly (e.g. 10, 1.5)")
     return DataError(path, f"lines {numbers[0]}-{numbers[-1]} could not be parsed as CSV")

@@ -83,3 +83,47 @@ def test_the_command_converts_and_refuses_to_overwrite(tmp_path, capsys):
     assert len(err) == 1 and str(out) in err[0] and "--force" in err[0]
     assert cli.main(["convert", str(src), str(out), "--force", "--dtype", "float64"]) == 0
     assert np.load(out).dtype == np.float64
+
+
+def test_an_input_named_like_the_temporary_output_is_left_alone(tmp_path):
+    src = numeric_csv(tmp_path)
+    odd = tmp_path / "x.npy.tmp"
+    odd.write_text(src.read_text())
+    convert_csv(odd, tmp_path / "x.npy")
+    assert odd.read_text() == src.read_text() and np.load(tmp_path / "x.npy").shape == (50, 4)
+
+
+def test_labels_and_values_that_do_not_fit_are_refused_with_their_line(tmp_path):
+    nan_label = write_csv(tmp_path / "l.csv", ["a", "label"], [[1, 0], [2, "nan"]])
+    with pytest.raises(DataError, match="line 3, column 'label': the label nan is not finite"):
+        convert_csv(nan_label, tmp_path / "l.npy")
+    big = write_csv(tmp_path / "b.csv", ["a", "label"], [[1, 0], ["1e39", 1]])
+    with pytest.raises(DataError, match=r"line 3, column 'a': does not fit float32 \(convert with --dtype float64\)"):
+        convert_csv(big, tmp_path / "b.npy")
+    convert_csv(big, tmp_path / "b.npy", dtype="float64")  # it fits float64
+    empty = tmp_path / "e.csv"
+    empty.write_text("")
+    with pytest.raises(DataError, match="is empty"):
+        convert_csv(empty, tmp_path / "e.npy")
+    assert sorted(os.listdir(tmp_path)) == ["b.csv", "b.labels.npy", "b.npy", "e.csv", "l.csv"]
+
+
+def test_a_missing_label_column_is_an_error_unless_there_are_no_labels(tmp_path, capsys):
+    src = write_csv(tmp_path / "u.csv", ["a", "Label"], [[1, 0], [2, 1]])
+    with pytest.raises(DataError, match="has no column named 'label' .*--no-labels"):
+        convert_csv(src, tmp_path / "u.npy")
+    out = tmp_path / "u.npy"
+    assert cli.main(["convert", str(src), str(out), "--label", "Label"]) == 0
+    assert os.path.exists(labels_path_for(out))
+    # Converting again without labels replaces the features and removes the labels that no longer belong to them.
+    assert cli.main(["convert", str(src), str(out), "--no-labels", "--force"]) == 0
+    assert np.load(out).shape == (2, 2) and not os.path.exists(labels_path_for(out))
+    capsys.readouterr()
+
+
+def test_long_text_labels_end_chunks_early_and_convert_the_same(tmp_path):
+    src = write_csv(tmp_path / "t.csv", ["x", "label"], [[i, "c" * 100 + str(i % 3)] for i in range(40)])
+    convert_csv(src, tmp_path / "t.npy", dtype="float64", chunk_bytes=500)  # about 5 lines of text a chunk
+    whole = load_dataset(src)
+    assert np.array_equal(np.load(tmp_path / "t.npy"), whole.X)
+    assert np.load(tmp_path / "t.labels.npy").tolist() == whole.y.tolist()

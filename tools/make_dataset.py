@@ -11,14 +11,15 @@ problem), so accuracy shows training works.
 
 Outputs:
     .npy   X (rows, features) in the dtype asked, and the labels (rows,) int8 in
-           a second file beside it, ``<name>.labels.npy``: the ``--labels`` file
-           of ``fastdnn train --data``.
+           a second file beside it, ``<name>.labels.npy`` (the convention of
+           ``fastdnn convert``).
     .h5    datasets "X" (rows, features) and "y" (rows,) int8, chunked by row
            blocks; needs h5py (``pip install -e ".[h5]"``).
 
-The data are a function of --seed and the row index alone: rows are drawn and
-labelled in blocks of 4096 from a generator seeded with (seed, block), so any
---chunk-rows writes the same file. Memory: about 3 chunks of --chunk-rows x
+The data are a function of --seed, --features and the row index alone: rows
+are drawn and labelled in blocks (4096 rows, fewer when rows are wider than 256
+features) from a generator seeded with (seed, block), so any --chunk-rows
+writes the same file (chunks are rounded up to whole blocks). Memory: about 3 chunks of --chunk-rows x
 --features float64 (the draw, its conversion and the write), 32 MiB each by
 default: measured with /usr/bin/time -v, 500,000 x 512 float32 (1.02 GB of X)
 peaked at 108 MB RSS as .npy (5.1 s) and 140 MB as HDF5 (3.5 s). Files appear
@@ -32,7 +33,13 @@ import time
 
 import numpy as np
 
-BLOCK = 4096  # rows per generator seed: the data do not depend on the chunk size
+BLOCK = 4096  # rows per generator seed at most: the data do not depend on the chunk size
+BLOCK_BYTES = 8 * 2**20  # and at most this many float64 bytes, for wide rows
+
+
+def block_rows(features):
+    """Rows drawn from one generator seed: 4096, fewer for rows wider than 256 features (a function of the width)."""
+    return max(1, min(BLOCK, BLOCK_BYTES // (8 * features)))
 
 
 def teacher(features, seed):
@@ -41,13 +48,14 @@ def teacher(features, seed):
 
 
 def rows(start, stop, features, seed, w, dtype):
-    """Rows start..stop as (X of dtype, y int8), each drawn and labelled within its block of BLOCK rows."""
+    """Rows start..stop as (X of dtype, y int8), each drawn and labelled within its block (``block_rows``)."""
     Xs, ys = [], []
-    for block in range(start // BLOCK, -(-stop // BLOCK)):
-        draw = np.random.default_rng([seed, block]).standard_normal((BLOCK, features))
+    size = block_rows(features)
+    for block in range(start // size, -(-stop // size)):
+        draw = np.random.default_rng([seed, block]).standard_normal((size, features))
         label = (draw @ w > 0).astype(np.int8)  # always a whole block: the same product whatever the chunks
-        lo = max(start - block * BLOCK, 0)
-        hi = min(stop - block * BLOCK, BLOCK)
+        lo = max(start - block * size, 0)
+        hi = min(stop - block * size, size)
         Xs.append(draw[lo:hi].astype(dtype, copy=False))
         ys.append(label[lo:hi])
     return (np.concatenate(Xs), np.concatenate(ys)) if len(Xs) > 1 else (Xs[0], ys[0])
@@ -77,6 +85,9 @@ def write(path, n_rows, features, dtype="float32", chunk_rows=None, seed=0, repo
     """
     if chunk_rows is None:
         chunk_rows = max(1, CHUNK_BYTES // (8 * max(features, 1)))
+    if features >= 1:  # whole blocks per chunk, so no block is drawn twice
+        size = block_rows(features)
+        chunk_rows = -(-chunk_rows // size) * size
     if chunk_rows < 1 or n_rows < 1 or features < 1:
         raise ValueError(f"--rows, --features and --chunk-rows must be positive, got {n_rows}, {features}, {chunk_rows}")
     ext = os.path.splitext(path)[1].lower()
@@ -113,7 +124,7 @@ def _write(ext, tmp, n_rows, features, dtype, chunk_rows, seed, report):
         except ImportError:
             raise SystemExit("make_dataset: writing HDF5 needs h5py: pip install -e '.[h5]'") from None
         with h5py.File(tmp[0], "w") as f:
-            chunk = (min(BLOCK, n_rows), features)
+            chunk = (min(block_rows(features), n_rows), features)
             dx = f.create_dataset("X", (n_rows, features), dtype=dtype, chunks=chunk)
             dy = f.create_dataset("y", (n_rows,), dtype=np.int8, chunks=(min(BLOCK * 16, n_rows),))
             for start in range(0, n_rows, chunk_rows):

@@ -17,6 +17,7 @@ def add_parser(sub, common, fmt):
     p.add_argument("out", metavar="OUT.npy", help="the features' .npy file")
     p.add_argument("--label", default="label", help="the CSV column holding the labels (default: label)")
     p.add_argument("--labels", metavar="FILE", help="the labels' .npy file (default: OUT.labels.npy)")
+    p.add_argument("--no-labels", action="store_true", help="the CSV has no label column: every column is a feature")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32",
                    help="the features' dtype (default float32, half the disk and memory of float64)")
     p.add_argument("--force", action="store_true", help="replace OUT (and the labels file) if they exist")
@@ -26,17 +27,23 @@ def add_parser(sub, common, fmt):
 def run(args):
     from fastdnn.data import convert_csv, labels_path_for
 
+    if args.no_labels and args.labels:
+        raise CLIError("--labels: there are none to write with --no-labels")
     labels = args.labels or labels_path_for(args.out)
-    for path, what in ((args.out, "OUT"), (labels, "--labels")):
+    # A labels file beside OUT is refused with --no-labels too: it would pass for this data's labels.
+    for path, what in ((args.out, "OUT"), (labels, "the labels file")):
         if os.path.exists(path) and not args.force:
             raise CLIError(f"{path}: exists; pass --force to replace it ({what})")
     if os.path.exists(args.csv):
         check_writable(args.out, True, "features file", [args.csv])
         check_writable(labels, True, "labels file", [args.csv, args.out])
     start = time.perf_counter()
-    rows, features, written = convert_csv(args.csv, args.out, label=args.label, labels=labels, dtype=args.dtype)
+    label = None if args.no_labels else args.label
+    rows, features, written = convert_csv(args.csv, args.out, label=label, labels=labels, dtype=args.dtype)
+    if written is None and os.path.exists(labels):
+        os.remove(labels)  # --force with --no-labels: an older run's labels must not stay beside the new features
     took = time.perf_counter() - start
     say(f"{args.out}: {rows:,} examples x {features} features, {args.dtype}")
-    say(f"{written}: their labels" if written else f"no column {args.label!r} in {args.csv}: no labels file written")
+    say(f"{written}: their labels" if written else "no labels (--no-labels)")
     say(f"converted {args.csv} in {took:.1f} s")
     return 0
