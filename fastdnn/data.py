@@ -215,22 +215,8 @@ def _load_csv(path, label, require_labels, prefer):
             header = next(csv.reader(f), None)
     except UnicodeDecodeError:
         raise DataError(path, "is not UTF-8 text (a CSV file was expected)") from None
-    if not header or not any(cell.strip() for cell in header):
-        raise DataError(path, "is empty; a CSV file needs a header row naming its columns")
-    header = [cell.strip() for cell in header]
-    if all(_is_number(cell) for cell in header):
-        raise DataError(
-            path, f"has no header row (its first line is all numbers); the first line must name the columns, one of them {label!r}"
-        )
-    if label in header:
-        label_col = header.index(label)
-    elif require_labels:
-        raise DataError(path, f"has no column named {label!r} (columns: {', '.join(header)}); name the label column with --label")
-    else:
-        label_col = None
+    header, label_col = _csv_columns(path, header, label, require_labels, "name the label column with --label")
     feature_cols = [i for i in range(len(header)) if i != label_col]
-    if not feature_cols:
-        raise DataError(path, f"has no feature columns besides the label {label!r}")
     try:
         X, y = _read_csv_body(path, header, feature_cols, label_col)
     except ValueError:
@@ -280,6 +266,38 @@ def _read_csv_body(path, header, feature_cols, label_col):
     return X, y
 
 
+def _csv_columns(path, header, label, require_label, hint):
+    """(header's names, the label's column index or None) from a CSV's first row; DataError when it is no header.
+
+    ``label`` None: no label column. Missing when ``require_label``: an error ending with ``hint``.
+    """
+    if not header or not any(cell.strip() for cell in header):
+        raise DataError(path, "is empty; a CSV file needs a header row naming its columns")
+    header = [cell.strip() for cell in header]
+    if all(_is_number(cell) for cell in header):
+        raise DataError(
+            path, f"has no header row (its first line is all numbers); the first line must name the columns, one of them {label!r}"
+        )
+    label_col = header.index(label) if label is not None and label in header else None
+    if label_col is None and label is not None and require_label:
+        raise DataError(path, f"has no column named {label!r} (columns: {_some(header)}); {hint}")
+    if label_col is not None and len(header) == 1:
+        raise DataError(path, f"has no feature columns besides the label {label!r}")
+    return header, label_col
+
+
+def _row_problem(path, header, feature_cols, line, row):
+    """DataError for a CSV row of the wrong length or with a feature that is not a number, else None."""
+    if len(row) != len(header):
+        return DataError(path, f"line {line} has {len(row)} cells but the header names {len(header)} columns")
+    for i in feature_cols:
+        if not _is_number(row[i]):
+            cell = row[i].strip()
+            what = "is empty" if not cell else f"{cell[:40]!r} is not a number"
+            return DataError(path, f"line {line}, column {header[i]!r}: {what}")
+    return None
+
+
 def _locate_csv_error(path, header, feature_cols, label_col):
     """The first malformed row or cell, found by a plain pass (only run once parsing has failed)."""
     with open(path, newline="", encoding="utf-8-sig") as f:
@@ -289,13 +307,9 @@ def _locate_csv_error(path, header, feature_cols, label_col):
             line = reader.line_num
             if not row:
                 continue
-            if len(row) != len(header):
-                return DataError(path, f"line {line} has {len(row)} cells but the header names {len(header)} columns")
-            for i in feature_cols:
-                if not _is_number(row[i]):
-                    cell = row[i].strip()
-                    what = "is empty" if not cell else f"{cell[:40]!r} is not a number"
-                    return DataError(path, f"line {line}, column {header[i]!r}: {what}")
+            problem = _row_problem(path, header, feature_cols, line, row)
+            if problem is not None:
+                return problem
             if label_col is not None and not row[label_col].strip():
                 return DataError(path, f"line {line}, column {header[label_col]!r}: the label is empty")
     return DataError(path, "could not be parsed as CSV (comma-separated, double-quoted fields, header row)")
@@ -436,22 +450,10 @@ def _scan_csv(path, label):
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f)
-            header = next(reader, None)
-            if not header or not any(cell.strip() for cell in header):
-                raise DataError(path, "is empty; a CSV file needs a header row naming its columns")
-            header = [cell.strip() for cell in header]
-            if all(_is_number(cell) for cell in header):
-                raise DataError(path, f"has no header row (its first line is all numbers); the first line must name "
-                                f"the columns, one of them {label!r}")
-            if label is None:
-                label_col = None
-            elif label in header:
-                label_col = header.index(label)
-            else:
-                raise DataError(path, f"has no column named {label!r} (columns: {_some(header)}); name the label "
-                                "column with --label, or convert without labels (--no-labels)")
-            if label_col is not None and len(header) == 1:
-                raise DataError(path, f"has no feature columns besides the label {label!r}")
+            header, label_col = _csv_columns(
+                path, next(reader, None), label, True, "name the label column with --label, or convert without labels "
+                "(--no-labels)"
+            )
             rows, kind, width, line = 0, "int", 0, reader.line_num
             for row in reader:
                 if reader.line_num != line + 1:
@@ -459,8 +461,8 @@ def _scan_csv(path, label):
                 line = reader.line_num
                 if not row:
                     continue
-                if len(row) != len(header):
-                    raise DataError(path, f"line {line} has {len(row)} cells but the header names {len(header)} columns")
+                if len(row) != len(header):  # the cells themselves are checked by pass 2's parser
+                    raise _row_problem(path, header, (), line, row)
                 rows += 1
                 if label_col is not None:
                     cell = row[label_col].strip()
@@ -541,13 +543,9 @@ def _some(names, k=8):
 
 def _locate_chunk_error(path, header, feature_cols, numbers, lines, label_col=None):
     for number, row in zip(numbers, csv.reader(lines)):
-        if len(row) != len(header):
-            return DataError(path, f"line {number} has {len(row)} cells but the header names {len(header)} columns")
-        for i in feature_cols:
-            if not _is_number(row[i]):
-                cell = row[i].strip()
-                what = "is empty" if not cell else f"{cell[:40]!r} is not a number"
-                return DataError(path, f"line {number}, column {header[i]!r}: {what}")
+        problem = _row_problem(path, header, feature_cols, number, row)
+        if problem is not None:
+            return problem
         if label_col is not None:
             try:
                 np.loadtxt([row[label_col]], dtype=np.float64, comments=None)
