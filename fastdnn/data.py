@@ -114,6 +114,11 @@ def _checked(path, X, y, source, require_labels):
         if require_labels:
             raise DataError(path, f"has no labels ({source})")
         return Dataset(X, None, source)
+    return Dataset(X, checked_labels(path, y, m, source), source)
+
+
+def checked_labels(path, y, m, source):
+    """The labels of ``path``'s m examples as a 1-D array of numbers (whole-valued floats as integers) or text."""
     y = np.asarray(y)
     if y.size != m:
         raise DataError(path, f"has {m} examples but {y.size} labels ({source})")
@@ -127,13 +132,13 @@ def _checked(path, X, y, source, require_labels):
             raise DataError(path, f"label of example {int(np.argmax(~np.isfinite(y)))} is not finite ({source})")
         if np.array_equal(y, np.round(y)):
             y = y.astype(np.int64)
-    return Dataset(X, y, source)
+    return y
 
 
 # ---------------------------------------------------------------------------- HDF5
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-_HDF5_PAIRS = {
+HDF5_PAIRS = {
     "train": (("train_set_x", "train_set_y"), ("test_set_x", "test_set_y"), ("X", "y")),
     "test": (("test_set_x", "test_set_y"), ("train_set_x", "train_set_y"), ("X", "y")),
 }
@@ -144,7 +149,7 @@ def _load_h5(path, label, require_labels, prefer):
     try:
         with h5py.File(path, "r") as f:
             keys = sorted(f.keys())
-            for x_key, y_key in _HDF5_PAIRS[prefer]:
+            for x_key, y_key in HDF5_PAIRS[prefer]:
                 if x_key in f:
                     break
             else:

@@ -21,7 +21,10 @@ rows (a training split) is given as row indices, never as a copy of X, except
 that full-batch training on a subset gathers it once (the batch itself).
 """
 
+import contextlib
 import json
+import signal
+import threading
 import time
 
 import numpy as np
@@ -32,6 +35,7 @@ from fastdnn.kernels import gram as GR
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 from fastdnn.pipeline import activation_codes
+from fastdnn.stream import Feed, epoch_blocks
 from fastdnn.threads import blas_threads, training_threads
 
 # A chunk of epochs between two looks of a monitor that needs only costs lasts about this long.
@@ -44,6 +48,13 @@ GRAM_MAX_BYTES = 256 * 2**20
 GRAM_MIN_EPOCHS = 10
 # Validation predictions gather this many rows at a time.
 PREDICT_ROWS = 8192
+# Full-batch training over blocks streamed from disk sums the gradient this many rows at a time.
+ACCUMULATE_ROWS = 1024
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training on data streamed from disk, taken at the end of a block: the engine's
+    state is consistent there (mid-epoch, its position recorded), so a checkpoint of it resumes exactly."""
 
 
 class DivergenceError(FloatingPointError):
@@ -140,6 +151,8 @@ class TrainingState:
     in_progress        True while ``Engine.train`` runs: a checkpoint written by a monitor is mid-run,
                        and the next ``train`` on its state continues that run (early stopping's
                        record included) rather than starting a new one
+    stream             mid-epoch on data streamed from disk (an interrupted epoch), else None: a
+                       ``StreamPosition``, the epoch's blocks and how far it got
     """
 
     SCALARS = ("optimizer", "step", "epoch", "best_score", "best_epoch", "stall", "stopped", "in_progress")
@@ -160,6 +173,7 @@ class TrainingState:
         self.stopped = False
         self.gram = None
         self.in_progress = False
+        self.stream = None
 
     def reset_early_stopping(self):
         self.validation_scores = []
@@ -180,6 +194,8 @@ class TrainingState:
             out["best_parameters"] = self.best_parameters
         if self.gram is not None:
             out.update(self.gram.arrays())
+        if self.stream is not None:
+            out.update(self.stream.arrays())
         return out
 
     @classmethod
@@ -212,7 +228,38 @@ class TrainingState:
                     or norms.shape != (C.shape[1],)):
                 raise ValueError("the Gram route's carried state has inconsistent shapes")
             state.gram = GramCarry(W1_init, C, Vv, carry, norms)
+        if "stream_spans" in arrays:
+            state.stream = StreamPosition.from_arrays(arrays, P, parameters.flat.dtype)
         return state
+
+
+class StreamPosition:
+    """Where an epoch over blocks streamed from disk stopped: its blocks ``spans`` ((k, 2) first/stop rows,
+    in the epoch's order), the ``next`` one to train, the cost summed so far (``total``), the blocks'
+    size ``block_rows``, and for full-batch training the gradient summed so far (``grad``, else None).
+    The shuffling generator's state is the ``TrainingState``'s, as it stood after the last block."""
+
+    def __init__(self, spans, block_rows, next=0, total=0.0, grad=None):
+        self.spans, self.block_rows, self.next, self.total, self.grad = spans, block_rows, next, total, grad
+
+    def arrays(self):
+        out = {"stream_spans": self.spans,
+               "stream_position": np.array([self.next, self.block_rows], np.int64),
+               "stream_total": np.array(self.total, np.float64)}
+        if self.grad is not None:
+            out["stream_grad"] = self.grad
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, P, dtype):
+        spans = np.array(arrays["stream_spans"], np.int64)
+        position = np.array(arrays["stream_position"], np.int64)
+        grad = arrays.get("stream_grad")
+        if (spans.ndim != 2 or spans.shape[1] != 2 or position.shape != (2,) or not 0 <= position[0] <= len(spans)
+                or position[1] < 1 or (grad is not None and (grad.shape != (P,) or grad.dtype != dtype))):
+            raise ValueError("the streamed epoch's saved position is inconsistent")
+        return cls(spans, int(position[1]), int(position[0]), float(arrays["stream_total"]),
+                   None if grad is None else np.array(grad))
 
 
 # ---------------------------------------------------------------------------- monitors
@@ -407,11 +454,27 @@ class Engine:
         the last finite epoch, which the monitor has seen.
         """
         state = self.state
-        if rows is not None and self.mini_batch_size is None:
-            # Full batch on a subset: the batch is those rows, gathered once.
-            X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
-        m = X.shape[0] if rows is None else rows.size
-        route = self.route(gram, (m, X.shape[1]), epochs)
+        streamed = isinstance(X, Feed)
+        if streamed:
+            m = X.n_rows
+            if state.gram is not None:
+                raise ValueError("this run was saved mid-way on the Gram route, which needs its data in memory; "
+                                 "continue it on data in memory")
+            if gram is True:
+                raise ValueError("gram=True needs the data in memory, not streamed from disk")
+            if state.stream is not None and (state.stream.block_rows != X.block_rows or state.stream.spans[:, 1].max() > m):
+                raise ValueError(f"this run stopped mid-epoch over blocks of {state.stream.block_rows} rows; resume "
+                                 f"it on the same data with the same memory budget and batch size (now: blocks of "
+                                 f"{X.block_rows} rows)")
+            route = "direct"
+        else:
+            if state.stream is not None:
+                raise ValueError("this run stopped mid-epoch on data streamed from disk; resume it on those data")
+            if rows is not None and self.mini_batch_size is None:
+                # Full batch on a subset: the batch is those rows, gathered once.
+                X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
+            m = X.shape[0] if rows is None else rows.size
+            route = self.route(gram, (m, X.shape[1]), epochs)
         batch = m if self.mini_batch_size is None else min(self.mini_batch_size, m)
         step_dims = [m, *self.dims[1:]] if route == "gram" else list(self.dims)
         costs = np.zeros(epochs)
@@ -421,7 +484,8 @@ class Engine:
         paced = monitor is not None and monitor.paced
         chunk = 1
         done = 0
-        with blas_threads(training_threads(self.threads, step_dims, batch)):
+        interrupted = False
+        with blas_threads(training_threads(self.threads, step_dims, batch)), _interrupts_at_block_ends(streamed):
             state.in_progress = True
             try:
                 if state.gram is not None and route != "gram":
@@ -442,6 +506,8 @@ class Engine:
                     try:
                         if route == "gram":
                             self._gram_epochs(Y, n, costs, done)
+                        elif streamed:
+                            n = self._streamed_epoch(X, batch, costs, done)
                         else:
                             n = self._direct_epochs(X, Y, rows, m, batch, n, costs, done)
                     except DivergenceError:
@@ -463,8 +529,11 @@ class Engine:
                             break
                         if paced:
                             chunk = max(1, int(CHUNK_SECONDS * n / max(seconds, 1e-9)))
+            except TrainingInterrupted:
+                interrupted = True
+                raise
             finally:
-                state.in_progress = False
+                state.in_progress = interrupted  # an interrupted run's checkpoint continues it
                 if self._gram is not None:
                     self._gram_end()
         return costs[:done]
@@ -506,6 +575,10 @@ class Engine:
         call = (*head, state.step, perms, batch, n, costs[done:], work)
         train = compiled(N.train, call, f"the training kernels for {self._describe(X.dtype)}")
         finished, step, reason = train(*call)
+        costs[done : done + finished] /= m  # the kernel sums each epoch's cost over its examples
+        if reason == N.STOP_PARAMETERS:
+            rows_done = self._rows_before_divergence(m, batch, step - state.step - finished * -(-m // batch))
+            costs[done + finished] /= rows_done
         if reason != N.STOP_NONE:
             flat[:], state.optimizer_state[:], step = saved
             if finished:
@@ -518,6 +591,78 @@ class Engine:
             self._diverged(reason, costs, done, finished)
         state.step = step
         return n
+
+    @staticmethod
+    def _rows_before_divergence(m, batch, steps):
+        """Examples in the first ``steps`` batches of an epoch of m examples (the last batch may be short)."""
+        return min(m, steps * batch)
+
+    def _streamed_epoch(self, feed, batch, costs, done):
+        """One epoch (or the rest of an interrupted one) over ``feed``'s blocks; returns 1 (raises
+        DivergenceError, leaving the engine as at the epoch's start, or as at the block it resumed from)."""
+        state = self.state
+        flat = state.parameters.flat
+        shuffle = self.mini_batch_size is not None
+        stream = state.stream
+        if stream is not None:  # a copy: the position moves as blocks are trained
+            stream = StreamPosition(stream.spans, stream.block_rows, stream.next, stream.total,
+                                    None if stream.grad is None else stream.grad.copy())
+        saved = (flat.copy(), state.optimizer_state.copy(), state.step, state.rng.bit_generator.state, stream)
+        if state.stream is None:
+            spans = np.array(epoch_blocks(state.rng, feed.n_rows, feed.block_rows, shuffle), np.int64).reshape(-1, 2)
+            grad = None if shuffle else np.zeros_like(flat)
+            state.stream = StreamPosition(spans, feed.block_rows, grad=grad)
+        position = state.stream
+        if not shuffle and position.grad is None:
+            raise ValueError("this run stopped mid-epoch with minibatches; resume it with the same batch size")
+        total = np.zeros(1)
+        work = self._buffers(batch if shuffle else min(ACCUMULATE_ROWS, batch), feed.n_features if shuffle else 0,
+                             int(self.dims[-1]) if shuffle else 0)
+        with contextlib.closing(feed.blocks([tuple(span) for span in position.spans[position.next :]])) as blocks:
+            for Xb, Yb in blocks:
+                total[0] = position.total
+                if shuffle:
+                    perms = state.rng.permutation(Xb.shape[0]).reshape(1, -1)
+                    call = (Xb, Yb, flat, self.dims, *self.codes, self.frozen_layers, self.opt, self.hyper, self.lambd,
+                            state.optimizer_state, state.step, perms, min(batch, Xb.shape[0]), 1, total, work)
+                    train = compiled(N.train, call, f"the training kernels for {self._describe(Xb.dtype)}")
+                    _, step, reason = train(*call)
+                    if reason == N.STOP_PARAMETERS:
+                        total[0] /= position.next * feed.block_rows + self._rows_before_divergence(
+                            Xb.shape[0], batch, step - state.step)
+                    if reason != N.STOP_NONE:
+                        self._restore_epoch(saved)
+                        self._diverged(reason, np.concatenate([costs[:done], total]), done, 0)
+                    state.step = step
+                else:
+                    call = (Xb, Yb, flat, self.dims, *self.codes, self.frozen_layers, min(ACCUMULATE_ROWS, Xb.shape[0]),
+                            feed.n_rows, work, position.grad)
+                    total[0] += compiled(N.accumulate, call, f"the full-batch kernels for {self._describe(Xb.dtype)}")(*call)
+                position.total = float(total[0])
+                position.next += 1
+                if _interrupted.is_set() and position.next < len(position.spans):
+                    raise TrainingInterrupted()
+        if not shuffle:
+            call = (flat, position.grad, state.optimizer_state, self.dims, self.frozen_layers, self.opt, self.hyper,
+                    self.lambd, position.total, feed.n_rows, state.step)
+            update = compiled(N.full_batch_update, call, f"the full-batch kernels for {self._describe(flat.dtype)}")
+            cost, reason = update(*call)
+            if reason != N.STOP_NONE:
+                self._restore_epoch(saved)
+                self._diverged(reason, np.concatenate([costs[:done], [cost]]), done, 0)
+            state.step += 1
+            costs[done] = cost
+        else:
+            costs[done] = position.total / feed.n_rows
+        state.stream = None
+        return 1
+
+    def _restore_epoch(self, saved):
+        state = self.state
+        flat, opt, step, rng, stream = saved
+        state.parameters.flat[:], state.optimizer_state[:], state.step = flat, opt, step
+        state.rng.bit_generator.state = rng
+        state.stream = stream
 
     def _diverged(self, reason, costs, done, finished):
         state = self.state
@@ -625,6 +770,35 @@ class Engine:
     def accuracy(self, X, labels, rows=None):
         """Fraction of ``rows`` of X whose most probable output is ``labels`` (class indices)."""
         return float(np.mean(predicted_index(self.predict_proba(X, rows)) == labels))
+
+
+_interrupted = threading.Event()
+
+
+class _interrupts_at_block_ends:
+    """While training on data streamed from disk in the main thread, Ctrl-C (SIGINT) sets a flag that the
+    engine reads at the end of each block instead of raising wherever Python happens to be, so the state
+    it leaves is one that resumes exactly (``TrainingInterrupted``). A second Ctrl-C raises at once."""
+
+    def __init__(self, active):
+        self.active = active and threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+    def __enter__(self):
+        _interrupted.clear()
+        if self.active:
+            def handler(signum, frame):
+                if _interrupted.is_set():
+                    raise KeyboardInterrupt
+                _interrupted.set()
+
+            self.previous = signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.signal(signal.SIGINT, self.previous)
+        _interrupted.clear()
 
 
 def predicted_index(P):

@@ -394,7 +394,8 @@ def _training_state(arrays, path, parameters, optimizer):
     elif "step" in arrays:  # a version-1 checkpoint
         scalars["step"] = _scalar_int(arrays, "step", path)
     saved["scalars"] = _text(json.dumps(scalars))
-    for key in ("best_parameters", "gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms"):
+    for key in ("best_parameters", "gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms", "stream_spans",
+                "stream_position", "stream_total", "stream_grad"):
         if key in arrays:
             saved[key] = arrays[key]
     return TrainingState.from_arrays(parameters, saved)

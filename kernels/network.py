@@ -193,7 +193,7 @@ STOP_COST = 1  # a batch's cost was not finite: stopped before that batch's upda
 STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-finite
 
 
-@njit(cache=True, no_cfunc_wrapper=True)
+@njit(cache=True, no_cfunc_wrapper=True, nogil=True)
 def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size, n_epochs, costs,
           work):
     """n_epochs of minibatch training in one compiled call.
@@ -209,15 +209,20 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
     work: a ``Workspace``: Xb (batch_size, n_0), Yb (batch_size, n_L) gather
     buffers for shuffled batches (unused without shuffling); A and dZ flat
     activation workspaces of batch_size * sum(n_1..n_L); grad (P,).
-    costs[e] receives epoch e's cost: the mean over its batches of the cost
-    before each batch's update (weighted by batch size), L2 term included.
+    costs[e] receives epoch e's cost summed over its examples: the sum over
+    its batches of each batch's mean cost before its update (L2 term
+    included) times the batch's size, added to the value costs[e] holds on
+    entry (zero, or the epoch's total so far when an epoch spans several
+    calls: the blocks of data streamed from disk); the caller divides by m.
 
     Returns (epochs completed, steps taken so far, STOP_* reason). Fewer epochs
     than asked means epoch ``completed`` diverged: a batch's cost was not
-    finite (costs[completed] holds it, and that batch was not applied) or an
-    update left a non-finite value in theta or state. theta and state are then
+    finite (costs[completed] holds that batch's mean cost, and the batch was
+    not applied) or an update left a non-finite value in theta or state
+    (costs[completed] holds the total up to and including that batch). theta and state are then
     those of the middle of the diverged epoch; the caller restores them.
-    Overwrites theta, state, costs and every workspace.
+    Overwrites theta, state, costs and every workspace. Runs without the GIL,
+    so the next block of data can be read while it trains.
     """
     Xb, Yb, A, dZ, grad = work
     # perms None compiles a version without the gathering (Numba prunes on the argument's type).
@@ -227,7 +232,7 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
     lr = dt(hyper.learning_rate)
     beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
     for e in range(n_epochs):
-        total = 0.0
+        total = costs[e]
         for s in range(0, m, batch_size):
             mb = batch_size if batch_size < m - s else m - s
             if perms is None:
@@ -255,10 +260,63 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
             )
             total += cost * mb
             if not finite:
-                costs[e] = total / (s + mb)
+                costs[e] = total
                 return e, step, STOP_PARAMETERS
-        costs[e] = total / m
+        costs[e] = total
     return n_epochs, step, STOP_NONE
+
+
+@njit(cache=True, no_cfunc_wrapper=True, nogil=True)
+def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, work, grad_sum):
+    """Full-batch training over data read in blocks: one block's share of the whole batch's gradient.
+
+    X, Y: the block's rows, taken ``chunk`` rows at a time; each chunk's
+    gradient, weighted by its rows / m_total, is added to grad_sum (the
+    trainable layers' part; frozen layers' is left alone), so that over every
+    block of an epoch grad_sum sums to the gradient of all m_total examples.
+    Returns the block's cost summed over its rows (float64). work: a
+    ``Workspace`` whose A and dZ hold chunk * sum(n_1..n_L), and grad (P,).
+    """
+    A, dZ, grad = work.A, work.dZ, work.grad
+    m = X.shape[0]
+    L = dims.shape[0] - 1
+    o = 0
+    for i in range(first_layer):
+        o += dims[i + 1] * (dims[i] + 1)
+    cost = 0.0
+    for s in range(0, m, chunk):
+        mb = chunk if chunk < m - s else m - s
+        Xe = X[s : s + mb]
+        Ye = Y[s : s + mb]
+        forward(Xe, theta, dims, hidden, output, A, A, False)
+        ZL = layer_view(A, mb, dims, L - 1)
+        cost += mb * backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer)
+        w = grad.dtype.type(mb / m_total)
+        for i in range(o, grad.shape[0]):
+            grad_sum[i] += w * grad[i]
+    return cost
+
+
+@njit(cache=True, no_cfunc_wrapper=True, nogil=True)
+def full_batch_update(theta, grad, state, dims, first_layer, opt, hyper, lambd, cost, m, step):
+    """The update that ends a full-batch epoch over data read in blocks (``accumulate``).
+
+    cost: the epoch's cost summed over its m examples; grad: the whole batch's
+    gradient. Adds the L2 terms (lambd None: none), then, if the mean cost is
+    finite, takes the optimizer's step ``step`` + 1. Returns (mean cost,
+    STOP_* reason), as ``train`` would for that epoch.
+    """
+    dt = theta.dtype.type
+    cost = cost / m
+    if lambd is not None:
+        cost += lambd / (2 * m) * l2_terms(theta, grad, dims, LAYER1, first_layer, dt(lambd / m))
+    if not math.isfinite(cost):
+        return cost, STOP_COST
+    finite = optimizer_update_flat(
+        theta, grad, state, dims, first_layer, opt, dt(hyper.learning_rate), dt(hyper.beta1), dt(hyper.beta2),
+        dt(hyper.epsilon), step + 1,
+    )
+    return cost, STOP_NONE if finite else STOP_PARAMETERS
 
 
 @njit(cache=True, no_cfunc_wrapper=True)

@@ -123,13 +123,13 @@ def direct_train(X, Y, theta, state, opt, lambd, n_epochs):
     m, dtype = X.shape[0], theta.dtype
     A = np.empty(m * sum(DIMS[1:]), dtype)
     work = N.Workspace(np.empty((0, X.shape[1]), dtype), np.empty((0, Y.shape[1]), dtype), A, np.empty_like(A), np.empty_like(theta))
-    costs = np.full(n_epochs, np.nan)
+    costs = np.zeros(n_epochs)  # the kernel adds each epoch's cost, summed over its examples, to these
     args = (
         X, Y, theta, np.array(DIMS, np.int64), K.ACT_RELU, K.OUT_SIGMOID_XENT, 0, opt, HYPER, l2(lambd), state, 0, None, m, n_epochs, costs, work
     )
     done, _, reason = compiled(N.train, args, "train")(*args)
     assert (done, reason) == (n_epochs, N.STOP_NONE)
-    return costs
+    return costs / m
 
 
 def relabel(flat, perms):

@@ -1,0 +1,541 @@
+"""Data on disk, read a block of rows at a time: what streaming training and prediction read.
+
+A ``DiskDataset`` is examples whose features stay on disk and whose labels
+(one small value per example) are held in memory:
+
+    .npy          one array (n_samples, ...) of numbers, read at row offsets (never
+                  memory-mapped, so reading costs the block, not the file, in RSS);
+                  the labels in a second .npy (``labels=``; by default
+                  ``<name>.labels.npy`` beside it, as ``fastdnn convert`` writes them)
+    .npz          arrays X and y; X stored uncompressed (``np.savez``), read in place
+    .h5 .hdf5     the datasets ``load_dataset`` reads (the course's train_set_x/y, or X/y),
+                  by slices; integer features scaled by 1/255 as the course does
+    a folder      shards, in name order, that together form one dataset: .npy (each
+                  with its .labels.npy), .npz or HDF5 files, every one with the same
+                  feature count and dtype (a shard that differs is refused by name)
+
+``Feed`` cuts a training set into blocks of rows sized from a memory budget
+and reads the next block in a background thread while the compiled loop trains
+on the current one (the kernels release the GIL). The order of a streamed epoch
+is ``epoch_blocks``: a documented function of the shuffling generator and the
+block size.
+
+Every problem is a ``DataError`` naming the file: a shard that does not match,
+a non-finite value (by row and feature), a file that is shorter than its
+header says, or one changed, truncated or replaced while it is being read.
+"""
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from fastdnn.data import DataError, HDF5_PAIRS, checked_labels, import_optional, labels_path_for
+
+# Raw bytes read at once when rows are converted, selected or checked: bounds the scratch memory.
+PIECE_BYTES = 8 * 2**20
+# The default memory budget for data on disk: larger data stream in blocks.
+DEFAULT_MEMORY = 2**30
+# Pieces of a file hashed to fingerprint it (with its size and header, and all of its labels).
+FINGERPRINT_PIECES = 64
+FINGERPRINT_PIECE_BYTES = 4096
+SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
+
+
+def parse_memory(text):
+    """"2GB", "512MB", "1.5G", "800000000" -> bytes (powers of 1024 for K/M/G/T, with or without B/iB)."""
+    value = str(text).strip().upper().replace("IB", "").rstrip("B")
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    factor = units.get(value[-1:], 1)
+    number = value[:-1] if value[-1:] in units else value
+    try:
+        size = int(float(number) * factor)
+    except ValueError:
+        raise ValueError(f"expected a size like 2GB or 512MB, got {text!r}") from None
+    if size < 2**20:
+        raise ValueError(f"must be at least 1MB, got {text!r}")
+    return size
+
+
+# ---------------------------------------------------------------------------- files of rows
+
+
+class _Rows:
+    """Rows of one file: ``read(start, stop, out)`` converts rows [start, stop) into ``out``.
+
+    ``path``, ``n_rows``, ``n_features``, ``dtype`` (the file's), ``scale`` (1/255 for the
+    course's integer pixels, else None). Subclasses read raw rows with ``_raw``.
+    """
+
+    scale = None
+
+    def read(self, start, stop, out, rows=None):
+        """Rows [start, stop) of this file, or those of them in ``rows`` (sorted file row indices
+        within [start, stop)), into out[:k] (converted to out's dtype); returns k."""
+        row_bytes = self.n_features * self.dtype.itemsize
+        piece = max(1, PIECE_BYTES // row_bytes)
+        direct = rows is None and self.dtype == out.dtype and self.scale is None
+        k = 0
+        scratch = None
+        for a in range(start, stop, piece):
+            b = min(stop, a + piece)
+            if direct:
+                self._raw(a, b, out[k : k + b - a])
+                _check_finite(self, out[k : k + b - a], a)
+                k += b - a
+                continue
+            if scratch is None:
+                scratch = np.empty((min(piece, stop - start), self.n_features), self.dtype)
+            raw = scratch[: b - a]
+            self._raw(a, b, raw)
+            if rows is not None:
+                lo, hi = np.searchsorted(rows, (a, b))
+                picked = rows[lo:hi] - a
+                raw = raw[picked]
+            else:
+                picked = None
+            n = raw.shape[0]
+            dest = out[k : k + n]
+            if self.scale is not None:
+                dest[...] = raw / 255.0  # the course's x / 255 (in float64, as load_dataset computes it)
+            else:
+                dest[...] = raw
+            _check_finite(self, dest, a, picked)
+            k += n
+        return k
+
+    def verify(self):
+        """DataError if the file changed since it was opened (truncated, rewritten or replaced)."""
+
+    def close(self):
+        pass
+
+
+def _check_finite(rows, block, first, picked=None):
+    if not np.isfinite(block).all():
+        i, j = np.argwhere(~np.isfinite(block))[0]
+        row = first + (int(picked[i]) if picked is not None else int(i))
+        raise DataError(rows.path, f"example {row}, feature {j} is {block[i, j]}; clean or impute the data first")
+
+
+class _FileRows(_Rows):
+    """Rows stored as one C-ordered array at ``offset`` in a file (a .npy, or an uncompressed .npz member)."""
+
+    def __init__(self, path, offset, shape, dtype, what):
+        self.path, self.offset, self.dtype, self.what = path, offset, dtype, what
+        self.n_rows = shape[0]
+        self.n_features = int(np.prod(shape[1:])) if len(shape) > 1 else 0
+        self.fd = os.open(path, os.O_RDONLY)
+        self.stat = os.fstat(self.fd)
+        end = offset + self.n_rows * self.n_features * dtype.itemsize
+        if self.stat.st_size < end:
+            self.close()
+            raise DataError(path, f"is truncated: {what} of shape {shape} needs {end:,} bytes, the file has {self.stat.st_size:,}")
+
+    def _raw(self, a, b, out):
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        position = self.offset + a * self.n_features * self.dtype.itemsize
+        while len(view):
+            got = os.preadv(self.fd, [view], position)
+            if got == 0:
+                raise DataError(self.path, "ended early: the file was truncated while it was being read")
+            view, position = view[got:], position + got
+
+    def verify(self):
+        now = os.fstat(self.fd)
+        if (now.st_size, now.st_mtime_ns) != (self.stat.st_size, self.stat.st_mtime_ns):
+            raise DataError(self.path, "changed while it was being read (its size or modification time differ); stopped")
+        try:
+            named = os.stat(self.path)
+        except OSError:
+            named = None
+        if named is None or (named.st_dev, named.st_ino) != (self.stat.st_dev, self.stat.st_ino):
+            raise DataError(self.path, "was replaced or removed while it was being read; stopped")
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+    def sample(self, digest):
+        """Feed the file's identity into a hash: header, size and FINGERPRINT_PIECES pieces spread over it."""
+        size = self.stat.st_size
+        digest.update(f"{self.offset}:{size}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
+        for i in range(FINGERPRINT_PIECES):
+            position = (size - FINGERPRINT_PIECE_BYTES) * i // max(1, FINGERPRINT_PIECES - 1)
+            digest.update(os.pread(self.fd, FINGERPRINT_PIECE_BYTES, max(0, position)))
+
+
+class _H5Rows(_Rows):
+    """Rows of an HDF5 dataset, read by slices."""
+
+    def __init__(self, path, key):
+        h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
+        self.path, self.key = path, key
+        try:
+            self.file = h5py.File(path, "r")
+        except OSError as exc:
+            raise DataError(path, f"is not a readable HDF5 file ({exc})") from None
+        self.data = self.file[key]
+        shape = self.data.shape
+        self.dtype = self.data.dtype
+        if len(shape) < 2 or self.dtype.kind not in "fiub":
+            raise DataError(path, f"{key} must be numeric (n_samples, ...) features, got shape {shape} {self.dtype}")
+        self.n_rows, self.n_features = shape[0], int(np.prod(shape[1:]))
+        self.scale = 1 / 255.0 if self.dtype.kind in "iu" else None
+        self.stat = os.stat(path)
+
+    def _raw(self, a, b, out):
+        try:
+            self.data.read_direct(out.reshape((b - a, *self.data.shape[1:])), np.s_[a:b])
+        except (OSError, ValueError) as exc:
+            raise DataError(self.path, f"could not read rows {a}..{b} of {self.key} ({exc}); was it changed?") from None
+
+    def verify(self):
+        named = os.stat(self.path)
+        if (named.st_dev, named.st_ino, named.st_size, named.st_mtime_ns) != (
+                self.stat.st_dev, self.stat.st_ino, self.stat.st_size, self.stat.st_mtime_ns):
+            raise DataError(self.path, "changed or was replaced while it was being read; stopped")
+
+    def close(self):
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+    def sample(self, digest):
+        digest.update(f"{self.key}:{self.stat.st_size}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
+        step = max(1, self.n_rows // FINGERPRINT_PIECES)
+        for row in range(0, self.n_rows, step):
+            digest.update(np.ascontiguousarray(self.data[row]).tobytes())
+
+
+# ---------------------------------------------------------------------------- opening files
+
+
+def _npy_header(path, f):
+    try:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+    except (ValueError, OSError, SyntaxError) as exc:
+        raise DataError(path, f"is not a .npy file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    return shape, fortran, dtype, f.tell()
+
+
+def _check_array(path, shape, fortran, dtype, what):
+    if dtype.hasobject or dtype.kind not in "fiub":
+        raise DataError(path, f"{what} must hold numbers, got dtype {dtype}")
+    if len(shape) < 2 or shape[0] == 0 or int(np.prod(shape[1:])) == 0:
+        raise DataError(path, f"{what} must be (n_samples, n_features) with both positive, got shape {shape}")
+    if fortran and int(np.prod(shape[1:])) > 1:
+        raise DataError(path, f"{what} is stored in Fortran order; streaming reads rows: save it C-ordered")
+
+
+def _open_npy(path):
+    with open(path, "rb") as f:
+        shape, fortran, dtype, offset = _npy_header(path, f)
+    _check_array(path, shape, fortran, dtype, "the array")
+    return _FileRows(path, offset, shape, dtype, "the array")
+
+
+def _load_labels(path, source):
+    """A labels file (.npy) read whole."""
+    try:
+        y = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(path, f"no such labels file (the labels of {source})") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(path, f"is not a .npy array of labels ({str(exc).splitlines()[0]})") from None
+    if not isinstance(y, np.ndarray):
+        raise DataError(path, "is not a .npy array of labels")
+    return y
+
+
+def _open_npz(path):
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(path, f"is not an .npz archive ({exc})") from None
+    with archive:
+        names = archive.namelist()
+        if "X.npy" not in names:
+            raise DataError(path, f"has no array 'X' (the features); it holds: {', '.join(sorted(names)) or 'nothing'}")
+        if "y.npy" not in names:
+            raise DataError(path, "has no array 'y' (the labels)")
+        info = archive.getinfo("X.npy")
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise DataError(path, "X is compressed (np.savez_compressed); streaming reads rows in place: save it with "
+                                  "np.savez, or as .npy files")
+        with archive.open(info) as member:
+            shape, fortran, dtype, header = _npy_header(path, member)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                y = npz["y"]
+        except ValueError as exc:
+            raise DataError(path, f"its labels hold Python objects, which fastdnn never unpickles ({exc})") from None
+    _check_array(path, shape, fortran, dtype, "X")
+    # The member's data start after its local header (30 bytes, the name, the extra field) and the .npy header.
+    with open(path, "rb") as raw:
+        raw.seek(info.header_offset)
+        local = raw.read(30)
+        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+            raise DataError(path, "is a damaged .npz archive (X's local header)")
+        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+    return _FileRows(path, start + header, shape, dtype, "X"), y, "X/y"
+
+
+def _open_h5(path, prefer):
+    h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
+    try:
+        with h5py.File(path, "r") as f:
+            for x_key, y_key in HDF5_PAIRS[prefer]:
+                if x_key in f:
+                    break
+            else:
+                raise DataError(path, "has neither the course's train_set_x/train_set_y or test_set_x/test_set_y "
+                                      f"datasets nor X/y; it holds: {', '.join(sorted(f.keys())) or 'nothing'}")
+            if y_key not in f:
+                raise DataError(path, f"has {x_key} but no {y_key} (the labels)")
+            y = np.asarray(f[y_key][()])
+    except OSError as exc:
+        raise DataError(path, f"is not a readable HDF5 file ({exc})") from None
+    return _H5Rows(path, x_key), y, f"{x_key}/{y_key}"
+
+
+def _open_file(path, labels, prefer):
+    """(rows, labels array, what was read) of one file."""
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix == ".npy":
+        rows = _open_npy(path)
+        if labels is None:
+            labels = labels_path_for(path)
+        if isinstance(labels, (str, os.PathLike)):
+            y = _load_labels(os.fspath(labels), path)
+            source = f"features, labels from {os.path.basename(os.fspath(labels))}"
+        else:
+            y, source = np.asarray(labels), "features, labels given"
+        return rows, y, source
+    if labels is not None:
+        raise DataError(path, f"holds its own labels; a labels file or array is for .npy features only")
+    if suffix == ".npz":
+        return _open_npz(path)
+    if suffix in (".h5", ".hdf5"):
+        return _open_h5(path, prefer)
+    raise DataError(path, f"cannot be streamed: use one of {', '.join(SUFFIXES)} or a folder of them "
+                          "(fastdnn convert turns a CSV into .npy)")
+
+
+class DiskDataset:
+    """Examples on disk (see the module): features read by block, labels ``y`` (n_samples,) in memory.
+
+    ``open_disk_dataset`` makes one. ``dtype`` is the features' compute dtype: the file's float
+    type, else float64 (as ``load_dataset`` converts integers).
+    """
+
+    def __init__(self, path, parts, y, source):
+        self.path, self.parts, self.y, self.source = path, parts, y, source
+        self.starts = np.cumsum([0] + [p.n_rows for p in parts])
+        self.n_samples = int(self.starts[-1])
+        self.n_features = parts[0].n_features
+        file_dtype = parts[0].dtype
+        self.dtype = file_dtype if file_dtype in (np.float32, np.float64) and parts[0].scale is None else np.dtype(np.float64)
+
+    @property
+    def shape(self):
+        return (self.n_samples, self.n_features)
+
+    def describe(self):
+        return f"{self.path} ({self.source})"
+
+    def nbytes(self, dtype=None):
+        return self.n_samples * self.n_features * np.dtype(dtype or self.dtype).itemsize
+
+    def read(self, rows, out):
+        """Examples ``rows`` (sorted indices, or a (start, stop) range) into out[:len]; across shards."""
+        if isinstance(rows, tuple):
+            start, stop = rows
+            index = None
+        else:
+            index = rows
+            start, stop = int(rows[0]), int(rows[-1]) + 1
+        k = 0
+        first = np.searchsorted(self.starts, start, side="right") - 1
+        for i in range(first, len(self.parts)):
+            lo, hi = self.starts[i], self.starts[i + 1]
+            if lo >= stop:
+                break
+            a, b = max(start, lo), min(stop, hi)
+            part_rows = None
+            if index is not None:
+                j0, j1 = np.searchsorted(index, (a, b))
+                if j0 == j1:
+                    continue
+                part_rows = index[j0:j1] - lo
+                a, b = int(part_rows[0]) + lo, int(part_rows[-1]) + 1 + lo
+            k += self.parts[i].read(a - lo, b - lo, out[k:], part_rows)
+        return k
+
+    def load(self, dtype=None, rows=None):
+        """All examples (or ``rows``) in memory, (n, n_features) of ``dtype``."""
+        n = self.n_samples if rows is None else rows.size
+        out = np.empty((n, self.n_features), dtype or self.dtype)
+        self.read((0, self.n_samples) if rows is None else rows, out)
+        return out
+
+    def verify(self):
+        for part in self.parts:
+            part.verify()
+
+    def fingerprint(self):
+        """A short digest telling these data from others: each file's size, header and 64 pieces, and every label."""
+        digest = hashlib.blake2b(digest_size=16)
+        for part in self.parts:
+            part.sample(digest)
+        y = np.ascontiguousarray(self.y)
+        digest.update(f"{y.dtype.str}{y.shape}".encode())
+        digest.update(y.reshape(-1).view(np.uint8) if y.dtype.kind != "U" else y.tobytes())
+        return "disk-" + digest.hexdigest()
+
+    def close(self):
+        for part in self.parts:
+            part.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def is_streamable(path):
+    path = os.fspath(path)
+    return os.path.isdir(path) or os.path.splitext(path)[1].lower() in SUFFIXES
+
+
+def open_disk_dataset(path, labels=None, prefer="train"):
+    """A ``DiskDataset`` for ``path``: a .npy (``labels`` a .npy path or an array; default
+    ``<name>.labels.npy``), an .npz, an HDF5 file, or a folder of shards."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "no such file or folder", path)
+    if os.path.isdir(path):
+        if labels is not None:
+            raise DataError(path, "is a folder of shards: each shard's labels are its own (.labels.npy beside each .npy)")
+        names = sorted(n for n in os.listdir(path)
+                       if os.path.splitext(n)[1].lower() in SUFFIXES and not n.endswith(".labels.npy"))
+        if not names:
+            raise DataError(path, f"holds no shards ({', '.join(SUFFIXES)} files)")
+        opened = [_open_file(os.path.join(path, n), None, prefer) for n in names]
+        parts, ys = [o[0] for o in opened], []
+        first = parts[0]
+        for part, (_, y, _) in zip(parts, opened):
+            if part.n_features != first.n_features or part.dtype != first.dtype or part.scale != first.scale:
+                for p in parts:
+                    p.close()
+                raise DataError(part.path, f"is a shard of {part.n_features} features of {part.dtype}, but "
+                                           f"{os.path.basename(first.path)} has {first.n_features} of {first.dtype}: "
+                                           "every shard must match")
+            ys.append(checked_labels(part.path, y, part.n_rows, "labels"))
+        kinds = [k for k in (np.asarray(y).dtype.kind for y in ys)]
+        if len({"U" if k == "U" else "n" for k in kinds}) > 1:
+            raise DataError(path, "some shards have text labels and others numbers")
+        y = np.concatenate(ys)
+        return DiskDataset(path, parts, y, f"{len(parts)} shards")
+    rows, y, source = _open_file(path, labels, prefer)
+    try:
+        y = checked_labels(path, y, rows.n_rows, source)
+    except DataError:
+        rows.close()
+        raise
+    return DiskDataset(path, [rows], y, source)
+
+
+# ---------------------------------------------------------------------------- blocks for training
+
+
+def block_rows_for(memory, n_features, n_outputs, dtype, batch):
+    """Rows per block so that two blocks (the one training and the one being read) fit in ``memory`` bytes;
+    a multiple of the minibatch ``batch`` (None: any), at least one batch."""
+    row = (n_features + n_outputs) * np.dtype(dtype).itemsize
+    rows = max(1, memory // (2 * row))
+    if batch:
+        rows = max(batch, rows // batch * batch)
+    return int(rows)
+
+
+def epoch_blocks(rng, n_rows, block_rows, shuffle):
+    """The order of one epoch over ``n_rows`` examples cut into blocks of ``block_rows``: a list of
+    (first, stop, order within the block or None).
+
+    Blocks are rows [k b, (k + 1) b). With ``shuffle``, the full blocks come in the order
+    ``rng.permutation(n_full)`` (not drawn when there is only one), the shorter last block (if any)
+    after them, so that every minibatch but the epoch's last is full, as in memory; then each block in
+    turn draws ``rng.permutation(its rows)``, at the moment it is trained. Without shuffling the blocks
+    come in file order. A dataset of one block is the in-memory epoch: one ``rng.permutation(m)``.
+    """
+    n_full = n_rows // block_rows
+    order = list(range(n_full))
+    if shuffle and n_full > 1:
+        order = [int(k) for k in rng.permutation(n_full)]
+    if n_rows % block_rows:
+        order.append(n_full)
+    return [(k * block_rows, min(n_rows, (k + 1) * block_rows)) for k in order]
+
+
+class Feed:
+    """A training set on disk as blocks of rows: ``rows`` (sorted indices of the examples to train on, or
+    None for all), targets from ``index`` (class indices of every example) and ``n_classes``.
+
+    ``blocks(spans)`` yields (X block, Y block) for each (first, stop) span of the training rows, the next
+    one read on a background thread into the second buffer while the caller trains on the current one.
+    """
+
+    def __init__(self, data, index, n_classes, targets, dtype, block_rows, rows=None):
+        self.data, self.index, self.n_classes, self.targets = data, index, n_classes, targets
+        self.dtype, self.block_rows, self.rows = np.dtype(dtype), block_rows, rows
+        self.n_rows = data.n_samples if rows is None else rows.size
+        self.n_features = data.n_features
+        self.buffers = None
+        self.reader = None
+
+    def _read(self, span, which):
+        first, stop = span
+        X, Y = self.buffers[which]
+        n = stop - first
+        rows = (first, stop) if self.rows is None else self.rows[first:stop]
+        self.data.verify()
+        self.data.read(rows, X)
+        index = self.index[first:stop] if self.rows is None else self.index[self.rows[first:stop]]
+        Y[:n] = self.targets(index, self.n_classes, self.dtype)
+        return X[:n], Y[:n]
+
+    def blocks(self, spans):
+        if self.buffers is None:
+            b = min(self.block_rows, self.n_rows)
+            n_out = 1 if self.n_classes == 2 else self.n_classes
+            self.buffers = [(np.empty((b, self.n_features), self.dtype), np.empty((b, n_out), self.dtype)) for _ in range(2)]
+            self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdnn-read")
+        if not spans:
+            return
+        pending = self.reader.submit(self._read, spans[0], 0)
+        try:
+            for i in range(len(spans)):
+                block = pending.result()
+                pending = self.reader.submit(self._read, spans[i + 1], (i + 1) % 2) if i + 1 < len(spans) else None
+                yield block
+        finally:
+            if pending is not None:
+                pending.cancel()
+                try:
+                    pending.result()
+                except BaseException:
+                    pass
+
+    def close(self):
+        if self.reader is not None:
+            self.reader.shutdown(wait=True)
+            self.reader = None
+        self.buffers = None
