@@ -35,7 +35,7 @@ from fastdnn.kernels import gram as GR
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 from fastdnn.pipeline import activation_codes
-from fastdnn.stream import Feed, epoch_blocks
+from fastdnn.stream import DiskDataset, Feed, epoch_blocks
 from fastdnn.threads import blas_threads, training_threads
 
 # A chunk of epochs between two looks of a monitor that needs only costs lasts about this long.
@@ -620,6 +620,10 @@ class Engine:
                              int(self.dims[-1]) if shuffle else 0)
         with contextlib.closing(feed.blocks([tuple(span) for span in position.spans[position.next :]])) as blocks:
             for Xb, Yb in blocks:
+                # Checked once the block is read, before it trains: a Ctrl-C while reading or training the
+                # block before stops here, with the state at a block's end.
+                if _interrupted.is_set():
+                    raise TrainingInterrupted()
                 total[0] = position.total
                 if shuffle:
                     perms = state.rng.permutation(Xb.shape[0]).reshape(1, -1)
@@ -640,8 +644,6 @@ class Engine:
                     total[0] += compiled(N.accumulate, call, f"the full-batch kernels for {self._describe(Xb.dtype)}")(*call)
                 position.total = float(total[0])
                 position.next += 1
-                if _interrupted.is_set() and position.next < len(position.spans):
-                    raise TrainingInterrupted()
         if not shuffle:
             call = (flat, position.grad, state.optimizer_state, self.dims, self.frozen_layers, self.opt, self.hyper,
                     self.lambd, position.total, feed.n_rows, state.step)
@@ -809,17 +811,23 @@ def predicted_index(P):
 def predict_proba_rows(parameters, hidden_activation, output, X, rows=None, threads=None, loss="cross_entropy"):
     """The outputs (m, n_L) of the network ``parameters`` on X's rows (sample-major), in compiled kernels.
 
-    ``rows`` (indices) predicts those rows only, gathering them a block at a time.
+    ``rows`` (indices) predicts those rows only, gathering them a block at a time. X may be a
+    ``DiskDataset``: its rows are read a block at a time.
     """
     dims = np.asarray(parameters.dims, np.int64)
     codes = activation_codes(hidden_activation, output, loss)  # (hidden, output)
     m = X.shape[0] if rows is None else rows.size
     out = np.empty((m, int(dims[-1])), parameters.flat.dtype)
-    block = m if rows is None else min(m, PREDICT_ROWS)
+    on_disk = isinstance(X, DiskDataset)
+    block = m if rows is None and not on_disk else min(m, PREDICT_ROWS)
     Z = np.empty(block * int(dims[1:].sum()), parameters.flat.dtype)
+    buffer = np.empty((block, X.shape[1]), parameters.flat.dtype) if on_disk else None
     with blas_threads(training_threads(threads, list(dims), block)):
         for start in range(0, m, block):
-            if rows is None:
+            if on_disk:
+                stop = min(m, start + block)
+                Xb = buffer[: X.read((start, stop) if rows is None else rows[start:stop], buffer)]
+            elif rows is None:
                 Xb = X
             else:
                 Xb = np.ascontiguousarray(X[rows[start : start + block]])

@@ -10,7 +10,9 @@ more train a softmax. scikit-learn is not needed, but ``get_params``/
 defaults and checks are ``fastdnn.options.OPTIONS``.
 """
 
+import contextlib
 import inspect
+import os
 from collections import namedtuple
 
 import numpy as np
@@ -30,6 +32,7 @@ from fastdnn.engine import (
     split_rows,
 )
 from fastdnn.pipeline import initialize_parameters, resolve_dtype, samples_as_rows
+from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -87,7 +90,7 @@ class DNNClassifier:
         learning_rate="auto", batch_size="auto", max_iter=200, l2=0.0, beta=0.9, beta1=0.9, beta2=0.999,
         epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
         validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, frozen_layers=0, dtype=None,
-        threads=None, verbose=False,
+        threads=None, memory="1GB", verbose=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -111,6 +114,7 @@ class DNNClassifier:
         self.frozen_layers = frozen_layers
         self.dtype = dtype
         self.threads = threads
+        self.memory = memory
         self.verbose = verbose
 
     # -- scikit-learn's estimator protocol, without depending on it ---------------------------
@@ -289,8 +293,46 @@ class DNNClassifier:
         warm = self.warm_start and "engine_" in self.__dict__
         if not warm:
             self._forget()
-        Xs = self._check_X(X)
-        y = self._check_y(y, Xs.shape[0])
+        with self._training_data(X, y) as (Xs, y):
+            self._fit(Xs, y, warm, callbacks, validation_data, rows)
+        return self
+
+    @contextlib.contextmanager
+    def _training_data(self, X, y):
+        """(X as the kernels read it, checked labels): an array in memory, or a ``DiskDataset`` when X is a
+        path (or one) and its data are larger than ``memory`` (smaller ones are read whole)."""
+        data = self._disk_data(X, y)
+        if data is None:
+            Xs = self._check_X(X)
+            yield Xs, self._check_y(y, Xs.shape[0])
+            return
+        try:
+            if "n_features_in_" in self.__dict__ and data.n_features != self.n_features_in_:
+                raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
+                                 f"with {self.n_features_in_}")
+            data.dtype = np.dtype(self.engine_.state.parameters.flat.dtype if "engine_" in self.__dict__
+                                  else resolve_dtype(self.dtype) if self.dtype is not None else data.dtype)
+            y = V.check_class_labels(data.y)
+            if data.nbytes() <= O.BY_NAME["memory"].validate(self.memory):
+                yield data.load(), y
+            else:
+                yield data, y
+        finally:
+            if data is not X:
+                data.close()
+
+    @staticmethod
+    def _disk_data(X, y):
+        """X as a ``DiskDataset`` when it is a path (labels: y, a path or an array, or beside a .npy) or one."""
+        if isinstance(X, DiskDataset):
+            if y is not None:
+                raise ValueError("a DiskDataset holds its labels: pass y=None")
+            return X
+        if isinstance(X, (str, os.PathLike)):
+            return open_disk_dataset(X, labels=y)
+        return None
+
+    def _fit(self, Xs, y, warm, callbacks, validation_data, rows):
         train_rows = None if rows is None else self._check_rows(rows, Xs.shape[0])
         classes = np.unique(y if train_rows is None else y[train_rows])
         if len(classes) < 2:
@@ -324,8 +366,16 @@ class DNNClassifier:
             self.classes_ = classes
             self.n_features_in_ = Xs.shape[1]
             self._new_engine(params, Xs.shape[1], Xs.dtype.type, seed, m_train, self._pretrained_parameters(Xs, params, seed))
-        self._train(Xs, self._targets(y, Xs.dtype), params["max_iter"], train_rows, validation, callbacks)
-        return self
+        if isinstance(Xs, DiskDataset):
+            n_out = output_units(len(self.classes_))
+            block = block_rows_for(params["memory"], Xs.n_features, n_out, Xs.dtype, self.engine_.mini_batch_size)
+            feed = Feed(Xs, self._class_index(y), len(self.classes_), class_targets, Xs.dtype, block, train_rows)
+            try:
+                self._train(feed, None, params["max_iter"], None, validation, callbacks)
+            finally:
+                feed.close()
+        else:
+            self._train(Xs, self._targets(y, Xs.dtype), params["max_iter"], train_rows, validation, callbacks)
 
     def _check_rows(self, rows, m):
         rows = np.asarray(rows)
@@ -431,25 +481,49 @@ class DNNClassifier:
     def _predict_rows(self, Xs):
         return self.classes_[predicted_index(self._proba_rows(Xs))]
 
+    @contextlib.contextmanager
+    def _inputs(self, X, y=None, labels=False):
+        """X to predict on: a checked array, or a ``DiskDataset`` (X a path or one) read a block at a time;
+        with ``labels``, (X, checked y) where a path's y may be None (its own labels)."""
+        data = self._disk_data(X, y if labels else None)
+        if data is None:
+            Xs = self._check_X(X)
+            yield (Xs, self._check_y(y, Xs.shape[0])) if labels else Xs
+            return
+        try:
+            if data.n_features != self.n_features_in_:
+                raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
+                                 f"with {self.n_features_in_}")
+            yield (data, data.y) if labels else data
+        finally:
+            if data is not X:
+                data.close()
+
     def predict_proba(self, X):
-        """Class probabilities (n_samples, n_classes), columns in ``classes_`` order."""
+        """Class probabilities (n_samples, n_classes), columns in ``classes_`` order. X may be a path to data
+        on disk (as ``fit`` takes it), read a block at a time."""
         self._state()
-        P = self._proba_rows(self._check_X(X))
+        with self._inputs(X) as Xs:
+            P = self._proba_rows(Xs)
         if P.shape[1] == 1:
             return np.hstack([1 - P, P])
         return P
 
     def predict(self, X):
-        """The most probable class of each sample."""
+        """The most probable class of each sample (X an array, or a path to data on disk)."""
         self._state()
-        return self._predict_rows(self._check_X(X))
+        with self._inputs(X) as Xs:
+            return self._predict_rows(Xs)
 
     def score(self, X, y, rows=None):
         """Mean accuracy of ``predict(X)`` against y; with ``rows`` (indices), on those rows of X and y only,
-        gathered a block at a time (no copy of X)."""
+        gathered a block at a time (no copy of X). X may be a path to data on disk with y its labels (None:
+        the file's own)."""
         self._state()
-        Xs = self._check_X(X)
-        y = self._check_y(y, Xs.shape[0])
+        with self._inputs(X, y, labels=True) as (Xs, y):
+            return self._score(Xs, y, rows)
+
+    def _score(self, Xs, y, rows):
         if rows is None:
             return float(np.mean(self._predict_rows(Xs) == y))
         rows = self._check_rows(rows, Xs.shape[0])

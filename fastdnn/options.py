@@ -92,6 +92,18 @@ def _frozen(value, name):
     return value
 
 
+def _memory(value, name):
+    """A byte count (int) or a size like "2GB"; returns bytes."""
+    from fastdnn.stream import parse_memory
+
+    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, str)):
+        raise ValueError(f"{name} must be a size like 2GB or a number of bytes, got {value!r}")
+    try:
+        return parse_memory(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
 def _dtype(value, name):
     if value is None:
         return None
@@ -205,6 +217,9 @@ OPTIONS = (
     Option("threads", None, _threads, "BLAS threads, at most the usable cores; default: fastdnn's policy "
            "(1 for small steps, every usable core otherwise)", flag="--threads", course="threads", parse=_parse_int,
            metavar="N"),
+    Option("memory", "1GB", _memory, "memory for training data read from disk (.npy, .npz, HDF5, a folder of shards): "
+           "data that fit are read whole, larger data stream through it in two blocks of rows, one read while the "
+           "other trains; data already in memory are used as they are", flag="--memory", parse=str, metavar="SIZE"),
     Option("verbose", False, V.check_bool, "print each epoch's cost as training goes"),
 )
 

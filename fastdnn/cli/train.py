@@ -17,7 +17,8 @@ import numpy as np
 from fastdnn import validation as V
 from fastdnn import options as O
 from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say, table_values, threads_option
-from fastdnn.engine import DivergenceError, divergence_message
+from fastdnn.engine import DivergenceError, TrainingInterrupted, divergence_message
+from fastdnn.stream import DiskDataset
 
 DEFAULT_OUT = "fastdnn-model.npz"
 BUILTIN_SAMPLES = 300_000
@@ -31,11 +32,16 @@ def add_parser(sub, common, fmt):
     train = sub.add_parser(
         "train", parents=[common], formatter_class=fmt, help="train a classifier and save it",
         description="Train a DNNClassifier on --data (or the built-in dataset), print its progress and accuracy, save it.\n"
-        "Data: the course's .h5 (train_set_x/train_set_y), .npz (X, y) or .csv (header row, label column).",
+        "Data: the course's .h5 (train_set_x/train_set_y), .npz (X, y), .csv (header row, label column), .npy (labels\n"
+        "in a second .npy, --labels) or a folder of .npy/.npz/.h5 shards. Data larger than --memory are streamed\n"
+        "from disk in blocks of rows while training.",
     )
     g = train.add_argument_group("data")
-    g.add_argument("--data", metavar="FILE", help="training data (.h5/.hdf5, .npz, .csv); default: the built-in dataset")
-    g.add_argument("--test", metavar="FILE", help="test data, scored at the end")
+    g.add_argument("--data", metavar="PATH", help="training data (.h5/.hdf5, .npz, .csv, .npy, or a folder of shards); "
+                   "default: the built-in dataset")
+    g.add_argument("--labels", metavar="FILE", help="the labels of .npy --data, a .npy of one label per row "
+                   "(default: NAME.labels.npy beside it, as fastdnn convert writes)")
+    g.add_argument("--test", metavar="PATH", help="test data, scored at the end")
     g.add_argument("--label", default="label", help="the CSV column holding the labels (default: label)")
     g.add_argument("--samples", type=int, metavar="N", help=f"built-in dataset: examples (default {BUILTIN_SAMPLES:,})")
     g.add_argument("--features", type=int, metavar="N", help=f"built-in dataset: features (default {BUILTIN_FEATURES})")
@@ -113,15 +119,20 @@ def run(args):
         import_optional("matplotlib", "plot", "--plot")
         check_writable(args.plot, True, "plot", inputs + [out, ckpt_path if every else out])
 
-    data, spec = _training_data(args, checkpoint)
-    dtype = np.dtype(params["dtype"]) if params["dtype"] else (
-        data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
-    # Converted once here, so the estimator never copies it again.
-    X = np.ascontiguousarray(data.X, dtype=dtype)
+    memory = O.BY_NAME["memory"].validate(params["memory"])
+    data, spec = _training_data(args, checkpoint, params["dtype"], memory)
+    streamed = isinstance(data, DiskDataset)
+    if streamed:
+        X, dtype = data, data.dtype
+    else:
+        dtype = np.dtype(params["dtype"]) if params["dtype"] else (
+            data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+        # Converted once here, so the estimator never copies it again.
+        X = np.ascontiguousarray(data.X, dtype=dtype)
     y = data.y
     test = None
     if args.test:
-        test = load_dataset(args.test, label=args.label, prefer="test")
+        test = _load(args.test, None, "test", dtype, memory, args.label)
         if test.n_features != data.n_features:
             raise CLIError(f"{args.test}: has {test.n_features} features but the training data has {data.n_features}")
         check_label_kinds(args.test, test.y, data.y, "the training labels are")
@@ -146,7 +157,7 @@ def run(args):
     classes = np.unique(y_train)
     if len(classes) < 2:
         raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a classifier needs two")
-    spec["fingerprint"] = fingerprint(X, y) if every or checkpoint else None
+    spec["fingerprint"] = (X.fingerprint() if streamed else fingerprint(X, y)) if every or checkpoint else None
     m_train = X.shape[0] if train_rows is None else train_rows.size
     if isinstance(params["batch_size"], int) and args.batch_size is not None and params["batch_size"] > m_train:
         raise CLIError(f"--batch-size: {params['batch_size']} is more than the {m_train:,} training examples")
@@ -157,7 +168,8 @@ def run(args):
     if checkpoint:
         saved = checkpoint.run["data"].get("fingerprint")
         # Version-1 checkpoints fingerprinted the training split (the same rows split_rows holds out now).
-        v1 = hold_out and "best_epoch" in checkpoint.run and saved == fingerprint(X[train_rows], y[train_rows])
+        v1 = (not streamed and hold_out and "best_epoch" in checkpoint.run
+              and saved == fingerprint(X[train_rows], y[train_rows]))
         if saved != spec["fingerprint"] and not v1:
             raise CLIError(f"{args.resume}: was trained on other data than {data.describe()} (or on another split of it)")
         est = checkpoint.estimator
@@ -175,6 +187,14 @@ def run(args):
     state_stopped = checkpoint is not None and est.training_state_.stopped
 
     _print_header(data, X, held_rows, test, est.get_params(), classes, target, done, dtype, threads)
+    if streamed:
+        from fastdnn.stream import block_rows_for
+
+        batch = O.resolve_batch_size(params["batch_size"], m_train)
+        block = block_rows_for(memory, X.n_features, 1 if len(classes) == 2 else len(classes), dtype, batch)
+        say(f"streaming from disk: {_size(X.nbytes())} of {dtype.name} features, more than --memory {_size(memory)}: "
+            f"blocks of {block:,} rows ({_size(block * X.n_features * dtype.itemsize)}), one read while another trains")
+    labels_arg = None if streamed else y
     logs = _CompileNotes()
     with logs:
         compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes)
@@ -204,14 +224,20 @@ def run(args):
         t0 = time.perf_counter()
         try:
             with logs:
-                est.fit(X, y, rows=rows, callbacks=[c for c in (progress, saver) if c])
+                est.fit(X, labels_arg, rows=rows, callbacks=[c for c in (progress, saver) if c])
             # Training time: the last checkpoint's write, finished below, is file I/O after it.
             seconds = time.perf_counter() - t0
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             progress.close()
             if saver:
                 saver.wait()
             where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
+            if saver and isinstance(exc, TrainingInterrupted):
+                # Taken at the end of a block: the state resumes exactly from there.
+                fio.write_archive(ckpt_path, checkpoint(saver.seconds))
+                position = est.training_state_.stream
+                where = (f"; checkpoint written at epoch {est.training_state_.epoch}, block {position.next} of "
+                         f"{len(position.spans)}: {ckpt_path} (continue with --resume)")
             print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr)
             return 130
         except DivergenceError as exc:
@@ -226,11 +252,12 @@ def run(args):
                 saver.wait()
     state = est.training_state_
     _print_costs(state.costs)
-    scores = [f"train accuracy {est.score(X, y, rows=train_rows):.4f}"]
+    scores = [f"train accuracy {est.score(X, labels_arg, rows=train_rows):.4f}"]
     if held_rows is not None:
-        scores.append(f"validation accuracy {est.score(X, y, rows=held_rows):.4f}")
+        scores.append(f"validation accuracy {est.score(X, labels_arg, rows=held_rows):.4f}")
     if test is not None:
-        scores.append(f"test accuracy {est.score(np.asarray(test.X, dtype), test.y):.4f}")
+        test_X = test if isinstance(test, DiskDataset) else np.asarray(test.X, dtype)
+        scores.append(f"test accuracy {est.score(test_X, None if isinstance(test, DiskDataset) else test.y):.4f}")
     say("   ".join(scores))
     if params["early_stopping"] and state.best_epoch is not None:
         say(f"early stopping: kept epoch {state.best_epoch}'s parameters (validation accuracy {state.best_score:.4f})")
@@ -246,6 +273,10 @@ def run(args):
         fio.atomic_write(args.plot, lambda f: f.write(image))
         say(f"cost curve plotted to {args.plot}")
     return 0
+
+
+def _size(n):
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _adopt_version_1(checkpoint):
@@ -333,9 +364,33 @@ def _checkpoint_path_for(out):
     return stem + ".ckpt.npz"
 
 
-def _training_data(args, checkpoint):
-    """The training Dataset and the spec that finds it again on --resume."""
-    from fastdnn.data import builtin_dataset, load_dataset
+def _load(path, labels, prefer, dtype, memory, label):
+    """The data at ``path``: a ``Dataset`` in memory, or a ``DiskDataset`` when they are .npy, .npz, HDF5
+    or a folder of shards larger than ``memory`` bytes (as ``dtype``)."""
+    from fastdnn.data import Dataset, load_dataset
+    from fastdnn.stream import is_streamable, open_disk_dataset
+
+    if labels is not None and (os.path.isdir(path) or not path.lower().endswith(".npy")):
+        raise CLIError(f"--labels: gives the labels of .npy data; {path} holds its own")
+    if not is_streamable(path):
+        return load_dataset(path, label=label, prefer=prefer)
+    npy = os.path.isdir(path) or path.lower().endswith(".npy")
+    # .npz and HDF5 files that fit (even as float64 from bytes) are read whole, as they always were.
+    if not npy and os.path.getsize(path) * 8 <= memory:
+        return load_dataset(path, label=label, prefer=prefer)
+    disk = open_disk_dataset(path, labels=labels, prefer=prefer)
+    disk.dtype = np.dtype(dtype) if dtype else disk.dtype
+    if disk.nbytes() > memory:
+        return disk
+    with disk:
+        if not npy:
+            return load_dataset(path, label=label, prefer=prefer)
+        return Dataset(disk.load(), disk.y, disk.source, disk.path)
+
+
+def _training_data(args, checkpoint, dtype, memory):
+    """The training data (a Dataset in memory or a DiskDataset) and the spec that finds them again on --resume."""
+    from fastdnn.data import builtin_dataset
 
     saved = checkpoint.run["data"] if checkpoint else {}
     path = args.data or saved.get("path")
@@ -343,9 +398,11 @@ def _training_data(args, checkpoint):
         if args.samples or args.features:
             raise CLIError("--samples and --features size the built-in dataset; they do not apply with --data")
         label = args.label if args.data or "label" not in saved else saved["label"]
+        labels = args.labels if args.data else saved.get("labels")
         say(f"loading {path}")
-        data = load_dataset(path, label=label, prefer="train")
-        spec = {"path": os.path.abspath(path), "label": label}
+        data = _load(path, labels, "train", dtype, memory, label)
+        spec = {"path": os.path.abspath(path), "label": label,
+                "labels": os.path.abspath(labels) if labels else None}
     else:
         samples = args.samples or saved.get("samples") or BUILTIN_SAMPLES
         features = args.features or saved.get("features") or BUILTIN_FEATURES

@@ -1,0 +1,337 @@
+"""Training on data streamed from disk (fastdnn.stream and the engine's streamed epochs).
+
+The claim: an epoch over blocks read from disk is the in-memory epoch fed the same row order, bit for
+bit in float64, because each block is trained by the same compiled loop continuing the same running
+cost, minibatch boundaries never straddle blocks (blocks are whole minibatches, the short one last),
+and the row order is ``epoch_blocks``' documented function of the generator.
+"""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from fastdnn import DNNClassifier
+from fastdnn.data import DataError, load_dataset
+from fastdnn.engine import DivergenceError, Engine, TrainingInterrupted, TrainingState, class_targets
+from fastdnn.kernels import compiled
+from fastdnn.kernels import network as N
+from fastdnn.pipeline import activation_codes, initialize_parameters
+from fastdnn.stream import Feed, epoch_blocks, open_disk_dataset, parse_memory
+
+from conftest import CAT_FOLDER
+
+M, N0 = 1003, 12  # 1003 rows: blocks of 96 leave a short last block of 43 rows, and a short last batch
+
+
+def write_npy(folder, name, X, y):
+    path = os.path.join(folder, name)
+    np.save(path, X)
+    np.save(os.path.join(folder, name[:-4] + ".labels.npy"), y)
+    return path
+
+
+@pytest.fixture
+def data(tmp_path):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((M, N0))
+    y = (X @ rng.standard_normal(N0) > 0).astype(np.int8)
+    return X, y, write_npy(tmp_path, "d.npy", X, y)
+
+
+def in_memory_order(seed, m, block_rows, epochs):
+    """The row order of ``epochs`` streamed epochs, drawn as the engine draws it."""
+    rng = np.random.default_rng(seed)
+    orders = []
+    for _ in range(epochs):
+        order = []
+        for first, stop in epoch_blocks(rng, m, block_rows, shuffle=True):
+            order.append(first + rng.permutation(stop - first))
+        orders.append(np.concatenate(order))
+    return np.stack(orders)
+
+
+def test_epoch_blocks_is_the_documented_order():
+    rng = np.random.default_rng(0)
+    spans = epoch_blocks(rng, 1003, 96, shuffle=True)
+    assert spans[-1] == (960, 1003)  # the short block comes last
+    assert sorted(spans) == [(k * 96, min(1003, (k + 1) * 96)) for k in range(11)]
+    assert [s for s, _ in spans[:-1]] != sorted(s for s, _ in spans[:-1])  # shuffled
+    assert epoch_blocks(rng, 1003, 96, shuffle=False) == sorted(spans)
+    # One block draws nothing here: its epoch is the in-memory one, one rng.permutation(m).
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert epoch_blocks(a, 50, 64, shuffle=True) == [(0, 50)]
+    assert a.bit_generator.state == b.bit_generator.state
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "momentum", "adam"])
+@pytest.mark.parametrize("l2", [0.0, 0.3])
+@pytest.mark.parametrize("output", ["sigmoid", "softmax"])
+def test_streamed_epochs_equal_in_memory_training_in_the_same_order_bit_for_bit(data, optimizer, l2, output):
+    X, y, path = data
+    y3 = np.asarray(y) + (X[:, 0] > 1)  # three classes for the softmax
+    labels = y if output == "sigmoid" else y3
+    n_classes = 2 if output == "sigmoid" else 3
+    dims = [N0, 16, 8, 1 if n_classes == 2 else 3]
+    batch, block, epochs, seed = 32, 96, 3, 11
+    if output == "softmax":
+        np.save(path[:-4] + ".labels.npy", labels)
+    params = dict(optimizer=optimizer, learning_rate=0.01, lambd=l2, mini_batch_size=batch)
+    streamed = initialize_parameters(dims, "he", 1, np.float64)
+    engine = Engine(streamed, output=output, seed=seed, **params)
+    with open_disk_dataset(path) as disk:
+        feed = Feed(disk, disk.y.astype(np.int64), n_classes, class_targets, np.float64, block)
+        costs = engine.train(feed, None, epochs)
+        feed.close()
+
+    # The same run in memory: the kernel over all of X, fed the streamed row order.
+    theta = initialize_parameters(dims, "he", 1, np.float64).flat
+    Y = class_targets(labels.astype(np.int64), n_classes)
+    A = np.empty(batch * sum(dims[1:]))
+    work = N.Workspace(np.empty((batch, N0)), np.empty((batch, dims[-1])), A, np.empty_like(A), np.empty_like(theta))
+    state = np.zeros(2 * theta.size)
+    expected = np.zeros(epochs)
+    args = (X, Y, theta, np.array(dims, np.int64), *activation_codes("relu", output), 0, engine.opt, engine.hyper,
+            engine.lambd, state, 0, in_memory_order(seed, M, block, epochs), batch, epochs, expected, work)
+    assert compiled(N.train, args, "train")(*args)[2] == N.STOP_NONE
+    assert np.array_equal(streamed.flat, theta)
+    assert np.array_equal(engine.state.optimizer_state, state)
+    assert np.array_equal(costs, expected / M)
+
+
+def test_one_block_is_the_in_memory_path(data):
+    X, y, path = data
+    kw = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0, batch_size=50)
+    a = DNNClassifier(**kw).fit(X, y)
+    b = DNNClassifier(**kw, memory="1GB").fit(path, None)
+    assert np.array_equal(a.parameters_.flat, b.parameters_.flat)
+    assert a.loss_curve_ == b.loss_curve_
+
+
+def test_a_training_split_streams_the_same_rows(data):
+    """rows= (early stopping's and the command's split) over blocks of the chosen rows equals that split in memory
+    fed the same order: the test of row selection inside blocks that skip held-out rows."""
+    X, y, path = data
+    rows = np.sort(np.random.default_rng(2).choice(M, 700, replace=False))
+    dims = [N0, 8, 1]
+    engine = Engine(initialize_parameters(dims, "he", 1, np.float64), seed=4, optimizer="adam", learning_rate=0.01,
+                    mini_batch_size=20)
+    with open_disk_dataset(path) as disk:
+        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 60, rows=rows)
+        engine.train(feed, None, 2)
+        feed.close()
+    reference = Engine(initialize_parameters(dims, "he", 1, np.float64), seed=4, optimizer="adam", learning_rate=0.01,
+                       mini_batch_size=20)
+    order = in_memory_order(4, rows.size, 60, 2)
+    Xs, Ys = X[rows], class_targets(y[rows].astype(np.int64), 2)
+    for epoch in order:  # each epoch's order as a one-epoch in-memory run over the split reordered
+        theta = reference.state.parameters.flat
+        A = np.empty(20 * 9)
+        work = N.Workspace(np.empty((20, N0)), np.empty((20, 1)), A, np.empty_like(A), np.empty_like(theta))
+        args = (Xs, Ys, theta, reference.dims, *reference.codes, 0, reference.opt, reference.hyper, None,
+                reference.state.optimizer_state, reference.state.step, epoch.reshape(1, -1), 20, 1, np.zeros(1), work)
+        _, reference.state.step, _ = compiled(N.train, args, "train")(*args)
+    assert np.array_equal(engine.state.parameters.flat, reference.state.parameters.flat)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "adam"])
+def test_full_batch_over_blocks_is_full_batch_gradient_descent(data, optimizer):
+    """The gradient summed over blocks equals the whole batch's up to summation order: float64 sums of ~1000
+    terms differ by at most ~1000 eps relative per step; through 5 steps of lr 0.1 on a smooth network that
+    stays far inside 1e-9 relative."""
+    X, y, path = data
+    kw = dict(hidden_layer_sizes=(16, 8), max_iter=5, random_state=0, batch_size=None, optimizer=optimizer,
+              learning_rate=0.1, l2=0.1)
+    a = DNNClassifier(**kw).fit(X, y)
+    b = DNNClassifier(**kw, memory="1MB")
+    b.fit(path, None)
+    assert b.engine_.state.step == 5
+    np.testing.assert_allclose(b.loss_curve_, a.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(b.parameters_.flat, a.parameters_.flat, rtol=1e-9, atol=1e-12)
+
+
+def test_shards_form_one_dataset(tmp_path, data):
+    X, y, path = data
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_npy(folder, "part-0.npy", X[:400], y[:400])
+    np.savez(folder / "part-1.npz", X=X[400:800], y=y[400:800])
+    write_npy(folder, "part-2.npy", X[800:], y[800:])
+    kw = dict(hidden_layer_sizes=(8,), max_iter=2, random_state=3, batch_size=32, memory="1MB")
+    a = DNNClassifier(**kw).fit(path, None)
+    with open_disk_dataset(folder) as shards:
+        assert shards.n_samples == M and np.array_equal(shards.load(), X) and np.array_equal(shards.y, y)
+        rows = np.array([3, 399, 400, 401, 799, 800, 1002])
+        assert np.array_equal(shards.load(rows=rows), X[rows])
+    kw["memory"] = 2**20
+    # 1MB holds the whole of these data: force blocks by the engine directly instead.
+    for source in (path, str(folder)):
+        engine = Engine(initialize_parameters([N0, 8, 1], "he", 1, np.float64), seed=1, mini_batch_size=32,
+                        optimizer="adam", learning_rate=0.01)
+        with open_disk_dataset(source) as disk:
+            feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
+            engine.train(feed, None, 2)
+            feed.close()
+        if source == path:
+            single = engine.state.parameters.flat.copy()
+    assert np.array_equal(single, engine.state.parameters.flat)
+    assert a.n_iter_ == 2
+
+
+def test_a_shard_that_does_not_match_is_refused_by_name(tmp_path):
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    write_npy(folder, "a.npy", np.zeros((5, 3)), np.zeros(5))
+    write_npy(folder, "b.npy", np.zeros((5, 4)), np.zeros(5))
+    with pytest.raises(DataError, match=r"b\.npy: is a shard of 4 features"):
+        open_disk_dataset(folder)
+    write_npy(folder, "b.npy", np.zeros((5, 3), np.float32), np.zeros(5))
+    with pytest.raises(DataError, match=r"b\.npy: is a shard of 3 features of float32"):
+        open_disk_dataset(folder)
+
+
+def test_bad_files_are_refused_with_their_name(tmp_path, data):
+    X, y, path = data
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) - 8)
+    with pytest.raises(DataError, match=r"d\.npy: is truncated"):
+        open_disk_dataset(path)
+    bad = X.copy()
+    bad[700, 3] = np.nan
+    p = write_npy(tmp_path, "nan.npy", bad, y)
+    with open_disk_dataset(p) as disk, pytest.raises(DataError, match=r"nan\.npy: example 700, feature 3 is nan"):
+        disk.load()
+    np.savez_compressed(tmp_path / "c.npz", X=X, y=y)
+    with pytest.raises(DataError, match="compressed"):
+        open_disk_dataset(tmp_path / "c.npz")
+    np.save(tmp_path / "short.npy", X)
+    np.save(tmp_path / "short.labels.npy", y[:-1])
+    with pytest.raises(DataError, match=f"has {M} examples but {M - 1} labels"):
+        open_disk_dataset(tmp_path / "short.npy")
+    with pytest.raises(DataError, match=r"no such labels file"):
+        open_disk_dataset(p, labels=tmp_path / "missing.npy")
+
+
+class _Hook:
+    """Runs ``action`` once, when the feed starts reading block ``at`` (on the reader thread)."""
+
+    def __init__(self, feed, at, action):
+        self.calls, self.at, self.action = 0, at, action
+        read = feed._read
+
+        def hooked(span, which):
+            self.calls += 1
+            if self.calls == self.at:
+                self.action()
+            return read(span, which)
+
+        feed._read = hooked
+
+
+@pytest.mark.parametrize("change", ["truncated", "replaced"])
+def test_a_file_changed_during_training_stops_it_with_its_name(data, change):
+    X, y, path = data
+
+    def act():
+        if change == "truncated":
+            with open(path, "r+b") as f:
+                f.truncate(os.path.getsize(path) // 2)
+        else:
+            os.replace(write_npy(os.path.dirname(path), "other.npy", X, y), path)
+
+    engine = Engine(initialize_parameters([N0, 8, 1], "he", 1, np.float64), seed=1, mini_batch_size=32)
+    with open_disk_dataset(path) as disk:
+        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
+        _Hook(feed, 3, act)
+        with pytest.raises(DataError, match=r"d\.npy: (changed|was replaced)"):
+            engine.train(feed, None, 2)
+        feed.close()
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
+@pytest.mark.parametrize("batch", [32, None])
+def test_an_interrupted_streamed_epoch_resumes_exactly_from_its_saved_state(tmp_path, data, batch):
+    """Ctrl-C mid-epoch is taken at the end of a block; the saved state holds the block order and position
+    (and for full batch the gradient summed so far), and a run resumed from it ends bit for bit where the
+    uninterrupted run does."""
+    X, y, path = data
+    dims = [N0, 8, 1]
+    options = dict(mini_batch_size=batch, optimizer="adam", learning_rate=0.01, lambd=0.1)
+
+    def engine(state=None, flat=None):
+        parameters = initialize_parameters(dims, "he", 1, np.float64)
+        if flat is not None:
+            parameters.flat[:] = flat
+            state = TrainingState.from_arrays(parameters, state)
+        return Engine(parameters, seed=3, state=state, **options)
+
+    def feed(disk, interrupt_at=None):
+        f = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
+        if interrupt_at:
+            _Hook(f, interrupt_at, lambda: os.kill(os.getpid(), signal.SIGINT))
+        return f
+
+    with open_disk_dataset(path) as disk:
+        whole = engine()
+        f = feed(disk)
+        whole.train(f, None, 3)
+        f.close()
+
+        first = engine()
+        f = feed(disk, interrupt_at=13)  # block 13 of 24 is read: the run stops before training it
+        with pytest.raises(TrainingInterrupted):
+            first.train(f, None, 3)
+        f.close()
+        position = first.state.stream
+        assert first.state.epoch == 1 and position.next == 4 and first.state.in_progress
+        np.savez(tmp_path / "state.npz", flat=first.state.parameters.flat, **first.state.to_arrays())
+        with np.load(tmp_path / "state.npz") as saved:
+            arrays = dict(saved)
+        resumed = engine(arrays, arrays.pop("flat"))
+        assert resumed.state.stream.next == 4
+        f = feed(disk)
+        resumed.train(f, None, 2)
+        f.close()
+    assert np.array_equal(resumed.state.parameters.flat, whole.state.parameters.flat)
+    assert resumed.state.costs == whole.state.costs and resumed.state.step == whole.state.step
+    assert resumed.state.stream is None
+
+
+def test_divergence_mid_epoch_leaves_the_epochs_start(data):
+    X, y, path = data
+    engine = Engine(initialize_parameters([N0, 8, 1], "he", 1, np.float64), seed=1, mini_batch_size=32,
+                    learning_rate=1e30)
+    with open_disk_dataset(path) as disk:
+        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
+        start = engine.state.parameters.flat.copy()
+        with pytest.raises(DivergenceError) as info:
+            engine.train(feed, None, 3)
+        feed.close()
+    assert info.value.epoch == engine.state.epoch
+    if engine.state.epoch == 0:
+        assert np.array_equal(engine.state.parameters.flat, start)
+    assert engine.state.stream is None and np.isfinite(engine.state.parameters.flat).all()
+
+
+def test_memory_sizes():
+    assert parse_memory("2GB") == 2 * 2**30 and parse_memory("512MiB") == 512 * 2**20 and parse_memory(2**21) == 2**21
+    for bad in ("lots", "10", "-1GB"):
+        with pytest.raises(ValueError):
+            parse_memory(bad)
+    with pytest.raises(ValueError, match="memory"):
+        DNNClassifier(memory="lots").fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+@pytest.mark.skipif(not (CAT_FOLDER / "train_catvnoncat.h5").exists(), reason="the course's cat data are not here")
+def test_the_course_hdf5_streams_as_it_loads():
+    """Integer pixels are scaled by 1/255 in float64 as load_dataset does, block by block."""
+    path = CAT_FOLDER / "train_catvnoncat.h5"
+    whole = load_dataset(path)
+    with open_disk_dataset(path) as disk:
+        assert np.array_equal(disk.load(), whole.X) and np.array_equal(disk.y, whole.y)
+        rows = np.arange(3, 209, 7)
+        out = np.empty((rows.size, disk.n_features), np.float32)
+        disk.read(rows, out)
+        assert np.array_equal(out, whole.X[rows].astype(np.float32))
