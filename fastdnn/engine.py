@@ -618,22 +618,27 @@ class Engine:
         total = np.zeros(1)
         work = self._buffers(batch if shuffle else min(ACCUMULATE_ROWS, batch), feed.n_features if shuffle else 0,
                              int(self.dims[-1]) if shuffle else 0)
-        with contextlib.closing(feed.blocks([tuple(span) for span in position.spans[position.next :]])) as blocks:
-            for Xb, Yb in blocks:
+        spans = [tuple(int(i) for i in span) for span in position.spans[position.next :]]
+        with contextlib.closing(feed.blocks(spans, positions=shuffle)) as blocks:
+            for Xb, Yb, where in blocks:
                 # Checked once the block is read, before it trains: a Ctrl-C while reading or training the
                 # block before stops here, with the state at a block's end.
                 if _interrupted.is_set():
                     raise TrainingInterrupted()
                 total[0] = position.total
                 if shuffle:
-                    perms = state.rng.permutation(Xb.shape[0]).reshape(1, -1)
+                    n = Xb.shape[0] if where is None else where.size
+                    perms = state.rng.permutation(n)
+                    if where is not None:
+                        perms = where[perms]  # the block's rows sit among held-out rows in the buffer
+                    perms = perms.reshape(1, -1)
                     call = (Xb, Yb, flat, self.dims, *self.codes, self.frozen_layers, self.opt, self.hyper, self.lambd,
-                            state.optimizer_state, state.step, perms, min(batch, Xb.shape[0]), 1, total, work)
+                            state.optimizer_state, state.step, perms, min(batch, n), 1, total, work)
                     train = compiled(N.train, call, f"the training kernels for {self._describe(Xb.dtype)}")
                     _, step, reason = train(*call)
                     if reason == N.STOP_PARAMETERS:
                         total[0] /= position.next * feed.block_rows + self._rows_before_divergence(
-                            Xb.shape[0], batch, step - state.step)
+                            n, batch, step - state.step)
                     if reason != N.STOP_NONE:
                         self._restore_epoch(saved)
                         self._diverged(reason, np.concatenate([costs[:done], total]), done, 0)

@@ -369,7 +369,8 @@ class DNNClassifier:
         if isinstance(Xs, DiskDataset):
             n_out = output_units(len(self.classes_))
             block = block_rows_for(params["memory"], Xs.n_features, n_out, Xs.dtype, self.engine_.mini_batch_size)
-            feed = Feed(Xs, self._class_index(y), len(self.classes_), class_targets, Xs.dtype, block, train_rows)
+            feed = Feed(Xs, self._class_index(y), len(self.classes_), class_targets, Xs.dtype, block, train_rows,
+                        self.engine_.mini_batch_size)
             try:
                 self._train(feed, None, params["max_iter"], None, validation, callbacks)
             finally:

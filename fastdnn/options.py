@@ -219,7 +219,8 @@ OPTIONS = (
            metavar="N"),
     Option("memory", "1GB", _memory, "memory for training data read from disk (.npy, .npz, HDF5, a folder of shards): "
            "data that fit are read whole, larger data stream through it in two blocks of rows, one read while the "
-           "other trains; data already in memory are used as they are", flag="--memory", parse=str, metavar="SIZE"),
+           "other trains; data already in memory are used as they are", flag="--memory", course="memory", parse=str,
+           metavar="SIZE"),
     Option("verbose", False, V.check_bool, "print each epoch's cost as training goes"),
 )
 

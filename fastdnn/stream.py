@@ -70,9 +70,10 @@ class _Rows:
 
     scale = None
 
-    def read(self, start, stop, out, rows=None):
+    def read(self, start, stop, out, rows=None, check=True):
         """Rows [start, stop) of this file, or those of them in ``rows`` (sorted file row indices
-        within [start, stop)), into out[:k] (converted to out's dtype); returns k."""
+        within [start, stop)), into out[:k] (converted to out's dtype); returns k. ``check``: refuse a
+        value that is not finite (DataError naming its row and feature)."""
         row_bytes = self.n_features * self.dtype.itemsize
         piece = max(1, PIECE_BYTES // row_bytes)
         direct = rows is None and self.dtype == out.dtype and self.scale is None
@@ -82,26 +83,28 @@ class _Rows:
             b = min(stop, a + piece)
             if direct:
                 self._raw(a, b, out[k : k + b - a])
-                _check_finite(self, out[k : k + b - a], a)
+                if check:
+                    _check_finite(self, out[k : k + b - a], a)
                 k += b - a
                 continue
             if scratch is None:
                 scratch = np.empty((min(piece, stop - start), self.n_features), self.dtype)
             raw = scratch[: b - a]
             self._raw(a, b, raw)
+            picked = None
             if rows is not None:
                 lo, hi = np.searchsorted(rows, (a, b))
                 picked = rows[lo:hi] - a
-                raw = raw[picked]
-            else:
-                picked = None
-            n = raw.shape[0]
+            n = raw.shape[0] if picked is None else picked.size
             dest = out[k : k + n]
             if self.scale is not None:
-                dest[...] = raw / 255.0  # the course's x / 255 (in float64, as load_dataset computes it)
+                dest[...] = (raw if picked is None else raw[picked]) / 255.0  # the course's x / 255, in float64
+            elif picked is not None and raw.dtype == dest.dtype:
+                np.take(raw, picked, axis=0, out=dest)  # one copy, straight into the block
             else:
-                dest[...] = raw
-            _check_finite(self, dest, a, picked)
+                dest[...] = raw if picked is None else raw[picked]
+            if check:
+                _check_finite(self, dest, a, picked)
             k += n
         return k
 
@@ -353,8 +356,9 @@ class DiskDataset:
     def nbytes(self, dtype=None):
         return self.n_samples * self.n_features * np.dtype(dtype or self.dtype).itemsize
 
-    def read(self, rows, out):
-        """Examples ``rows`` (sorted indices, or a (start, stop) range) into out[:len]; across shards."""
+    def read(self, rows, out, check=True):
+        """Examples ``rows`` (sorted indices, or a (start, stop) range) into out[:len], across shards; returns
+        len. ``check``: refuse values that are not finite."""
         if isinstance(rows, tuple):
             start, stop = rows
             index = None
@@ -375,7 +379,7 @@ class DiskDataset:
                     continue
                 part_rows = index[j0:j1] - lo
                 a, b = int(part_rows[0]) + lo, int(part_rows[-1]) + 1 + lo
-            k += self.parts[i].read(a - lo, b - lo, out[k:], part_rows)
+            k += self.parts[i].read(a - lo, b - lo, out[k:], part_rows, check)
         return k
 
     def load(self, dtype=None, rows=None):
@@ -489,42 +493,66 @@ class Feed:
     """A training set on disk as blocks of rows: ``rows`` (sorted indices of the examples to train on, or
     None for all), targets from ``index`` (class indices of every example) and ``n_classes``.
 
-    ``blocks(spans)`` yields (X block, Y block) for each (first, stop) span of the training rows, the next
-    one read on a background thread into the second buffer while the caller trains on the current one.
+    ``capacity`` rows fit in each of the two buffers (``block_rows_for``). ``block_rows``, the training
+    rows per block, is the capacity, or with ``rows`` a subset the capacity times the subset's density
+    (a multiple of ``batch``), so that a block's rows usually lie within a file range that fits a buffer.
+    ``blocks(spans, positions)`` yields (X, Y, positions) for each (first, stop) span of the training rows,
+    the next one read on a background thread into the other buffer while the caller trains on this one.
+    With ``positions`` allowed, a subset's block is its whole file range read in place (held-out rows
+    included) and ``positions`` says where the span's rows are in it; otherwise (or when a range does not
+    fit) the rows are gathered into the buffer and positions is None.
     """
 
-    def __init__(self, data, index, n_classes, targets, dtype, block_rows, rows=None):
+    def __init__(self, data, index, n_classes, targets, dtype, capacity, rows=None, batch=None):
         self.data, self.index, self.n_classes, self.targets = data, index, n_classes, targets
-        self.dtype, self.block_rows, self.rows = np.dtype(dtype), block_rows, rows
+        self.dtype, self.capacity, self.rows = np.dtype(dtype), capacity, rows
         self.n_rows = data.n_samples if rows is None else rows.size
         self.n_features = data.n_features
+        self.block_rows = capacity
+        if rows is not None:
+            block = int(capacity * rows.size / data.n_samples * 0.97)
+            self.block_rows = max(batch or 1, block // batch * batch if batch else block, 1)
         self.buffers = None
         self.reader = None
+        self.checked = set()  # spans whose values were checked finite (the files are verified unchanged since)
 
-    def _read(self, span, which):
+    def _read(self, span, which, positions):
         first, stop = span
         X, Y = self.buffers[which]
-        n = stop - first
-        rows = (first, stop) if self.rows is None else self.rows[first:stop]
         self.data.verify()
-        self.data.read(rows, X)
-        index = self.index[first:stop] if self.rows is None else self.index[self.rows[first:stop]]
-        Y[:n] = self.targets(index, self.n_classes, self.dtype)
-        return X[:n], Y[:n]
+        check = span not in self.checked
+        if self.rows is None:
+            lo, hi, where = first, stop, None
+            self.data.read((lo, hi), X, check)
+        else:
+            chosen = self.rows[first:stop]
+            lo, hi = int(chosen[0]), int(chosen[-1]) + 1
+            if positions and hi - lo <= X.shape[0]:
+                self.data.read((lo, hi), X, check)
+                where = chosen - lo
+            else:
+                hi = lo + self.data.read(chosen, X, check)
+                where = None
+        self.checked.add(span)
+        rows = slice(lo, hi) if self.rows is None or where is not None else self.rows[first:stop]
+        Y[: hi - lo] = self.targets(self.index[rows], self.n_classes, self.dtype)
+        return X[: hi - lo], Y[: hi - lo], where
 
-    def blocks(self, spans):
+    def blocks(self, spans, positions=True):
         if self.buffers is None:
-            b = min(self.block_rows, self.n_rows)
+            b = min(self.capacity, self.data.n_samples)
             n_out = 1 if self.n_classes == 2 else self.n_classes
             self.buffers = [(np.empty((b, self.n_features), self.dtype), np.empty((b, n_out), self.dtype)) for _ in range(2)]
             self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdnn-read")
         if not spans:
             return
-        pending = self.reader.submit(self._read, spans[0], 0)
+        pending = self.reader.submit(self._read, spans[0], 0, positions)
         try:
             for i in range(len(spans)):
                 block = pending.result()
-                pending = self.reader.submit(self._read, spans[i + 1], (i + 1) % 2) if i + 1 < len(spans) else None
+                pending = None
+                if i + 1 < len(spans):
+                    pending = self.reader.submit(self._read, spans[i + 1], (i + 1) % 2, positions)
                 yield block
         finally:
             if pending is not None:

@@ -5,10 +5,13 @@ through ``fastdnn.engine.Engine`` (one compiled call for the whole run unless
 ``print_cost`` asks to look in between).
 """
 
+import os
+
 import numpy as np
 
+from fastdnn import options as O
 from fastdnn import validation as V
-from fastdnn.engine import DivergenceError, Engine, Monitor, divergence_message
+from fastdnn.engine import DivergenceError, Engine, Monitor, class_targets, divergence_message
 from fastdnn.pipeline import (
     initialize_parameters,
     initialize_parameters_deep,
@@ -16,6 +19,7 @@ from fastdnn.pipeline import (
     resolve_dtype,
     samples_as_rows,
 )
+from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
 
 
 class _PrintCost(Monitor):
@@ -39,7 +43,7 @@ def model(
     X, Y, layers_dims, learning_rate=0.0075, num_epochs=3000, mini_batch_size=None, optimizer="gd",
     beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, lambd=0.0, hidden_activation="relu",
     output="sigmoid", loss="cross_entropy", init="deep", seed=1, parameters=None, frozen_layers=0,
-    print_cost=False, dtype=None, threads=None, gram="auto",
+    print_cost=False, dtype=None, threads=None, gram="auto", memory="1GB",
 ):
     """The reference's ``model`` with every option, trained in compiled code; returns (parameters, costs).
 
@@ -48,11 +52,18 @@ def model(
     and ``gram`` (True, False or "auto": carry the first layer in the example
     space when the data are wide; see ``Engine.route``). Starting ``parameters``
     are copied, never modified.
+
+    Data on disk: X a path (.npy, .npz, HDF5 or a folder of shards, examples as
+    rows, as ``fastdnn.stream`` reads them) or a ``DiskDataset``; Y then the
+    class index of each example (0/1 for a sigmoid output, 0..K-1 for a
+    softmax of K units): an array, a .npy path, or None for the file's own
+    labels. Data larger than ``memory`` stream from disk in blocks.
     """
-    X, Y, dims = V.check_model_options(
-        X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
-        epsilon, lambd, hidden_activation, output, loss, init, frozen_layers, seed, parameters,
-    )
+    options = (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd,
+               hidden_activation, output, loss, init, frozen_layers, seed, parameters)
+    if isinstance(X, (str, os.PathLike, DiskDataset)):
+        return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, memory)
+    X, Y, dims = V.check_model_options(X, Y, layers_dims, *options)
     dtype = resolve_dtype(dtype, X)
     if parameters is None:
         params = initialize_parameters(dims, init, seed, dtype)
@@ -67,6 +78,43 @@ def model(
     monitor = _PrintCost("epoch") if print_cost else None
     costs = engine.train(Xs, _targets(Y, dtype), num_epochs, gram=gram, monitor=monitor).tolist()
     return params, costs
+
+
+def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, memory):
+    (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd, hidden_activation,
+     output, loss, init, frozen_layers, seed, parameters) = options
+    budget = O.BY_NAME["memory"].validate(memory)
+    data = X if isinstance(X, DiskDataset) else open_disk_dataset(X, labels=Y)
+    try:
+        dims = V.check_layers_dims(layers_dims, data.n_features)
+        V.check_model_choices(dims, data.n_samples, *options)
+        n_classes = 2 if output == "sigmoid" else dims[-1]
+        index = V.check_class_indices(data.y if Y is None or not isinstance(X, DiskDataset) else Y, n_classes)
+        if index.size != data.n_samples:
+            raise ValueError(f"Y has {index.size} labels for {data.n_samples} examples")
+        data.dtype = np.dtype(resolve_dtype(dtype)) if dtype is not None else data.dtype
+        params = initialize_parameters(dims, init, seed, data.dtype) if parameters is None else (
+            pack_parameters(parameters, data.dtype).copy())
+        engine = Engine(
+            params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
+            learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon, lambd=lambd,
+            mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
+        )
+        monitor = _PrintCost("epoch") if print_cost else None
+        if data.nbytes() <= budget:
+            Xs, Ys = data.load(), class_targets(index, n_classes, data.dtype)
+            costs = engine.train(Xs, Ys, num_epochs, monitor=monitor)
+        else:
+            block = block_rows_for(budget, data.n_features, dims[-1], data.dtype, mini_batch_size)
+            feed = Feed(data, index, n_classes, class_targets, data.dtype, block)
+            try:
+                costs = engine.train(feed, None, num_epochs, monitor=monitor)
+            finally:
+                feed.close()
+    finally:
+        if data is not X:
+            data.close()
+    return params, costs.tolist()
 
 
 def L_layer_model(

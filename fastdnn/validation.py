@@ -223,19 +223,44 @@ def check_model_options(
     X = check_X(X)
     m = X.shape[1]
     dims = check_layers_dims(layers_dims, X.shape[0])
-    check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
+    check_output_layer(dims, output)
+    Y = check_one_hot(Y, dims[-1], m) if output == "softmax" else check_Y(Y, m)
+    check_model_choices(
+        dims, m, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd,
+        hidden_activation, output, loss, init, frozen_layers, seed, parameters,
+    )
+    return X, Y, dims
+
+
+def check_output_layer(dims, output):
     check_choice(output, OUTPUTS, "output")
+    if output == "softmax" and dims[-1] < 2:
+        raise ValueError(f"a softmax output needs at least 2 units, got layers_dims[-1] = {dims[-1]}")
+    if output == "sigmoid" and dims[-1] != 1:
+        raise ValueError(f"a sigmoid output has 1 unit (binary labels), got layers_dims[-1] = {dims[-1]}")
+
+
+def check_class_indices(index, n_classes, name="Y"):
+    """Labels as class indices 0..n_classes-1 (0/1 for a sigmoid output), as int64."""
+    index = np.asarray(index)
+    if index.dtype.kind == "f" and np.array_equal(index, np.round(index)):
+        index = index.astype(np.int64)
+    if index.ndim != 1 or index.dtype.kind not in "iub" or index.size and (index.min() < 0 or index.max() >= n_classes):
+        raise ValueError(f"{name} must be one class index in [0, {n_classes}) per example, "
+                         f"got {index.dtype} values of shape {index.shape}")
+    return index.astype(np.int64)
+
+
+def check_model_choices(
+    dims, m, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd,
+    hidden_activation, output, loss, init, frozen_layers, seed=1, parameters=None,
+):
+    """``model``'s options other than the data, for ``dims`` (checked) and m examples."""
+    check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
+    check_output_layer(dims, output)
     check_choice(loss, LOSSES, "loss")
     check_choice(optimizer, OPTIMIZERS, "optimizer")
     check_choice(init, INITIALIZATIONS, "init")
-    if output == "softmax":
-        if dims[-1] < 2:
-            raise ValueError(f"a softmax output needs at least 2 units, got layers_dims[-1] = {dims[-1]}")
-        Y = check_one_hot(Y, dims[-1], m)
-    else:
-        if dims[-1] != 1:
-            raise ValueError(f"a sigmoid output has 1 unit (binary labels), got layers_dims[-1] = {dims[-1]}")
-        Y = check_Y(Y, m)
     check_positive(learning_rate, "learning_rate")
     check_positive(num_epochs, "num_epochs", integer=True)
     if mini_batch_size is not None:
@@ -258,7 +283,6 @@ def check_model_options(
         given = check_parameters(parameters)
         if given != dims:
             raise ValueError(f"the starting parameters have layer sizes {given}, not layers_dims {dims}")
-    return X, Y, dims
 
 
 def check_seed(seed, name="seed"):

@@ -279,7 +279,7 @@ def test_the_course_names_in_the_table_are_the_course_functions_parameters():
     for option in options.OPTIONS:
         if option.course:
             assert option.course in fast, option.course
-            assert option.course in ref or option.course in ("dtype", "threads"), option.course
+            assert option.course in ref or option.course in ("dtype", "threads", "memory"), option.course
 
 
 def test_every_command_flag_of_a_training_option_comes_from_the_table(capsys):

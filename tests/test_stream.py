@@ -119,12 +119,13 @@ def test_a_training_split_streams_the_same_rows(data):
     engine = Engine(initialize_parameters(dims, "he", 1, np.float64), seed=4, optimizer="adam", learning_rate=0.01,
                     mini_batch_size=20)
     with open_disk_dataset(path) as disk:
-        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 60, rows=rows)
+        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 60, rows=rows, batch=20)
+        assert feed.block_rows == 40  # 60 x 700 / 1003 x 0.97 = 40.6, down to whole batches of 20
         engine.train(feed, None, 2)
         feed.close()
     reference = Engine(initialize_parameters(dims, "he", 1, np.float64), seed=4, optimizer="adam", learning_rate=0.01,
                        mini_batch_size=20)
-    order = in_memory_order(4, rows.size, 60, 2)
+    order = in_memory_order(4, rows.size, 40, 2)
     Xs, Ys = X[rows], class_targets(y[rows].astype(np.int64), 2)
     for epoch in order:  # each epoch's order as a one-epoch in-memory run over the split reordered
         theta = reference.state.parameters.flat
@@ -221,11 +222,11 @@ class _Hook:
         self.calls, self.at, self.action = 0, at, action
         read = feed._read
 
-        def hooked(span, which):
+        def hooked(*args):
             self.calls += 1
             if self.calls == self.at:
                 self.action()
-            return read(span, which)
+            return read(*args)
 
         feed._read = hooked
 
@@ -335,3 +336,99 @@ def test_the_course_hdf5_streams_as_it_loads():
         out = np.empty((rows.size, disk.n_features), np.float32)
         disk.read(rows, out)
         assert np.array_equal(out, whole.X[rows].astype(np.float32))
+
+
+def test_the_course_model_trains_on_disk_data(data):
+    """fastdnn.model with X a path: the file's rows are examples, Y class indices (here the labels beside it);
+    data that fit are the in-memory run exactly, larger ones stream (full batch over blocks: equal to rounding)."""
+    import fastdnn
+
+    X, y, path = data
+    kw = dict(layers_dims=[N0, 8, 1], num_epochs=4, learning_rate=0.05, seed=2)
+    expected, costs = fastdnn.model(X.T, y.reshape(1, -1), **kw)
+    whole, whole_costs = fastdnn.model(path, None, **kw)
+    assert np.array_equal(whole.flat, expected.flat) and whole_costs == costs
+    # 20 x the rows (1.9 MB) stream through 1MB in blocks of 5,041 rows; the full-batch gradient summed over
+    # blocks differs from the whole batch's by summation order only (float64, 4 steps: far inside 1e-12).
+    big_X = np.tile(X, (20, 1))
+    big = write_npy(os.path.dirname(path), "big.npy", big_X, np.tile(y, 20))
+    expected, costs = fastdnn.model(big_X.T, np.tile(y, 20).reshape(1, -1), **kw)
+    streamed, streamed_costs = fastdnn.model(big, None, **kw, memory="1MB")
+    np.testing.assert_allclose(streamed_costs, costs, rtol=1e-12)
+    np.testing.assert_allclose(streamed.flat, expected.flat, rtol=1e-10, atol=1e-13)
+    with pytest.raises(ValueError, match=r"class index in \[0, 2\)"):
+        fastdnn.model(path, np.full(M, 3), **kw)
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def run_cli(capsys, *argv):
+    from fastdnn import cli
+
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def big_npy(tmp_path):
+    """30,000 x 16 float32 (1.9 MB): more than --memory 1MB, so the command streams it (buffers of 7,680 rows)."""
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((30_000, 16)).astype(np.float32)
+    y = np.where(X @ rng.standard_normal(16) > 0, "cat", "dog")
+    np.save(tmp_path / "big.npy", X)
+    np.save(tmp_path / "labels.npy", y)
+    return tmp_path / "big.npy", tmp_path / "labels.npy", X, y
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
+def test_the_command_streams_and_a_ctrl_c_mid_epoch_checkpoints_a_run_that_resumes_exactly(big_npy, tmp_path, capsys,
+                                                                                         monkeypatch):
+    import fastdnn.stream
+
+    path, labels, X, y = big_npy
+    options = ["--data", path, "--labels", labels, "--memory", "1MB", "--layers", "8", "--batch-size", 64,
+               "--epochs", 3, "--quiet", "--seed", 4]
+    whole = tmp_path / "whole.npz"
+    status, out, err = run_cli(capsys, "train", *options, "--out", whole)
+    assert status == 0, err
+    assert "streaming from disk: 1.8 MiB of float32 features, more than --memory 1.0 MiB: two buffers of 7,680 rows" in out
+
+    read, calls = fastdnn.stream.Feed._read, [0]
+
+    def interrupting(self, *args):
+        calls[0] += 1
+        if calls[0] == 7:  # epoch 2's second block (5 blocks an epoch): stops before training it
+            os.kill(os.getpid(), signal.SIGINT)
+        return read(self, *args)
+
+    monkeypatch.setattr(fastdnn.stream.Feed, "_read", interrupting)
+    parted, ckpt = tmp_path / "parted.npz", tmp_path / "parted.ckpt.npz"
+    status, out, err = run_cli(capsys, "train", *options, "--out", parted, "--checkpoint-every", 5)
+    monkeypatch.undo()
+    assert status == 130 and f"checkpoint written at epoch 1, block 1 of 5: {ckpt}" in err, err
+    assert not parted.exists()
+    status, out, err = run_cli(capsys, "train", "--resume", ckpt, "--quiet")
+    assert status == 0, err
+    with np.load(whole) as a, np.load(parted) as b:
+        for key in ("W1", "b1", "W2", "b2", "loss_curve", "classes"):
+            assert np.array_equal(a[key], b[key]), key
+
+
+def test_the_command_refuses_bad_streaming_input_in_one_line(big_npy, tmp_path, capsys):
+    path, labels, X, y = big_npy
+    status, _, err = run_cli(capsys, "train", "--data", tmp_path / "missing.npy", "--quiet")
+    assert status != 0 and len(err.strip().splitlines()) == 1 and "missing.npy" in err
+    status, _, err = run_cli(capsys, "train", "--data", path, "--labels", tmp_path / "nope.npy", "--quiet")
+    assert status != 0 and len(err.strip().splitlines()) == 1 and "nope.npy" in err, err
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    np.save(folder / "a.npy", X[:100])
+    np.save(folder / "a.labels.npy", y[:100])
+    np.save(folder / "b.npy", X[:100, :5])
+    np.save(folder / "b.labels.npy", y[:100])
+    status, _, err = run_cli(capsys, "train", "--data", folder, "--quiet")
+    assert status != 0 and len(err.strip().splitlines()) == 1 and "b.npy: is a shard of 5 features" in err, err
+    status, _, err = run_cli(capsys, "train", "--data", path, "--labels", labels, "--memory", "lots", "--quiet")
+    assert status != 0 and "--memory" in err and "lots" in err, err

@@ -193,7 +193,8 @@ def run(args):
         batch = O.resolve_batch_size(params["batch_size"], m_train)
         block = block_rows_for(memory, X.n_features, 1 if len(classes) == 2 else len(classes), dtype, batch)
         say(f"streaming from disk: {_size(X.nbytes())} of {dtype.name} features, more than --memory {_size(memory)}: "
-            f"blocks of {block:,} rows ({_size(block * X.n_features * dtype.itemsize)}), one read while another trains")
+            f"two buffers of {block:,} rows ({_size(block * X.n_features * dtype.itemsize)} each), one read while the "
+            "other trains")
     labels_arg = None if streamed else y
     logs = _CompileNotes()
     with logs:
