@@ -308,13 +308,15 @@ def _open_h5(path, prefer):
     return _H5Rows(path, x_key), y, f"{x_key}/{y_key}"
 
 
-def _open_file(path, labels, prefer):
-    """(rows, labels array, what was read) of one file."""
+def _open_file(path, labels, prefer, require_labels=True):
+    """(rows, labels array or None, what was read) of one file."""
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".npy":
         rows = _open_npy(path)
         if labels is None:
             labels = labels_path_for(path)
+            if not require_labels and not os.path.exists(labels):
+                return rows, None, "features"
         if isinstance(labels, (str, os.PathLike)):
             y = _load_labels(os.fspath(labels), path)
             source = f"features, labels from {os.path.basename(os.fspath(labels))}"
@@ -322,7 +324,7 @@ def _open_file(path, labels, prefer):
             y, source = np.asarray(labels), "features, labels given"
         return rows, y, source
     if labels is not None:
-        raise DataError(path, f"holds its own labels; a labels file or array is for .npy features only")
+        raise DataError(path, "holds its own labels; a labels file or array is for .npy features only")
     if suffix == ".npz":
         return _open_npz(path)
     if suffix in (".h5", ".hdf5"):
@@ -398,7 +400,7 @@ class DiskDataset:
         digest = hashlib.blake2b(digest_size=16)
         for part in self.parts:
             part.sample(digest)
-        y = np.ascontiguousarray(self.y)
+        y = np.ascontiguousarray(self.y if self.y is not None else np.zeros(0))
         digest.update(f"{y.dtype.str}{y.shape}".encode())
         digest.update(y.reshape(-1).view(np.uint8) if y.dtype.kind != "U" else y.tobytes())
         return "disk-" + digest.hexdigest()
@@ -419,9 +421,10 @@ def is_streamable(path):
     return os.path.isdir(path) or os.path.splitext(path)[1].lower() in SUFFIXES
 
 
-def open_disk_dataset(path, labels=None, prefer="train"):
+def open_disk_dataset(path, labels=None, prefer="train", require_labels=True):
     """A ``DiskDataset`` for ``path``: a .npy (``labels`` a .npy path or an array; default
-    ``<name>.labels.npy``), an .npz, an HDF5 file, or a folder of shards."""
+    ``<name>.labels.npy``), an .npz, an HDF5 file, or a folder of shards. Without ``require_labels``
+    a single .npy may come without labels (``y`` None), for prediction."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file or folder", path)
@@ -448,9 +451,9 @@ def open_disk_dataset(path, labels=None, prefer="train"):
             raise DataError(path, "some shards have text labels and others numbers")
         y = np.concatenate(ys)
         return DiskDataset(path, parts, y, f"{len(parts)} shards")
-    rows, y, source = _open_file(path, labels, prefer)
+    rows, y, source = _open_file(path, labels, prefer, require_labels)
     try:
-        y = checked_labels(path, y, rows.n_rows, source)
+        y = None if y is None else checked_labels(path, y, rows.n_rows, source)
     except DataError:
         rows.close()
         raise

@@ -432,3 +432,22 @@ def test_the_command_refuses_bad_streaming_input_in_one_line(big_npy, tmp_path, 
     assert status != 0 and len(err.strip().splitlines()) == 1 and "b.npy: is a shard of 5 features" in err, err
     status, _, err = run_cli(capsys, "train", "--data", path, "--labels", labels, "--memory", "lots", "--quiet")
     assert status != 0 and "--memory" in err and "lots" in err, err
+
+
+def test_predict_and_evaluate_read_npy_data_a_block_at_a_time(big_npy, tmp_path, capsys):
+    """A model trained with --memory 1MB predicts a 1.9 MB .npy in blocks; the predictions are those of the
+    array in memory, and a .npy without labels beside it can be predicted."""
+    from fastdnn.io import load_model
+
+    path, labels, X, y = big_npy
+    model = tmp_path / "m.npz"
+    assert run_cli(capsys, "train", "--data", path, "--labels", labels, "--memory", "1MB", "--layers", "8",
+                   "--epochs", 1, "--quiet", "--out", model)[0] == 0
+    status, _, err = run_cli(capsys, "predict", model, path, "--out", tmp_path / "p.csv")
+    assert status == 0, err
+    expected = load_model(model).predict(X)
+    assert np.loadtxt(tmp_path / "p.csv", dtype=str, skiprows=1).tolist() == expected.tolist()
+    np.save(tmp_path / "big.labels.npy", y)
+    status, out, err = run_cli(capsys, "evaluate", model, path)
+    assert status == 0, err
+    assert f"accuracy {np.mean(expected == y):.4f}" in out

@@ -96,3 +96,33 @@ def table_values(args, names, defaults=None):
         except ValueError as exc:
             raise CLIError(f"{option.flag}: {exc}") from None
     return values
+
+
+def load_data(path, *, prefer, memory, dtype=None, label="label", labels=None, require_labels=True):
+    """The data at ``path``: a ``Dataset`` in memory, or a ``fastdnn.stream.DiskDataset`` (read a block at a
+    time) when they are .npy, .npz, HDF5 or a folder of shards larger than ``memory`` bytes as ``dtype``.
+
+    ``labels``: the labels file of .npy data (default NAME.labels.npy beside it); .npz and HDF5 files that
+    fit are read by ``load_dataset``, as they always were.
+    """
+    import os
+
+    import numpy as np
+
+    from fastdnn.data import Dataset, load_dataset
+    from fastdnn.stream import is_streamable, open_disk_dataset
+
+    npy = os.path.isdir(path) or path.lower().endswith(".npy")
+    if labels is not None and not npy:
+        raise CLIError(f"--labels: gives the labels of .npy data; {path} holds its own")
+    if not is_streamable(path) or not npy and os.path.getsize(path) * 8 <= memory:
+        # (an .npz or HDF5 file that fits even as float64 from bytes)
+        return load_dataset(path, label=label, require_labels=require_labels, prefer=prefer)
+    disk = open_disk_dataset(path, labels=labels, prefer=prefer, require_labels=require_labels)
+    disk.dtype = np.dtype(dtype) if dtype else disk.dtype
+    if disk.nbytes() > memory:
+        return disk
+    with disk:
+        if not npy:
+            return load_dataset(path, label=label, require_labels=require_labels, prefer=prefer)
+        return Dataset(disk.load(), disk.y, disk.source, disk.path)

@@ -16,7 +16,15 @@ import numpy as np
 
 from fastdnn import validation as V
 from fastdnn import options as O
-from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say, table_values, threads_option
+from fastdnn.cli.common import (
+    CLIError,
+    check_label_kinds,
+    check_writable,
+    load_data,
+    say,
+    table_values,
+    threads_option,
+)
 from fastdnn.engine import DivergenceError, TrainingInterrupted, divergence_message
 from fastdnn.stream import DiskDataset
 
@@ -94,7 +102,7 @@ def _options(args, checkpoint):
 
 def run(args):
     from fastdnn import io as fio
-    from fastdnn.data import fingerprint, load_dataset
+    from fastdnn.data import fingerprint
 
     checkpoint = None
     if args.resume:
@@ -132,7 +140,7 @@ def run(args):
     y = data.y
     test = None
     if args.test:
-        test = _load(args.test, None, "test", dtype, memory, args.label)
+        test = load_data(args.test, prefer="test", memory=memory, dtype=dtype, label=args.label)
         if test.n_features != data.n_features:
             raise CLIError(f"{args.test}: has {test.n_features} features but the training data has {data.n_features}")
         check_label_kinds(args.test, test.y, data.y, "the training labels are")
@@ -365,30 +373,6 @@ def _checkpoint_path_for(out):
     return stem + ".ckpt.npz"
 
 
-def _load(path, labels, prefer, dtype, memory, label):
-    """The data at ``path``: a ``Dataset`` in memory, or a ``DiskDataset`` when they are .npy, .npz, HDF5
-    or a folder of shards larger than ``memory`` bytes (as ``dtype``)."""
-    from fastdnn.data import Dataset, load_dataset
-    from fastdnn.stream import is_streamable, open_disk_dataset
-
-    if labels is not None and (os.path.isdir(path) or not path.lower().endswith(".npy")):
-        raise CLIError(f"--labels: gives the labels of .npy data; {path} holds its own")
-    if not is_streamable(path):
-        return load_dataset(path, label=label, prefer=prefer)
-    npy = os.path.isdir(path) or path.lower().endswith(".npy")
-    # .npz and HDF5 files that fit (even as float64 from bytes) are read whole, as they always were.
-    if not npy and os.path.getsize(path) * 8 <= memory:
-        return load_dataset(path, label=label, prefer=prefer)
-    disk = open_disk_dataset(path, labels=labels, prefer=prefer)
-    disk.dtype = np.dtype(dtype) if dtype else disk.dtype
-    if disk.nbytes() > memory:
-        return disk
-    with disk:
-        if not npy:
-            return load_dataset(path, label=label, prefer=prefer)
-        return Dataset(disk.load(), disk.y, disk.source, disk.path)
-
-
 def _training_data(args, checkpoint, dtype, memory):
     """The training data (a Dataset in memory or a DiskDataset) and the spec that finds them again on --resume."""
     from fastdnn.data import builtin_dataset
@@ -401,7 +385,7 @@ def _training_data(args, checkpoint, dtype, memory):
         label = args.label if args.data or "label" not in saved else saved["label"]
         labels = args.labels if args.data else saved.get("labels")
         say(f"loading {path}")
-        data = _load(path, labels, "train", dtype, memory, label)
+        data = load_data(path, prefer="train", memory=memory, dtype=dtype, label=label, labels=labels)
         spec = {"path": os.path.abspath(path), "label": label,
                 "labels": os.path.abspath(labels) if labels else None}
     else:

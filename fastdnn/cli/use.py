@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, say
+from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, load_data, say
 
 
 def add_parsers(sub, common):
@@ -27,27 +27,31 @@ def add_parsers(sub, common):
 
 
 def _model_and_data(model_path, data_path, label, require_labels):
-    from fastdnn.data import load_dataset
+    """The model and the data, with the data's features as predict takes them: an array, or the
+    ``DiskDataset`` itself when they are larger than the model's ``memory`` (read a block at a time)."""
+    from fastdnn import options as O
     from fastdnn.io import load_model
+    from fastdnn.stream import DiskDataset
 
     est = load_model(model_path)
-    data = load_dataset(data_path, label=label, require_labels=require_labels, prefer="test")
+    data = load_data(data_path, prefer="test", memory=O.BY_NAME["memory"].validate(est.memory),
+                     dtype=est.network_["dtype"], label=label, require_labels=require_labels)
     if data.n_features != est.n_features_in_:
         raise CLIError(f"{data_path}: has {data.n_features} features but the model {model_path} takes {est.n_features_in_}")
-    return est, data
+    return est, data, (data if isinstance(data, DiskDataset) else data.X)
 
 
 def predict(args):
     from fastdnn.io import atomic_write
 
-    est, data = _model_and_data(args.model, args.data, args.label, require_labels=False)
+    est, data, X = _model_and_data(args.model, args.data, args.label, require_labels=False)
     if args.out:
         check_writable(args.out, True, "predictions", [args.model, args.data])
-    predictions = est.predict(data.X)
+    predictions = est.predict(X)
     header = ["prediction"]
     columns = [predictions]
     if args.proba:
-        proba = est.predict_proba(data.X)
+        proba = est.predict_proba(X)
         header += [f"probability_{c}" for c in est.classes_]
         columns += [proba[:, k] for k in range(proba.shape[1])]
 
@@ -74,10 +78,10 @@ def predict(args):
 
 
 def evaluate(args):
-    est, data = _model_and_data(args.model, args.data, args.label, require_labels=True)
+    est, data, X = _model_and_data(args.model, args.data, args.label, require_labels=True)
     y = data.y
     check_label_kinds(args.data, y, est.classes_, f"the model {args.model} was trained on")
-    predictions = est.predict(data.X)
+    predictions = est.predict(X)
     correct = int(np.sum(predictions == y))
     m = len(y)
     say(f"{args.model} on {data.describe()}: accuracy {correct / m:.4f} ({correct:,} of {m:,} correct)")
