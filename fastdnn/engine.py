@@ -236,15 +236,21 @@ class TrainingState:
 class StreamPosition:
     """Where an epoch over blocks streamed from disk stopped: its blocks ``spans`` ((k, 2) first/stop rows,
     in the epoch's order), the ``next`` one to train, the cost summed so far (``total``), the blocks'
-    size ``block_rows``, and for full-batch training the gradient summed so far (``grad``, else None).
-    The shuffling generator's state is the ``TrainingState``'s, as it stood after the last block."""
+    size ``block_rows``, the minibatch size ``batch`` (0: full batch), and for full-batch training the
+    gradient summed so far (``grad``, else None). The shuffling generator's state is the
+    ``TrainingState``'s, as it stood after the last block."""
 
-    def __init__(self, spans, block_rows, next=0, total=0.0, grad=None):
-        self.spans, self.block_rows, self.next, self.total, self.grad = spans, block_rows, next, total, grad
+    def __init__(self, spans, block_rows, batch, next=0, total=0.0, grad=None):
+        self.spans, self.block_rows, self.batch = spans, block_rows, batch
+        self.next, self.total, self.grad = next, total, grad
+
+    def copy(self):
+        return StreamPosition(self.spans, self.block_rows, self.batch, self.next, self.total,
+                              None if self.grad is None else self.grad.copy())
 
     def arrays(self):
         out = {"stream_spans": self.spans,
-               "stream_position": np.array([self.next, self.block_rows], np.int64),
+               "stream_position": np.array([self.next, self.block_rows, self.batch], np.int64),
                "stream_total": np.array(self.total, np.float64)}
         if self.grad is not None:
             out["stream_grad"] = self.grad
@@ -255,10 +261,11 @@ class StreamPosition:
         spans = np.array(arrays["stream_spans"], np.int64)
         position = np.array(arrays["stream_position"], np.int64)
         grad = arrays.get("stream_grad")
-        if (spans.ndim != 2 or spans.shape[1] != 2 or position.shape != (2,) or not 0 <= position[0] <= len(spans)
-                or position[1] < 1 or (grad is not None and (grad.shape != (P,) or grad.dtype != dtype))):
+        if (spans.ndim != 2 or spans.shape[1] != 2 or position.shape != (3,) or not 0 <= position[0] <= len(spans)
+                or position[1] < 1 or position[2] < 0 or (grad is None) != (position[2] != 0)
+                or (grad is not None and (grad.shape != (P,) or grad.dtype != dtype))):
             raise ValueError("the streamed epoch's saved position is inconsistent")
-        return cls(spans, int(position[1]), int(position[0]), float(arrays["stream_total"]),
+        return cls(spans, int(position[1]), int(position[2]), int(position[0]), float(arrays["stream_total"]),
                    None if grad is None else np.array(grad))
 
 
@@ -376,6 +383,7 @@ class Engine:
         if self.state.parameters is not parameters:
             raise ValueError("state must hold the engine's parameters")
         self._gram = None  # (X, G, Z0) of the Gram route in progress
+        self._stop = threading.Event()  # set by Ctrl-C while a streamed run is in progress
         self._w1_stale = False
         self._work = None
         self.configure(
@@ -454,6 +462,8 @@ class Engine:
         the last finite epoch, which the monitor has seen.
         """
         state = self.state
+        if gram not in (True, False, "auto"):
+            raise ValueError(f"gram must be True, False or 'auto', got {gram!r}")
         streamed = isinstance(X, Feed)
         if streamed:
             m = X.n_rows
@@ -462,10 +472,13 @@ class Engine:
                                  "continue it on data in memory")
             if gram is True:
                 raise ValueError("gram=True needs the data in memory, not streamed from disk")
-            if state.stream is not None and (state.stream.block_rows != X.block_rows or state.stream.spans[:, 1].max() > m):
-                raise ValueError(f"this run stopped mid-epoch over blocks of {state.stream.block_rows} rows; resume "
-                                 f"it on the same data with the same memory budget and batch size (now: blocks of "
-                                 f"{X.block_rows} rows)")
+            saved = state.stream
+            if saved is not None and ((saved.block_rows, saved.batch) != (X.block_rows, self.mini_batch_size or 0)
+                                      or saved.spans[:, 1].max() > m):
+                was = lambda b, k: f"blocks of {b} rows and {'batch ' + str(k) if k else 'full batch'}"  # noqa: E731
+                raise ValueError(f"this run stopped mid-epoch with {was(saved.block_rows, saved.batch)}; resume it on "
+                                 f"the same data with the same memory budget and batch size (now: "
+                                 f"{was(X.block_rows, self.mini_batch_size or 0)})")
             route = "direct"
         else:
             if state.stream is not None:
@@ -485,7 +498,7 @@ class Engine:
         chunk = 1
         done = 0
         interrupted = False
-        with blas_threads(training_threads(self.threads, step_dims, batch)), _interrupts_at_block_ends(streamed):
+        with blas_threads(training_threads(self.threads, step_dims, batch)), _InterruptsAtBlockEnds(streamed) as self._stop:
             state.in_progress = True
             try:
                 if state.gram is not None and route != "gram":
@@ -529,6 +542,10 @@ class Engine:
                             break
                         if paced:
                             chunk = max(1, int(CHUNK_SECONDS * n / max(seconds, 1e-9)))
+                    if self._stop.is_set():
+                        raise TrainingInterrupted()  # a Ctrl-C between blocks that no block end took up
+                if self._stop.is_set():
+                    raise TrainingInterrupted()
             except TrainingInterrupted:
                 interrupted = True
                 raise
@@ -603,27 +620,37 @@ class Engine:
         state = self.state
         flat = state.parameters.flat
         shuffle = self.mini_batch_size is not None
-        stream = state.stream
-        if stream is not None:  # a copy: the position moves as blocks are trained
-            stream = StreamPosition(stream.spans, stream.block_rows, stream.next, stream.total,
-                                    None if stream.grad is None else stream.grad.copy())
-        saved = (flat.copy(), state.optimizer_state.copy(), state.step, state.rng.bit_generator.state, stream)
+        # A copy of the position: it moves as blocks are trained.
+        saved = (flat.copy(), state.optimizer_state.copy(), state.step, state.rng.bit_generator.state,
+                 None if state.stream is None else state.stream.copy())
         if state.stream is None:
             spans = np.array(epoch_blocks(state.rng, feed.n_rows, feed.block_rows, shuffle), np.int64).reshape(-1, 2)
             grad = None if shuffle else np.zeros_like(flat)
-            state.stream = StreamPosition(spans, feed.block_rows, grad=grad)
+            state.stream = StreamPosition(spans, feed.block_rows, self.mini_batch_size or 0, grad=grad)
         position = state.stream
-        if not shuffle and position.grad is None:
-            raise ValueError("this run stopped mid-epoch with minibatches; resume it with the same batch size")
         total = np.zeros(1)
         work = self._buffers(batch if shuffle else min(ACCUMULATE_ROWS, batch), feed.n_features if shuffle else 0,
                              int(self.dims[-1]) if shuffle else 0)
         spans = [tuple(int(i) for i in span) for span in position.spans[position.next :]]
+        try:
+            self._stream_blocks(feed, spans, position, shuffle, batch, total, work, saved, costs, done)
+        except KeyboardInterrupt as exc:
+            if not isinstance(exc, TrainingInterrupted):
+                # A second Ctrl-C, raised wherever Python was (perhaps between a block's update and its
+                # bookkeeping): back to the epoch's start, a state that resumes exactly.
+                self._restore_epoch(saved)
+            raise
+        self._end_streamed_epoch(feed, position, shuffle, saved, costs, done)
+        return 1
+
+    def _stream_blocks(self, feed, spans, position, shuffle, batch, total, work, saved, costs, done):
+        state = self.state
+        flat = state.parameters.flat
         with contextlib.closing(feed.blocks(spans, positions=shuffle)) as blocks:
             for Xb, Yb, where in blocks:
                 # Checked once the block is read, before it trains: a Ctrl-C while reading or training the
                 # block before stops here, with the state at a block's end.
-                if _interrupted.is_set():
+                if self._stop.is_set():
                     raise TrainingInterrupted()
                 total[0] = position.total
                 if shuffle:
@@ -649,6 +676,10 @@ class Engine:
                     total[0] += compiled(N.accumulate, call, f"the full-batch kernels for {self._describe(Xb.dtype)}")(*call)
                 position.total = float(total[0])
                 position.next += 1
+
+    def _end_streamed_epoch(self, feed, position, shuffle, saved, costs, done):
+        state = self.state
+        flat = state.parameters.flat
         if not shuffle:
             call = (flat, position.grad, state.optimizer_state, self.dims, self.frozen_layers, self.opt, self.hyper,
                     self.lambd, position.total, feed.n_rows, state.step)
@@ -662,7 +693,6 @@ class Engine:
         else:
             costs[done] = position.total / feed.n_rows
         state.stream = None
-        return 1
 
     def _restore_epoch(self, saved):
         state = self.state
@@ -779,33 +809,30 @@ class Engine:
         return float(np.mean(predicted_index(self.predict_proba(X, rows)) == labels))
 
 
-_interrupted = threading.Event()
-
-
-class _interrupts_at_block_ends:
-    """While training on data streamed from disk in the main thread, Ctrl-C (SIGINT) sets a flag that the
-    engine reads at the end of each block instead of raising wherever Python happens to be, so the state
-    it leaves is one that resumes exactly (``TrainingInterrupted``). A second Ctrl-C raises at once."""
+class _InterruptsAtBlockEnds:
+    """While training on data streamed from disk in the main thread, Ctrl-C (SIGINT) sets this run's flag,
+    which the engine reads at the end of each block (and of each chunk of epochs) instead of raising
+    wherever Python happens to be, so the state it leaves resumes exactly (``TrainingInterrupted``). A
+    second Ctrl-C raises at once. Elsewhere (other threads, data in memory) the flag is never set."""
 
     def __init__(self, active):
         self.active = active and threading.current_thread() is threading.main_thread() and (
             signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        self.flag = threading.Event()
 
     def __enter__(self):
-        _interrupted.clear()
         if self.active:
             def handler(signum, frame):
-                if _interrupted.is_set():
+                if self.flag.is_set():
                     raise KeyboardInterrupt
-                _interrupted.set()
+                self.flag.set()
 
             self.previous = signal.signal(signal.SIGINT, handler)
-        return self
+        return self.flag
 
     def __exit__(self, *exc):
         if self.active:
             signal.signal(signal.SIGINT, self.previous)
-        _interrupted.clear()
 
 
 def predicted_index(P):

@@ -10,7 +10,6 @@ more train a softmax. scikit-learn is not needed, but ``get_params``/
 defaults and checks are ``fastdnn.options.OPTIONS``.
 """
 
-import contextlib
 import inspect
 import os
 from collections import namedtuple
@@ -293,43 +292,36 @@ class DNNClassifier:
         warm = self.warm_start and "engine_" in self.__dict__
         if not warm:
             self._forget()
-        with self._training_data(X, y) as (Xs, y):
-            self._fit(Xs, y, warm, callbacks, validation_data, rows)
+        Xs, y = self._training_data(X, y)
+        self._fit(Xs, y, warm, callbacks, validation_data, rows)
         return self
 
-    @contextlib.contextmanager
     def _training_data(self, X, y):
         """(X as the kernels read it, checked labels): an array in memory, or a ``DiskDataset`` when X is a
         path (or one) and its data are larger than ``memory`` (smaller ones are read whole)."""
         data = self._disk_data(X, y)
         if data is None:
             Xs = self._check_X(X)
-            yield Xs, self._check_y(y, Xs.shape[0])
-            return
-        try:
-            if "n_features_in_" in self.__dict__ and data.n_features != self.n_features_in_:
-                raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
-                                 f"with {self.n_features_in_}")
-            data.dtype = np.dtype(self.engine_.state.parameters.flat.dtype if "engine_" in self.__dict__
-                                  else resolve_dtype(self.dtype) if self.dtype is not None else data.dtype)
-            y = V.check_class_labels(data.y)
-            if data.nbytes() <= O.BY_NAME["memory"].validate(self.memory):
-                yield data.load(), y
-            else:
-                yield data, y
-        finally:
-            if data is not X:
-                data.close()
+            return Xs, self._check_y(y, Xs.shape[0])
+        if "n_features_in_" in self.__dict__ and data.n_features != self.n_features_in_:
+            raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
+                             f"with {self.n_features_in_}")
+        if data.y is None:
+            raise ValueError(f"{data.describe()} has no labels to train on")
+        dtype = (self.engine_.state.parameters.flat.dtype if "engine_" in self.__dict__
+                 else resolve_dtype(self.dtype) if self.dtype is not None else data.dtype)
+        data = data.with_dtype(dtype)
+        y = V.check_class_labels(data.y)
+        return (data.load(), y) if data.fits(O.BY_NAME["memory"].validate(self.memory)) else (data, y)
 
     @staticmethod
-    def _disk_data(X, y):
-        """X as a ``DiskDataset`` when it is a path (labels: y, a path or an array, or beside a .npy) or one."""
+    def _disk_data(X, y, require_labels=True):
+        """X as a ``DiskDataset`` when it is a path (labels: y, a path or an array, or beside a .npy) or one
+        (labels: its own, or y)."""
         if isinstance(X, DiskDataset):
-            if y is not None:
-                raise ValueError("a DiskDataset holds its labels: pass y=None")
-            return X
+            return X if y is None else X.with_labels(y)
         if isinstance(X, (str, os.PathLike)):
-            return open_disk_dataset(X, labels=y)
+            return open_disk_dataset(X, labels=y, require_labels=require_labels)
         return None
 
     def _fit(self, Xs, y, warm, callbacks, validation_data, rows):
@@ -486,30 +478,23 @@ class DNNClassifier:
     def _predict_rows(self, Xs):
         return self.classes_[predicted_index(self._proba_rows(Xs))]
 
-    @contextlib.contextmanager
     def _inputs(self, X, y=None, labels=False):
         """X to predict on: a checked array, or a ``DiskDataset`` (X a path or one) read a block at a time;
         with ``labels``, (X, checked y) where a path's y may be None (its own labels)."""
-        data = self._disk_data(X, y if labels else None)
+        data = self._disk_data(X, y if labels else None, require_labels=labels)
         if data is None:
             Xs = self._check_X(X)
-            yield (Xs, self._check_y(y, Xs.shape[0])) if labels else Xs
-            return
-        try:
-            if data.n_features != self.n_features_in_:
-                raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
-                                 f"with {self.n_features_in_}")
-            yield (data, data.y) if labels else data
-        finally:
-            if data is not X:
-                data.close()
+            return (Xs, self._check_y(y, Xs.shape[0])) if labels else Xs
+        if data.n_features != self.n_features_in_:
+            raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
+                             f"with {self.n_features_in_}")
+        return (data, data.y) if labels else data
 
     def predict_proba(self, X):
         """Class probabilities (n_samples, n_classes), columns in ``classes_`` order. X may be a path to data
         on disk (as ``fit`` takes it), read a block at a time."""
         self._state()
-        with self._inputs(X) as Xs:
-            P = self._proba_rows(Xs)
+        P = self._proba_rows(self._inputs(X))
         if P.shape[1] == 1:
             return np.hstack([1 - P, P])
         return P
@@ -517,16 +502,15 @@ class DNNClassifier:
     def predict(self, X):
         """The most probable class of each sample (X an array, or a path to data on disk)."""
         self._state()
-        with self._inputs(X) as Xs:
-            return self._predict_rows(Xs)
+        return self._predict_rows(self._inputs(X))
 
     def score(self, X, y, rows=None):
         """Mean accuracy of ``predict(X)`` against y; with ``rows`` (indices), on those rows of X and y only,
         gathered a block at a time (no copy of X). X may be a path to data on disk with y its labels (None:
         the file's own)."""
         self._state()
-        with self._inputs(X, y, labels=True) as (Xs, y):
-            return self._score(Xs, y, rows)
+        Xs, y = self._inputs(X, y, labels=True)
+        return self._score(Xs, y, rows)
 
     def _score(self, Xs, y, rows):
         if rows is None:

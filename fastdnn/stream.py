@@ -25,8 +25,11 @@ a non-finite value (by row and feature), a file that is shorter than its
 header says, or one changed, truncated or replaced while it is being read.
 """
 
+import copy
 import hashlib
 import os
+import re
+import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -35,24 +38,22 @@ from fastdnn.data import DataError, HDF5_PAIRS, checked_labels, import_optional,
 
 # Raw bytes read at once when rows are converted, selected or checked: bounds the scratch memory.
 PIECE_BYTES = 8 * 2**20
-# The default memory budget for data on disk: larger data stream in blocks.
-DEFAULT_MEMORY = 2**30
 # Pieces of a file hashed to fingerprint it (with its size and header, and all of its labels).
 FINGERPRINT_PIECES = 64
 FINGERPRINT_PIECE_BYTES = 4096
 SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([KMGT])(?:I?B)?|B)?\s*$", re.IGNORECASE)
+_UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
 def parse_memory(text):
-    """"2GB", "512MB", "1.5G", "800000000" -> bytes (powers of 1024 for K/M/G/T, with or without B/iB)."""
-    value = str(text).strip().upper().replace("IB", "").rstrip("B")
-    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    factor = units.get(value[-1:], 1)
-    number = value[:-1] if value[-1:] in units else value
-    try:
-        size = int(float(number) * factor)
-    except ValueError:
-        raise ValueError(f"expected a size like 2GB or 512MB, got {text!r}") from None
+    """"2GB", "512MB", "1.5G", "512MiB", "800000000" -> bytes (K/M/G/T are powers of 1024), at least 1MB."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise ValueError(f"expected a size like 2GB or 512MB, got {text!r}")
+    size = int(float(match.group(1)) * _UNITS.get((match.group(2) or "").upper(), 1))
     if size < 2**20:
         raise ValueError(f"must be at least 1MB, got {text!r}")
     return size
@@ -69,6 +70,7 @@ class _Rows:
     """
 
     scale = None
+    streamable = True
 
     def read(self, start, stop, out, rows=None, check=True):
         """Rows [start, stop) of this file, or those of them in ``rows`` (sorted file row indices
@@ -108,11 +110,18 @@ class _Rows:
             k += n
         return k
 
-    def verify(self):
-        """DataError if the file changed since it was opened (truncated, rewritten or replaced)."""
+    def identity(self, st):
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def close(self):
-        pass
+    def verify(self, st=None):
+        """DataError if the file changed since it was opened (truncated, rewritten, replaced or removed)."""
+        try:
+            st = st or os.stat(self.path)
+        except OSError:
+            raise DataError(self.path, "was removed while it was being read; stopped") from None
+        if self.identity(st) != self.stat:
+            raise DataError(self.path, "changed or was replaced while it was being read (its size, modification "
+                                       "time or inode differ); stopped")
 
 
 def _check_finite(rows, block, first, picked=None):
@@ -122,95 +131,115 @@ def _check_finite(rows, block, first, picked=None):
         raise DataError(rows.path, f"example {row}, feature {j} is {block[i, j]}; clean or impute the data first")
 
 
+def _regular_file(path):
+    """os.stat of ``path``, which must be a regular file (a FIFO or device would block or never end)."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(path, "is not a regular file (a folder, FIFO or device); give a data file")
+    return st
+
+
 class _FileRows(_Rows):
-    """Rows stored as one C-ordered array at ``offset`` in a file (a .npy, or an uncompressed .npz member)."""
+    """Rows stored as one C-ordered array at ``offset`` in a file (a .npy, or a stored .npz member).
+
+    No file stays open between reads (a folder may hold thousands of shards): each read opens the
+    file and checks it is the one that was opened first (device, inode, size, modification time).
+    """
 
     def __init__(self, path, offset, shape, dtype, what):
         self.path, self.offset, self.dtype, self.what = path, offset, dtype, what
         self.n_rows = shape[0]
         self.n_features = int(np.prod(shape[1:])) if len(shape) > 1 else 0
-        self.fd = os.open(path, os.O_RDONLY)
-        self.stat = os.fstat(self.fd)
+        st = _regular_file(path)
+        self.stat = self.identity(st)
         end = offset + self.n_rows * self.n_features * dtype.itemsize
-        if self.stat.st_size < end:
-            self.close()
-            raise DataError(path, f"is truncated: {what} of shape {shape} needs {end:,} bytes, the file has {self.stat.st_size:,}")
+        if st.st_size < end:
+            raise DataError(path, f"is truncated: {what} of shape {shape} needs {end:,} bytes, the file has {st.st_size:,}")
 
     def _raw(self, a, b, out):
         view = memoryview(out.reshape(-1).view(np.uint8))
         position = self.offset + a * self.n_features * self.dtype.itemsize
-        while len(view):
-            got = os.preadv(self.fd, [view], position)
-            if got == 0:
-                raise DataError(self.path, "ended early: the file was truncated while it was being read")
-            view, position = view[got:], position + got
-
-    def verify(self):
-        now = os.fstat(self.fd)
-        if (now.st_size, now.st_mtime_ns) != (self.stat.st_size, self.stat.st_mtime_ns):
-            raise DataError(self.path, "changed while it was being read (its size or modification time differ); stopped")
         try:
-            named = os.stat(self.path)
-        except OSError:
-            named = None
-        if named is None or (named.st_dev, named.st_ino) != (self.stat.st_dev, self.stat.st_ino):
-            raise DataError(self.path, "was replaced or removed while it was being read; stopped")
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise DataError(self.path, f"could not be opened again ({exc.strerror}); stopped") from None
+        try:
+            self.verify(os.fstat(fd))
+            while len(view):
+                got = os.preadv(fd, [view], position)
+                if got == 0:
+                    raise DataError(self.path, "ended early: the file was truncated while it was being read")
+                view, position = view[got:], position + got
+        finally:
+            os.close(fd)
 
     def sample(self, digest):
         """Feed the file's identity into a hash: header, size and FINGERPRINT_PIECES pieces spread over it."""
-        size = self.stat.st_size
+        size = self.stat[2]
         digest.update(f"{self.offset}:{size}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
-        for i in range(FINGERPRINT_PIECES):
-            position = (size - FINGERPRINT_PIECE_BYTES) * i // max(1, FINGERPRINT_PIECES - 1)
-            digest.update(os.pread(self.fd, FINGERPRINT_PIECE_BYTES, max(0, position)))
+        with open(self.path, "rb") as f:
+            for i in range(FINGERPRINT_PIECES):
+                f.seek(max(0, (size - FINGERPRINT_PIECE_BYTES) * i // max(1, FINGERPRINT_PIECES - 1)))
+                digest.update(f.read(FINGERPRINT_PIECE_BYTES))
+
+
+class _CompressedRows(_Rows):
+    """A compressed .npz member (np.savez_compressed): no row can be read without inflating all before it,
+    so it is read whole (when it fits the memory budget, which ``fits`` decides) and never streamed."""
+
+    streamable = False
+
+    def __init__(self, path, shape, dtype):
+        self.path, self.dtype, self.n_rows = path, dtype, shape[0]
+        self.n_features = int(np.prod(shape[1:]))
+        self.stat = self.identity(_regular_file(path))
+        self.whole = None
+
+    def _raw(self, a, b, out):
+        if self.whole is None:
+            self.verify()
+            with np.load(self.path, allow_pickle=False) as npz:
+                self.whole = npz["X"].reshape(self.n_rows, self.n_features)
+        out[...] = self.whole[a:b]
+
+    def sample(self, digest):
+        digest.update(f"{self.stat}".encode())
+        with open(self.path, "rb") as f:
+            digest.update(f.read(2**20))
 
 
 class _H5Rows(_Rows):
-    """Rows of an HDF5 dataset, read by slices."""
+    """Rows of an HDF5 dataset, read by slices (the file opened for each read, as ``_FileRows`` does)."""
 
-    def __init__(self, path, key):
-        h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
-        self.path, self.key = path, key
-        try:
-            self.file = h5py.File(path, "r")
-        except OSError as exc:
-            raise DataError(path, f"is not a readable HDF5 file ({exc})") from None
-        self.data = self.file[key]
-        shape = self.data.shape
-        self.dtype = self.data.dtype
-        if len(shape) < 2 or self.dtype.kind not in "fiub":
-            raise DataError(path, f"{key} must be numeric (n_samples, ...) features, got shape {shape} {self.dtype}")
+    def __init__(self, path, key, shape, dtype):
+        self.path, self.key, self.shape, self.dtype = path, key, shape, dtype
         self.n_rows, self.n_features = shape[0], int(np.prod(shape[1:]))
         self.scale = 1 / 255.0 if self.dtype.kind in "iu" else None
-        self.stat = os.stat(path)
+        self.stat = self.identity(_regular_file(path))
+
+    def _dataset(self):
+        import h5py
+
+        self.verify()
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as exc:
+            raise DataError(self.path, f"could not be opened again ({exc}); stopped") from None
 
     def _raw(self, a, b, out):
-        try:
-            self.data.read_direct(out.reshape((b - a, *self.data.shape[1:])), np.s_[a:b])
-        except (OSError, ValueError) as exc:
-            raise DataError(self.path, f"could not read rows {a}..{b} of {self.key} ({exc}); was it changed?") from None
-
-    def verify(self):
-        named = os.stat(self.path)
-        if (named.st_dev, named.st_ino, named.st_size, named.st_mtime_ns) != (
-                self.stat.st_dev, self.stat.st_ino, self.stat.st_size, self.stat.st_mtime_ns):
-            raise DataError(self.path, "changed or was replaced while it was being read; stopped")
-
-    def close(self):
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        with self._dataset() as f:
+            try:
+                f[self.key].read_direct(out.reshape((b - a, *self.shape[1:])), np.s_[a:b])
+            except (OSError, ValueError, KeyError) as exc:
+                raise DataError(self.path, f"could not read rows {a}..{b} of {self.key} ({exc}); was it changed?") from None
 
     def sample(self, digest):
-        digest.update(f"{self.key}:{self.stat.st_size}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
+        digest.update(f"{self.key}:{self.stat[2]}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
         step = max(1, self.n_rows // FINGERPRINT_PIECES)
-        for row in range(0, self.n_rows, step):
-            digest.update(np.ascontiguousarray(self.data[row]).tobytes())
+        with self._dataset() as f:
+            data = f[self.key]
+            for row in range(0, self.n_rows, step):
+                digest.update(np.ascontiguousarray(data[row]).tobytes())
 
 
 # ---------------------------------------------------------------------------- opening files
@@ -236,6 +265,7 @@ def _check_array(path, shape, fortran, dtype, what):
 
 
 def _open_npy(path):
+    _regular_file(path)
     with open(path, "rb") as f:
         shape, fortran, dtype, offset = _npy_header(path, f)
     _check_array(path, shape, fortran, dtype, "the array")
@@ -245,6 +275,7 @@ def _open_npy(path):
 def _load_labels(path, source):
     """A labels file (.npy) read whole."""
     try:
+        _regular_file(path)
         y = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(path, f"no such labels file (the labels of {source})") from None
@@ -255,9 +286,10 @@ def _load_labels(path, source):
     return y
 
 
-def _open_npz(path):
+def _open_npz(path, require_labels):
     import zipfile
 
+    _regular_file(path)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -266,20 +298,27 @@ def _open_npz(path):
         names = archive.namelist()
         if "X.npy" not in names:
             raise DataError(path, f"has no array 'X' (the features); it holds: {', '.join(sorted(names)) or 'nothing'}")
-        if "y.npy" not in names:
+        if "y.npy" not in names and require_labels:
             raise DataError(path, "has no array 'y' (the labels)")
         info = archive.getinfo("X.npy")
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise DataError(path, "X is compressed (np.savez_compressed); streaming reads rows in place: save it with "
-                                  "np.savez, or as .npy files")
-        with archive.open(info) as member:
-            shape, fortran, dtype, header = _npy_header(path, member)
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                y = npz["y"]
-        except ValueError as exc:
-            raise DataError(path, f"its labels hold Python objects, which fastdnn never unpickles ({exc})") from None
+            with archive.open(info) as member:
+                shape, fortran, dtype, header = _npy_header(path, member)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DataError(path, f"is truncated or corrupted ({exc})") from None
+        y = None
+        if "y.npy" in names:
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    y = npz["y"]
+            except ValueError as exc:
+                raise DataError(path, f"its labels hold Python objects, which fastdnn never unpickles ({exc})") from None
+            except Exception as exc:  # zipfile.BadZipFile, zlib.error: a damaged member
+                raise DataError(path, f"is truncated or corrupted ({exc})") from None
     _check_array(path, shape, fortran, dtype, "X")
+    source = "X/y" if y is not None else "X"
+    if info.compress_type != zipfile.ZIP_STORED:
+        return _CompressedRows(path, shape, dtype), y, source + ", compressed"
     # The member's data start after its local header (30 bytes, the name, the extra field) and the .npy header.
     with open(path, "rb") as raw:
         raw.seek(info.header_offset)
@@ -287,11 +326,12 @@ def _open_npz(path):
         if len(local) < 30 or local[:4] != b"PK\x03\x04":
             raise DataError(path, "is a damaged .npz archive (X's local header)")
         start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-    return _FileRows(path, start + header, shape, dtype, "X"), y, "X/y"
+    return _FileRows(path, start + header, shape, dtype, "X"), y, source
 
 
-def _open_h5(path, prefer):
+def _open_h5(path, prefer, require_labels):
     h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
+    _regular_file(path)
     try:
         with h5py.File(path, "r") as f:
             for x_key, y_key in HDF5_PAIRS[prefer]:
@@ -300,12 +340,18 @@ def _open_h5(path, prefer):
             else:
                 raise DataError(path, "has neither the course's train_set_x/train_set_y or test_set_x/test_set_y "
                                       f"datasets nor X/y; it holds: {', '.join(sorted(f.keys())) or 'nothing'}")
-            if y_key not in f:
+            if y_key not in f and require_labels:
                 raise DataError(path, f"has {x_key} but no {y_key} (the labels)")
-            y = np.asarray(f[y_key][()])
+            for key in (x_key, y_key):
+                if key in f and not isinstance(f[key], h5py.Dataset):
+                    raise DataError(path, f"{key} is a group, not a dataset")
+            shape, dtype = f[x_key].shape, f[x_key].dtype
+            y = np.asarray(f[y_key][()]) if y_key in f else None
     except OSError as exc:
         raise DataError(path, f"is not a readable HDF5 file ({exc})") from None
-    return _H5Rows(path, x_key), y, f"{x_key}/{y_key}"
+    if len(shape) < 2 or shape[0] == 0 or dtype.kind not in "fiub" or int(np.prod(shape[1:])) == 0:
+        raise DataError(path, f"{x_key} must be numeric (n_samples, n_features) data, got shape {shape} {dtype}")
+    return _H5Rows(path, x_key, shape, dtype), y, f"{x_key}/{y_key}" if y is not None else x_key
 
 
 def _open_file(path, labels, prefer, require_labels=True):
@@ -326,9 +372,9 @@ def _open_file(path, labels, prefer, require_labels=True):
     if labels is not None:
         raise DataError(path, "holds its own labels; a labels file or array is for .npy features only")
     if suffix == ".npz":
-        return _open_npz(path)
+        return _open_npz(path, require_labels)
     if suffix in (".h5", ".hdf5"):
-        return _open_h5(path, prefer)
+        return _open_h5(path, prefer, require_labels)
     raise DataError(path, f"cannot be streamed: use one of {', '.join(SUFFIXES)} or a folder of them "
                           "(fastdnn convert turns a CSV into .npy)")
 
@@ -395,6 +441,30 @@ class DiskDataset:
         for part in self.parts:
             part.verify()
 
+    def with_labels(self, y):
+        """The same features with the labels ``y`` (one per example), as a new object."""
+        other = copy.copy(self)
+        other.y = checked_labels(self.path, y, self.n_samples, "labels given")
+        return other
+
+    def with_dtype(self, dtype):
+        """The same data computed in ``dtype`` (a new object: this one is left as it is)."""
+        other = copy.copy(self)
+        other.dtype = np.dtype(dtype)
+        return other
+
+    def fits(self, memory):
+        """Whether the data are read whole (their features as ``dtype`` take at most ``memory`` bytes) rather
+        than streamed; DataError when they must stream but cannot (a compressed .npz member)."""
+        if self.nbytes() <= memory:
+            return True
+        for part in self.parts:
+            if not part.streamable:
+                raise DataError(part.path, f"X is compressed (np.savez_compressed) and larger than the memory budget "
+                                           f"({self.nbytes() / 2**20:,.0f} MiB as {self.dtype}): streaming reads rows "
+                                           "in place, so save it with np.savez or as .npy, or raise --memory")
+        return False
+
     def fingerprint(self):
         """A short digest telling these data from others: each file's size, header and 64 pieces, and every label."""
         digest = hashlib.blake2b(digest_size=16)
@@ -406,8 +476,7 @@ class DiskDataset:
         return "disk-" + digest.hexdigest()
 
     def close(self):
-        for part in self.parts:
-            part.close()
+        """Nothing to release (no file stays open between reads); kept for ``with``."""
 
     def __enter__(self):
         return self
@@ -424,40 +493,38 @@ def is_streamable(path):
 def open_disk_dataset(path, labels=None, prefer="train", require_labels=True):
     """A ``DiskDataset`` for ``path``: a .npy (``labels`` a .npy path or an array; default
     ``<name>.labels.npy``), an .npz, an HDF5 file, or a folder of shards. Without ``require_labels``
-    a single .npy may come without labels (``y`` None), for prediction."""
+    the data may come without labels (``y`` None), for prediction."""
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file or folder", path)
-    if os.path.isdir(path):
-        if labels is not None:
-            raise DataError(path, "is a folder of shards: each shard's labels are its own (.labels.npy beside each .npy)")
-        names = sorted(n for n in os.listdir(path)
-                       if os.path.splitext(n)[1].lower() in SUFFIXES and not n.endswith(".labels.npy"))
-        if not names:
-            raise DataError(path, f"holds no shards ({', '.join(SUFFIXES)} files)")
-        opened = [_open_file(os.path.join(path, n), None, prefer) for n in names]
-        parts, ys = [o[0] for o in opened], []
-        first = parts[0]
-        for part, (_, y, _) in zip(parts, opened):
-            if part.n_features != first.n_features or part.dtype != first.dtype or part.scale != first.scale:
-                for p in parts:
-                    p.close()
-                raise DataError(part.path, f"is a shard of {part.n_features} features of {part.dtype}, but "
-                                           f"{os.path.basename(first.path)} has {first.n_features} of {first.dtype}: "
-                                           "every shard must match")
-            ys.append(checked_labels(part.path, y, part.n_rows, "labels"))
-        kinds = [k for k in (np.asarray(y).dtype.kind for y in ys)]
-        if len({"U" if k == "U" else "n" for k in kinds}) > 1:
-            raise DataError(path, "some shards have text labels and others numbers")
-        y = np.concatenate(ys)
-        return DiskDataset(path, parts, y, f"{len(parts)} shards")
-    rows, y, source = _open_file(path, labels, prefer, require_labels)
-    try:
+    if not os.path.isdir(path):
+        rows, y, source = _open_file(path, labels, prefer, require_labels)
         y = None if y is None else checked_labels(path, y, rows.n_rows, source)
-    except DataError:
-        rows.close()
-        raise
-    return DiskDataset(path, [rows], y, source)
+        return DiskDataset(path, [rows], y, source)
+    if labels is not None:
+        raise DataError(path, "is a folder of shards: each shard's labels are its own (.labels.npy beside each .npy)")
+    names = sorted(n for n in os.listdir(path) if os.path.splitext(n)[1].lower() in SUFFIXES
+                   and not n.lower().endswith(".labels.npy") and os.path.isfile(os.path.join(path, n)))
+    if not names:
+        raise DataError(path, f"holds no shards ({', '.join(SUFFIXES)} files)")
+    parts, ys = [], []
+    for name in names:
+        part, y, source = _open_file(os.path.join(path, name), None, prefer, require_labels)
+        first = parts[0] if parts else part
+        if part.n_features != first.n_features or part.dtype != first.dtype or part.scale != first.scale:
+            raise DataError(part.path, f"is a shard of {part.n_features} features of {part.dtype}, but "
+                                       f"{os.path.basename(first.path)} has {first.n_features} of {first.dtype}: "
+                                       "every shard must match")
+        parts.append(part)
+        ys.append(None if y is None else checked_labels(part.path, y, part.n_rows, source))
+    if any(y is None for y in ys):
+        if require_labels or not all(y is None for y in ys):
+            missing = names[[y is None for y in ys].index(True)]
+            raise DataError(path, f"shard {missing} has no labels while others have")
+        return DiskDataset(path, parts, None, f"{len(parts)} shards")
+    if len({"U" if y.dtype.kind == "U" else "n" for y in ys}) > 1:
+        raise DataError(path, "some shards have text labels and others numbers")
+    return DiskDataset(path, parts, np.concatenate(ys), f"{len(parts)} shards")
 
 
 # ---------------------------------------------------------------------------- blocks for training
@@ -522,7 +589,6 @@ class Feed:
     def _read(self, span, which, positions):
         first, stop = span
         X, Y = self.buffers[which]
-        self.data.verify()
         check = span not in self.checked
         if self.rows is None:
             lo, hi, where = first, stop, None

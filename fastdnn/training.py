@@ -62,7 +62,7 @@ def model(
     options = (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd,
                hidden_activation, output, loss, init, frozen_layers, seed, parameters)
     if isinstance(X, (str, os.PathLike, DiskDataset)):
-        return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, memory)
+        return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory)
     X, Y, dims = V.check_model_options(X, Y, layers_dims, *options)
     dtype = resolve_dtype(dtype, X)
     if parameters is None:
@@ -80,40 +80,39 @@ def model(
     return params, costs
 
 
-def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, memory):
+def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory):
     (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd, hidden_activation,
      output, loss, init, frozen_layers, seed, parameters) = options
     budget = O.BY_NAME["memory"].validate(memory)
-    data = X if isinstance(X, DiskDataset) else open_disk_dataset(X, labels=Y)
-    try:
-        dims = V.check_layers_dims(layers_dims, data.n_features)
-        V.check_model_choices(dims, data.n_samples, *options)
-        n_classes = 2 if output == "sigmoid" else dims[-1]
-        index = V.check_class_indices(data.y if Y is None or not isinstance(X, DiskDataset) else Y, n_classes)
-        if index.size != data.n_samples:
-            raise ValueError(f"Y has {index.size} labels for {data.n_samples} examples")
-        data.dtype = np.dtype(resolve_dtype(dtype)) if dtype is not None else data.dtype
-        params = initialize_parameters(dims, init, seed, data.dtype) if parameters is None else (
-            pack_parameters(parameters, data.dtype).copy())
-        engine = Engine(
-            params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
-            learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon, lambd=lambd,
-            mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
-        )
-        monitor = _PrintCost("epoch") if print_cost else None
-        if data.nbytes() <= budget:
-            Xs, Ys = data.load(), class_targets(index, n_classes, data.dtype)
-            costs = engine.train(Xs, Ys, num_epochs, monitor=monitor)
-        else:
-            block = block_rows_for(budget, data.n_features, dims[-1], data.dtype, mini_batch_size)
-            feed = Feed(data, index, n_classes, class_targets, data.dtype, block)
-            try:
-                costs = engine.train(feed, None, num_epochs, monitor=monitor)
-            finally:
-                feed.close()
-    finally:
-        if data is not X:
-            data.close()
+    on_disk = isinstance(X, DiskDataset)
+    data = X if on_disk else open_disk_dataset(X, labels=Y)
+    dims = V.check_layers_dims(layers_dims, data.n_features)
+    V.check_model_choices(dims, data.n_samples, *options)
+    n_classes = 2 if output == "sigmoid" else dims[-1]
+    if data.y is None and (Y is None or not on_disk):
+        raise ValueError(f"{data.describe()} has no labels: give Y")
+    index = V.check_class_indices(Y if on_disk and Y is not None else data.y, n_classes)
+    if index.size != data.n_samples:
+        raise ValueError(f"Y has {index.size} labels for {data.n_samples} examples")
+    data = data.with_dtype(resolve_dtype(dtype) if dtype is not None else data.dtype)
+    params = initialize_parameters(dims, init, seed, data.dtype) if parameters is None else (
+        pack_parameters(parameters, data.dtype).copy())
+    engine = Engine(
+        params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
+        learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon, lambd=lambd,
+        mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
+    )
+    monitor = _PrintCost("epoch") if print_cost else None
+    if data.fits(budget):
+        Ys = class_targets(index, n_classes, data.dtype)
+        costs = engine.train(data.load(), Ys, num_epochs, gram=gram, monitor=monitor)
+    else:
+        block = block_rows_for(budget, data.n_features, dims[-1], data.dtype, mini_batch_size)
+        feed = Feed(data, index, n_classes, class_targets, data.dtype, block, batch=mini_batch_size)
+        try:
+            costs = engine.train(feed, None, num_epochs, gram=gram, monitor=monitor)
+        finally:
+            feed.close()
     return params, costs.tolist()
 
 

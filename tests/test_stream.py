@@ -204,9 +204,15 @@ def test_bad_files_are_refused_with_their_name(tmp_path, data):
     p = write_npy(tmp_path, "nan.npy", bad, y)
     with open_disk_dataset(p) as disk, pytest.raises(DataError, match=r"nan\.npy: example 700, feature 3 is nan"):
         disk.load()
-    np.savez_compressed(tmp_path / "c.npz", X=X, y=y)
-    with pytest.raises(DataError, match="compressed"):
-        open_disk_dataset(tmp_path / "c.npz")
+    # A compressed .npz is read whole when it fits, and refused by name when it would have to stream.
+    np.savez_compressed(tmp_path / "c.npz", X=np.tile(X, (20, 1)), y=np.tile(y, 20))
+    with open_disk_dataset(tmp_path / "c.npz") as disk:
+        assert disk.fits(2**21) and np.array_equal(disk.load(), np.tile(X, (20, 1)))
+        with pytest.raises(DataError, match=r"c\.npz: X is compressed .* larger than the memory budget"):
+            disk.fits(2**20)
+    os.mkfifo(tmp_path / "fifo.npy")
+    with pytest.raises(DataError, match=r"fifo\.npy: is not a regular file"):
+        open_disk_dataset(tmp_path / "fifo.npy")
     np.save(tmp_path / "short.npy", X)
     np.save(tmp_path / "short.labels.npy", y[:-1])
     with pytest.raises(DataError, match=f"has {M} examples but {M - 1} labels"):
@@ -407,7 +413,7 @@ def test_the_command_streams_and_a_ctrl_c_mid_epoch_checkpoints_a_run_that_resum
     parted, ckpt = tmp_path / "parted.npz", tmp_path / "parted.ckpt.npz"
     status, out, err = run_cli(capsys, "train", *options, "--out", parted, "--checkpoint-every", 5)
     monkeypatch.undo()
-    assert status == 130 and f"checkpoint written at epoch 1, block 1 of 5: {ckpt}" in err, err
+    assert status == 130 and f"checkpoint written after 1 epochs and 1 of the next epoch's 5 blocks: {ckpt}" in err, err
     assert not parted.exists()
     status, out, err = run_cli(capsys, "train", "--resume", ckpt, "--quiet")
     assert status == 0, err
@@ -451,3 +457,77 @@ def test_predict_and_evaluate_read_npy_data_a_block_at_a_time(big_npy, tmp_path,
     status, out, err = run_cli(capsys, "evaluate", model, path)
     assert status == 0, err
     assert f"accuracy {np.mean(expected == y):.4f}" in out
+
+
+def test_review_fixes_for_files_labels_and_options(tmp_path, data):
+    """Unlabelled data predict from a path; no file stays open between reads (folders of thousands of shards);
+    an HDF5 group is refused by name; fitting leaves a DiskDataset's dtype alone; bad sizes are refused."""
+    import h5py
+
+    import fastdnn
+
+    X, y, path = data
+    est = DNNClassifier(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(X, y)
+    np.save(tmp_path / "unlabelled.npy", X)
+    np.savez(tmp_path / "unlabelled.npz", X=X)
+    for p in (tmp_path / "unlabelled.npy", tmp_path / "unlabelled.npz"):
+        assert np.array_equal(est.predict(p), est.predict(X))
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(3):
+        write_npy(folder, f"s{k}.npy", X[k::3], y[k::3])
+    before = len(os.listdir("/proc/self/fd"))
+    disk = open_disk_dataset(folder)
+    disk.load()
+    assert len(os.listdir("/proc/self/fd")) == before
+    with h5py.File(tmp_path / "group.h5", "w") as f:
+        f.create_group("X")
+        f["y"] = y
+    with pytest.raises(DataError, match=r"group\.h5: X is a group, not a dataset"):
+        open_disk_dataset(tmp_path / "group.h5")
+    with open_disk_dataset(path) as disk:
+        DNNClassifier(hidden_layer_sizes=(4,), max_iter=1, dtype="float32").fit(disk, None)
+        assert disk.dtype == np.float64
+    for bad in ("inf", "1e400GB", "2MBB", "nan"):
+        with pytest.raises(ValueError, match="expected a size"):
+            parse_memory(bad)
+    with pytest.raises(ValueError, match="gram must be"):
+        fastdnn.model(path, None, [N0, 4, 1], num_epochs=1, gram="maybe")
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
+def test_a_ctrl_c_after_the_last_block_still_stops_the_run(data):
+    """Ctrl-C during the last epoch's monitors (after every block) is not lost: the run raises TrainingInterrupted
+    at its end, its state complete and marked in progress."""
+    from fastdnn.engine import Monitor
+
+    X, y, path = data
+
+    class Interrupt(Monitor):
+        every = 1
+
+        def look(self, engine, costs, seconds):
+            if engine.state.epoch == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+            return False
+
+    engine = Engine(initialize_parameters([N0, 8, 1], "he", 1, np.float64), seed=1, mini_batch_size=32)
+    with open_disk_dataset(path) as disk:
+        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
+        with pytest.raises(TrainingInterrupted):
+            engine.train(feed, None, 2, monitor=Interrupt())
+        feed.close()
+    assert engine.state.epoch == 2 and engine.state.stream is None and engine.state.in_progress
+    # And a resumed run with another batch size is refused while mid-epoch.
+    engine2 = Engine(initialize_parameters([N0, 8, 1], "he", 1, np.float64), seed=1, mini_batch_size=32)
+    with open_disk_dataset(path) as disk:
+        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
+        engine2.state.stream = None
+        _Hook(feed, 3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        with pytest.raises(TrainingInterrupted):
+            engine2.train(feed, None, 2)
+        engine2.configure(optimizer="gd", learning_rate=0.0075, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8,
+                          lambd=0.0, mini_batch_size=64, threads=None)
+        with pytest.raises(ValueError, match="batch 32; resume it .* batch 64"):
+            engine2.train(Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128), None, 1)
+        feed.close()

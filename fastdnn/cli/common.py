@@ -107,22 +107,19 @@ def load_data(path, *, prefer, memory, dtype=None, label="label", labels=None, r
     """
     import os
 
-    import numpy as np
-
     from fastdnn.data import Dataset, load_dataset
     from fastdnn.stream import is_streamable, open_disk_dataset
 
     npy = os.path.isdir(path) or path.lower().endswith(".npy")
     if labels is not None and not npy:
         raise CLIError(f"--labels: gives the labels of .npy data; {path} holds its own")
-    if not is_streamable(path) or not npy and os.path.getsize(path) * 8 <= memory:
-        # (an .npz or HDF5 file that fits even as float64 from bytes)
+    if not is_streamable(path):
         return load_dataset(path, label=label, require_labels=require_labels, prefer=prefer)
     disk = open_disk_dataset(path, labels=labels, prefer=prefer, require_labels=require_labels)
-    disk.dtype = np.dtype(dtype) if dtype else disk.dtype
-    if disk.nbytes() > memory:
+    if dtype:
+        disk = disk.with_dtype(dtype)
+    if not disk.fits(memory):
         return disk
-    with disk:
-        if not npy:
-            return load_dataset(path, label=label, require_labels=require_labels, prefer=prefer)
-        return Dataset(disk.load(), disk.y, disk.source, disk.path)
+    if not npy:
+        return load_dataset(path, label=label, require_labels=require_labels, prefer=prefer)
+    return Dataset(disk.load(), disk.y, disk.source, disk.path)

@@ -244,9 +244,10 @@ def run(args):
             if saver and isinstance(exc, TrainingInterrupted):
                 # Taken at the end of a block: the state resumes exactly from there.
                 fio.write_archive(ckpt_path, checkpoint(saver.seconds))
-                position = est.training_state_.stream
-                where = (f"; checkpoint written at epoch {est.training_state_.epoch}, block {position.next} of "
-                         f"{len(position.spans)}: {ckpt_path} (continue with --resume)")
+                state, position = est.training_state_, est.training_state_.stream
+                blocks = f" and {position.next} of the next epoch's {len(position.spans)} blocks" if position else ""
+                where = (f"; checkpoint written after {state.epoch} epochs{blocks}: {ckpt_path} (continue with "
+                         "--resume)")
             print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr)
             return 130
         except DivergenceError as exc:
