@@ -455,8 +455,11 @@ class Engine:
     def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None):
         """Train ``epochs`` epochs over the rows of (X (m, n_0), Y (m, n_L)); returns their costs.
 
-        ``rows`` (sorted indices) trains on those rows of X only. ``monitor``
-        looks between compiled calls (see ``Monitor``) and may stop the run.
+        ``rows`` (sorted indices) trains on those rows of X only. X may instead
+        be a ``fastdnn.stream.Feed`` (Y None): data on disk, trained a block at
+        a time (``_streamed_epoch``); Ctrl-C then takes effect at a block's end
+        and raises ``TrainingInterrupted`` with a state that resumes exactly.
+        ``monitor`` looks between compiled calls (see ``Monitor``) and may stop the run.
         Raises DivergenceError naming the epoch if a cost, a parameter or the
         optimizer state stops being finite; the engine then holds the end of
         the last finite epoch, which the monitor has seen.

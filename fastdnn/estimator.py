@@ -73,6 +73,8 @@ class DNNClassifier:
     dtype : "float32" or "float64"; None takes X's float dtype, else float64.
     threads : BLAS threads during training, at most the usable cores; None: fastdnn's policy
         (one thread for small steps, every usable core otherwise; ``fastdnn/threads.py``).
+    memory : memory for training data given as a path (.npy, .npz, HDF5, a folder of shards): data that fit
+        are read whole, larger data stream from disk through two buffers of rows within it ("1GB").
     verbose : print each epoch's cost as training goes.
 
     Attributes after fit: ``classes_``, ``n_features_in_``, ``parameters_`` (the course's

@@ -101,7 +101,7 @@ def _memory(value, name):
     try:
         return parse_memory(value)
     except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        raise ValueError(f"{name} {exc}") from None
 
 
 def _dtype(value, name):

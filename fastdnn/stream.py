@@ -52,7 +52,7 @@ def parse_memory(text):
     """"2GB", "512MB", "1.5G", "512MiB", "800000000" -> bytes (K/M/G/T are powers of 1024), at least 1MB."""
     match = _SIZE.match(str(text))
     if not match:
-        raise ValueError(f"expected a size like 2GB or 512MB, got {text!r}")
+        raise ValueError(f"must be a size like 2GB or 512MB, got {text!r}")
     size = int(float(match.group(1)) * _UNITS.get((match.group(2) or "").upper(), 1))
     if size < 2**20:
         raise ValueError(f"must be at least 1MB, got {text!r}")

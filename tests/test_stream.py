@@ -489,7 +489,7 @@ def test_review_fixes_for_files_labels_and_options(tmp_path, data):
         DNNClassifier(hidden_layer_sizes=(4,), max_iter=1, dtype="float32").fit(disk, None)
         assert disk.dtype == np.float64
     for bad in ("inf", "1e400GB", "2MBB", "nan"):
-        with pytest.raises(ValueError, match="expected a size"):
+        with pytest.raises(ValueError, match="must be a size"):
             parse_memory(bad)
     with pytest.raises(ValueError, match="gram must be"):
         fastdnn.model(path, None, [N0, 4, 1], num_epochs=1, gram="maybe")
