@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from fastdnn import distributed as D
 from fastdnn import validation as V
 from fastdnn.kernels import compiled
 from fastdnn.kernels import gram as GR
@@ -452,7 +453,7 @@ class Engine:
         return "gram" if gram else "direct"
 
     # -- training --------------------------------------------------------------------------
-    def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None):
+    def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None, comm=None):
         """Train ``epochs`` epochs over the rows of (X (m, n_0), Y (m, n_L)); returns their costs.
 
         ``rows`` (sorted indices) trains on those rows of X only. X may instead
@@ -460,6 +461,8 @@ class Engine:
         a time (``_streamed_epoch``); Ctrl-C then takes effect at a block's end
         and raises ``TrainingInterrupted`` with a state that resumes exactly.
         ``monitor`` looks between compiled calls (see ``Monitor``) and may stop the run.
+        ``comm``: an MPI communicator of several ranks trains data-parallel (``fastdnn.distributed``):
+        every rank calls ``train`` with the same data and options; rank 0's state is broadcast first.
         Raises DivergenceError naming the epoch if a cost, a parameter or the
         optimizer state stops being finite; the engine then holds the end of
         the last finite epoch, which the monitor has seen.
@@ -490,7 +493,16 @@ class Engine:
                 # Full batch on a subset: the batch is those rows, gathered once.
                 X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
             m = X.shape[0] if rows is None else rows.size
-            route = self.route(gram, (m, X.shape[1]), epochs)
+            route = "direct" if D.active(comm) and gram is not True else self.route(gram, (m, X.shape[1]), epochs)
+        distributed = D.active(comm)
+        if distributed:
+            if streamed:
+                raise ValueError("distributed training needs the data in memory on every rank (streamed data on "
+                                 "several ranks is not supported yet)")
+            if route != "direct" or state.gram is not None:
+                raise ValueError("distributed training takes the direct route: gram=True and runs saved mid-way on "
+                                 "the Gram route train on one process")
+            self._distributed_begin(comm, X, Y, m)
         batch = m if self.mini_batch_size is None else min(self.mini_batch_size, m)
         step_dims = [m, *self.dims[1:]] if route == "gram" else list(self.dims)
         costs = np.zeros(epochs)
@@ -501,7 +513,11 @@ class Engine:
         chunk = 1
         done = 0
         interrupted = False
-        with blas_threads(training_threads(self.threads, step_dims, batch)), _InterruptsAtBlockEnds(streamed) as self._stop:
+        threads = training_threads(self.threads, step_dims, batch)
+        if distributed and self.threads is None:
+            # The ranks on this machine share its cores: fastdnn's policy divides them (a rank's setting is its own).
+            threads = max(1, threads // D.local_ranks(comm))
+        with blas_threads(threads), _InterruptsAtBlockEnds(streamed) as self._stop:
             state.in_progress = True
             try:
                 if state.gram is not None and route != "gram":
@@ -524,6 +540,8 @@ class Engine:
                             self._gram_epochs(Y, n, costs, done)
                         elif streamed:
                             n = self._streamed_epoch(X, batch, costs, done)
+                        elif distributed:
+                            n = self._distributed_epochs(comm, X, Y, rows, m, batch, n, costs, done)
                         else:
                             n = self._direct_epochs(X, Y, rows, m, batch, n, costs, done)
                     except DivergenceError:
@@ -696,6 +714,64 @@ class Engine:
         else:
             costs[done] = position.total / feed.n_rows
         state.stream = None
+
+    # -- data-parallel over MPI ----------------------------------------------------------------
+    def _distributed_begin(self, comm, X, Y, m):
+        """Refuse ranks that disagree (naming the first), then rank 0's parameters, optimizer state, step and
+        shuffling generator on every rank."""
+        state = self.state
+        D.agree(comm, "data shape (examples, features, outputs)", (m, X.shape[1], Y.shape[1]))
+        D.agree(comm, "network and options", (
+            [int(d) for d in self.dims], self.network, state.parameters.flat.dtype.str, state.optimizer, tuple(self.hyper),
+            self.lambd, self.mini_batch_size, self.frozen_layers,
+        ))
+        D.broadcast(comm, state.parameters.flat)
+        D.broadcast(comm, state.optimizer_state)
+        shared = comm.bcast((state.step, state.epoch, state.rng.bit_generator.state), root=0)
+        state.step, state.epoch, state.rng.bit_generator.state = shared
+
+    def _distributed_epochs(self, comm, X, Y, rows, m, batch, n, costs, done):
+        """n epochs, each global batch split over the ranks (``distributed.share``), one Allreduce of the
+        gradient and cost a step; returns n (raises DivergenceError, leaving the epoch's start)."""
+        state = self.state
+        flat = state.parameters.flat
+        P = flat.size
+        size, rank = comm.Get_size(), comm.Get_rank()
+        shuffle = self.mini_batch_size is not None
+        part = -(-batch // size)  # the most rows a rank trains in a step
+        work = self._buffers(part, 0, 0)
+        Xb = np.empty((part, X.shape[1]), X.dtype)
+        Yb = np.empty((part, Y.shape[1]), Y.dtype)
+        buffer = np.empty(P + 1, flat.dtype)  # the gradient, then the cost summed over the batch's rows
+        label = self._describe(X.dtype)
+        for e in range(n):
+            saved = (flat.copy(), state.optimizer_state.copy(), state.step, state.rng.bit_generator.state, None)
+            order = state.rng.permutation(m) if shuffle else None
+            total = 0.0
+            for s in range(0, m, batch):
+                b = min(batch, m - s)
+                lo, hi = D.share(b, size, rank)
+                buffer[:] = 0
+                if hi > lo:
+                    index = order[s + lo : s + hi] if shuffle else np.arange(s + lo, s + hi)
+                    if rows is not None:
+                        index = rows[index]
+                    xb, yb = Xb[: hi - lo], Yb[: hi - lo]
+                    np.take(X, index, axis=0, out=xb)
+                    np.take(Y, index, axis=0, out=yb)
+                    call = (xb, yb, flat, self.dims, *self.codes, self.frozen_layers, hi - lo, b, work, buffer[:P])
+                    buffer[P] = compiled(N.accumulate, call, f"the distributed kernels for {label}")(*call)
+                D.sum_in_place(comm, buffer)
+                call = (flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers, self.opt, self.hyper,
+                        self.lambd, float(buffer[P]), b, state.step)
+                cost, reason = compiled(N.full_batch_update, call, f"the distributed kernels for {label}")(*call)
+                if reason != N.STOP_NONE:
+                    self._restore_epoch(saved)
+                    self._diverged(reason, np.concatenate([costs[: done + e], [cost]]), done, e)
+                state.step += 1
+                total += cost * b
+            costs[done + e] = total / m
+        return n
 
     def _restore_epoch(self, saved):
         state = self.state

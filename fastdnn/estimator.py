@@ -31,6 +31,7 @@ from fastdnn.engine import (
     split_rows,
 )
 from fastdnn.pipeline import initialize_parameters, resolve_dtype, samples_as_rows
+from fastdnn.distributed import active
 from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
 
 
@@ -280,7 +281,7 @@ class DNNClassifier:
         for attr in ("n_features_in_", "engine_", "classes_", "network_", "seed_"):
             self.__dict__.pop(attr, None)
 
-    def fit(self, X, y, *, callbacks=None, validation_data=None, rows=None):
+    def fit(self, X, y, *, callbacks=None, validation_data=None, rows=None, comm=None):
         """Train for ``max_iter`` epochs (fewer with early stopping or a callback's stop); returns self.
 
         callbacks : callables ``callback(info)`` called after each epoch with an ``EpochInfo``; a true
@@ -290,12 +291,16 @@ class DNNClassifier:
         validation_data : (X_val, y_val) scored after each epoch (``validation_scores_``); with
             ``early_stopping`` it is the set early stopping watches instead of a held-out fraction.
         rows : train on these rows of X only (indices), without copying X.
+        comm : an MPI communicator (``mpi4py.MPI.COMM_WORLD``) to train data-parallel across its ranks
+            (``fastdnn.distributed``): every rank calls ``fit`` with the same data and options; rank 0's
+            seed and initial parameters are used. A runtime resource, not a hyperparameter: it is neither
+            saved with the model nor seen by ``get_params``.
         """
         warm = self.warm_start and "engine_" in self.__dict__
         if not warm:
             self._forget()
         Xs, y = self._training_data(X, y)
-        self._fit(Xs, y, warm, callbacks, validation_data, rows)
+        self._fit(Xs, y, warm, callbacks, validation_data, rows, comm)
         return self
 
     def _training_data(self, X, y):
@@ -326,7 +331,7 @@ class DNNClassifier:
             return open_disk_dataset(X, labels=y, require_labels=require_labels)
         return None
 
-    def _fit(self, Xs, y, warm, callbacks, validation_data, rows):
+    def _fit(self, Xs, y, warm, callbacks, validation_data, rows, comm=None):
         train_rows = None if rows is None else self._check_rows(rows, Xs.shape[0])
         classes = np.unique(y if train_rows is None else y[train_rows])
         if len(classes) < 2:
@@ -335,6 +340,11 @@ class DNNClassifier:
             raise ValueError(f"warm_start: y's classes {classes.tolist()} differ from the fitted {self.classes_.tolist()}")
         params = self._check_params()
         seed = self._seed()
+        if active(comm):
+            # One seed for every rank: the initial parameters, the shuffling and early stopping's split.
+            seed = comm.bcast(seed, root=0)
+            if self.random_state is None:
+                self.seed_ = seed
         validation = None
         if validation_data is not None:
             X_val, y_val = validation_data
@@ -366,11 +376,11 @@ class DNNClassifier:
             feed = Feed(Xs, self._class_index(y), len(self.classes_), class_targets, Xs.dtype, block, train_rows,
                         self.engine_.mini_batch_size)
             try:
-                self._train(feed, None, params["max_iter"], None, validation, callbacks)
+                self._train(feed, None, params["max_iter"], None, validation, callbacks, comm=comm)
             finally:
                 feed.close()
         else:
-            self._train(Xs, self._targets(y, Xs.dtype), params["max_iter"], train_rows, validation, callbacks)
+            self._train(Xs, self._targets(y, Xs.dtype), params["max_iter"], train_rows, validation, callbacks, comm=comm)
 
     def _check_rows(self, rows, m):
         rows = np.asarray(rows)
@@ -410,7 +420,7 @@ class DNNClassifier:
         self._train(Xs, self._targets(y, Xs.dtype), 1, None, None, None, partial=True)
         return self
 
-    def _train(self, Xs, Ys, epochs, rows, validation, callbacks, partial=False):
+    def _train(self, Xs, Ys, epochs, rows, validation, callbacks, partial=False, comm=None):
         """The epochs through the engine, with the monitors this fit asks for."""
         engine = self.engine_
         state = engine.state
@@ -429,7 +439,7 @@ class DNNClassifier:
         for callback in callbacks or ():
             monitors.append(_Callback(callback, self))
         monitor = Monitors(monitors) if monitors else None
-        engine.train(Xs, Ys, epochs, rows=rows, monitor=monitor)
+        engine.train(Xs, Ys, epochs, rows=rows, monitor=monitor, comm=comm)
         if self.early_stopping:
             EarlyStopping.keep_best(engine)
 

@@ -62,6 +62,9 @@ def add_parser(sub, common, fmt):
     g.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: MODEL.ckpt.npz beside --out, or the --resume file)")
     g.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved in CHECKPOINT exactly where it stopped")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--distributed", action="store_true",
+                   help="train data-parallel across the ranks of mpiexec -n N (needs fastdnn[mpi]); rank 0 prints and "
+                   "writes the model and checkpoints; on one process it trains as usual")
     train.set_defaults(func=run)
 
 
@@ -101,6 +104,24 @@ def _options(args, checkpoint):
 
 
 def run(args):
+    comm = None
+    if args.distributed:
+        from fastdnn.distributed import world
+
+        comm = world()
+        if comm.Get_rank() != 0:
+            # Every rank runs every check (so a refusal stops them all alike) and trains; rank 0 alone
+            # prints and writes files.
+            with open(os.devnull, "w") as quiet:
+                stdout, sys.stdout = sys.stdout, quiet
+                try:
+                    return _run(args, comm, writes=False)
+                finally:
+                    sys.stdout = stdout
+    return _run(args, comm, writes=True)
+
+
+def _run(args, comm, writes):
     from fastdnn import io as fio
     from fastdnn.data import fingerprint
 
@@ -130,6 +151,9 @@ def run(args):
     memory = O.BY_NAME["memory"].validate(params["memory"])
     data, spec = _training_data(args, checkpoint, params["dtype"], memory)
     streamed = isinstance(data, DiskDataset)
+    if streamed and comm is not None and comm.Get_size() > 1:
+        raise CLIError(f"{data.describe()}: --distributed needs the data in memory on every rank; these are larger than "
+                       f"--memory ({params['memory']:,} bytes): raise it (streaming on several ranks is not supported yet)")
     if streamed:
         X, dtype = data, data.dtype
     else:
@@ -217,8 +241,8 @@ def run(args):
                      "elapsed": elapsed + epoch_seconds}
         return fio.checkpoint_arrays(est, run=run_state)
 
-    progress = ProgressBar(target, done, X.shape[0] if train_rows is None else train_rows.size, args.quiet)
-    saver = Checkpointer(every, checkpoint, ckpt_path) if every else None
+    progress = ProgressBar(target, done, X.shape[0] if train_rows is None else train_rows.size, args.quiet or not writes)
+    saver = Checkpointer(every, checkpoint, ckpt_path) if every and writes else None
     seconds = 0.0
     if done >= target or state_stopped:
         from fastdnn.engine import EarlyStopping
@@ -233,7 +257,7 @@ def run(args):
         t0 = time.perf_counter()
         try:
             with logs:
-                est.fit(X, labels_arg, rows=rows, callbacks=[c for c in (progress, saver) if c])
+                est.fit(X, labels_arg, rows=rows, callbacks=[c for c in (progress, saver) if c], comm=comm)
             # Training time: the last checkpoint's write, finished below, is file I/O after it.
             seconds = time.perf_counter() - t0
         except KeyboardInterrupt as exc:
@@ -272,7 +296,9 @@ def run(args):
     if params["early_stopping"] and state.best_epoch is not None:
         say(f"early stopping: kept epoch {state.best_epoch}'s parameters (validation accuracy {state.best_score:.4f})")
     # The image is drawn before anything is written: a failure to draw it saves nothing.
-    image = draw_costs(est, _plot_format(args.plot)) if args.plot else None
+    image = draw_costs(est, _plot_format(args.plot)) if args.plot and writes else None
+    if not writes:
+        return 0
     fio.save_model(est, out)
     trained = state.epoch - done
     rate = f", {progress.examples * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""

@@ -1,0 +1,73 @@
+"""Data-parallel training over MPI (mpi4py): what the engine needs from a communicator, in one place.
+
+Synchronous data-parallel SGD, as Horovod and PyTorch's DDP do it: every rank
+holds the same parameters (broadcast from rank 0 when a run starts) and the
+same shuffling generator, so every rank draws the same global row order; each
+global minibatch of B rows is split as evenly as possible (``share``: the
+first B mod N ranks take one row more, a rank may get none), each rank sums
+its rows' gradient weighted by its share of B into one flat buffer that also
+carries the cost, one ``Allreduce`` sums the buffers, and every rank applies
+the same update to the same sum, which keeps the ranks' parameters identical
+bit for bit. One process with batch B and the same row order computes the same
+parameters up to the order of summation.
+
+Needs ``pip install "fastdnn[mpi]"`` (mpi4py and the ``mpich`` wheel, which
+provides ``mpiexec``); ``mpiexec -n 2 fastdnn train --distributed``, or
+``DNNClassifier.fit(X, y, comm=MPI.COMM_WORLD)`` from Python.
+"""
+
+import numpy as np
+
+from fastdnn.data import import_optional
+
+
+def world():
+    """MPI.COMM_WORLD (mpi4py imported), or MissingDependencyError naming the extra."""
+    MPI = import_optional("mpi4py.MPI", "mpi", "distributed training")
+    return MPI.COMM_WORLD
+
+
+def active(comm):
+    """Whether ``comm`` trains across processes: a communicator of more than one rank."""
+    return comm is not None and comm.Get_size() > 1
+
+
+def local_ranks(comm):
+    """How many of ``comm``'s ranks run on this machine (they share its cores)."""
+    from mpi4py import MPI
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.Get_size()
+    finally:
+        node.Free()
+
+
+def share(n, size, rank):
+    """Rows [lo, hi) of a batch of n rows that rank ``rank`` of ``size`` trains: an even split, the first
+    n mod size ranks one row more."""
+    base, extra = divmod(n, size)
+    lo = rank * base + min(rank, extra)
+    return lo, lo + base + (rank < extra)
+
+
+def agree(comm, what, value):
+    """Every rank's ``value`` (a comparable, picklable description) equal to rank 0's, else ValueError naming
+    the first rank that differs; called on every rank, so all of them raise alike."""
+    values = comm.allgather(value)
+    for rank, other in enumerate(values):
+        if other != values[0]:
+            raise ValueError(f"rank {rank}: its {what} {other} differs from rank 0's {values[0]}; every rank must "
+                             "train the same network on the same data with the same options")
+
+
+def broadcast(comm, array):
+    """Rank 0's ``array`` into every rank's (in place)."""
+    comm.Bcast(np.ascontiguousarray(array) if not array.flags.c_contiguous else array, root=0)
+
+
+def sum_in_place(comm, buffer):
+    """The element-wise sum of every rank's ``buffer``, in place, by one Allreduce."""
+    from mpi4py import MPI
+
+    comm.Allreduce(MPI.IN_PLACE, buffer, op=MPI.SUM)
