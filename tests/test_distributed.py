@@ -92,3 +92,23 @@ def test_the_command_saves_what_one_process_saves():
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
             assert relative(a[key], b[key]) < RTOL, key
     assert sorted(os.listdir(folder)) == sorted(["together.npz"] + [f"alone-{r}.npz" for r in range(COMM.Get_size())])
+
+
+def test_a_distributed_run_resumes_exactly_with_the_same_ranks():
+    """A checkpoint of a distributed run (written by rank 0) continued with --resume on the same ranks ends where
+    the uninterrupted run does, bit for bit."""
+    from fastdnn import cli
+
+    rank = COMM.Get_rank()
+    folder = COMM.bcast(tempfile.mkdtemp(prefix="fastdnn-mpi-") if rank == 0 else None, root=0)
+    options = ["--samples", 3000, "--features", 10, "--seed", 2, "--quiet", "--distributed"]
+    whole, parted = os.path.join(folder, "whole.npz"), os.path.join(folder, "parted.npz")
+    ckpt = os.path.join(folder, "parted.ckpt.npz")
+    assert cli.main([str(a) for a in ["train", *options, "--epochs", 4, "--out", whole]]) == 0
+    assert cli.main([str(a) for a in ["train", *options, "--epochs", 2, "--checkpoint-every", 1, "--out", parted]]) == 0
+    COMM.Barrier()
+    assert cli.main([str(a) for a in ["train", "--resume", ckpt, "--epochs", 4, "--quiet", "--distributed"]]) == 0
+    COMM.Barrier()
+    with np.load(whole) as a, np.load(parted) as b:
+        for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
+            assert np.array_equal(a[key], b[key]), key
