@@ -744,6 +744,13 @@ class Engine:
         Yb = np.empty((part, Y.shape[1]), Y.dtype)
         buffer = np.empty(P + 1, flat.dtype)  # the gradient, then the cost summed over the batch's rows
         label = self._describe(X.dtype)
+        # The kernels looked up once: ``compiled`` types every argument (about 0.1 ms), once a step would be
+        # most of a small network's distributed step.
+        accumulate = compiled(N.accumulate, (Xb[:1], Yb[:1], flat, self.dims, *self.codes, self.frozen_layers, 1, 1, work,
+                                             buffer[:P]), f"the distributed kernels for {label}")
+        update = compiled(N.full_batch_update, (flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers,
+                                                self.opt, self.hyper, self.lambd, 0.0, 1, state.step),
+                          f"the distributed kernels for {label}")
         for e in range(n):
             saved = (flat.copy(), state.optimizer_state.copy(), state.step, state.rng.bit_generator.state, None)
             order = state.rng.permutation(m) if shuffle else None
@@ -759,12 +766,11 @@ class Engine:
                     xb, yb = Xb[: hi - lo], Yb[: hi - lo]
                     np.take(X, index, axis=0, out=xb)
                     np.take(Y, index, axis=0, out=yb)
-                    call = (xb, yb, flat, self.dims, *self.codes, self.frozen_layers, hi - lo, b, work, buffer[:P])
-                    buffer[P] = compiled(N.accumulate, call, f"the distributed kernels for {label}")(*call)
+                    buffer[P] = accumulate(xb, yb, flat, self.dims, *self.codes, self.frozen_layers, hi - lo, b, work,
+                                           buffer[:P])
                 D.sum_in_place(comm, buffer)
-                call = (flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers, self.opt, self.hyper,
-                        self.lambd, float(buffer[P]), b, state.step)
-                cost, reason = compiled(N.full_batch_update, call, f"the distributed kernels for {label}")(*call)
+                cost, reason = update(flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers, self.opt,
+                                      self.hyper, self.lambd, float(buffer[P]), b, state.step)
                 if reason != N.STOP_NONE:
                     self._restore_epoch(saved)
                     self._diverged(reason, np.concatenate([costs[: done + e], [cost]]), done, e)
