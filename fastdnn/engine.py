@@ -693,7 +693,7 @@ class Engine:
                     state.step = step
                 else:
                     call = (Xb, Yb, flat, self.dims, *self.codes, self.frozen_layers, min(ACCUMULATE_ROWS, Xb.shape[0]),
-                            feed.n_rows, work, position.grad)
+                            feed.n_rows, work, position.grad, True)
                     total[0] += compiled(N.accumulate, call, f"the full-batch kernels for {self._describe(Xb.dtype)}")(*call)
                 position.total = float(total[0])
                 position.next += 1
@@ -742,12 +742,15 @@ class Engine:
         work = self._buffers(part, 0, 0)
         Xb = np.empty((part, X.shape[1]), X.dtype)
         Yb = np.empty((part, Y.shape[1]), Y.dtype)
-        buffer = np.empty(P + 1, flat.dtype)  # the gradient, then the cost summed over the batch's rows
+        # The gradient, then the cost summed over the batch's rows. Zeroed once: each step's accumulate
+        # overwrites the trainable layers' part (frozen layers' stays zero), and the cost is set.
+        buffer = np.zeros(P + 1, flat.dtype)
+        first_trainable = int(sum(self.dims[i + 1] * (self.dims[i] + 1) for i in range(self.frozen_layers)))
         label = self._describe(X.dtype)
         # The kernels looked up once: ``compiled`` types every argument (about 0.1 ms), once a step would be
         # most of a small network's distributed step.
         accumulate = compiled(N.accumulate, (Xb[:1], Yb[:1], flat, self.dims, *self.codes, self.frozen_layers, 1, 1, work,
-                                             buffer[:P]), f"the distributed kernels for {label}")
+                                             buffer[:P], False), f"the distributed kernels for {label}")
         update = compiled(N.full_batch_update, (flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers,
                                                 self.opt, self.hyper, self.lambd, 0.0, 1, state.step),
                           f"the distributed kernels for {label}")
@@ -758,8 +761,9 @@ class Engine:
             for s in range(0, m, batch):
                 b = min(batch, m - s)
                 lo, hi = D.share(b, size, rank)
-                buffer[:] = 0
-                if hi > lo:
+                if hi == lo:  # an empty share (a batch smaller than the ranks): contribute nothing
+                    buffer[first_trainable:] = 0
+                else:
                     index = order[s + lo : s + hi] if shuffle else np.arange(s + lo, s + hi)
                     if rows is not None:
                         index = rows[index]
@@ -767,7 +771,7 @@ class Engine:
                     np.take(X, index, axis=0, out=xb)
                     np.take(Y, index, axis=0, out=yb)
                     buffer[P] = accumulate(xb, yb, flat, self.dims, *self.codes, self.frozen_layers, hi - lo, b, work,
-                                           buffer[:P])
+                                           buffer[:P], False)
                 D.sum_in_place(comm, buffer)
                 cost, reason = update(flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers, self.opt,
                                       self.hyper, self.lambd, float(buffer[P]), b, state.step)

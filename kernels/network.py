@@ -267,13 +267,16 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
 
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
-def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, work, grad_sum):
+def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, work, grad_sum, add):
     """Full-batch training over data read in blocks: one block's share of the whole batch's gradient.
 
     X, Y: the block's rows, taken ``chunk`` rows at a time; each chunk's
     gradient, weighted by its rows / m_total, is added to grad_sum (the
     trainable layers' part; frozen layers' is left alone), so that over every
     block of an epoch grad_sum sums to the gradient of all m_total examples.
+    ``add`` False overwrites grad_sum's trainable part with the first chunk's
+    instead of adding to it (a data-parallel step: no zeroing pass over a
+    large buffer). X must have at least one row.
     Returns the block's cost summed over its rows (float64). work: a
     ``Workspace`` whose A and dZ hold chunk * sum(n_1..n_L), and grad (P,).
     """
@@ -292,8 +295,12 @@ def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, w
         ZL = layer_view(A, mb, dims, L - 1)
         cost += mb * backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer)
         w = grad.dtype.type(mb / m_total)
-        for i in range(o, grad.shape[0]):
-            grad_sum[i] += w * grad[i]
+        if add or s > 0:
+            for i in range(o, grad.shape[0]):
+                grad_sum[i] += w * grad[i]
+        else:
+            for i in range(o, grad.shape[0]):
+                grad_sum[i] = w * grad[i]
     return cost
 
 

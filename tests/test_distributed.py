@@ -112,3 +112,21 @@ def test_a_distributed_run_resumes_exactly_with_the_same_ranks():
     with np.load(whole) as a, np.load(parted) as b:
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
             assert np.array_equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_ranks_with_empty_shares_and_frozen_layers(batch):
+    """A batch smaller than the ranks leaves some ranks nothing to train on in a step (they contribute zeros);
+    frozen layers are never reduced or updated."""
+    X, Y = data(2, m=120)
+    dims = [X.shape[1], 16, 8, 1]
+    options = dict(optimizer="adam", learning_rate=0.01, lambd=0.5, mini_batch_size=batch, seed=5, frozen_layers=1)
+    alone = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    alone.train(X, Y, 1, gram=False)
+    together = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    together.train(X, Y, 1, gram=False, comm=COMM)
+    assert together.state.step == alone.state.step == -(-120 // batch)
+    assert relative(together.state.parameters.flat, alone.state.parameters.flat) < RTOL
+    frozen = dims[1] * (dims[0] + 1)
+    assert np.array_equal(together.state.parameters.flat[:frozen],
+                          initialize_parameters(dims, "he", 1, np.float64).flat[:frozen])
