@@ -61,6 +61,13 @@ def agree(comm, what, value):
                              "train the same network on the same data with the same options")
 
 
+def any_rank(comm, flag):
+    """True on every rank when ``flag`` is true on any (a collective: every rank must call it)."""
+    from mpi4py import MPI
+
+    return bool(comm.allreduce(bool(flag), op=MPI.LOR))
+
+
 def broadcast(comm, array):
     """Rank 0's ``array`` into every rank's (in place)."""
     comm.Bcast(np.ascontiguousarray(array) if not array.flags.c_contiguous else array, root=0)

@@ -533,6 +533,8 @@ class Engine:
                         n = min(n, every - state.epoch % every)
                     if paced:
                         n = min(n, chunk)
+                    if distributed:
+                        n = 1  # every rank looks after every epoch and they decide together (below)
                     t0 = time.perf_counter()
                     start = state.epoch
                     try:
@@ -559,7 +561,13 @@ class Engine:
                     if monitor is not None:
                         if monitor.needs_parameters:
                             self._form_w1()
-                        if monitor.look(self, costs[done - n : done], seconds, final=done == epochs):
+                        stop = monitor.look(self, costs[done - n : done], seconds, final=done == epochs)
+                        if distributed:
+                            # A stop that one rank's monitor asks for (a callback, or an early-stopping score
+                            # that rounds differently on another CPU) stops every rank, never leaving the
+                            # others waiting in a collective.
+                            stop = D.any_rank(comm, stop)
+                        if stop:
                             break
                         if paced:
                             chunk = max(1, int(CHUNK_SECONDS * n / max(seconds, 1e-9)))
