@@ -51,14 +51,27 @@ def share(n, size, rank):
     return lo, lo + base + (rank < extra)
 
 
-def agree(comm, what, value):
-    """Every rank's ``value`` (a comparable, picklable description) equal to rank 0's, else ValueError naming
-    the first rank that differs; called on every rank, so all of them raise alike."""
-    values = comm.allgather(value)
-    for rank, other in enumerate(values):
-        if other != values[0]:
-            raise ValueError(f"rank {rank}: its {what} {other} differs from rank 0's {values[0]}; every rank must "
-                             "train the same network on the same data with the same options")
+def agree(comm, values):
+    """Every rank's ``values`` (a dict of name -> comparable, picklable value) equal to rank 0's, else
+    ValueError naming the first rank and value that differ; called on every rank, so all of them raise alike."""
+    everyone = comm.allgather(values)
+    for rank, other in enumerate(everyone):
+        for name, value in other.items():
+            if value != everyone[0][name]:
+                raise ValueError(f"rank {rank}: its {name} {value} differs from rank 0's {everyone[0][name]}; every "
+                                 "rank must train the same network on the same data with the same options")
+
+
+def digest(*arrays, rows=1024):
+    """A short hash of up to ``rows`` evenly spaced rows of each array: tells the ranks' data apart cheaply."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        pick = np.ascontiguousarray(a[:: max(1, len(a) // rows)])
+        h.update(f"{a.shape}{a.dtype.str}".encode())
+        h.update(pick.reshape(-1).view(np.uint8))
+    return h.hexdigest()
 
 
 def any_rank(comm, flag):
@@ -69,8 +82,10 @@ def any_rank(comm, flag):
 
 
 def broadcast(comm, array):
-    """Rank 0's ``array`` into every rank's (in place)."""
-    comm.Bcast(np.ascontiguousarray(array) if not array.flags.c_contiguous else array, root=0)
+    """Rank 0's ``array`` (C-contiguous) into every rank's, in place."""
+    if not array.flags.c_contiguous:
+        raise ValueError("distributed.broadcast needs a C-contiguous array")
+    comm.Bcast(array, root=0)
 
 
 def sum_in_place(comm, buffer):

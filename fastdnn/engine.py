@@ -502,7 +502,7 @@ class Engine:
             if route != "direct" or state.gram is not None:
                 raise ValueError("distributed training takes the direct route: gram=True and runs saved mid-way on "
                                  "the Gram route train on one process")
-            self._distributed_begin(comm, X, Y, m)
+            self._distributed_begin(comm, X, Y, rows, m, epochs)
         batch = m if self.mini_batch_size is None else min(self.mini_batch_size, m)
         step_dims = [m, *self.dims[1:]] if route == "gram" else list(self.dims)
         costs = np.zeros(epochs)
@@ -514,9 +514,12 @@ class Engine:
         done = 0
         interrupted = False
         threads = training_threads(self.threads, step_dims, batch)
-        if distributed and self.threads is None:
-            # The ranks on this machine share its cores: fastdnn's policy divides them (a rank's setting is its own).
-            threads = max(1, threads // D.local_ranks(comm))
+        if distributed:
+            # The ranks on this machine share its cores: fastdnn's policy divides them (a rank given threads
+            # keeps its own). local_ranks is a collective: every rank calls it.
+            sharing = D.local_ranks(comm)
+            if self.threads is None:
+                threads = max(1, threads // sharing)
         with blas_threads(threads), _InterruptsAtBlockEnds(streamed) as self._stop:
             state.in_progress = True
             try:
@@ -558,19 +561,20 @@ class Engine:
                     state.costs.extend(costs[done : done + n].tolist())
                     state.epoch += n
                     done += n
+                    stop = False
                     if monitor is not None:
                         if monitor.needs_parameters:
                             self._form_w1()
                         stop = monitor.look(self, costs[done - n : done], seconds, final=done == epochs)
-                        if distributed:
-                            # A stop that one rank's monitor asks for (a callback, or an early-stopping score
-                            # that rounds differently on another CPU) stops every rank, never leaving the
-                            # others waiting in a collective.
-                            stop = D.any_rank(comm, stop)
-                        if stop:
-                            break
                         if paced:
                             chunk = max(1, int(CHUNK_SECONDS * n / max(seconds, 1e-9)))
+                    if distributed:
+                        # A stop that one rank's monitor asks for (a callback on rank 0 only, an early-stopping
+                        # score that rounds differently on another CPU) stops every rank, never leaving the
+                        # others in a collective; ranks without monitors take part too.
+                        stop = D.any_rank(comm, stop)
+                    if stop:
+                        break
                     if self._stop.is_set():
                         raise TrainingInterrupted()  # a Ctrl-C between blocks that no block end took up
                 if self._stop.is_set():
@@ -724,15 +728,18 @@ class Engine:
         state.stream = None
 
     # -- data-parallel over MPI ----------------------------------------------------------------
-    def _distributed_begin(self, comm, X, Y, m):
-        """Refuse ranks that disagree (naming the first), then rank 0's parameters, optimizer state, step and
-        shuffling generator on every rank."""
+    def _distributed_begin(self, comm, X, Y, rows, m, epochs):
+        """Refuse ranks that disagree (naming the first rank and what differs), then rank 0's parameters,
+        optimizer state, step and shuffling generator on every rank."""
         state = self.state
-        D.agree(comm, "data shape (examples, features, outputs)", (m, X.shape[1], Y.shape[1]))
-        D.agree(comm, "network and options", (
-            [int(d) for d in self.dims], self.network, state.parameters.flat.dtype.str, state.optimizer, tuple(self.hyper),
-            self.lambd, self.mini_batch_size, self.frozen_layers,
-        ))
+        D.agree(comm, {
+            "data shape (examples, features, outputs)": (m, X.shape[1], Y.shape[1]),
+            "data (a hash of sampled rows)": D.digest(X, Y, *(() if rows is None else (rows,))),
+            "epochs": epochs, "layer sizes": [int(d) for d in self.dims], "activations": self.network,
+            "dtype": state.parameters.flat.dtype.name, "optimizer": state.optimizer,
+            "learning rate, beta1, beta2, epsilon": tuple(self.hyper), "l2": self.lambd,
+            "batch size": self.mini_batch_size, "frozen layers": self.frozen_layers,
+        })
         D.broadcast(comm, state.parameters.flat)
         D.broadcast(comm, state.optimizer_state)
         shared = comm.bcast((state.step, state.epoch, state.rng.bit_generator.state), root=0)
@@ -758,10 +765,10 @@ class Engine:
         # The kernels looked up once: ``compiled`` types every argument (about 0.1 ms), once a step would be
         # most of a small network's distributed step.
         accumulate = compiled(N.accumulate, (Xb[:1], Yb[:1], flat, self.dims, *self.codes, self.frozen_layers, 1, 1, work,
-                                             buffer[:P], False), f"the distributed kernels for {label}")
+                                             buffer[:P], False), f"the distributed gradient kernels for {label}")
         update = compiled(N.full_batch_update, (flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers,
                                                 self.opt, self.hyper, self.lambd, 0.0, 1, state.step),
-                          f"the distributed kernels for {label}")
+                          f"the distributed update kernels for {label}")
         for e in range(n):
             saved = (flat.copy(), state.optimizer_state.copy(), state.step, state.rng.bit_generator.state, None)
             order = state.rng.permutation(m) if shuffle else None

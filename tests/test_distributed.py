@@ -10,6 +10,7 @@ amplify beyond 1e-10 relative (the issue's bound).
 """
 
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -71,8 +72,14 @@ def test_a_rank_with_other_data_is_refused_by_name():
                                          r"differs from rank 0's \(203, 12, 1\)"):
         engine.train(*mine, 2, comm=COMM)
     engine = Engine(initialize_parameters([12, 4, 1], "he", 1, np.float64), mini_batch_size=16 + (rank == 1))
-    with pytest.raises(ValueError, match="rank 1: its network and options"):
+    with pytest.raises(ValueError, match="rank 1: its batch size 17 differs from rank 0's 16"):
         engine.train(X, Y, 2, comm=COMM)
+    engine = Engine(initialize_parameters([12, 4, 1], "he", 1, np.float64), mini_batch_size=16)
+    with pytest.raises(ValueError, match="rank 1: its epochs 3 differs from rank 0's 2"):
+        engine.train(X, Y, 2 + (rank == 1), comm=COMM)
+    other = X + (rank == 1)  # the same shape, other values
+    with pytest.raises(ValueError, match=r"rank 1: its data \(a hash of sampled rows\)"):
+        engine.train(other, Y, 2, comm=COMM)
 
 
 def test_the_command_saves_what_one_process_saves():
@@ -92,6 +99,9 @@ def test_the_command_saves_what_one_process_saves():
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
             assert relative(a[key], b[key]) < RTOL, key
     assert sorted(os.listdir(folder)) == sorted(["together.npz"] + [f"alone-{r}.npz" for r in range(COMM.Get_size())])
+    COMM.Barrier()
+    if rank == 0:
+        shutil.rmtree(folder)
 
 
 def test_a_distributed_run_resumes_exactly_with_the_same_ranks():
@@ -112,6 +122,9 @@ def test_a_distributed_run_resumes_exactly_with_the_same_ranks():
     with np.load(whole) as a, np.load(parted) as b:
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
             assert np.array_equal(a[key], b[key]), key
+    COMM.Barrier()
+    if rank == 0:
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize("batch", [1, 2])

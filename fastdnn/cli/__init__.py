@@ -65,10 +65,20 @@ def main(argv=None):
     except KeyboardInterrupt:
         if args.debug:
             raise
-        print(f"fastdnn {args.command}: interrupted", file=sys.stderr)
+        print(f"fastdnn {args.command}: interrupted", file=sys.stderr, flush=True)
+        _abort_other_ranks(130)
         return 130
     except Exception as exc:  # every error becomes one line; --debug shows the traceback
         if args.debug:
             raise
-        print(f"fastdnn {args.command}: error: {describe(exc)}", file=sys.stderr)
+        print(f"fastdnn {args.command}: error: {describe(exc)}", file=sys.stderr, flush=True)
+        _abort_other_ranks(1)
         return 1
+
+
+def _abort_other_ranks(status):
+    """Under mpiexec (--distributed), an error on one rank ends every rank: the others may be waiting in a
+    collective that this rank will never join, and MPI_Finalize at exit would wait for them."""
+    MPI = sys.modules.get("mpi4py.MPI")
+    if MPI is not None and MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        MPI.COMM_WORLD.Abort(status)

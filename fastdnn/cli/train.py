@@ -230,7 +230,7 @@ def _run(args, comm, writes):
     labels_arg = None if streamed else y
     logs = _CompileNotes()
     with logs:
-        compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes)
+        compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes, comm)
     if compiled:
         say(f"compiled kernels ready in {compiled:.1f} s")
 
@@ -272,7 +272,10 @@ def _run(args, comm, writes):
                 blocks = f" and {position.next} of the next epoch's {len(position.spans)} blocks" if position else ""
                 where = (f"; checkpoint written after {state.epoch} epochs{blocks}: {ckpt_path} (continue with "
                          "--resume)")
-            print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr)
+            print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr,
+                  flush=True)
+            if comm is not None and comm.Get_size() > 1:
+                comm.Abort(130)  # the other ranks may be inside a collective this one has left
             return 130
         except DivergenceError as exc:
             progress.close()
@@ -453,7 +456,7 @@ class _CompileNotes:
         self.logger.setLevel(self.level)
 
 
-def _warm_up(params, n_features, dtype, classes):
+def _warm_up(params, n_features, dtype, classes, comm=None):
     """Compile (or load from the disk cache) the kernels this run uses, on a few rows, outside the timing.
 
     A first compile takes seconds: it is announced before it starts. Returns the
@@ -483,9 +486,9 @@ def _warm_up(params, n_features, dtype, classes):
         X = np.zeros((rows, n_features), dtype)
         labels = np.resize(classes, rows)
         try:
-            probe.fit(X, labels)
+            probe.fit(X, labels, comm=comm)  # distributed runs compile their own kernels, on every rank alike
             if full:
-                probe.set_params(max_iter=1, warm_start=True).fit(X, labels)  # the direct route too
+                probe.set_params(max_iter=1, warm_start=True).fit(X, labels, comm=comm)  # the direct route too
         except DivergenceError:
             pass  # the compiling is done; the run itself reports a divergence
         probe.predict(X[:1])
