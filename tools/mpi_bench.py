@@ -16,8 +16,9 @@ Each run trains the workload's network (``fastdnn.workloads``: medium [784, 256,
 wide [1024, 2048, 2048, 1] batch 1024, float32, Adam) with ``Engine.train(comm=...)`` for --steps
 minibatch steps after one untimed warm-up epoch, and reports milliseconds a step (the slowest rank). The
 communication a step costs is measured in the same processes: --steps Allreduce calls of the same buffer
-(the flat gradient and the cost), alone; compute is the difference. Latency (an 8-byte Allreduce) and the
-large-message time give the link's parameters for the scaling model. OPENBLAS_CORETYPE is removed.
+(the flat gradient and the cost), alone; compute is the difference. Latency (a one-element Allreduce) and
+the large-message time give the link's parameters. The one-process run also times steps on B/p rows for
+p = 2..64, the compute term of tools/scaling_model.py. OPENBLAS_CORETYPE is removed.
 """
 
 import argparse
@@ -64,9 +65,23 @@ def worker(name, steps, threads):
     engine.train(X, Y, epochs, gram=False, comm=comm)
     step = (time.perf_counter() - t0) / (epochs * per_epoch)
     flat = engine.state.parameters.flat
+    # One process's step on the share of a batch that each of p machines would train (the scaling model's
+    # compute term: the per-step work that does not shrink with the share, Adam's update over every
+    # parameter among it, is in these times).
+    shares = {}
+    if comm is None:
+        for p in (2, 4, 8, 16, 32, 64):
+            share = max(1, batch // p)
+            probe = Engine(initialize_parameters(list(w.dims), "he", 1, np.dtype(w.dtype).type), optimizer="adam",
+                           learning_rate=1e-4, mini_batch_size=share, threads=threads, seed=1)
+            rows = share * max(4, steps // 8)
+            probe.train(X[:share], Y[:share], 1, gram=False)
+            t0 = time.perf_counter()
+            probe.train(X[:rows], Y[:rows], 1, gram=False)
+            shares[p] = (time.perf_counter() - t0) / (rows // share) * 1e3
     result = {"workload": name, "dims": list(w.dims), "batch": batch, "dtype": w.dtype, "parameters": int(flat.size),
               "bytes": int((flat.size + 1) * flat.dtype.itemsize), "step_ms": step * 1e3, "ranks": 1,
-              "allreduce_ms": 0.0, "latency_us": 0.0}
+              "allreduce_ms": 0.0, "latency_us": 0.0, "share_step_ms": shares}
     if comm is not None:
         from mpi4py import MPI
 
@@ -139,8 +154,7 @@ def main(argv=None):
             latency = statistics.median(r["latency_us"] for r in results)
             print(f"  {mode:8s} {med:9.2f} [{min(steps):.2f}-{max(steps):.2f}] {base / med:6.2f}x {comm_ms:13.2f} "
                   f"{med - comm_ms:11.2f} {latency:11.1f}")
-            summary[name][mode] = {**first, "ranks": results[0]["ranks"], "step_ms": med, "allreduce_ms": comm_ms,
-                                   "latency_us": latency}
+            summary[name][mode] = {**results[0], "step_ms": med, "allreduce_ms": comm_ms, "latency_us": latency}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=1)

@@ -6,18 +6,20 @@
 The model, per synchronous step of a global batch B on p machines like this one (one rank each, using all
 its cores):
 
-    compute(p) = t1 / p + overhead        t1: one process's step on all of B (measured, "1x2");
-                                          overhead: the distributed step's own cost (the Python step
-                                          loop, the gather, two kernel calls), measured on 2 ranks as
-                                          their compute minus t1 (both runs use this machine's 2 cores)
+    compute(p) = t(B/p) + overhead        t(B/p): one process's step on B/p rows, measured (it keeps what
+                                          does not shrink with the share: Adam's update over every
+                                          parameter, the kernels' fixed costs); overhead: the distributed
+                                          step's own cost (the Python step loop, the gather, two kernel
+                                          calls), measured on 2 ranks as their compute minus one process's
+                                          step on B (both on this machine's 2 cores)
     comm(p)    = 2 (p - 1) / p x bytes / bandwidth + 2 (p - 1) x latency
                                           ring Allreduce of the flat gradient (+ the cost), nothing
                                           hidden by overlap (fastdnn reduces after the backward pass)
-    throughput = B / (compute + comm),  efficiency = throughput / (p x B / t1)
+    throughput = B / (compute + comm),  efficiency = throughput / (p x B / t(B))
 
-The check: with the overhead taken from the shared-memory run and the TCP link's own parameters (latency
-from an 8-byte Allreduce, bandwidth from the gradient-sized one, each timed alone by mpi_bench), the model
-predicts the 2-rank step over TCP, which mpi_bench measured while training.
+What 2 ranks on one machine can check, it does: that a step is its compute plus its Allreduce timed apart
+(the 2-rank TCP step against the shared-memory run's compute plus the TCP Allreduce). The ring formula's
+growth with p is the textbook cost and is not checked here: that needs more machines.
 """
 
 import argparse
@@ -29,13 +31,6 @@ RANKS = (2, 4, 8, 16, 32, 64)
 
 def comm_seconds(p, nbytes, bandwidth, latency):
     return 2 * (p - 1) / p * nbytes / bandwidth + 2 * (p - 1) * latency
-
-
-def link_from(measured, p=2):
-    """(bandwidth bytes/s, latency s) that make the model reproduce a measured Allreduce at p ranks."""
-    latency = measured["latency_us"] * 1e-6 / (2 * (p - 1))
-    transfer = measured["allreduce_ms"] * 1e-3 - 2 * (p - 1) * latency
-    return 2 * (p - 1) / p * measured["bytes"] / max(transfer, 1e-12), latency
 
 
 def main(argv=None):
@@ -56,20 +51,20 @@ def main(argv=None):
         if "2x1-shm" in modes:
             shm = modes["2x1-shm"]
             overhead = max(0.0, (shm["step_ms"] - shm["allreduce_ms"]) * 1e-3 - t1)
-        if "2x1-tcp" in modes:
+        if "2x1-shm" in modes and "2x1-tcp" in modes:
             tcp = modes["2x1-tcp"]
-            bandwidth, latency = link_from(tcp)
-            predicted = t1 + overhead + comm_seconds(2, nbytes, bandwidth, latency)
-            print(f"  check: 2 ranks over TCP, link measured alone {bandwidth / 1e9:.2f} GB/s and {latency * 1e6:.1f} us, "
-                  f"overhead from the shm run: step predicted {predicted * 1e3:.2f} ms, measured {tcp['step_ms']:.2f} ms "
-                  f"({(predicted - tcp['step_ms'] * 1e-3) / (tcp['step_ms'] * 1e-3):+.0%})")
+            added = (shm["step_ms"] - shm["allreduce_ms"] + tcp["allreduce_ms"]) * 1e-3
+            print(f"  check that compute and Allreduce add up: the 2-rank TCP step from the shm run's compute plus the "
+                  f"TCP Allreduce timed alone {added * 1e3:.2f} ms, measured {tcp['step_ms']:.2f} ms "
+                  f"({(added - tcp['step_ms'] * 1e-3) / (tcp['step_ms'] * 1e-3):+.0%})")
         print(f"  distributed step overhead (2-rank compute - one process's step): {overhead * 1e3:.2f} ms")
         header = "  ranks " + "".join(f"{f'{g} Gb/s: examples/s, efficiency':>34s}" for g in SPEEDS_GBPS)
         print(header)
         for ranks in RANKS:
             cells = []
             for gbps in SPEEDS_GBPS:
-                step = t1 / ranks + overhead + comm_seconds(ranks, nbytes, gbps * 1e9 / 8, args.latency_us * 1e-6)
+                compute = one["share_step_ms"][str(ranks)] * 1e-3
+                step = compute + overhead + comm_seconds(ranks, nbytes, gbps * 1e9 / 8, args.latency_us * 1e-6)
                 rate = batch / step
                 cells.append(f"{rate:>22,.0f} {rate / (ranks * batch / t1):>10.0%}")
             print(f"  {ranks:5d} " + "".join(f"{c:>34s}" for c in cells))
