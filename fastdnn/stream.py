@@ -25,6 +25,7 @@ a non-finite value (by row and feature), a file that is shorter than its
 header says, or one changed, truncated or replaced while it is being read.
 """
 
+import contextlib
 import copy
 import hashlib
 import os
@@ -66,7 +67,8 @@ class _Rows:
     """Rows of one file: ``read(start, stop, out)`` converts rows [start, stop) into ``out``.
 
     ``path``, ``n_rows``, ``n_features``, ``dtype`` (the file's), ``scale`` (1/255 for the
-    course's integer pixels, else None). Subclasses read raw rows with ``_raw``.
+    course's integer pixels, else None). Subclasses open the file once a read (``_opened``, which checks
+    it is still the file first opened) and read raw rows from that handle with ``_raw``.
     """
 
     scale = None
@@ -79,12 +81,20 @@ class _Rows:
         row_bytes = self.n_features * self.dtype.itemsize
         piece = max(1, PIECE_BYTES // row_bytes)
         direct = rows is None and self.dtype == out.dtype and self.scale is None
+        with self._opened() as handle:
+            return self._read_pieces(handle, start, stop, out, rows, check, piece, direct)
+
+    @contextlib.contextmanager
+    def _opened(self):
+        yield None
+
+    def _read_pieces(self, handle, start, stop, out, rows, check, piece, direct):
         k = 0
         scratch = None
         for a in range(start, stop, piece):
             b = min(stop, a + piece)
             if direct:
-                self._raw(a, b, out[k : k + b - a])
+                self._raw(handle, a, b, out[k : k + b - a])
                 if check:
                     _check_finite(self, out[k : k + b - a], a)
                 k += b - a
@@ -92,7 +102,7 @@ class _Rows:
             if scratch is None:
                 scratch = np.empty((min(piece, stop - start), self.n_features), self.dtype)
             raw = scratch[: b - a]
-            self._raw(a, b, raw)
+            self._raw(handle, a, b, raw)
             picked = None
             if rows is not None:
                 lo, hi = np.searchsorted(rows, (a, b))
@@ -156,22 +166,26 @@ class _FileRows(_Rows):
         if st.st_size < end:
             raise DataError(path, f"is truncated: {what} of shape {shape} needs {end:,} bytes, the file has {st.st_size:,}")
 
-    def _raw(self, a, b, out):
-        view = memoryview(out.reshape(-1).view(np.uint8))
-        position = self.offset + a * self.n_features * self.dtype.itemsize
+    @contextlib.contextmanager
+    def _opened(self):
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except OSError as exc:
             raise DataError(self.path, f"could not be opened again ({exc.strerror}); stopped") from None
         try:
             self.verify(os.fstat(fd))
-            while len(view):
-                got = os.preadv(fd, [view], position)
-                if got == 0:
-                    raise DataError(self.path, "ended early: the file was truncated while it was being read")
-                view, position = view[got:], position + got
+            yield fd
         finally:
             os.close(fd)
+
+    def _raw(self, fd, a, b, out):
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        position = self.offset + a * self.n_features * self.dtype.itemsize
+        while len(view):
+            got = os.preadv(fd, [view], position)
+            if got == 0:
+                raise DataError(self.path, "ended early: the file was truncated while it was being read")
+            view, position = view[got:], position + got
 
     def sample(self, digest):
         """Feed the file's identity into a hash: header, size and FINGERPRINT_PIECES pieces spread over it."""
@@ -195,7 +209,7 @@ class _CompressedRows(_Rows):
         self.stat = self.identity(_regular_file(path))
         self.whole = None
 
-    def _raw(self, a, b, out):
+    def _raw(self, handle, a, b, out):
         if self.whole is None:
             self.verify()
             with np.load(self.path, allow_pickle=False) as npz:
@@ -226,12 +240,16 @@ class _H5Rows(_Rows):
         except OSError as exc:
             raise DataError(self.path, f"could not be opened again ({exc}); stopped") from None
 
-    def _raw(self, a, b, out):
+    @contextlib.contextmanager
+    def _opened(self):
         with self._dataset() as f:
-            try:
-                f[self.key].read_direct(out.reshape((b - a, *self.shape[1:])), np.s_[a:b])
-            except (OSError, ValueError, KeyError) as exc:
-                raise DataError(self.path, f"could not read rows {a}..{b} of {self.key} ({exc}); was it changed?") from None
+            yield f
+
+    def _raw(self, f, a, b, out):
+        try:
+            f[self.key].read_direct(out.reshape((b - a, *self.shape[1:])), np.s_[a:b])
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(self.path, f"could not read rows {a}..{b} of {self.key} ({exc}); was it changed?") from None
 
     def sample(self, digest):
         digest.update(f"{self.key}:{self.stat[2]}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
