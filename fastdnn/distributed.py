@@ -51,6 +51,18 @@ def share(n, size, rank):
     return lo, lo + base + (rank < extra)
 
 
+def mine(order, batch, size, rank):
+    """The entries of ``order`` (an epoch's or a block's rows, in training order, minibatches of ``batch``)
+    that rank ``rank`` of ``size`` trains: its ``share`` of each minibatch, in training order."""
+    n = len(order)
+    at = np.arange(n)
+    b = np.minimum(batch, n - at // batch * batch)  # the size of each position's minibatch
+    base, extra = np.divmod(b, size)
+    lo = rank * base + np.minimum(rank, extra)
+    offset = at % batch
+    return order[(offset >= lo) & (offset < lo + base + (rank < extra))]
+
+
 def agree(comm, values):
     """Every rank's ``values`` (a dict of name -> comparable, picklable value) equal to rank 0's, else
     ValueError naming the first rank and value that differ; called on every rank, so all of them raise alike."""

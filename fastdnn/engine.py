@@ -22,6 +22,7 @@ that full-batch training on a subset gathers it once (the batch itself).
 """
 
 import contextlib
+import copy
 import json
 import signal
 import threading
@@ -462,7 +463,9 @@ class Engine:
         and raises ``TrainingInterrupted`` with a state that resumes exactly.
         ``monitor`` looks between compiled calls (see ``Monitor``) and may stop the run.
         ``comm``: an MPI communicator of several ranks trains data-parallel (``fastdnn.distributed``):
-        every rank calls ``train`` with the same data and options; rank 0's state is broadcast first.
+        every rank calls ``train`` with the same data and options (a ``Feed`` of the same files: each
+        rank reads the rows it trains); rank 0's state is broadcast first. A Ctrl-C on any rank raises
+        ``TrainingInterrupted`` on every rank at the same point, with the same state.
         Raises DivergenceError naming the epoch if a cost, a parameter or the
         optimizer state stops being finite; the engine then holds the end of
         the last finite epoch, which the monitor has seen.
@@ -496,9 +499,6 @@ class Engine:
             route = "direct" if D.active(comm) and gram is not True else self.route(gram, (m, X.shape[1]), epochs)
         distributed = D.active(comm)
         if distributed:
-            if streamed:
-                raise ValueError("distributed training needs the data in memory on every rank (streamed data on "
-                                 "several ranks is not supported yet)")
             if route != "direct" or state.gram is not None:
                 raise ValueError("distributed training takes the direct route: gram=True and runs saved mid-way on "
                                  "the Gram route train on one process")
@@ -520,7 +520,7 @@ class Engine:
             sharing = D.local_ranks(comm)
             if self.threads is None:
                 threads = max(1, threads // sharing)
-        with blas_threads(threads), _InterruptsAtBlockEnds(streamed) as self._stop:
+        with blas_threads(threads), _InterruptsAtBlockEnds(streamed or distributed) as self._stop:
             state.in_progress = True
             try:
                 if state.gram is not None and route != "gram":
@@ -544,7 +544,7 @@ class Engine:
                         if route == "gram":
                             self._gram_epochs(Y, n, costs, done)
                         elif streamed:
-                            n = self._streamed_epoch(X, batch, costs, done)
+                            n = self._streamed_epoch(X, batch, costs, done, comm if distributed else None)
                         elif distributed:
                             n = self._distributed_epochs(comm, X, Y, rows, m, batch, n, costs, done)
                         else:
@@ -575,9 +575,9 @@ class Engine:
                         stop = D.any_rank(comm, stop)
                     if stop:
                         break
-                    if self._stop.is_set():
+                    if self._interrupted(comm if distributed else None):
                         raise TrainingInterrupted()  # a Ctrl-C between blocks that no block end took up
-                if self._stop.is_set():
+                if self._interrupted(comm if distributed else None):
                     raise TrainingInterrupted()
             except TrainingInterrupted:
                 interrupted = True
@@ -647,9 +647,16 @@ class Engine:
         """Examples in the first ``steps`` batches of an epoch of m examples (the last batch may be short)."""
         return min(m, steps * batch)
 
-    def _streamed_epoch(self, feed, batch, costs, done):
+    def _interrupted(self, comm):
+        """Whether a Ctrl-C asks to stop here; with ``comm``, on any rank (a collective: every rank stops at
+        the same block's end, or none does)."""
+        return D.any_rank(comm, self._stop.is_set()) if comm is not None else self._stop.is_set()
+
+    def _streamed_epoch(self, feed, batch, costs, done, comm=None):
         """One epoch (or the rest of an interrupted one) over ``feed``'s blocks; returns 1 (raises
-        DivergenceError, leaving the engine as at the epoch's start, or as at the block it resumed from)."""
+        DivergenceError, leaving the engine as at the epoch's start, or as at the block it resumed from).
+        With ``comm``, data-parallel: every rank reads and trains its share of each block's minibatches
+        (``_distributed_blocks``)."""
         state = self.state
         flat = state.parameters.flat
         shuffle = self.mini_batch_size is not None
@@ -661,19 +668,21 @@ class Engine:
             grad = None if shuffle else np.zeros_like(flat)
             state.stream = StreamPosition(spans, feed.block_rows, self.mini_batch_size or 0, grad=grad)
         position = state.stream
-        total = np.zeros(1)
-        work = self._buffers(batch if shuffle else min(ACCUMULATE_ROWS, batch), feed.n_features if shuffle else 0,
-                             int(self.dims[-1]) if shuffle else 0)
         spans = [tuple(int(i) for i in span) for span in position.spans[position.next :]]
         try:
-            self._stream_blocks(feed, spans, position, shuffle, batch, total, work, saved, costs, done)
+            if comm is not None:
+                self._distributed_blocks(comm, feed, spans, position, shuffle, batch, saved, costs, done)
+            else:
+                work = self._buffers(batch if shuffle else min(ACCUMULATE_ROWS, batch), feed.n_features if shuffle else 0,
+                                     int(self.dims[-1]) if shuffle else 0)
+                self._stream_blocks(feed, spans, position, shuffle, batch, np.zeros(1), work, saved, costs, done)
         except KeyboardInterrupt as exc:
             if not isinstance(exc, TrainingInterrupted):
                 # A second Ctrl-C, raised wherever Python was (perhaps between a block's update and its
                 # bookkeeping): back to the epoch's start, a state that resumes exactly.
                 self._restore_epoch(saved)
             raise
-        self._end_streamed_epoch(feed, position, shuffle, saved, costs, done)
+        self._end_streamed_epoch(feed, position, shuffle, saved, costs, done, comm)
         return 1
 
     def _stream_blocks(self, feed, spans, position, shuffle, batch, total, work, saved, costs, done):
@@ -710,9 +719,68 @@ class Engine:
                 position.total = float(total[0])
                 position.next += 1
 
-    def _end_streamed_epoch(self, feed, position, shuffle, saved, costs, done):
+    def _distributed_blocks(self, comm, feed, spans, position, shuffle, batch, saved, costs, done):
+        """The blocks ``spans`` of a streamed epoch across ranks: the global row order is one process's
+        (``epoch_blocks``, then each block's permutation), each minibatch is split as in memory
+        (``distributed.mine``), and each rank reads only the rows it trains. Full batch: each rank sums
+        the gradient over its even share of every block; the ranks' sums meet at the epoch's end."""
         state = self.state
         flat = state.parameters.flat
+        size, rank = comm.Get_size(), comm.Get_rank()
+        if shuffle:
+            # The rows a block needs are known before it is read, which is before its permutation is drawn
+            # from the state's generator (the previous block trains meanwhile): a copy of the generator,
+            # drawing the same permutations in the same order, picks them.
+            ahead = copy.deepcopy(state.rng)
+            picks = (np.sort(D.mine(ahead.permutation(b - a), batch, size, rank)) for a, b in spans)
+            step = self._distributed_step(comm, -(-batch // size), feed.n_features, self.dims[-1], feed.dtype)
+        else:
+            picks = (np.arange(*D.share(b - a, size, rank)) for a, b in spans)
+            work = self._buffers(min(ACCUMULATE_ROWS, batch), 0, 0)
+        with contextlib.closing(feed.blocks(spans, positions=False, picks=picks)) as blocks:
+            for (a, b), (Xb, Yb, _) in zip(spans, blocks):
+                if self._interrupted(comm):
+                    self._share_partial_sums(comm, position)
+                    raise TrainingInterrupted()
+                n = b - a
+                if shuffle:
+                    order = state.rng.permutation(n)
+                    where = np.empty(n, np.int64)
+                    where[np.sort(D.mine(order, batch, size, rank))] = np.arange(Xb.shape[0])
+                    total = position.total
+                    for s in range(0, n, batch):
+                        k = min(batch, n - s)
+                        lo, hi = D.share(k, size, rank)
+                        # A Ctrl-C is taken at the block's end (above), a resumable point.
+                        cost, reason, _ = step(Xb, Yb, where[order[s + lo : s + hi]], k)
+                        if reason != N.STOP_NONE:
+                            self._restore_epoch(saved)
+                            self._diverged(reason, np.concatenate([costs[:done], [cost]]), done, 0)
+                        state.step += 1
+                        total += cost * k
+                    position.total = total
+                elif Xb.shape[0]:
+                    call = (Xb, Yb, flat, self.dims, *self.codes, self.frozen_layers, min(ACCUMULATE_ROWS, Xb.shape[0]),
+                            feed.n_rows, work, position.grad, True)
+                    position.total += compiled(N.accumulate, call,
+                                               f"the full-batch kernels for {self._describe(Xb.dtype)}")(*call)
+                position.next += 1
+
+    @staticmethod
+    def _share_partial_sums(comm, position):
+        """Full batch stopped mid-epoch: every rank's partial gradient and cost summed onto every rank, so
+        that rank 0's saved state holds the epoch so far (``_distributed_begin`` keeps only rank 0's)."""
+        if position.grad is None:
+            return
+        buffer = np.append(position.grad, position.total)
+        D.sum_in_place(comm, buffer)
+        position.grad[:], position.total = buffer[:-1], float(buffer[-1])
+
+    def _end_streamed_epoch(self, feed, position, shuffle, saved, costs, done, comm=None):
+        state = self.state
+        flat = state.parameters.flat
+        if comm is not None:
+            self._share_partial_sums(comm, position)
         if not shuffle:
             call = (flat, position.grad, state.optimizer_state, self.dims, self.frozen_layers, self.opt, self.hyper,
                     self.lambd, position.total, feed.n_rows, state.step)
@@ -732,9 +800,16 @@ class Engine:
         """Refuse ranks that disagree (naming the first rank and what differs), then rank 0's parameters,
         optimizer state, step and shuffling generator on every rank."""
         state = self.state
+        if isinstance(X, Feed):
+            data = {"data shape (examples, features, outputs)": (m, X.n_features, int(self.dims[-1])),
+                    "data (a hash of the files' sampled pieces)": X.data.fingerprint() + D.digest(
+                        X.index, *(() if X.rows is None else (X.rows,))),
+                    "rows per block": X.block_rows}
+        else:
+            data = {"data shape (examples, features, outputs)": (m, X.shape[1], Y.shape[1]),
+                    "data (a hash of sampled rows)": D.digest(X, Y, *(() if rows is None else (rows,)))}
         D.agree(comm, {
-            "data shape (examples, features, outputs)": (m, X.shape[1], Y.shape[1]),
-            "data (a hash of sampled rows)": D.digest(X, Y, *(() if rows is None else (rows,))),
+            **data,
             "epochs": epochs, "layer sizes": [int(d) for d in self.dims], "activations": self.network,
             "dtype": state.parameters.flat.dtype.name, "optimizer": state.optimizer,
             "learning rate, beta1, beta2, epsilon": tuple(self.hyper), "l2": self.lambd,
@@ -742,26 +817,29 @@ class Engine:
         })
         D.broadcast(comm, state.parameters.flat)
         D.broadcast(comm, state.optimizer_state)
-        shared = comm.bcast((state.step, state.epoch, state.rng.bit_generator.state), root=0)
-        state.step, state.epoch, state.rng.bit_generator.state = shared
+        shared = comm.bcast((state.step, state.epoch, state.rng.bit_generator.state, state.stream), root=0)
+        state.step, state.epoch, state.rng.bit_generator.state, state.stream = shared
+        if state.stream is not None and state.stream.grad is not None and comm.Get_rank() != 0:
+            # A full-batch epoch stopped mid-way: rank 0 holds the sums so far (``_share_partial_sums``),
+            # each rank adds its share of the blocks still to come.
+            state.stream.grad[:], state.stream.total = 0, 0.0
 
-    def _distributed_epochs(self, comm, X, Y, rows, m, batch, n, costs, done):
-        """n epochs, each global batch split over the ranks (``distributed.share``), one Allreduce of the
-        gradient and cost a step; returns n (raises DivergenceError, leaving the epoch's start)."""
+    def _distributed_step(self, comm, part, n_features, n_outputs, dtype):
+        """A function step(X, Y, index, b) -> (mean cost, stop reason, interrupted): one synchronous step of a
+        global minibatch of b rows, of which this rank trains rows ``index`` of X, Y (at most ``part``,
+        perhaps none): their gradient and summed cost (``accumulate``), one Allreduce of both and of
+        whether a Ctrl-C reached any rank, the same update on every rank (``full_batch_update``)."""
         state = self.state
         flat = state.parameters.flat
         P = flat.size
-        size, rank = comm.Get_size(), comm.Get_rank()
-        shuffle = self.mini_batch_size is not None
-        part = -(-batch // size)  # the most rows a rank trains in a step
         work = self._buffers(part, 0, 0)
-        Xb = np.empty((part, X.shape[1]), X.dtype)
-        Yb = np.empty((part, Y.shape[1]), Y.dtype)
-        # The gradient, then the cost summed over the batch's rows. Zeroed once: each step's accumulate
-        # overwrites the trainable layers' part (frozen layers' stays zero), and the cost is set.
-        buffer = np.zeros(P + 1, flat.dtype)
+        Xb = np.empty((part, n_features), dtype)
+        Yb = np.empty((part, n_outputs), dtype)
+        # The gradient, the cost summed over the batch's rows, the count of ranks a Ctrl-C reached. Zeroed
+        # once: each step's accumulate overwrites the trainable layers' part (frozen layers' stays zero).
+        buffer = np.zeros(P + 2, flat.dtype)
         first_trainable = int(sum(self.dims[i + 1] * (self.dims[i] + 1) for i in range(self.frozen_layers)))
-        label = self._describe(X.dtype)
+        label = self._describe(dtype)
         # The kernels looked up once: ``compiled`` types every argument (about 0.1 ms), once a step would be
         # most of a small network's distributed step.
         accumulate = compiled(N.accumulate, (Xb[:1], Yb[:1], flat, self.dims, *self.codes, self.frozen_layers, 1, 1, work,
@@ -769,6 +847,32 @@ class Engine:
         update = compiled(N.full_batch_update, (flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers,
                                                 self.opt, self.hyper, self.lambd, 0.0, 1, state.step),
                           f"the distributed update kernels for {label}")
+
+        def step(X, Y, index, b):
+            if index.size == 0:  # an empty share (a batch smaller than the ranks): contribute nothing
+                buffer[first_trainable:] = 0
+            else:
+                xb, yb = Xb[: index.size], Yb[: index.size]
+                np.take(X, index, axis=0, out=xb)
+                np.take(Y, index, axis=0, out=yb)
+                buffer[P] = accumulate(xb, yb, flat, self.dims, *self.codes, self.frozen_layers, index.size, b, work,
+                                       buffer[:P], False)
+            buffer[P + 1] = self._stop.is_set()
+            D.sum_in_place(comm, buffer)
+            cost, reason = update(flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers, self.opt,
+                                  self.hyper, self.lambd, float(buffer[P]), b, state.step)
+            return cost, reason, buffer[P + 1] > 0
+
+        return step
+
+    def _distributed_epochs(self, comm, X, Y, rows, m, batch, n, costs, done):
+        """n epochs, each global batch split over the ranks (``distributed.share``), one Allreduce of the
+        gradient and cost a step; returns n (raises DivergenceError, leaving the epoch's start)."""
+        state = self.state
+        flat = state.parameters.flat
+        size, rank = comm.Get_size(), comm.Get_rank()
+        shuffle = self.mini_batch_size is not None
+        step = self._distributed_step(comm, -(-batch // size), X.shape[1], Y.shape[1], X.dtype)
         for e in range(n):
             saved = (flat.copy(), state.optimizer_state.copy(), state.step, state.rng.bit_generator.state, None)
             order = state.rng.permutation(m) if shuffle else None
@@ -776,20 +880,13 @@ class Engine:
             for s in range(0, m, batch):
                 b = min(batch, m - s)
                 lo, hi = D.share(b, size, rank)
-                if hi == lo:  # an empty share (a batch smaller than the ranks): contribute nothing
-                    buffer[first_trainable:] = 0
-                else:
-                    index = order[s + lo : s + hi] if shuffle else np.arange(s + lo, s + hi)
-                    if rows is not None:
-                        index = rows[index]
-                    xb, yb = Xb[: hi - lo], Yb[: hi - lo]
-                    np.take(X, index, axis=0, out=xb)
-                    np.take(Y, index, axis=0, out=yb)
-                    buffer[P] = accumulate(xb, yb, flat, self.dims, *self.codes, self.frozen_layers, hi - lo, b, work,
-                                           buffer[:P], False)
-                D.sum_in_place(comm, buffer)
-                cost, reason = update(flat, buffer[:P], state.optimizer_state, self.dims, self.frozen_layers, self.opt,
-                                      self.hyper, self.lambd, float(buffer[P]), b, state.step)
+                index = order[s + lo : s + hi] if shuffle else np.arange(s + lo, s + hi)
+                cost, reason, interrupted = step(X, Y, index if rows is None else rows[index], b)
+                if interrupted:
+                    # Every rank learns of a Ctrl-C at the same step: back to the epoch's start together, a
+                    # state that resumes exactly (a run in memory has no resumable point within an epoch).
+                    self._restore_epoch(saved)
+                    raise TrainingInterrupted()
                 if reason != N.STOP_NONE:
                     self._restore_epoch(saved)
                     self._diverged(reason, np.concatenate([costs[: done + e], [cost]]), done, e)
@@ -914,10 +1011,12 @@ class Engine:
 
 
 class _InterruptsAtBlockEnds:
-    """While training on data streamed from disk in the main thread, Ctrl-C (SIGINT) sets this run's flag,
-    which the engine reads at the end of each block (and of each chunk of epochs) instead of raising
-    wherever Python happens to be, so the state it leaves resumes exactly (``TrainingInterrupted``). A
-    second Ctrl-C raises at once. Elsewhere (other threads, data in memory) the flag is never set."""
+    """While training on data streamed from disk, or across MPI ranks, in the main thread, Ctrl-C (SIGINT)
+    sets this run's flag, which the engine reads at the end of each block (and of each chunk of epochs;
+    across ranks, at every step, rolling back to the epoch's start) instead of raising wherever Python
+    happens to be, so the state it leaves resumes exactly (``TrainingInterrupted``); across ranks, every
+    rank stops at the same point. A second Ctrl-C raises at once. Elsewhere (other threads, data in memory
+    on one process) the flag is never set."""
 
     def __init__(self, active):
         self.active = active and threading.current_thread() is threading.main_thread() and (

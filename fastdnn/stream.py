@@ -39,6 +39,7 @@ from fastdnn.data import DataError, HDF5_PAIRS, checked_labels, import_optional,
 
 # Raw bytes read at once when rows are converted, selected or checked: bounds the scratch memory.
 PIECE_BYTES = 8 * 2**20
+PAGE_BYTES = 4096
 # Pieces of a file hashed to fingerprint it (with its size and header, and all of its labels).
 FINGERPRINT_PIECES = 64
 FINGERPRINT_PIECE_BYTES = 4096
@@ -73,6 +74,9 @@ class _Rows:
 
     scale = None
     streamable = True
+    # Whether selected rows are read run by run (one read per run of consecutive rows) rather than as
+    # their whole range: worth it where a read costs a system call, not a library call.
+    scattered = False
 
     def read(self, start, stop, out, rows=None, check=True):
         """Rows [start, stop) of this file, or those of them in ``rows`` (sorted file row indices
@@ -82,7 +86,27 @@ class _Rows:
         piece = max(1, PIECE_BYTES // row_bytes)
         direct = rows is None and self.dtype == out.dtype and self.scale is None
         with self._opened() as handle:
+            if rows is not None and self.scattered and row_bytes >= PAGE_BYTES:
+                # Rows of a page or more: reading only the selected runs reads only their pages. (Smaller
+                # rows share pages with their neighbours, which the system reads anyway.)
+                return self._read_runs(handle, rows, out, check, piece)
             return self._read_pieces(handle, start, stop, out, rows, check, piece, direct)
+
+    def _read_runs(self, handle, rows, out, check, piece):
+        same = self.dtype == out.dtype and self.scale is None
+        scratch = None if same else np.empty((min(piece, rows.size), self.n_features), self.dtype)
+        for k in range(0, rows.size, piece):
+            chosen = rows[k : k + piece]
+            raw = out[k : k + chosen.size] if same else scratch[: chosen.size]
+            cuts = np.flatnonzero(np.diff(chosen) != 1) + 1
+            for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, chosen.size].tolist()):
+                self._raw(handle, int(chosen[a]), int(chosen[a]) + b - a, raw[a:b])
+            dest = out[k : k + chosen.size]
+            if not same:
+                dest[...] = raw / 255.0 if self.scale is not None else raw
+            if check:
+                _check_finite(self, dest, 0, chosen)
+        return rows.size
 
     @contextlib.contextmanager
     def _opened(self):
@@ -155,6 +179,8 @@ class _FileRows(_Rows):
     No file stays open between reads (a folder may hold thousands of shards): each read opens the
     file and checks it is the one that was opened first (device, inode, size, modification time).
     """
+
+    scattered = True
 
     def __init__(self, path, offset, shape, dtype, what):
         self.path, self.offset, self.dtype, self.what = path, offset, dtype, what
@@ -588,7 +614,9 @@ class Feed:
     the next one read on a background thread into the other buffer while the caller trains on this one.
     With ``positions`` allowed, a subset's block is its whole file range read in place (held-out rows
     included) and ``positions`` says where the span's rows are in it; otherwise (or when a range does not
-    fit) the rows are gathered into the buffer and positions is None.
+    fit) the rows are gathered into the buffer and positions is None. ``blocks(spans, picks=...)`` reads
+    only some rows of each span (a rank's share, ``fastdnn.distributed``): ``picks`` yields, span by span
+    and in the caller's thread, the sorted positions within the span to read, which X holds in that order.
     """
 
     def __init__(self, data, index, n_classes, targets, dtype, capacity, rows=None, batch=None):
@@ -604,10 +632,18 @@ class Feed:
         self.reader = None
         self.checked = set()  # spans whose values were checked finite (the files are verified unchanged since)
 
-    def _read(self, span, which, positions):
+    def _read(self, span, which, positions, pick=None):
         first, stop = span
         X, Y = self.buffers[which]
         check = span not in self.checked
+        if pick is not None:
+            # Some rows of the span: checked on every read (which rows varies from epoch to epoch).
+            if pick.size == 0:
+                return X[:0], Y[:0], None
+            chosen = first + pick if self.rows is None else self.rows[first + pick]
+            k = self.data.read(chosen, X, True)
+            Y[:k] = self.targets(self.index[chosen], self.n_classes, self.dtype)
+            return X[:k], Y[:k], None
         if self.rows is None:
             lo, hi, where = first, stop, None
             self.data.read((lo, hi), X, check)
@@ -625,7 +661,7 @@ class Feed:
         Y[: hi - lo] = self.targets(self.index[rows], self.n_classes, self.dtype)
         return X[: hi - lo], Y[: hi - lo], where
 
-    def blocks(self, spans, positions=True):
+    def blocks(self, spans, positions=True, picks=None):
         if self.buffers is None:
             b = min(self.capacity, self.data.n_samples)
             n_out = 1 if self.n_classes == 2 else self.n_classes
@@ -633,13 +669,15 @@ class Feed:
             self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdnn-read")
         if not spans:
             return
-        pending = self.reader.submit(self._read, spans[0], 0, positions)
+        picks = iter(picks) if picks is not None else None
+        pick = (lambda: next(picks)) if picks is not None else (lambda: None)  # noqa: E731
+        pending = self.reader.submit(self._read, spans[0], 0, positions, pick())
         try:
             for i in range(len(spans)):
                 block = pending.result()
                 pending = None
                 if i + 1 < len(spans):
-                    pending = self.reader.submit(self._read, spans[i + 1], (i + 1) % 2, positions)
+                    pending = self.reader.submit(self._read, spans[i + 1], (i + 1) % 2, positions, pick())
                 yield block
         finally:
             if pending is not None:

@@ -143,3 +143,212 @@ def test_ranks_with_empty_shares_and_frozen_layers(batch):
     frozen = dims[1] * (dims[0] + 1)
     assert np.array_equal(together.state.parameters.flat[:frozen],
                           initialize_parameters(dims, "he", 1, np.float64).flat[:frozen])
+
+
+# ---------------------------------------------------------------------------- data streamed from disk
+
+
+@pytest.fixture
+def on_disk():
+    """A .npy file (and its labels) that every rank sees, 203 x 512 float64: rows of a page (4 KiB), which ranks
+    read run by run."""
+    rank = COMM.Get_rank()
+    folder = COMM.bcast(tempfile.mkdtemp(prefix="fastdnn-mpi-") if rank == 0 else None, root=0)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((203, 512))
+    y = np.argmax(X[:, :3] + 0.3 * rng.standard_normal((203, 3)), axis=1)
+    path = os.path.join(folder, "d.npy")
+    if rank == 0:
+        np.save(path, X)
+        np.save(os.path.join(folder, "d.labels.npy"), y)
+    COMM.Barrier()
+    yield X, y, path
+    COMM.Barrier()
+    if rank == 0:
+        shutil.rmtree(folder)
+
+
+def streamed_engine(dims, output, options, rank=0):
+    return Engine(initialize_parameters(dims, "he", 1 + rank, np.float64), output=output, **{**options, "seed": 5 + rank})
+
+
+def feed_of(disk, n_classes, block, rows=None, batch=None):
+    from fastdnn.stream import Feed
+
+    return Feed(disk, disk.y.astype(np.int64), n_classes, class_targets, np.float64, block, rows=rows, batch=batch)
+
+
+@pytest.mark.parametrize("optimizer, lambd, output, batch, split", [
+    ("gd", 0.0, "sigmoid", 16, False), ("momentum", 0.7, "softmax", 16, True), ("adam", 0.7, "sigmoid", 8, True),
+    ("adam", 0.0, "softmax", 16, False), ("gd", 0.7, "softmax", None, False), ("adam", 0.0, "sigmoid", None, True),
+])
+def test_ranks_streaming_from_disk_train_what_one_streaming_process_trains(on_disk, optimizer, lambd, output, batch,
+                                                                           split):
+    """The global row order of a streamed epoch is one process's (blocks, then each block's permutation), split
+    over the ranks as in memory: the same parameters within the tolerance, with a training split too."""
+    from fastdnn.stream import open_disk_dataset
+
+    X, y, path = on_disk
+    n_classes = 2 if output == "sigmoid" else 3
+    if n_classes == 2:
+        y = (y > 0).astype(np.int64)
+        if COMM.Get_rank() == 0:
+            np.save(path[:-4] + ".labels.npy", y)
+        COMM.Barrier()
+    dims = [X.shape[1], 16, 8, 1 if n_classes == 2 else 3]
+    rows = np.sort(np.random.default_rng(2).choice(len(X), 150, replace=False)) if split else None
+    options = dict(optimizer=optimizer, learning_rate=0.005, lambd=lambd, mini_batch_size=batch)
+    epochs = 4 if batch else 25
+    with open_disk_dataset(path) as disk:
+        alone = streamed_engine(dims, output, options)
+        expected = alone.train(feed_of(disk, n_classes, 64, rows, batch), None, epochs)
+        together = streamed_engine(dims, output, options, COMM.Get_rank())
+        costs = together.train(feed_of(disk, n_classes, 64, rows, batch), None, epochs, comm=COMM)
+    assert together.state.step == alone.state.step > 0
+    assert relative(together.state.parameters.flat, alone.state.parameters.flat) < RTOL
+    assert relative(costs, expected) < RTOL
+    gathered = COMM.allgather(together.state.parameters.flat)
+    assert all(np.array_equal(g, gathered[0]) for g in gathered)
+
+
+@pytest.mark.parametrize("batch", [16, None])
+def test_each_rank_reads_only_the_rows_it_trains(on_disk, monkeypatch, batch):
+    """Each rank reads its share of every block and no other row: rows of a page or more are read run by run."""
+    from fastdnn import distributed as D
+    from fastdnn.stream import _FileRows, epoch_blocks, open_disk_dataset
+
+    X, y, path = on_disk
+    size, rank = COMM.Get_size(), COMM.Get_rank()
+    read, rows_read = _FileRows._raw, []
+
+    def counting(self, fd, a, b, out):
+        rows_read.extend(range(a, b))
+        return read(self, fd, a, b, out)
+
+    monkeypatch.setattr(_FileRows, "_raw", counting)
+    options = dict(optimizer="adam", learning_rate=0.005, mini_batch_size=batch, seed=5)
+    with open_disk_dataset(path) as disk:
+        engine = Engine(initialize_parameters([512, 8, 3], "he", 1, np.float64), output="softmax", **options)
+        engine.train(feed_of(disk, 3, 64), None, 1, comm=COMM)
+    # What this rank trains, drawn as the engine draws it.
+    rng = np.random.default_rng(5)
+    trained = []
+    for a, b in epoch_blocks(rng, len(X), 64, shuffle=batch is not None):
+        if batch:
+            trained.extend(a + D.mine(rng.permutation(b - a), batch, size, rank))
+        else:
+            trained.extend(range(a + D.share(b - a, size, rank)[0], a + D.share(b - a, size, rank)[1]))
+    assert sorted(rows_read) == sorted(trained)
+    assert sum(COMM.allgather(len(rows_read))) == len(X)
+
+
+class _InterruptOnRank:
+    """SIGINT to this process when rank ``rank``'s feed starts reading its ``at``-th block (on the reader thread)."""
+
+    def __init__(self, feed, at, rank):
+        import signal
+
+        calls, read = [0], feed._read
+
+        def hooked(*args):
+            calls[0] += 1
+            if calls[0] == at and COMM.Get_rank() == rank:
+                os.kill(os.getpid(), signal.SIGINT)
+            return read(*args)
+
+        feed._read = hooked
+
+
+@pytest.mark.parametrize("batch", [16, None])
+def test_a_ctrl_c_on_one_rank_stops_every_rank_at_one_block_and_rank_0s_state_resumes(on_disk, batch):
+    """Ctrl-C on one rank stops every rank at the same block's end (never one rank in a collective alone). Rank 0's
+    state, saved and loaded by every rank, continues to the uninterrupted run's parameters: bit for bit with
+    minibatches, within the tolerance for full batch (the ranks' partial gradients are summed when it stops, a
+    different order of the same sum)."""
+    from fastdnn.engine import TrainingInterrupted, TrainingState
+    from fastdnn.stream import open_disk_dataset
+
+    X, y, path = on_disk
+    dims = [512, 8, 3]
+    options = dict(optimizer="adam", learning_rate=0.005, lambd=0.1, mini_batch_size=batch, seed=3, output="softmax")
+    with open_disk_dataset(path) as disk:
+        whole = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+        whole.train(feed_of(disk, 3, 64), None, 3, comm=COMM)
+
+        first = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+        feed = feed_of(disk, 3, 64)
+        _InterruptOnRank(feed, 7, COMM.Get_size() - 1)  # the 7th of 12 blocks: epoch 2's third
+        with pytest.raises(TrainingInterrupted):
+            first.train(feed, None, 3, comm=COMM)
+        assert first.state.epoch == 1 and first.state.stream.next == 2
+        saved = COMM.bcast((first.state.parameters.flat, first.state.to_arrays()), root=0)
+        parameters = initialize_parameters(dims, "he", 1, np.float64)
+        parameters.flat[:] = saved[0]
+        resumed = Engine(parameters, state=TrainingState.from_arrays(parameters, saved[1]), **options)
+        resumed.train(feed_of(disk, 3, 64), None, 2, comm=COMM)
+    assert resumed.state.step == whole.state.step and resumed.state.stream is None
+    if batch:
+        assert np.array_equal(resumed.state.parameters.flat, whole.state.parameters.flat)
+        assert resumed.state.costs == whole.state.costs
+    else:
+        assert relative(resumed.state.parameters.flat, whole.state.parameters.flat) < RTOL
+        assert relative(np.array(resumed.state.costs), np.array(whole.state.costs)) < RTOL
+
+
+def test_the_command_streams_on_every_rank_what_one_process_streams(on_disk):
+    """mpiexec -n N fastdnn train --data F.npy --memory 1MB --distributed saves what fastdnn train --data F.npy
+    --memory 1MB saves: streamed blocks, the command's validation split, within the tolerance."""
+    from fastdnn import cli
+
+    _, _, small = on_disk
+    rank = COMM.Get_rank()
+    folder = os.path.dirname(small)
+    path = os.path.join(folder, "big.npy")  # 800 x 512 float64, 3.3 MB: streamed in blocks of 112 rows
+    if rank == 0:
+        rng = np.random.default_rng(4)
+        X = rng.standard_normal((800, 512))
+        np.save(path, X)
+        np.save(path[:-4] + ".labels.npy", (X[:, 0] + 0.5 * rng.standard_normal(800) > 0).astype(np.int64))
+    COMM.Barrier()
+    options = ["--data", path, "--memory", "1MB", "--layers", "8", "--batch-size", 16, "--seed", 7, "--epochs", 3,
+               "--quiet", "--dtype", "float64"]
+    together = os.path.join(folder, "together.npz")
+    assert cli.main([str(a) for a in ["train", *options, "--distributed", "--out", together]]) == 0
+    alone = os.path.join(folder, f"alone-{rank}.npz")
+    assert cli.main([str(a) for a in ["train", *options, "--out", alone]]) == 0
+    COMM.Barrier()
+    with np.load(together) as a, np.load(alone) as b:
+        for key in ("W1", "b1", "W2", "b2", "loss_curve"):
+            assert relative(a[key], b[key]) < RTOL, key
+
+
+def test_a_ctrl_c_on_one_rank_in_memory_stops_every_rank_at_its_epochs_start(monkeypatch):
+    """In memory, the Allreduce of every step tells every rank of a Ctrl-C on any: they roll back to the epoch's
+    start together (the one resumable point of an in-memory epoch), and that state continues bit for bit."""
+    import signal
+
+    from fastdnn import distributed as D
+    from fastdnn.engine import TrainingInterrupted
+
+    X, Y = data(2)
+    dims = [X.shape[1], 16, 1]
+    options = dict(optimizer="adam", learning_rate=0.01, mini_batch_size=16, seed=5)
+    whole = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    whole.train(X, Y, 3, comm=COMM)
+    calls, reduce = [0], D.sum_in_place
+
+    def interrupting(comm, buffer):
+        calls[0] += 1
+        if calls[0] == 20 and COMM.Get_rank() == COMM.Get_size() - 1:  # epoch 2's 7th step (13 a epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+        return reduce(comm, buffer)
+
+    monkeypatch.setattr(D, "sum_in_place", interrupting)
+    parted = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    with pytest.raises(TrainingInterrupted):
+        parted.train(X, Y, 3, comm=COMM)
+    monkeypatch.undo()
+    assert parted.state.epoch == 1 and parted.state.step == 13 and len(parted.state.costs) == 1
+    parted.train(X, Y, 2, comm=COMM)
+    assert np.array_equal(parted.state.parameters.flat, whole.state.parameters.flat)
+    assert parted.state.costs == whole.state.costs

@@ -527,3 +527,25 @@ def test_a_ctrl_c_after_the_last_block_still_stops_the_run(data):
         with pytest.raises(ValueError, match="batch 32; resume it .* batch 64"):
             engine2.train(Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128), None, 1)
         feed.close()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_selected_rows_of_a_page_or_more_are_read_run_by_run(tmp_path, dtype, monkeypatch):
+    """Rows of 4 KiB or more are read only where selected (what a rank of a distributed run reads), converted to
+    the buffer's dtype and checked, a bad value named by its file row."""
+    from fastdnn.stream import _FileRows
+
+    X = np.random.default_rng(0).standard_normal((300, 1024)).astype(dtype)
+    rows = np.array([0, 1, 2, 7, 8, 100, 299])
+    path = write_npy(tmp_path, "wide.npy", X, np.zeros(300, np.int8))
+    read, seen = _FileRows._raw, []
+    monkeypatch.setattr(_FileRows, "_raw", lambda self, fd, a, b, out: (seen.append((a, b)), read(self, fd, a, b, out)))
+    with open_disk_dataset(path) as disk:
+        out = np.empty((rows.size, 1024))
+        assert disk.read(rows, out) == rows.size
+        assert np.array_equal(out, X[rows].astype(np.float64))
+        assert seen == [(0, 3), (7, 9), (100, 101), (299, 300)]
+    X[8, 5] = np.nan
+    np.save(path, X)
+    with open_disk_dataset(path) as disk, pytest.raises(DataError, match="example 8, feature 5 is nan"):
+        disk.read(rows, np.empty((rows.size, 1024)))

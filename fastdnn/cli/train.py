@@ -151,9 +151,6 @@ def _run(args, comm, writes):
     memory = O.BY_NAME["memory"].validate(params["memory"])
     data, spec = _training_data(args, checkpoint, params["dtype"], memory)
     streamed = isinstance(data, DiskDataset)
-    if streamed and comm is not None and comm.Get_size() > 1:
-        raise CLIError(f"{data.describe()}: --distributed needs the data in memory on every rank; these are larger than "
-                       f"--memory ({params['memory']:,} bytes): raise it (streaming on several ranks is not supported yet)")
     if streamed:
         X, dtype = data, data.dtype
     else:
@@ -262,20 +259,24 @@ def _run(args, comm, writes):
             seconds = time.perf_counter() - t0
         except KeyboardInterrupt as exc:
             progress.close()
+            together = comm is not None and comm.Get_size() > 1
             if saver:
                 saver.wait()
             where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
             if saver and isinstance(exc, TrainingInterrupted):
-                # Taken at the end of a block: the state resumes exactly from there.
+                # Taken at the end of a block (or across ranks, at an epoch's start): the state resumes exactly.
                 fio.write_archive(ckpt_path, checkpoint(saver.seconds))
                 state, position = est.training_state_, est.training_state_.stream
                 blocks = f" and {position.next} of the next epoch's {len(position.spans)} blocks" if position else ""
                 where = (f"; checkpoint written after {state.epoch} epochs{blocks}: {ckpt_path} (continue with "
                          "--resume)")
-            print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}", file=sys.stderr,
-                  flush=True)
-            if comm is not None and comm.Get_size() > 1:
-                comm.Abort(130)  # the other ranks may be inside a collective this one has left
+            if writes or not isinstance(exc, TrainingInterrupted):
+                print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}",
+                      file=sys.stderr, flush=True)
+            if together and not isinstance(exc, TrainingInterrupted):
+                comm.Abort(130)  # a second Ctrl-C: the other ranks may be inside a collective this one has left
+            if together:
+                comm.Barrier()  # every rank stopped at the same point: they leave once rank 0's checkpoint is written
             return 130
         except DivergenceError as exc:
             progress.close()
