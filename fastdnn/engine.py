@@ -38,7 +38,7 @@ from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 from fastdnn.pipeline import activation_codes
 from fastdnn.stream import DiskDataset, Feed, epoch_blocks
-from fastdnn.threads import blas_threads, training_threads
+from fastdnn.threads import blas_threads, rank_threads, training_threads
 
 # A chunk of epochs between two looks of a monitor that needs only costs lasts about this long.
 CHUNK_SECONDS = 0.25
@@ -513,13 +513,8 @@ class Engine:
         chunk = 1
         done = 0
         interrupted = False
-        threads = training_threads(self.threads, step_dims, batch)
-        if distributed:
-            # The ranks on this machine share its cores: fastdnn's policy divides them (a rank given threads
-            # keeps its own). local_ranks is a collective: every rank calls it.
-            sharing = D.local_ranks(comm)
-            if self.threads is None:
-                threads = max(1, threads // sharing)
+        # The ranks on one machine share its cores. local_ranks is a collective: every rank calls it.
+        threads = rank_threads(self.threads, step_dims, batch, D.local_ranks(comm) if distributed else 1)
         with blas_threads(threads), _InterruptsAtBlockEnds(streamed or distributed) as self._stop:
             state.in_progress = True
             try:

@@ -71,6 +71,13 @@ def step_flops(dims, m):
     return {"forward": forward, "course": course, "useful": course - 2 * m * dims[1] * dims[0]}
 
 
+def rank_threads(threads, dims, batch, sharing):
+    """``training_threads`` for one of ``sharing`` MPI ranks on this machine: the policy's threads divided
+    among them (they share its cores); a rank given ``threads`` keeps its own."""
+    used = training_threads(threads, dims, batch)
+    return max(1, used // sharing) if threads is None else used
+
+
 def training_threads(threads, dims, batch):
     """The BLAS threads for training layer sizes ``dims`` on ``batch`` examples a step.
 

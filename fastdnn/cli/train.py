@@ -215,7 +215,7 @@ def _run(args, comm, writes):
         done = 0
     state_stopped = checkpoint is not None and est.training_state_.stopped
 
-    _print_header(data, X, held_rows, test, est.get_params(), classes, target, done, dtype, threads)
+    _print_header(data, X, held_rows, test, est.get_params(), classes, target, done, dtype, threads, comm)
     if streamed:
         from fastdnn.stream import block_rows_for
 
@@ -289,6 +289,8 @@ def _run(args, comm, writes):
             if saver:
                 saver.wait()
     state = est.training_state_
+    if not writes:
+        return 0  # rank 0 scores, prints and writes; the others are done
     _print_costs(state.costs)
     scores = [f"train accuracy {est.score(X, labels_arg, rows=train_rows):.4f}"]
     if held_rows is not None:
@@ -300,9 +302,7 @@ def _run(args, comm, writes):
     if params["early_stopping"] and state.best_epoch is not None:
         say(f"early stopping: kept epoch {state.best_epoch}'s parameters (validation accuracy {state.best_score:.4f})")
     # The image is drawn before anything is written: a failure to draw it saves nothing.
-    image = draw_costs(est, _plot_format(args.plot)) if args.plot and writes else None
-    if not writes:
-        return 0
+    image = draw_costs(est, _plot_format(args.plot)) if args.plot else None
     fio.save_model(est, out)
     trained = state.epoch - done
     rate = f", {progress.examples * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""
@@ -498,9 +498,10 @@ def _warm_up(params, n_features, dtype, classes, comm=None):
     return time.perf_counter() - t0 if seen else 0.0
 
 
-def _print_header(data, X, held_rows, test, params, classes, target, done, dtype, threads):
+def _print_header(data, X, held_rows, test, params, classes, target, done, dtype, threads, comm):
+    from fastdnn.distributed import active, local_ranks
     from fastdnn.engine import output_for, output_units
-    from fastdnn.threads import training_threads
+    from fastdnn.threads import rank_threads
 
     m, n = X.shape
     m_train = m - (0 if held_rows is None else held_rows.size)
@@ -513,7 +514,8 @@ def _print_header(data, X, held_rows, test, params, classes, target, done, dtype
     K = len(classes)
     dims = [n, *params["hidden_layer_sizes"], output_units(K)]
     batch = O.resolve_batch_size(params["batch_size"], m_train)
-    used = training_threads(threads, dims, batch or m_train)
+    ranks = f"{comm.Get_size()} ranks x " if active(comm) else ""
+    used = rank_threads(threads, dims, batch or m_train, local_ranks(comm) if active(comm) else 1)  # a collective
     output = output_for(K) + ("" if K == 2 else f" over {K} classes")
     batch_text = {None: "full batch"}.get(batch, f"batch {batch}")
     opt = params["optimizer"] + (f" (beta {params['beta']})" if params["optimizer"] == "momentum" else "")
@@ -525,7 +527,7 @@ def _print_header(data, X, held_rows, test, params, classes, target, done, dtype
     say(
         f"network: {' -> '.join(map(str, dims))} ({params['activation']}, {output}, {params['loss']}, init {params['init']}); "
         f"{opt} {lr_text}, {batch_text}, {target} epochs, seed {params['random_state']}, "
-        f"{used} BLAS thread{'s' if used != 1 else ''}"
+        f"{ranks}{used} BLAS thread{'s' if used != 1 else ''}"
         + ("; " + ", ".join(extras) if extras else "")
     )
     if done:
