@@ -86,6 +86,18 @@ def digest(*arrays, rows=1024):
     return h.hexdigest()
 
 
+def resync(comm, *arrays):
+    """Rank 0's ``arrays`` on every rank if any rank's differ (a sampled ``digest`` compared: cheap enough for
+    every epoch); returns whether they differed. A collective. Every rank applies the same update to the
+    same reduced gradient, so they differ only if rounding differs between ranks (another CPU or library)."""
+    mine = digest(*arrays)
+    if all(d == mine for d in comm.allgather(mine)):
+        return False
+    for a in arrays:
+        broadcast(comm, a)
+    return True
+
+
 def any_rank(comm, flag):
     """True on every rank when ``flag`` is true on any (a collective: every rank must call it)."""
     from mpi4py import MPI

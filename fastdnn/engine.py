@@ -27,6 +27,7 @@ import json
 import signal
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -388,6 +389,7 @@ class Engine:
         self._stop = threading.Event()  # set by Ctrl-C while a streamed run is in progress
         self._w1_stale = False
         self._work = None
+        self._drifted = False  # warned once that the MPI ranks' parameters drifted apart
         self.configure(
             optimizer=optimizer, learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon,
             lambd=lambd, mini_batch_size=mini_batch_size, threads=threads,
@@ -568,6 +570,11 @@ class Engine:
                         # score that rounds differently on another CPU) stops every rank, never leaving the
                         # others in a collective; ranks without monitors take part too.
                         stop = D.any_rank(comm, stop)
+                        if D.resync(comm, state.parameters.flat, state.optimizer_state) and not self._drifted:
+                            self._drifted = True
+                            warnings.warn("the ranks' parameters drifted apart (their CPUs or libraries round "
+                                          "differently); rank 0's are broadcast after every epoch where they differ",
+                                          RuntimeWarning, stacklevel=2)
                     if stop:
                         break
                     if self._interrupted(comm if distributed else None):

@@ -352,3 +352,28 @@ def test_a_ctrl_c_on_one_rank_in_memory_stops_every_rank_at_its_epochs_start(mon
     parted.train(X, Y, 2, comm=COMM)
     assert np.array_equal(parted.state.parameters.flat, whole.state.parameters.flat)
     assert parted.state.costs == whole.state.costs
+
+
+def test_ranks_whose_parameters_drift_apart_take_rank_0s_after_the_epoch():
+    """Ranks rounding an update differently (another CPU) would drift apart silently: after every epoch a sampled
+    digest is compared, rank 0's parameters are broadcast where they differ, with one warning."""
+    from fastdnn.engine import Monitor
+
+    X, Y = data(2)
+    dims = [X.shape[1], 16, 1]
+    options = dict(optimizer="adam", learning_rate=0.01, mini_batch_size=16, seed=5)
+    alone = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    alone.train(X, Y, 3, gram=False)
+
+    class Nudge(Monitor):
+        def look(self, engine, costs, seconds, final=False):
+            if COMM.Get_rank() == 1:
+                engine.state.parameters.flat[0] += 1e-6  # what a different rounding would grow into
+            return False
+
+    together = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    with pytest.warns(RuntimeWarning, match="drifted apart"):
+        together.train(X, Y, 3, comm=COMM, monitor=Nudge())
+    gathered = COMM.allgather(together.state.parameters.flat)
+    assert all(np.array_equal(g, gathered[0]) for g in gathered)
+    assert relative(together.state.parameters.flat, alone.state.parameters.flat) < RTOL
