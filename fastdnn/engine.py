@@ -86,19 +86,28 @@ def divergence_message(reason, cost, where, advice="the last finite parameters a
     return f"{what}; {advice}"
 
 
-def output_for(n_classes):
-    """The output layer for ``n_classes`` labels: one sigmoid unit for two, a softmax for more."""
-    return "sigmoid" if n_classes == 2 else "softmax"
+def output_for(n_classes, output="auto"):
+    """The output layer for ``n_classes`` labels (the ``output`` option): "auto" is one sigmoid unit for two
+    classes and a softmax for more; "softmax" is a softmax over two classes too; "sigmoid" (one unit)
+    encodes two classes only."""
+    if output == "auto":
+        return "sigmoid" if n_classes == 2 else "softmax"
+    if output == "sigmoid" and n_classes != 2:
+        raise ValueError(f"output='sigmoid' is one unit, which encodes two classes; these labels have {n_classes}: "
+                         "use 'softmax' or 'auto'")
+    return output
 
 
-def output_units(n_classes):
-    return 1 if n_classes == 2 else n_classes
+def output_units(n_classes, output="auto"):
+    """n_L: 1 for one sigmoid unit, else one per class."""
+    return 1 if output_for(n_classes, output) == "sigmoid" else n_classes
 
 
-def class_targets(index, n_classes, dtype=np.float64):
-    """Targets as rows (m, n_L) from class indices: 0/1 in one column for two classes, one-hot for more."""
+def class_targets(index, n_classes, dtype=np.float64, units=None):
+    """Targets as rows (m, n_L) from class indices: 0/1 in one column for one output unit (``units``, by
+    default ``output_units(n_classes)``), one-hot over the classes otherwise."""
     index = np.asarray(index)
-    if n_classes == 2:
+    if (output_units(n_classes) if units is None else units) == 1:
         return index.reshape(-1, 1).astype(dtype)
     return np.eye(n_classes, dtype=dtype)[index]
 

@@ -55,6 +55,8 @@ class DNNClassifier:
         network is (20, 7, 5)).
     activation : hidden activation, one of "relu", "leaky_relu", "tanh", "sigmoid".
     loss : "cross_entropy" or "mse".
+    output : output encoding: "auto" (default) one sigmoid unit for two classes, a softmax for more;
+        "softmax" a softmax over two classes too; "sigmoid" one unit (two classes only).
     optimizer : "gd", "momentum" or "adam".
     learning_rate : step size; "auto" (default) picks one per optimizer (``options.AUTO_LEARNING_RATES``).
     batch_size : minibatch size, "auto" for min(200, n_samples), None for full batch (the course).
@@ -66,7 +68,7 @@ class DNNClassifier:
     warm_start : ``fit`` continues from the current parameters and optimizer state, with the
         training hyperparameters as set now (``set_params`` between fits takes effect; a new
         optimizer starts its state afresh); a changed architecture (``hidden_layer_sizes``,
-        ``activation``, ``loss``, ``dtype``) is a ValueError.
+        ``activation``, ``loss``, ``output``, ``dtype``) is a ValueError.
     early_stopping : hold out ``validation_fraction`` of the data (or use ``fit``'s
         ``validation_data``), stop when its accuracy has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and keep the best parameters.
@@ -88,7 +90,7 @@ class DNNClassifier:
     """
 
     def __init__(
-        self, hidden_layer_sizes=(100,), activation="relu", loss="cross_entropy", optimizer="adam",
+        self, hidden_layer_sizes=(100,), activation="relu", loss="cross_entropy", output="auto", optimizer="adam",
         learning_rate="auto", batch_size="auto", max_iter=200, l2=0.0, beta=0.9, beta1=0.9, beta2=0.999,
         epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
         validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, frozen_layers=0, dtype=None,
@@ -97,6 +99,7 @@ class DNNClassifier:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.loss = loss
+        self.output = output
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -204,7 +207,8 @@ class DNNClassifier:
 
     def _check_same_network(self, params):
         """warm_start keeps the network: a changed architecture is an error, not silently ignored."""
-        now = {"hidden_layer_sizes": tuple(params["hidden_layer_sizes"]), "activation": self.activation, "loss": self.loss}
+        now = {"hidden_layer_sizes": tuple(params["hidden_layer_sizes"]), "activation": self.activation, "loss": self.loss,
+               "output": output_for(len(self.classes_), params["output"])}
         if self.dtype is not None:
             now["dtype"] = np.dtype(resolve_dtype(self.dtype)).name
         changed = [f"{k} {self.network_[k]!r} -> {v!r}" for k, v in now.items() if self.network_[k] != v]
@@ -224,7 +228,8 @@ class DNNClassifier:
 
     def _targets(self, y, dtype):
         """Targets (m, 1) of 0/1 for two classes, one-hot (m, K) for more."""
-        return class_targets(self._class_index(y), len(self.classes_), dtype)
+        K = len(self.classes_)
+        return class_targets(self._class_index(y), K, dtype, output_units(K, self.output))
 
     def _seed(self):
         """random_state, or with None one drawn at the first fit and kept for the warm fits after it (so
@@ -249,13 +254,14 @@ class DNNClassifier:
         K = len(self.classes_)
         sizes = tuple(params["hidden_layer_sizes"])
         if parameters is None:
-            parameters = initialize_parameters([n_features, *sizes, output_units(K)], params["init"], seed, dtype)
+            parameters = initialize_parameters([n_features, *sizes, output_units(K, params["output"])], params["init"], seed,
+                                               dtype)
         self.network_ = {
             "hidden_layer_sizes": sizes, "activation": params["activation"], "loss": params["loss"],
-            "output": output_for(K), "dtype": np.dtype(dtype).name,
+            "output": output_for(K, params["output"]), "dtype": np.dtype(dtype).name,
         }
         self.engine_ = Engine(
-            parameters, hidden_activation=params["activation"], output=output_for(K), loss=params["loss"],
+            parameters, hidden_activation=params["activation"], output=output_for(K, params["output"]), loss=params["loss"],
             frozen_layers=params["frozen_layers"], seed=seed, state=state, **self._hyperparameters(params, m),
         )
 
@@ -371,10 +377,10 @@ class DNNClassifier:
             self.n_features_in_ = Xs.shape[1]
             self._new_engine(params, Xs.shape[1], Xs.dtype.type, seed, m_train, self._pretrained_parameters(Xs, params, seed))
         if isinstance(Xs, DiskDataset):
-            n_out = output_units(len(self.classes_))
+            n_out = output_units(len(self.classes_), params["output"])
             block = block_rows_for(params["memory"], Xs.n_features, n_out, Xs.dtype, self.engine_.mini_batch_size)
             feed = Feed(Xs, self._class_index(y), len(self.classes_), class_targets, Xs.dtype, block, train_rows,
-                        self.engine_.mini_batch_size)
+                        self.engine_.mini_batch_size, units=n_out)
             try:
                 self._train(feed, None, params["max_iter"], None, validation, callbacks, comm=comm)
             finally:
@@ -476,7 +482,7 @@ class DNNClassifier:
         widths = [kept[f"W{l}"].shape[0] for l in range(1, keep + 1)]
         if list(sizes[:keep]) != widths:
             raise ValueError(f"hidden_layer_sizes must begin with the pretrained widths {widths}, got {list(sizes)}")
-        dims = [n_features, *sizes, output_units(len(self.classes_))]
+        dims = [n_features, *sizes, output_units(len(self.classes_), params["output"])]
         parameters = initialize_parameters(dims, params["init"], seed, Xs.dtype)
         for key, value in kept.items():
             parameters[key][...] = value

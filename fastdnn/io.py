@@ -346,7 +346,7 @@ def _estimator_from(arrays, path):
     if classes.ndim != 1 or classes.dtype.kind not in "biufU":
         raise ModelFileError(path, f"is corrupted: classes has shape {classes.shape} and dtype {classes.dtype}")
     K = classes.size
-    if K < 2 or dims[-1] != output_units(K):
+    if K < 2 or dims[-1] not in (1, K) or (dims[-1] == 1 and K != 2):
         raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units")
     try:
         options = json.loads(_scalar_text(arrays, "options", path))
@@ -362,7 +362,10 @@ def _estimator_from(arrays, path):
         raise ModelFileError(path, f"has options this fastdnn does not know: {', '.join(unknown)}")
     estimator = DNNClassifier(**options)
     activations = _require(arrays, "activations", path)
-    expected = [estimator.activation] * (L - 1) + [output_for(K)]
+    if dims[-1] != output_units(K, estimator.output):
+        raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units with output "
+                                   f"{estimator.output!r}")
+    expected = [estimator.activation] * (L - 1) + [output_for(K, estimator.output)]
     if activations.dtype.kind != "U" or activations.tolist() != expected:
         raise ModelFileError(path, f"is corrupted: activations {activations.tolist()} disagree with its options ({expected})")
     batch = _scalar_int(arrays, "mini_batch_size", path)

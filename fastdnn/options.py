@@ -183,6 +183,8 @@ OPTIONS = (
     Option("activation", "relu", _choice(V.HIDDEN_ACTIVATIONS), "hidden activation", flag="--activation",
            course="hidden_activation", choices=V.HIDDEN_ACTIVATIONS),
     Option("loss", "cross_entropy", _choice(V.LOSSES), "cost function", flag="--loss", course="loss", choices=V.LOSSES),
+    Option("output", "auto", _choice(V.OUTPUT_ENCODINGS), "output encoding: 'auto' one sigmoid unit for two classes and "
+           "a softmax for more; 'softmax' a softmax over two classes too", flag="--output", choices=V.OUTPUT_ENCODINGS),
     Option("optimizer", "adam", _choice(V.OPTIMIZERS), "update rule", flag="--optimizer", course="optimizer",
            choices=V.OPTIMIZERS),
     Option("learning_rate", "auto", _learning_rate,

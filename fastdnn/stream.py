@@ -619,8 +619,9 @@ class Feed:
     and in the caller's thread, the sorted positions within the span to read, which X holds in that order.
     """
 
-    def __init__(self, data, index, n_classes, targets, dtype, capacity, rows=None, batch=None):
+    def __init__(self, data, index, n_classes, targets, dtype, capacity, rows=None, batch=None, units=None):
         self.data, self.index, self.n_classes, self.targets = data, index, n_classes, targets
+        self.units = (1 if n_classes == 2 else n_classes) if units is None else units  # targets' columns
         self.dtype, self.capacity, self.rows = np.dtype(dtype), capacity, rows
         self.n_rows = data.n_samples if rows is None else rows.size
         self.n_features = data.n_features
@@ -642,7 +643,7 @@ class Feed:
                 return X[:0], Y[:0], None
             chosen = first + pick if self.rows is None else self.rows[first + pick]
             k = self.data.read(chosen, X, True)
-            Y[:k] = self.targets(self.index[chosen], self.n_classes, self.dtype)
+            Y[:k] = self.targets(self.index[chosen], self.n_classes, self.dtype, self.units)
             return X[:k], Y[:k], None
         if self.rows is None:
             lo, hi, where = first, stop, None
@@ -658,13 +659,13 @@ class Feed:
                 where = None
         self.checked.add(span)
         rows = slice(lo, hi) if self.rows is None or where is not None else self.rows[first:stop]
-        Y[: hi - lo] = self.targets(self.index[rows], self.n_classes, self.dtype)
+        Y[: hi - lo] = self.targets(self.index[rows], self.n_classes, self.dtype, self.units)
         return X[: hi - lo], Y[: hi - lo], where
 
     def blocks(self, spans, positions=True, picks=None):
         if self.buffers is None:
             b = min(self.capacity, self.data.n_samples)
-            n_out = 1 if self.n_classes == 2 else self.n_classes
+            n_out = self.units
             self.buffers = [(np.empty((b, self.n_features), self.dtype), np.empty((b, n_out), self.dtype)) for _ in range(2)]
             self.reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdnn-read")
         if not spans:

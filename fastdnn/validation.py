@@ -176,6 +176,7 @@ def check_training_inputs(X, Y, layers_dims, learning_rate, num_iterations):
 # kernels' code tables are tested to have exactly these keys.
 HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
 OUTPUTS = ("sigmoid", "softmax")
+OUTPUT_ENCODINGS = ("auto", "sigmoid", "softmax")
 LOSSES = ("cross_entropy", "mse")
 OPTIMIZERS = ("gd", "momentum", "adam")
 INITIALIZATIONS = ("deep", "he", "xavier")

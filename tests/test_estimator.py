@@ -270,3 +270,30 @@ def test_warm_start_refuses_a_changed_architecture_and_predicts_with_the_trained
     with pytest.raises(ValueError, match=f"architecture changed \\({name} "):
         clf.fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)  # still the trained network
+
+
+def test_output_encoding_a_two_way_softmax_for_two_classes(tmp_path):
+    """output="softmax" encodes two classes as a two-unit softmax (the course's alternative to one sigmoid unit):
+    the network, the probabilities, the saved file and warm starts all keep it; one sigmoid unit cannot encode
+    three classes."""
+    from fastdnn import io as fio
+    from fastdnn.estimator import DNNClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    y = np.where(X[:, 0] + 0.3 * rng.standard_normal(120) > 0, "cat", "dog")
+    est = DNNClassifier(hidden_layer_sizes=(6,), output="softmax", learning_rate=0.05, max_iter=100, random_state=0).fit(X, y)
+    assert est.network_["output"] == "softmax" and est.parameters_["W2"].shape == (2, 6)
+    P = est.predict_proba(X)
+    assert P.shape == (120, 2) and np.allclose(P.sum(axis=1), 1)
+    assert est.score(X, y) > 0.8
+    assert list(est.predict(X[:5])) == [est.classes_[i] for i in np.argmax(P[:5], axis=1)]
+    fio.save_model(est, tmp_path / "m.npz")
+    again = fio.load_model(tmp_path / "m.npz")
+    assert again.output == "softmax" and np.array_equal(again.predict_proba(X), P)
+    sigmoid = DNNClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0).fit(X, y)
+    assert sigmoid.parameters_["W2"].shape == (1, 6)
+    with pytest.raises(ValueError, match=r"architecture changed \(output 'softmax' -> 'sigmoid'\)"):
+        est.set_params(output="sigmoid", warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="output='sigmoid' is one unit, which encodes two classes; these labels have 3"):
+        DNNClassifier(output="sigmoid", max_iter=2).fit(X, np.arange(120) % 3)

@@ -9,7 +9,7 @@ from fastdnn.cli.common import CLIError, say, table_values, table
 # The check's own defaults: the course's network, rate and seed, and the strict float64 proof.
 DEFAULTS = {**O.COMMAND_DEFAULTS, "hidden_layer_sizes": (20, 7, 5), "learning_rate": 0.0075, "optimizer": "gd",
             "init": "deep", "random_state": 1, "dtype": "float64", "l2": 0.0, "beta": 0.9}
-OPTIONS = ("hidden_layer_sizes", "learning_rate", "optimizer", "activation", "loss", "l2", "beta", "init", "random_state", "dtype")
+OPTIONS = ("hidden_layer_sizes", "learning_rate", "optimizer", "activation", "loss", "output", "l2", "beta", "init", "random_state", "dtype")
 
 
 def add_parser(sub, common, fmt):
@@ -46,9 +46,9 @@ def run(args):
     if K < 2:
         raise CLIError(f"{args.data or 'the built-in dataset'}: its first {m} examples hold a single class; "
                        "the check needs two (raise --batch)")
-    output = output_for(K)
-    Y = class_targets(index, K).T  # the course's layout (n_L, m)
-    dims = [data.n_features, *opts["hidden_layer_sizes"], output_units(K)]
+    output = output_for(K, opts["output"])
+    Y = class_targets(index, K, units=output_units(K, opts["output"])).T  # the course's layout (n_L, m)
+    dims = [data.n_features, *opts["hidden_layer_sizes"], output_units(K, opts["output"])]
     dtype = np.dtype(opts["dtype"])
     options = {"activation": opts["activation"], "output": output, "loss": opts["loss"], "l2": opts["l2"], "lr": lr,
                "optimizer": opts["optimizer"], "beta": opts["beta"]}

@@ -25,7 +25,7 @@ from fastdnn.cli.common import (
     table_values,
     threads_option,
 )
-from fastdnn.engine import DivergenceError, TrainingInterrupted, divergence_message
+from fastdnn.engine import DivergenceError, TrainingInterrupted, divergence_message, output_units
 from fastdnn.stream import DiskDataset
 
 DEFAULT_OUT = "fastdnn-model.npz"
@@ -220,7 +220,7 @@ def _run(args, comm, writes):
         from fastdnn.stream import block_rows_for
 
         batch = O.resolve_batch_size(params["batch_size"], m_train)
-        block = block_rows_for(memory, X.n_features, 1 if len(classes) == 2 else len(classes), dtype, batch)
+        block = block_rows_for(memory, X.n_features, output_units(len(classes), params["output"]), dtype, batch)
         say(f"streaming from disk: {_size(X.nbytes())} of {dtype.name} features, more than --memory {_size(memory)}: "
             f"two buffers of {block:,} rows ({_size(block * X.n_features * dtype.itemsize)} each), one read while the "
             "other trains")
@@ -500,7 +500,7 @@ def _warm_up(params, n_features, dtype, classes, comm=None):
 
 def _print_header(data, X, held_rows, test, params, classes, target, done, dtype, threads, comm):
     from fastdnn.distributed import active, local_ranks
-    from fastdnn.engine import output_for, output_units
+    from fastdnn.engine import output_for
     from fastdnn.threads import rank_threads
 
     m, n = X.shape
@@ -512,11 +512,11 @@ def _print_header(data, X, held_rows, test, params, classes, target, done, dtype
         parts.append(f"{test.n_samples:,} for testing from {test.describe()}")
     say(f"data: {data.describe()}: {data.n_samples:,} examples x {n} features, {dtype.name}; " + ", ".join(parts))
     K = len(classes)
-    dims = [n, *params["hidden_layer_sizes"], output_units(K)]
+    dims = [n, *params["hidden_layer_sizes"], output_units(K, params["output"])]
     batch = O.resolve_batch_size(params["batch_size"], m_train)
     ranks = f"{comm.Get_size()} ranks x " if active(comm) else ""
     used = rank_threads(threads, dims, batch or m_train, local_ranks(comm) if active(comm) else 1)  # a collective
-    output = output_for(K) + ("" if K == 2 else f" over {K} classes")
+    output = output_for(K, params["output"]) + ("" if K == 2 and params["output"] != "softmax" else f" over {K} classes")
     batch_text = {None: "full batch"}.get(batch, f"batch {batch}")
     opt = params["optimizer"] + (f" (beta {params['beta']})" if params["optimizer"] == "momentum" else "")
     lr = O.resolve_learning_rate(params["learning_rate"], params["optimizer"])
