@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-from fastdnn.cli import bench, check, convert, train, use
+from fastdnn.cli import bench, check, convert, sweep, train, use
 from fastdnn.cli.common import describe
 from fastdnn.cli.train import DEFAULT_OUT  # noqa: F401  (the default model file, for the tests and scripts)
 
@@ -39,6 +39,7 @@ def build_parser():
     check.add_parser(sub, common, fmt)
     bench.add_parser(sub, common, fmt)
     convert.add_parser(sub, common, fmt)
+    sweep.add_parser(sub, common, fmt)
     return parser
 
 

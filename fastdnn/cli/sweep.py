@@ -1,0 +1,193 @@
+"""``fastdnn sweep``: a grid of training runs in worker processes, a table of their scores, results as CSV and
+JSON, plots (a thin layer over ``fastdnn.sweep``)."""
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from fastdnn import options as O
+from fastdnn.cli.common import CLIError, check_writable, load_data, say
+from fastdnn.sweep import SCORES, TRAIN_SIZE, json_path
+
+# Every table option with a flag, but those a sweep sets itself.
+SWEPT_FLAGS = tuple(o.name for o in O.OPTIONS if o.flag and o.name not in ("random_state", "threads", "memory")
+                    and not o.switch)
+SWITCHES = tuple(o.name for o in O.OPTIONS if o.flag and o.switch)
+
+
+def add_parser(sub, common, fmt):
+    p = sub.add_parser(
+        "sweep", parents=[common], formatter_class=fmt, help="train a grid of configurations in parallel and compare them",
+        description="Train every combination of the values given (each flag takes one value, fixed, or several,\n"
+        "swept: --lr 0.001,0.0075,0.03 --layers 20,7,5 64,32 --init deep,he --train-size 0.25,0.5,1), in worker\n"
+        "processes (one per usable core, one BLAS thread each, sharing one memory-mapped copy of the data), and\n"
+        "print the configurations sorted by a score. The course's eleven hyperparameters: --lr, --l2, --layers\n"
+        "(layers and units), --epochs, --batch-size, --output (sigmoid or a two-way softmax), --loss, --init,\n"
+        "--activation, --train-size (fractions or counts: a learning curve), and the optimizer's own.",
+    )
+    g = p.add_argument_group("data")
+    g.add_argument("--data", metavar="PATH", required=True, help="training data (.h5/.hdf5, .npz, .csv, .npy)")
+    g.add_argument("--labels", metavar="FILE", help="the labels of .npy --data (default NAME.labels.npy beside it)")
+    g.add_argument("--test", metavar="PATH", help="test data, scored by every run")
+    g.add_argument("--label", default="label", help="the CSV column holding the labels (default: label)")
+    g = p.add_argument_group("what to sweep (one value: fixed; several: swept)")
+    for name in SWEPT_FLAGS:
+        option = O.BY_NAME[name]
+        shown = O.COMMAND_DEFAULTS[name]
+        shown = ",".join(map(str, shown)) if isinstance(shown, tuple) else {None: "none"}.get(shown, shown)
+        how = "architectures, each like 20,7,5" if name == "hidden_layer_sizes" else "values, comma-separated"
+        g.add_argument(option.flag, dest=name, nargs="+", metavar="V", default=None,
+                       help=f"{option.help}; {how} (default {shown})".replace("%", "%%"))
+    g.add_argument("--train-size", dest=TRAIN_SIZE, nargs="+", metavar="V", default=None,
+                   help="training examples: fractions in (0, 1] or counts (default 1: all)")
+    O.add_arguments(g, SWITCHES)
+    g = p.add_argument_group("runs")
+    g.add_argument("--folds", type=int, metavar="K", help="the course's k-fold cross-validation (default: one "
+                   "split holding out --validation-fraction)")
+    g.add_argument("--sample", type=int, metavar="N", help="train N configurations drawn from the grid (seeded)")
+    g.add_argument("--seed", type=int, default=0, help="seed of every run, the folds and the sample (default 0)")
+    g.add_argument("--workers", type=int, metavar="N", help="worker processes (default: the usable cores)")
+    g = p.add_argument_group("results")
+    g.add_argument("--sort", choices=tuple(SCORES), default="validation", help="the score to sort by (default validation)")
+    g.add_argument("--out", metavar="CSV", help="results: one row per configuration (and NAME.json with the cost "
+                   "curves); an existing file of this sweep is continued, its configurations skipped")
+    g.add_argument("--plot", metavar="DIR", help="draw the cost curves and each hyperparameter's effect as PNGs "
+                   "(needs fastdnn[plot])")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def _values(args):
+    """(grid, fixed): the flags given several values and those given one, each value checked, the message
+    naming the flag."""
+    from fastdnn.sweep import check_grid
+
+    grid, fixed = {}, {}
+    for name in (*SWEPT_FLAGS, TRAIN_SIZE):
+        tokens = getattr(args, name)
+        if tokens is None:
+            continue
+        flag = "--train-size" if name == TRAIN_SIZE else O.BY_NAME[name].flag
+        if name == "hidden_layer_sizes":
+            pieces = tokens
+        else:
+            pieces = [p for token in tokens for p in token.split(",") if p.strip()]
+        try:
+            values = [_parse(name, piece) for piece in pieces]
+            values = check_grid({name: values})[name]
+        except (ValueError, TypeError) as exc:
+            raise CLIError(f"{flag}: {exc}") from None
+        (grid if len(values) > 1 else fixed)[name] = values if len(values) > 1 else values[0]
+    for name in SWITCHES:
+        if getattr(args, name):
+            fixed[name] = True
+    return grid, fixed
+
+
+def _parse(name, text):
+    import argparse
+
+    if name == TRAIN_SIZE:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"expected a fraction or a count, got {text!r}") from None
+        return int(number) if number > 1 and number == int(number) and "." not in text else number
+    parse = O.BY_NAME[name].parse
+    try:
+        return parse(text) if parse is not None else text
+    except argparse.ArgumentTypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def run(args):
+    from fastdnn import sweep as S
+
+    grid, fixed = _values(args)
+    if not grid:
+        raise CLIError("nothing to sweep: give some flag several values (e.g. --lr 0.001,0.01 --layers 20,7,5 64,32)")
+    fixed = {**{k: v for k, v in O.COMMAND_DEFAULTS.items() if k in SWEPT_FLAGS and k not in grid}, **fixed}
+    if args.out:
+        check_writable(args.out, True, "results", [p for p in (args.data, args.test) if p])
+        check_writable(json_path(args.out), True, "results", [p for p in (args.data, args.test) if p])
+    if args.plot:
+        from fastdnn.data import import_optional
+
+        import_optional("matplotlib", "plot", "--plot")
+        if os.path.exists(args.plot) and not os.path.isdir(args.plot):
+            raise CLIError(f"--plot: {args.plot} is not a folder")
+    memory = O.BY_NAME["memory"].validate(O.DEFAULTS["memory"])
+    data = _in_memory(args.data, "train", memory, args.label, args.labels)
+    test = None
+    if args.test:
+        test = _in_memory(args.test, "test", memory, args.label, None)
+        if test.n_features != data.n_features:
+            raise CLIError(f"{args.test}: has {test.n_features} features but the training data has {data.n_features}")
+    dtype = np.dtype(fixed["dtype"]) if fixed.get("dtype") else (
+        data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+    X = np.ascontiguousarray(data.X, dtype=dtype)
+    test_pair = None if test is None else (np.ascontiguousarray(test.X, dtype=dtype), test.y)
+    from fastdnn.sweep import configurations
+
+    n_configs = len(configurations(grid, args.sample, args.seed))
+    runs = n_configs * (args.folds or 1)
+    say(f"data: {data.describe()}: {data.n_samples:,} examples x {data.n_features} features, {dtype.name}"
+        + (f"; test {test.n_samples:,} from {test.describe()}" if test else ""))
+    say(f"sweep: {n_configs} configurations of " + " x ".join(f"{len(v)} {k}" for k, v in grid.items())
+        + (f", {args.folds}-fold cross-validation" if args.folds else "") + f": {runs} runs, seed {args.seed}")
+    bar = _Progress(args.quiet)
+    t0 = time.perf_counter()
+    try:
+        results = S.sweep(X, data.y, grid, fixed=fixed, test=test_pair, folds=args.folds, sample=args.sample,
+                          seed=args.seed, workers=args.workers, out=args.out, progress=bar.update)
+    except KeyboardInterrupt:
+        bar.close()
+        where = f"; the finished configurations are in {args.out} (run the same command to continue)" if args.out else ""
+        print(f"fastdnn sweep: interrupted{where}", file=sys.stderr, flush=True)
+        return 130
+    except ValueError as exc:
+        bar.close()
+        raise CLIError(str(exc)) from None
+    bar.close()
+    seconds = time.perf_counter() - t0
+    say(results.table(args.sort))
+    for key, error in results.failed.items():
+        say(f"failed: {key}: {error}")
+    say(f"{len(results.rows)} configurations in {seconds:.1f} s" + (f"; results in {args.out} and "
+                                                                    f"{json_path(args.out)}" if args.out else ""))
+    if args.plot:
+        paths = S.plot(results, args.plot)
+        say(f"plots in {args.plot}: " + ", ".join(os.path.basename(p) for p in paths))
+    return 1 if results.failed else 0
+
+
+def _in_memory(path, prefer, memory, label, labels):
+    from fastdnn.stream import DiskDataset
+
+    data = load_data(path, prefer=prefer, memory=memory, label=label, labels=labels)
+    if isinstance(data, DiskDataset):
+        raise CLIError(f"{path}: is larger than memory ({memory:,} bytes); a sweep trains its runs on data in memory")
+    return data
+
+
+class _Progress:
+    """A bar over the sweep's runs (tqdm), on stderr."""
+
+    def __init__(self, quiet):
+        self.quiet, self.bar = quiet, None
+
+    def update(self, done, total):
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(done - self.bar.n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

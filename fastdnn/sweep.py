@@ -1,0 +1,483 @@
+"""Hyperparameter studies: a grid (or a seeded sample of it) of training runs in worker processes, compared
+side by side.
+
+The course names eleven hyperparameters; each is an option of the table (``fastdnn.options``) or the
+amount of training data:
+
+    learning rate          learning_rate (--lr)           epochs        max_iter (--epochs)
+    regularisation         l2 (--l2)                      minibatch     batch_size (--batch-size)
+    layers, units a layer  hidden_layer_sizes (--layers)  output        output (--output: sigmoid, softmax)
+    cost function          loss (--loss)                  initialisation  init (--init)
+    activation             activation (--activation)      training data train_size (--train-size)
+
+Any other option of the table may be swept too (the optimizer, Adam's betas). ``train_size`` is a
+fraction (0, 1] or a count of the training examples: the first that many of one seeded permutation, so
+that larger sizes hold the smaller ones (a learning curve).
+
+A run is ``DNNClassifier(**fixed, **configuration, random_state=seed, threads=1).fit(X, y, rows=...)``:
+exactly what training that configuration alone computes, whichever worker runs it. Without ``folds``
+each configuration trains once on the training rows less a held-out validation fraction (the rows
+``fastdnn train`` holds out); with ``folds=k`` on each of the course's k folds (``cross_val_score``'s
+folds), validated on the fold left out, and the scores are the folds' mean and spread. ``test`` data
+are scored by every run.
+
+Workers are processes (as many as usable cores, each training with one BLAS thread) that map one copy
+of the data: the arrays are written once to a temporary folder and memory-mapped read-only by every
+worker, so the page cache holds them once. Each finished configuration is written at once to the results
+(CSV, one row per configuration, and JSON with the cost curves), each file replaced atomically; a sweep
+run again with the same results file skips the configurations it holds.
+"""
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+from fastdnn import options as O
+
+TRAIN_SIZE = "train_size"
+# Options a sweep sets itself (the seed is the sweep's, one BLAS thread a worker) or that do not apply.
+NOT_SWEPT = ("random_state", "threads", "memory", "warm_start", "verbose", "frozen_layers")
+SCORES = {"validation": "validation_mean", "train": "train_mean", "test": "test_mean", "cost": "cost_mean",
+          "time": "seconds_mean"}
+COLUMNS = ("validation_mean", "validation_std", "train_mean", "train_std", "test_mean", "test_std", "cost_mean",
+           "seconds_mean", "examples_per_s", "runs")
+
+
+def sweepable():
+    """The names a grid may hold: the table's options but those a sweep sets itself, and train_size."""
+    return [o.name for o in O.OPTIONS if o.name not in NOT_SWEPT] + [TRAIN_SIZE]
+
+
+def check_train_size(value, name=TRAIN_SIZE):
+    """A fraction in (0, 1] (a float) or a positive count of examples (an int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a fraction in (0, 1] or a number of examples, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not 0 < value <= 1:
+            raise ValueError(f"{name} must be a fraction in (0, 1] or a number of examples, got {value!r}")
+        return float(value)
+    if value < 1:
+        raise ValueError(f"{name} must be a fraction in (0, 1] or a number of examples, got {value!r}")
+    return int(value)
+
+
+def check_grid(grid):
+    """{name: [values]} with every name sweepable and every value checked by its option's check."""
+    if not isinstance(grid, dict) or not grid:
+        raise ValueError("grid must be a non-empty dict of hyperparameter -> list of values")
+    names = sweepable()
+    checked = {}
+    for name, values in grid.items():
+        if name not in names:
+            raise ValueError(f"{name!r} cannot be swept; the names are {', '.join(names)}")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            values = [values]
+        values = list(values)
+        if not values:
+            raise ValueError(f"{name}: give at least one value")
+        check = check_train_size if name == TRAIN_SIZE else O.BY_NAME[name].validate
+        out = []
+        for v in values:
+            v = check(v, name) if name == TRAIN_SIZE else check(v)
+            if v in out:
+                raise ValueError(f"{name}: {v!r} is given twice")
+            out.append(v)
+        checked[name] = out
+    return checked
+
+
+def configurations(grid, sample=None, seed=0):
+    """The grid's configurations (dicts) in grid order; ``sample``: that many of them, drawn without
+    replacement by a generator seeded with ``seed``, in grid order."""
+    names = list(grid)
+    every = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+    if sample is None:
+        return every
+    sample = O.V.check_positive(sample, "sample", integer=True)
+    if sample >= len(every):
+        return every
+    keep = np.sort(np.random.default_rng(seed).choice(len(every), sample, replace=False))
+    return [every[i] for i in keep]
+
+
+def key_of(config):
+    """A configuration's identity in the results: its values as canonical JSON."""
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in sorted(config.items())},
+                      separators=(",", ":"))
+
+
+def _subset(rows, size, order):
+    """The first ``size`` (a fraction or a count) of ``rows`` in the seeded ``order``, sorted."""
+    n = len(rows) if size is None else (max(1, round(size * len(rows))) if isinstance(size, float) else size)
+    if n > len(rows):
+        raise ValueError(f"train_size {size} is more than the {len(rows)} training examples")
+    return np.sort(rows[order[order < len(rows)][:n]])
+
+
+def plan(m, folds, validation_fraction, seed):
+    """[(training rows, validation rows)] of m examples: the course's k folds (``cross_val_score``'s), or
+    one split holding out ``validation_fraction`` (``fastdnn train``'s)."""
+    from fastdnn.engine import split_rows
+
+    if folds:
+        folds = O.V.check_positive(folds, "folds", integer=True)
+        if not 2 <= folds <= m:
+            raise ValueError(f"folds must be between 2 and the {m} examples, got {folds}")
+        parts = np.array_split(np.random.default_rng(seed).permutation(m), folds)
+        return [(np.sort(np.concatenate([p for j, p in enumerate(parts) if j != i])), np.sort(parts[i]))
+                for i in range(folds)]
+    return [split_rows(m, validation_fraction, seed)]
+
+
+# ---------------------------------------------------------------------------- one run (in a worker)
+
+_DATA = {}
+_WARM = set()  # the option sets whose kernels this worker has loaded
+
+
+def _attach(folder):
+    """Worker initializer: the sweep's arrays, memory-mapped read-only from ``folder``."""
+    for name in os.listdir(folder):
+        _DATA[name[:-4]] = np.load(os.path.join(folder, name), mmap_mode="r", allow_pickle=False)
+
+
+def run_one(fixed, config, fold, train, held, seed):
+    """Train ``config`` over ``fixed`` on rows ``train`` of the attached data; the scores, cost curve and time."""
+    from fastdnn.estimator import DNNClassifier
+
+    X, y = _DATA["X"], _DATA["y"]
+    params = {**fixed, **{k: v for k, v in config.items() if k != TRAIN_SIZE}, "random_state": seed, "threads": 1}
+    rows = _subset(train, config.get(TRAIN_SIZE), np.random.default_rng(seed + 1).permutation(len(train)))
+    est = DNNClassifier(**params)
+    kernels = tuple(str(params.get(k)) for k in ("activation", "loss", "output", "optimizer", "dtype", "batch_size"))
+    if kernels not in _WARM:
+        # A worker's first run of an option set loads (or compiles) its kernels: done untimed, by the same fit
+        # for at most GRAM_MIN_EPOCHS epochs (enough to take the route the timed run takes).
+        from fastdnn.engine import GRAM_MIN_EPOCHS
+
+        DNNClassifier(**{**params, "max_iter": min(params.get("max_iter", 200), GRAM_MIN_EPOCHS)}).fit(X, y, rows=rows)
+        _WARM.add(kernels)
+    t0 = time.perf_counter()
+    est.fit(X, y, rows=rows)
+    seconds = time.perf_counter() - t0
+    result = {"fold": fold, "train": est.score(X, y, rows=rows), "seconds": seconds, "examples": int(rows.size),
+              "epochs": est.n_iter_, "curve": [float(c) for c in est.loss_curve_]}
+    result["validation"] = est.score(X, y, rows=held) if held is not None and held.size else None
+    result["test"] = est.score(_DATA["X_test"], _DATA["y_test"]) if "X_test" in _DATA else None
+    return result
+
+
+def _run_task(task):
+    index, fold, args = task
+    try:
+        return index, fold, run_one(*args), None
+    except Exception as exc:  # reported with its configuration; the sweep goes on
+        return index, fold, None, str(exc) or type(exc).__name__
+
+
+# ---------------------------------------------------------------------------- results
+
+
+def summarise(config, runs):
+    """One configuration's row: its values, then the mean and spread of each score over its runs (folds)."""
+    row = {"configuration": key_of(config)}
+    for name in ("validation", "train", "test"):
+        values = [r[name] for r in runs if r[name] is not None]
+        row[f"{name}_mean"] = statistics.fmean(values) if values else None
+        row[f"{name}_std"] = statistics.pstdev(values) if len(values) > 1 else (0.0 if values else None)
+    row["cost_mean"] = statistics.fmean(r["curve"][-1] for r in runs)
+    row["seconds_mean"] = statistics.fmean(r["seconds"] for r in runs)
+    seconds = sum(r["seconds"] for r in runs)
+    row["examples_per_s"] = sum(r["examples"] * r["epochs"] for r in runs) / seconds if seconds > 0 else None
+    row["runs"] = len(runs)
+    return row
+
+
+class Results:
+    """A sweep's results: ``rows`` (one dict a configuration: its hyperparameters, then ``COLUMNS``),
+    ``curves`` (configuration key -> each run's cost curve), ``names`` (the swept hyperparameters) and
+    ``setup`` (what else decides the numbers: a results file holding another setup is not continued)."""
+
+    def __init__(self, names, setup, rows=None, curves=None, failed=None):
+        self.names, self.setup = list(names), setup
+        self.rows, self.curves, self.failed = rows or [], curves or {}, failed or {}
+
+    def done(self):
+        return {row["configuration"] for row in self.rows}
+
+    def add(self, config, runs):
+        row = summarise(config, runs)
+        self.rows.append({**{n: config.get(n) for n in self.names}, **row})
+        self.curves[row["configuration"]] = [r["curve"] for r in runs]
+
+    def sorted(self, by="validation"):
+        column = SCORES[by]
+        sign = 1 if by in ("cost", "time") else -1
+        present = [r for r in self.rows if r[column] is not None]
+        return sorted(present, key=lambda r: sign * r[column]) + [r for r in self.rows if r[column] is None]
+
+    def table(self, by="validation", limit=None):
+        """The rows sorted by a score, as aligned text."""
+        rows = self.sorted(by)[:limit]
+        head = [*self.names, "validation", "train", "test", "cost", "s/run", "examples/s"]
+        lines = [head]
+        for r in rows:
+            lines.append([_text(r[n]) for n in self.names] + [
+                _pm(r["validation_mean"], r["validation_std"]), _pm(r["train_mean"], r["train_std"]),
+                _pm(r["test_mean"], r["test_std"]), f"{r['cost_mean']:.4g}", f"{r['seconds_mean']:.2f}",
+                "-" if r["examples_per_s"] is None else f"{r['examples_per_s']:,.0f}"])
+        widths = [max(len(line[i]) if i < len(line) else 0 for line in lines) for i in range(len(head))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() for line in lines)
+
+    def csv_text(self):
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*self.names, *COLUMNS, "configuration", "setup"])
+        for r in self.rows:
+            writer.writerow([_text(r[n]) for n in self.names] + ["" if r[c] is None else repr(r[c]) if isinstance(
+                r[c], float) else r[c] for c in COLUMNS] + [r["configuration"], self.setup])
+        return out.getvalue()
+
+    def json_text(self):
+        return json.dumps({"setup": self.setup, "names": self.names, "rows": [
+            {k: list(v) if isinstance(v, tuple) else v for k, v in r.items()} for r in self.rows],
+            "curves": self.curves, "failed": self.failed}, indent=1)
+
+    def write(self, path):
+        """The CSV at ``path`` and the JSON beside it (``path`` with .json), each replaced atomically."""
+        from fastdnn.io import atomic_write
+
+        atomic_write(path, lambda f: f.write(self.csv_text().encode()))
+        atomic_write(json_path(path), lambda f: f.write(self.json_text().encode()))
+
+    @classmethod
+    def read(cls, path, names, setup):
+        """The results a previous run of this sweep wrote at ``path`` (None if there are none); ValueError if
+        they are another sweep's."""
+        from fastdnn.data import DataError
+
+        if not os.path.exists(path):
+            return None
+        try:
+            with open(json_path(path)) as f:
+                saved = json.load(f)
+            rows, curves = saved["rows"], saved["curves"]
+            stored = saved["setup"], saved["names"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise DataError(path, f"holds results without their {os.path.basename(json_path(path))} (or it is "
+                                  "unreadable); choose another --out or remove both to start afresh") from None
+        if stored != (setup, list(names)):
+            raise DataError(path, "holds another sweep's results (other data, hyperparameters or fixed options); "
+                                  "choose another --out or remove it to start afresh")
+        for r in rows:
+            if "hidden_layer_sizes" in r and isinstance(r["hidden_layer_sizes"], list):
+                r["hidden_layer_sizes"] = tuple(r["hidden_layer_sizes"])
+        return cls(names, setup, rows, curves, saved.get("failed"))
+
+
+def json_path(path):
+    root, ext = os.path.splitext(os.fspath(path))
+    return root + ".json" if ext.lower() != ".json" else root + ".results.json"
+
+
+def _text(value):
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return "full" if value is None else str(value)
+
+
+def _pm(mean, std):
+    if mean is None:
+        return "-"
+    return f"{mean:.4f}" + (f" ±{std:.4f}" if std else "")
+
+
+# ---------------------------------------------------------------------------- the sweep
+
+
+def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0, workers=None, out=None,
+          progress=None, on_result=None):
+    """Train every configuration of ``grid`` (``check_grid``; ``sample`` draws that many) on (X, y) and
+    return the ``Results``.
+
+    fixed : the other options (``DNNClassifier``'s names; default its defaults).
+    test : (X_test, y_test) scored by every run.
+    folds : k for the course's k-fold cross-validation; None holds out ``validation_fraction``.
+    workers : processes (default: the usable cores, at most the runs); 1 trains in this process.
+    out : a results path (CSV, with JSON beside it) written as configurations finish; one holding some
+        of this sweep's configurations is continued (they are skipped).
+    progress : a callable(done, total) after each run; on_result : a callable(row) after each configuration.
+    """
+    from fastdnn.estimator import DNNClassifier
+    from fastdnn.threads import usable_cores
+
+    grid = check_grid(grid)
+    fixed = dict(fixed or {})
+    unknown = sorted(set(fixed) - set(DNNClassifier.param_names()))
+    if unknown:
+        raise ValueError(f"unknown options: {', '.join(unknown)}")
+    fixed = {k: v for k, v in fixed.items() if k not in grid and k not in NOT_SWEPT}
+    O.check({**O.DEFAULTS, **fixed})
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"X must be (n_samples, n_features) and y (n_samples,), got {X.shape} and {y.shape}")
+    configs = configurations(grid, sample, seed)
+    splits = plan(X.shape[0], folds, fixed.get("validation_fraction", O.DEFAULTS["validation_fraction"]), seed)
+    for size in grid.get(TRAIN_SIZE, []):  # a count larger than the training rows, refused before any work
+        _subset(splits[0][0], size, np.arange(len(splits[0][0])))
+    setup = _setup(X, y, test, fixed, folds, seed, sample, grid)
+    results = Results(grid, setup)
+    if out is not None:
+        results = Results.read(out, grid, setup) or results
+    done = results.done()
+    todo = [(i, c) for i, c in enumerate(configs) if key_of(c) not in done]
+    tasks = [(i, f, (fixed, c, f, tr, held, seed)) for i, c in todo for f, (tr, held) in enumerate(splits)]
+    workers = min(usable_cores() if workers is None else O.V.check_positive(workers, "workers", integer=True),
+                  max(1, len(tasks)))
+    folder = tempfile.mkdtemp(prefix="fastdnn-sweep-")
+    try:
+        np.save(os.path.join(folder, "X.npy"), np.ascontiguousarray(X))
+        np.save(os.path.join(folder, "y.npy"), y)
+        if test is not None:
+            np.save(os.path.join(folder, "X_test.npy"), np.ascontiguousarray(np.asarray(test[0])))
+            np.save(os.path.join(folder, "y_test.npy"), np.asarray(test[1]))
+        runs = {}
+        finished = 0
+
+        def collect(index, fold, result, error):
+            nonlocal finished
+            finished += 1
+            if progress is not None:
+                progress(finished, len(tasks))
+            config = configs[index]
+            if error is not None:
+                results.failed[key_of(config)] = error
+                return
+            runs.setdefault(index, {})[fold] = result
+            if len(runs[index]) == len(splits):
+                results.add(config, [runs[index][f] for f in range(len(splits))])
+                del runs[index]
+                if out is not None:
+                    results.write(out)
+                if on_result is not None:
+                    on_result(results.rows[-1])
+
+        if workers == 1:
+            _attach(folder)
+            try:
+                for task in tasks:
+                    collect(*_run_task(task))
+            finally:
+                _DATA.clear()
+        else:
+            import multiprocessing
+
+            context = multiprocessing.get_context("spawn")  # no fork of BLAS threads or compiled state
+            with context.Pool(workers, initializer=_attach, initargs=(folder,)) as pool:
+                for outcome in pool.imap_unordered(_run_task, tasks):
+                    collect(*outcome)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if out is not None and not tasks:
+        results.write(out)
+    order = {key_of(c): i for i, c in enumerate(configs)}
+    results.rows.sort(key=lambda r: order.get(r["configuration"], math.inf))
+    return results
+
+
+def _setup(X, y, test, fixed, folds, seed, sample, grid):
+    """A short hash of what, besides a configuration, decides its numbers."""
+    from fastdnn.data import fingerprint
+
+    h = hashlib.blake2b(digest_size=8)
+    h.update(fingerprint(X, y).encode())
+    if test is not None:
+        h.update(fingerprint(np.asarray(test[0]), np.asarray(test[1])).encode())
+    h.update(json.dumps([sorted((k, repr(v)) for k, v in fixed.items()), folds, seed, sample,
+                         sorted((k, repr(v)) for k, v in grid.items())]).encode())
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def plot(results, folder):
+    """PNGs in ``folder``: every configuration's cost curve overlaid (costs.png), and for each swept
+    hyperparameter its effect on accuracy and on time per run, averaged over the other hyperparameters
+    (effect-NAME.png; for train_size, the learning curve). Returns the paths written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fastdnn.io import atomic_write
+
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+
+    def save(fig, name):
+        path = os.path.join(folder, name)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        atomic_write(path, lambda f: f.write(buffer.getvalue()))
+        paths.append(path)
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for row in results.rows:
+        curves = results.curves[row["configuration"]]
+        length = min(len(c) for c in curves)
+        mean = np.mean([c[:length] for c in curves], axis=0)
+        ax.plot(np.arange(1, length + 1), mean, lw=1, label=", ".join(f"{n}={_text(row[n])}" for n in results.names))
+    ax.set(xlabel="epoch", ylabel="cost", title=f"cost curves of {len(results.rows)} configurations", yscale="log")
+    if 0 < len(results.rows) <= 12:
+        ax.legend(fontsize=7)
+    save(fig, "costs.png")
+
+    for name in results.names:
+        values = []
+        for row in results.rows:
+            if row[name] not in values:
+                values.append(row[name])
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric:
+            values.sort()
+        x = np.array(values, float) if numeric else np.arange(len(values))
+        fig, (acc, tim) = plt.subplots(1, 2, figsize=(11, 4.2))
+        for score, style in (("train", "--"), ("validation", "-o"), ("test", "-s")):
+            means, lows, highs = [], [], []
+            for v in values:
+                got = [r[f"{score}_mean"] for r in results.rows if r[name] == v and r[f"{score}_mean"] is not None]
+                means.append(np.mean(got) if got else np.nan)
+                lows.append(np.min(got) if got else np.nan)
+                highs.append(np.max(got) if got else np.nan)
+            if not np.all(np.isnan(means)):
+                means = np.array(means)
+                acc.errorbar(x, means, yerr=[means - np.array(lows), np.array(highs) - means], fmt=style, capsize=3,
+                             label=score)
+        seconds = [np.mean([r["seconds_mean"] for r in results.rows if r[name] == v]) for v in values]
+        tim.plot(x, seconds, "-o")
+        for ax in (acc, tim):
+            if not numeric:
+                ax.set_xticks(x, [_text(v) for v in values])
+            elif name in ("learning_rate", "l2") and min(values) > 0:
+                ax.set_xscale("log")
+            ax.set_xlabel(name + (" (fraction or count of the training examples)" if name == TRAIN_SIZE else ""))
+        tim.set_ylim(bottom=0)
+        acc.set(ylabel="accuracy: mean over the other values (bars: range)",
+                title="learning curve" if name == TRAIN_SIZE else f"{name}: accuracy")
+        acc.legend(fontsize=8)
+        tim.set(ylabel="seconds per run", title=f"{name}: training time")
+        save(fig, f"effect-{name}.png")
+    return paths

@@ -1,0 +1,155 @@
+"""Sweeps (fastdnn.sweep, fastdnn sweep): every run is the configuration trained alone, whichever worker runs
+it; results are written as configurations finish and a sweep run again continues where it stopped."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from fastdnn.estimator import DNNClassifier
+from fastdnn.sweep import Results, check_grid, configurations, plan, sweep
+
+
+def blobs(m=240, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n))
+    return X, np.where(X[:, 0] - X[:, 1] + 0.4 * rng.standard_normal(m) > 0, "cat", "dog")
+
+
+GRID = {"learning_rate": [0.01, 0.1], "hidden_layer_sizes": [(8,), (6, 4)], "train_size": [0.5, 1.0]}
+FIXED = {"max_iter": 15, "batch_size": 32, "optimizer": "adam"}
+
+
+def alone(X, y, config, train, held, seed, test):
+    """The configuration trained by itself, as a user would: the rows the sweep documents."""
+    from fastdnn.sweep import _subset
+
+    rows = _subset(train, config.get("train_size"), np.random.default_rng(seed + 1).permutation(len(train)))
+    params = {**FIXED, **{k: v for k, v in config.items() if k != "train_size"}, "random_state": seed}
+    est = DNNClassifier(**params).fit(X[rows], y[rows])
+    return est, rows
+
+
+@pytest.mark.parametrize("folds", [None, 3])
+def test_every_run_of_a_sweep_in_workers_equals_the_configuration_trained_alone(folds):
+    X, y = blobs()
+    test = blobs(60, seed=1)
+    results = sweep(X, y, GRID, fixed=FIXED, test=test, folds=folds, seed=4, workers=2)
+    assert len(results.rows) == 8 and not results.failed
+    splits = plan(len(X), folds, 0.1, 4)
+    for config, row in zip(configurations(check_grid(GRID)), results.rows):
+        curves, train_acc, val_acc, test_acc = [], [], [], []
+        for train, held in splits:
+            est, rows = alone(X, y, config, train, held, 4, test)
+            curves.append(est.loss_curve_)
+            train_acc.append(est.score(X[rows], y[rows]))
+            val_acc.append(est.score(X[held], y[held]))
+            test_acc.append(est.score(*test))
+        assert results.curves[row["configuration"]] == curves  # bit for bit: the same training
+        assert row["train_mean"] == pytest.approx(np.mean(train_acc), abs=1e-15)
+        assert row["validation_mean"] == pytest.approx(np.mean(val_acc), abs=1e-15)
+        assert row["test_mean"] == pytest.approx(np.mean(test_acc), abs=1e-15)
+        assert row["validation_std"] == pytest.approx(np.std(val_acc), abs=1e-15)
+        assert row["runs"] == len(splits)
+
+
+def test_an_interrupted_sweep_continues_and_skips_what_it_finished(tmp_path):
+    X, y = blobs()
+    out = tmp_path / "results.csv"
+    seen = []
+
+    def stop_after_three(row):
+        seen.append(row)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep(X, y, GRID, fixed=FIXED, seed=2, workers=1, out=out, on_result=stop_after_three)
+    with open(out) as f:
+        assert len(list(csv.DictReader(f))) == 3
+    runs = []
+    continued = sweep(X, y, GRID, fixed=FIXED, seed=2, workers=2, out=out, progress=lambda done, total: runs.append(total))
+    assert runs and runs[-1] == 5  # only the five configurations left
+    whole = sweep(X, y, GRID, fixed=FIXED, seed=2, workers=1)
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds_mean", "examples_per_s")} for r in rows]  # noqa: E731
+    assert strip(continued.rows) == strip(whole.rows)
+    assert continued.curves == whole.curves
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and rows[0].keys() >= {"learning_rate", "hidden_layer_sizes", "train_size", "validation_mean",
+                                                 "test_mean", "cost_mean", "seconds_mean", "examples_per_s"}
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["rows"]) == 8 and len(saved["curves"]) == 8
+    # Nothing left: nothing trained, the results as they were.
+    again = sweep(X, y, GRID, fixed=FIXED, seed=2, workers=2, out=out, progress=lambda d, t: runs.append(-1))
+    assert runs[-1] == 5 and strip(again.rows) == strip(continued.rows)
+    from fastdnn.data import DataError
+
+    with pytest.raises(DataError, match="holds another sweep's results"):
+        sweep(X, y, GRID, fixed={**FIXED, "max_iter": 16}, seed=2, workers=1, out=out)
+
+
+def test_grids_are_checked_and_sampled():
+    with pytest.raises(ValueError, match="'random_state' cannot be swept"):
+        check_grid({"random_state": [1, 2]})
+    with pytest.raises(ValueError, match="learning_rate"):
+        check_grid({"learning_rate": [0.1, -1]})
+    with pytest.raises(ValueError, match="train_size must be a fraction"):
+        check_grid({"train_size": [0.5, 1.5]})
+    with pytest.raises(ValueError, match="given twice"):
+        check_grid({"init": ["he", "he"]})
+    grid = check_grid({"learning_rate": [0.1, 0.01, 0.001], "init": ["deep", "he"], "batch_size": [32, "full"]})
+    assert grid["batch_size"] == [32, None]
+    every = configurations(grid)
+    assert len(every) == 12 and every[0] == {"learning_rate": 0.1, "init": "deep", "batch_size": 32}
+    sample = configurations(grid, sample=5, seed=3)
+    assert len(sample) == 5 and all(c in every for c in sample) and sample == configurations(grid, sample=5, seed=3)
+    X, y = blobs()
+    with pytest.raises(ValueError, match="train_size 500 is more than the 216 training examples"):
+        sweep(X, y, {"train_size": [100, 500]}, fixed=FIXED, workers=1)
+
+
+def run_cli(capsys, *argv):
+    from fastdnn import cli
+
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_the_command_sweeps_the_course_hyperparameters_and_writes_csv_json_and_plots(tmp_path, capsys):
+    X, y = blobs()
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    out, plots = tmp_path / "r.csv", tmp_path / "plots"
+    status, stdout, err = run_cli(
+        capsys, "sweep", "--data", tmp_path / "d.npz", "--lr", "0.01,0.1", "--layers", "8", "6,4", "--output",
+        "sigmoid,softmax", "--loss", "cross_entropy,mse", "--train-size", "0.5", "1", "--epochs", 5, "--batch-size", 32,
+        "--folds", 2, "--sample", 6, "--out", out, "--plot", plots, "--quiet", "--sort", "train")
+    assert status == 0, err
+    # In the table's order of the options, then train_size.
+    assert "sweep: 6 configurations of 2 hidden_layer_sizes x 2 loss x 2 output x 2 learning_rate x 2 train_size" in stdout
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 6 and {r["output"] for r in rows} <= {"sigmoid", "softmax"}
+    lines = stdout.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("hidden_layer_sizes  loss"))
+    at = lines[head].index(" train ") + 1
+    train = [float(line[at:].split()[0]) for line in lines[head + 1 : head + 7]]  # sorted by train accuracy
+    assert train == sorted(train, reverse=True)
+    assert sorted(os.listdir(plots)) == sorted(["costs.png", "effect-learning_rate.png", "effect-hidden_layer_sizes.png",
+                                                "effect-output.png", "effect-loss.png", "effect-train_size.png"])
+    status, _, err = run_cli(capsys, "sweep", "--data", tmp_path / "d.npz", "--lr", "0.01,-2")
+    assert status == 1 and "--lr: learning_rate must be" in err, err
+    status, _, err = run_cli(capsys, "sweep", "--data", tmp_path / "d.npz", "--lr", "0.01")
+    assert status == 1 and "nothing to sweep" in err
+    status, _, err = run_cli(capsys, "sweep", "--data", tmp_path / "d.npz", "--init", "he,nope")
+    assert status == 1 and "--init: unknown init 'nope'; choose one of ['deep', 'he', 'xavier']" in err, err
+
+
+def test_results_read_back_the_architecture_as_a_tuple(tmp_path):
+    X, y = blobs()
+    results = sweep(X, y, {"hidden_layer_sizes": [(4,), (5, 3)]}, fixed=FIXED, workers=1, out=tmp_path / "r.csv")
+    back = Results.read(tmp_path / "r.csv", ["hidden_layer_sizes"], results.setup)
+    assert [r["hidden_layer_sizes"] for r in back.rows] == [(4,), (5, 3)]
