@@ -151,6 +151,14 @@ def _attach(folder):
         _DATA[name[:-4]] = np.load(os.path.join(folder, name), mmap_mode="r", allow_pickle=False)
 
 
+def _worker(folder):
+    """A worker process's initializer: Ctrl-C is the sweep's (which stops the pool), then the data."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _attach(folder)
+
+
 def run_one(fixed, config, fold, train, held, seed):
     """Train ``config`` over ``fixed`` on rows ``train`` of the attached data; the scores, cost curve and time."""
     from fastdnn.estimator import DNNClassifier
@@ -384,7 +392,7 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
             import multiprocessing
 
             context = multiprocessing.get_context("spawn")  # no fork of BLAS threads or compiled state
-            with context.Pool(workers, initializer=_attach, initargs=(folder,)) as pool:
+            with context.Pool(workers, initializer=_worker, initargs=(folder,)) as pool:
                 for outcome in pool.imap_unordered(_run_task, tasks):
                     collect(*outcome)
     finally:
