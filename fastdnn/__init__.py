@@ -5,7 +5,8 @@ stages, ``training.py`` for whole runs over the one training engine,
 ``engine.py``, both backed by the compiled kernels in ``fastdnn.kernels``);
 their plain-numpy twins with the same names live in ``fastdnn.reference``.
 ``DNNClassifier`` (``estimator.py``) trains through the same engine, and
-``save_model``/``load_model`` (``io.py``) keep its models and checkpoints.
+``save_model``/``load_model`` (``io.py``) keep its models and checkpoints;
+``sweep`` (``sweeps.py``) trains a grid of configurations in parallel.
 """
 
 from fastdnn.pipeline import (
@@ -27,6 +28,7 @@ from fastdnn.estimator import DNNClassifier, NotFittedError, cross_val_score
 from fastdnn.engine import DivergenceError, Engine, TrainingState
 from fastdnn.io import load_checkpoint, load_model, save_checkpoint, save_model
 from fastdnn.training import L_layer_model, model
+from fastdnn.sweeps import sweep
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,7 @@ __all__ = [
     "save_model",
     "NotFittedError",
     "cross_val_score",
+    "sweep",
     "L_layer_model",
     "L_model_backward",
     "L_model_forward",

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fastdnn.estimator import DNNClassifier
-from fastdnn.sweep import Results, check_grid, configurations, plan, sweep
+from fastdnn.sweeps import Results, check_grid, configurations, plan, sweep
 
 
 def blobs(m=240, n=6, seed=0):
@@ -24,7 +24,7 @@ FIXED = {"max_iter": 15, "batch_size": 32, "optimizer": "adam"}
 
 def alone(X, y, config, train, held, seed, test):
     """The configuration trained by itself, as a user would: the rows the sweep documents."""
-    from fastdnn.sweep import _subset
+    from fastdnn.sweeps import _subset
 
     rows = _subset(train, config.get("train_size"), np.random.default_rng(seed + 1).permutation(len(train)))
     params = {**FIXED, **{k: v for k, v in config.items() if k != "train_size"}, "random_state": seed}

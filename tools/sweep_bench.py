@@ -49,7 +49,7 @@ def load(folder):
 
 
 def fastdnn_mode(folder):
-    from fastdnn.sweep import sweep
+    from fastdnn.sweeps import sweep
 
     X, y, Xt, yt = load(folder)
     t0 = time.perf_counter()

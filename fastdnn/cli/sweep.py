@@ -1,5 +1,5 @@
 """``fastdnn sweep``: a grid of training runs in worker processes, a table of their scores, results as CSV and
-JSON, plots (a thin layer over ``fastdnn.sweep``)."""
+JSON, plots (a thin layer over ``fastdnn.sweeps``)."""
 
 import os
 import sys
@@ -9,7 +9,7 @@ import numpy as np
 
 from fastdnn import options as O
 from fastdnn.cli.common import CLIError, check_writable, load_data, say
-from fastdnn.sweep import SCORES, TRAIN_SIZE, json_path
+from fastdnn.sweeps import SCORES, TRAIN_SIZE, json_path
 
 # Every table option with a flag, but those a sweep sets itself.
 SWEPT_FLAGS = tuple(o.name for o in O.OPTIONS if o.flag and o.name not in ("random_state", "threads", "memory")
@@ -62,7 +62,7 @@ def add_parser(sub, common, fmt):
 def _values(args):
     """(grid, fixed): the flags given several values and those given one, each value checked, the message
     naming the flag."""
-    from fastdnn.sweep import check_grid
+    from fastdnn.sweeps import check_grid
 
     grid, fixed = {}, {}
     for name in (*SWEPT_FLAGS, TRAIN_SIZE):
@@ -103,7 +103,7 @@ def _parse(name, text):
 
 
 def run(args):
-    from fastdnn import sweep as S
+    from fastdnn import sweeps as S
 
     grid, fixed = _values(args)
     if not grid:
@@ -129,7 +129,7 @@ def run(args):
         data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
     X = np.ascontiguousarray(data.X, dtype=dtype)
     test_pair = None if test is None else (np.ascontiguousarray(test.X, dtype=dtype), test.y)
-    from fastdnn.sweep import configurations
+    from fastdnn.sweeps import configurations
 
     n_configs = len(configurations(grid, args.sample, args.seed))
     runs = n_configs * (args.folds or 1)
