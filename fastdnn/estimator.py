@@ -594,13 +594,18 @@ def cross_val_score(estimator, X, y, k=10, random_state=0):
     """
     X = np.asarray(X)
     y = np.asarray(y)
-    k = V.operator_index(k)
-    if not 2 <= k <= len(y):
-        raise ValueError(f"k must be between 2 and the number of samples {len(y)}, got {k}")
-    folds = np.array_split(np.random.default_rng(random_state).permutation(len(y)), k)
     scores = []
-    for i, test in enumerate(folds):
-        train = np.concatenate([f for j, f in enumerate(folds) if j != i])
+    for train, test in k_folds(len(y), k, random_state):
         clone = type(estimator)(**estimator.get_params())
         scores.append(clone.fit(X[train], y[train]).score(X[test], y[test]))
     return np.array(scores)
+
+
+def k_folds(m, k, random_state=0):
+    """The course's k folds of m samples as [(training rows, held-out rows)]: a seeded shuffle split into k
+    near-equal parts, each held out in turn (``cross_val_score``'s and ``fastdnn.sweep``'s)."""
+    k = V.operator_index(k)
+    if not 2 <= k <= m:
+        raise ValueError(f"k must be between 2 and the number of samples {m}, got {k}")
+    folds = np.array_split(np.random.default_rng(random_state).permutation(m), k)
+    return [(np.concatenate([f for j, f in enumerate(folds) if j != i]), test) for i, test in enumerate(folds)]

@@ -121,7 +121,7 @@ def _subset(rows, size, order):
     n = len(rows) if size is None else (max(1, round(size * len(rows))) if isinstance(size, float) else size)
     if n > len(rows):
         raise ValueError(f"train_size {size} is more than the {len(rows)} training examples")
-    return np.sort(rows[order[order < len(rows)][:n]])
+    return np.sort(rows[order[:n]])
 
 
 def plan(m, folds, validation_fraction, seed):
@@ -129,13 +129,13 @@ def plan(m, folds, validation_fraction, seed):
     one split holding out ``validation_fraction`` (``fastdnn train``'s)."""
     from fastdnn.engine import split_rows
 
-    if folds:
-        folds = O.V.check_positive(folds, "folds", integer=True)
-        if not 2 <= folds <= m:
-            raise ValueError(f"folds must be between 2 and the {m} examples, got {folds}")
-        parts = np.array_split(np.random.default_rng(seed).permutation(m), folds)
-        return [(np.sort(np.concatenate([p for j, p in enumerate(parts) if j != i])), np.sort(parts[i]))
-                for i in range(folds)]
+    from fastdnn.estimator import k_folds
+
+    if folds is not None:
+        try:
+            return [(np.sort(train), np.sort(held)) for train, held in k_folds(m, folds, seed)]
+        except (TypeError, ValueError):
+            raise ValueError(f"folds must be an integer between 2 and the {m} examples, got {folds!r}") from None
     return [split_rows(m, validation_fraction, seed)]
 
 
