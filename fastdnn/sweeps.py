@@ -47,6 +47,8 @@ from fastdnn import options as O
 TRAIN_SIZE = "train_size"
 # Options a sweep sets itself (the seed is the sweep's, one BLAS thread a worker) or that do not apply.
 NOT_SWEPT = ("random_state", "threads", "memory", "warm_start", "verbose", "frozen_layers")
+# Fixed for a whole sweep: they decide the rows every configuration is scored on.
+FIXED_ONLY = ("validation_fraction",)
 SCORES = {"validation": "validation_mean", "train": "train_mean", "test": "test_mean", "cost": "cost_mean",
           "time": "seconds_mean"}
 COLUMNS = ("validation_mean", "validation_std", "train_mean", "train_std", "test_mean", "test_std", "cost_mean",
@@ -55,20 +57,18 @@ COLUMNS = ("validation_mean", "validation_std", "train_mean", "train_std", "test
 
 def sweepable():
     """The names a grid may hold: the table's options but those a sweep sets itself, and train_size."""
-    return [o.name for o in O.OPTIONS if o.name not in NOT_SWEPT] + [TRAIN_SIZE]
+    return [o.name for o in O.OPTIONS if o.name not in NOT_SWEPT + FIXED_ONLY] + [TRAIN_SIZE]
 
 
 def check_train_size(value, name=TRAIN_SIZE):
-    """A fraction in (0, 1] (a float) or a positive count of examples (an int)."""
+    """A fraction of the training examples in (0, 1] (1: all of them), or a count of them above 1 (a whole
+    number): returned as a float or an int."""
+    bad = ValueError(f"{name} must be a fraction in (0, 1] or a whole number of examples above 1, got {value!r}")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a fraction in (0, 1] or a number of examples, got {value!r}")
-    if isinstance(value, (float, np.floating)):
-        if not 0 < value <= 1:
-            raise ValueError(f"{name} must be a fraction in (0, 1] or a number of examples, got {value!r}")
-        return float(value)
-    if value < 1:
-        raise ValueError(f"{name} must be a fraction in (0, 1] or a number of examples, got {value!r}")
-    return int(value)
+        raise bad
+    if not math.isfinite(value) or value <= 0 or (value > 1 and value != int(value)):
+        raise bad
+    return float(value) if value <= 1 else int(value)
 
 
 def check_grid(grid):
@@ -78,6 +78,9 @@ def check_grid(grid):
     names = sweepable()
     checked = {}
     for name, values in grid.items():
+        if name in FIXED_ONLY:
+            raise ValueError(f"{name} cannot be swept: it decides the held-out rows that every configuration is "
+                             "scored on; give it one value")
         if name not in names:
             raise ValueError(f"{name!r} cannot be swept; the names are {', '.join(names)}")
         if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
@@ -118,7 +121,7 @@ def key_of(config):
 
 def _subset(rows, size, order):
     """The first ``size`` (a fraction or a count) of ``rows`` in the seeded ``order``, sorted."""
-    n = len(rows) if size is None else (max(1, round(size * len(rows))) if isinstance(size, float) else size)
+    n = len(rows) if size is None else (max(2, round(size * len(rows))) if isinstance(size, float) else size)
     if n > len(rows):
         raise ValueError(f"train_size {size} is more than the {len(rows)} training examples")
     return np.sort(rows[order[:n]])
@@ -146,37 +149,41 @@ _WARM = set()  # the option sets whose kernels this worker has loaded
 
 
 def _attach(folder):
-    """Worker initializer: the sweep's arrays, memory-mapped read-only from ``folder``."""
+    """The sweep's arrays, memory-mapped from ``folder`` copy-on-write: the pages are the page cache's, shared
+    by every worker, and nothing writes them (a read-only map would be copied whole by the estimator, which
+    takes writeable arrays)."""
     for name in os.listdir(folder):
-        _DATA[name[:-4]] = np.load(os.path.join(folder, name), mmap_mode="r", allow_pickle=False)
-
-
-def _worker(folder):
-    """A worker process's initializer: Ctrl-C is the sweep's (which stops the pool), then the data."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _attach(folder)
+        _DATA[name[:-4]] = np.load(os.path.join(folder, name), mmap_mode="c", allow_pickle=False)
 
 
 def run_one(fixed, config, fold, train, held, seed):
     """Train ``config`` over ``fixed`` on rows ``train`` of the attached data; the scores, cost curve and time."""
     from fastdnn.estimator import DNNClassifier
 
-    X, y = _DATA["X"], _DATA["y"]
-    params = {**fixed, **{k: v for k, v in config.items() if k != TRAIN_SIZE}, "random_state": seed, "threads": 1}
-    rows = _subset(train, config.get(TRAIN_SIZE), np.random.default_rng(seed + 1).permutation(len(train)))
-    est = DNNClassifier(**params)
-    kernels = tuple(str(params.get(k)) for k in ("activation", "loss", "output", "optimizer", "dtype", "batch_size"))
-    if kernels not in _WARM:
-        # A worker's first run of an option set loads (or compiles) its kernels: done untimed, by the same fit
-        # for at most GRAM_MIN_EPOCHS epochs (enough to take the route the timed run takes).
-        from fastdnn.engine import GRAM_MIN_EPOCHS
+    from fastdnn.engine import GRAM_MIN_EPOCHS
 
-        DNNClassifier(**{**params, "max_iter": min(params.get("max_iter", 200), GRAM_MIN_EPOCHS)}).fit(X, y, rows=rows)
+    X, y = _DATA["X"], _DATA["y"]
+    params = {**O.DEFAULTS, **fixed, **{k: v for k, v in config.items() if k != TRAIN_SIZE}, "random_state": seed,
+              "threads": 1}
+    rows = _subset(train, config.get(TRAIN_SIZE), np.random.default_rng(seed + 1).permutation(len(train)))
+    if isinstance(params["batch_size"], int) and params["batch_size"] > rows.size:
+        params["batch_size"] = int(rows.size)  # a batch larger than the run's examples is all of them
+    fit = {"rows": rows}
+    if params["early_stopping"] and held is not None:
+        fit["validation_data"] = (X[held], y[held])  # stops on the sweep's held-out rows, trains on all the rest
+    # What decides the kernels a run loads (or compiles) and the route it takes (the Gram route needs full
+    # batch, GRAM_MIN_EPOCHS epochs and twice as many features as examples).
+    kernels = (params["activation"], params["loss"], params["output"], params["optimizer"], str(params["dtype"]),
+               params["batch_size"] is None, bool(params["l2"]), params["max_iter"] >= GRAM_MIN_EPOCHS,
+               2 * rows.size <= X.shape[1])
+    if kernels not in _WARM:
+        # A worker's first run of these loads or compiles them: untimed, the same fit for at most
+        # GRAM_MIN_EPOCHS epochs.
+        DNNClassifier(**{**params, "max_iter": min(params["max_iter"], GRAM_MIN_EPOCHS)}).fit(X, y, **fit)
         _WARM.add(kernels)
+    est = DNNClassifier(**params)
     t0 = time.perf_counter()
-    est.fit(X, y, rows=rows)
+    est.fit(X, y, **fit)
     seconds = time.perf_counter() - t0
     result = {"fold": fold, "train": est.score(X, y, rows=rows), "seconds": seconds, "examples": int(rows.size),
               "epochs": est.n_iter_, "curve": [float(c) for c in est.loss_curve_]}
@@ -212,21 +219,38 @@ def summarise(config, runs):
 
 
 class Results:
-    """A sweep's results: ``rows`` (one dict a configuration: its hyperparameters, then ``COLUMNS``),
-    ``curves`` (configuration key -> each run's cost curve), ``names`` (the swept hyperparameters) and
-    ``setup`` (what else decides the numbers: a results file holding another setup is not continued)."""
+    """A sweep's results: ``rows`` (one dict a configuration: its hyperparameters, ``COLUMNS``, its key
+    ``configuration`` and ``error``, the message of a configuration that failed, else None), ``curves``
+    (configuration key -> each run's cost curve), ``names`` (the swept hyperparameters) and ``setup``
+    (what else decides the numbers: a results file holding another setup is not continued)."""
 
-    def __init__(self, names, setup, rows=None, curves=None, failed=None):
+    def __init__(self, names, setup, rows=None, curves=None):
         self.names, self.setup = list(names), setup
-        self.rows, self.curves, self.failed = rows or [], curves or {}, failed or {}
+        self.rows, self.curves = rows or [], curves or {}
+
+    @property
+    def failed(self):
+        """{configuration key: error} of the configurations that failed."""
+        return {r["configuration"]: r["error"] for r in self.rows if r.get("error")}
 
     def done(self):
-        return {row["configuration"] for row in self.rows}
+        """The keys of the configurations that trained (a failed one is tried again)."""
+        return {r["configuration"] for r in self.rows if not r.get("error")}
+
+    def _replace(self, row):
+        self.rows = [r for r in self.rows if r["configuration"] != row["configuration"]] + [row]
 
     def add(self, config, runs):
-        row = summarise(config, runs)
-        self.rows.append({**{n: config.get(n) for n in self.names}, **row})
+        row = {**{n: config.get(n) for n in self.names}, **summarise(config, runs), "error": None}
+        self._replace(row)
         self.curves[row["configuration"]] = [r["curve"] for r in runs]
+        return row
+
+    def add_failure(self, config, error):
+        row = {**{n: config.get(n) for n in self.names}, **dict.fromkeys(COLUMNS), "configuration": key_of(config),
+               "error": error}
+        self._replace(row)
+        return row
 
     def sorted(self, by="validation"):
         column = SCORES[by]
@@ -235,12 +259,16 @@ class Results:
         return sorted(present, key=lambda r: sign * r[column]) + [r for r in self.rows if r[column] is None]
 
     def table(self, by="validation", limit=None):
-        """The rows sorted by a score, as aligned text."""
+        """The rows sorted by a score, as aligned text (a failed configuration: its error)."""
         rows = self.sorted(by)[:limit]
         head = [*self.names, "validation", "train", "test", "cost", "s/run", "examples/s"]
         lines = [head]
         for r in rows:
-            lines.append([_text(r[n]) for n in self.names] + [
+            values = [_text(r[n]) for n in self.names]
+            if r.get("error"):
+                lines.append(values + [f"failed: {r['error']}"])
+                continue
+            lines.append(values + [
                 _pm(r["validation_mean"], r["validation_std"]), _pm(r["train_mean"], r["train_std"]),
                 _pm(r["test_mean"], r["test_std"]), f"{r['cost_mean']:.4g}", f"{r['seconds_mean']:.2f}",
                 "-" if r["examples_per_s"] is None else f"{r['examples_per_s']:,.0f}"])
@@ -250,52 +278,94 @@ class Results:
     def csv_text(self):
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([*self.names, *COLUMNS, "configuration", "setup"])
+        writer.writerow([*self.names, *COLUMNS, "error", "configuration", "setup"])
         for r in self.rows:
             writer.writerow([_text(r[n]) for n in self.names] + ["" if r[c] is None else repr(r[c]) if isinstance(
-                r[c], float) else r[c] for c in COLUMNS] + [r["configuration"], self.setup])
+                r[c], float) else r[c] for c in COLUMNS] + [r.get("error") or "", r["configuration"], self.setup])
         return out.getvalue()
 
-    def json_text(self):
-        return json.dumps({"setup": self.setup, "names": self.names, "rows": [
-            {k: list(v) if isinstance(v, tuple) else v for k, v in r.items()} for r in self.rows],
-            "curves": self.curves, "failed": self.failed}, indent=1)
+    def json_text(self, curves=True):
+        doc = {"setup": self.setup, "names": self.names,
+               "rows": [{k: list(v) if isinstance(v, tuple) else v for k, v in r.items()} for r in self.rows]}
+        if curves:
+            doc["curves"] = self.curves
+        return json.dumps(doc)
 
-    def write(self, path):
-        """The CSV at ``path`` and the JSON beside it (``path`` with .json), each replaced atomically."""
+    def write(self, path, final=True):
+        """The CSV at ``path`` and the JSON beside it (``json_path``), each replaced atomically. While the
+        sweep runs (``final`` False) the JSON holds the rows only and each configuration's curves are
+        appended to ``curves_path`` (``append_curves``), so that a write costs the rows, not every curve."""
         from fastdnn.io import atomic_write
 
         atomic_write(path, lambda f: f.write(self.csv_text().encode()))
-        atomic_write(json_path(path), lambda f: f.write(self.json_text().encode()))
+        atomic_write(json_path(path), lambda f: f.write(self.json_text(curves=final).encode()))
+        if final and os.path.exists(curves_path(path)):
+            os.remove(curves_path(path))
+
+    def append_curves(self, path, key):
+        """One configuration's curves as one line of ``curves_path`` (written whole, then synced)."""
+        line = (json.dumps([key, self.curves[key]]) + "\n").encode()
+        fd = os.open(curves_path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     @classmethod
     def read(cls, path, names, setup):
-        """The results a previous run of this sweep wrote at ``path`` (None if there are none); ValueError if
-        they are another sweep's."""
+        """The results a previous run of this sweep wrote at ``path`` (None if there are none); DataError if
+        they are another sweep's, or if the JSON beside ``path`` is not a sweep's."""
         from fastdnn.data import DataError
 
+        beside = json_path(path)
         if not os.path.exists(path):
+            if os.path.exists(beside):
+                raise DataError(beside, f"exists without {os.path.basename(path)}, and a sweep's results would replace "
+                                        "it; choose another --out or remove it")
             return None
         try:
-            with open(json_path(path)) as f:
+            with open(beside) as f:
                 saved = json.load(f)
-            rows, curves = saved["rows"], saved["curves"]
             stored = saved["setup"], saved["names"]
+            rows, curves = saved["rows"], saved.get("curves", {})
+            if not isinstance(rows, list) or not isinstance(curves, dict):
+                raise TypeError
+            for r in rows:
+                if not isinstance(r, dict) or not {"configuration", "error", *COLUMNS} <= set(r):
+                    raise TypeError
         except (OSError, ValueError, KeyError, TypeError):
-            raise DataError(path, f"holds results without their {os.path.basename(json_path(path))} (or it is "
-                                  "unreadable); choose another --out or remove both to start afresh") from None
+            raise DataError(path, f"holds results whose {os.path.basename(beside)} is missing or not a sweep's; "
+                                  "choose another --out or remove both to start afresh") from None
         if stored != (setup, list(names)):
             raise DataError(path, "holds another sweep's results (other data, hyperparameters or fixed options); "
                                   "choose another --out or remove it to start afresh")
         for r in rows:
             if "hidden_layer_sizes" in r and isinstance(r["hidden_layer_sizes"], list):
                 r["hidden_layer_sizes"] = tuple(r["hidden_layer_sizes"])
-        return cls(names, setup, rows, curves, saved.get("failed"))
+        if os.path.exists(curves_path(path)):
+            with open(curves_path(path), "rb") as f:
+                for line in f:
+                    try:
+                        key, runs = json.loads(line)
+                    except ValueError:
+                        break  # a line cut short by a crash: its configuration is in no row either
+                    curves[key] = runs
+        done = {r["configuration"] for r in rows if not r["error"]}
+        # A configuration counts as done only with its curves.
+        rows = [r for r in rows if r["error"] or r["configuration"] in curves]
+        return cls(names, setup, rows, {k: v for k, v in curves.items() if k in done})
 
 
 def json_path(path):
+    """The JSON results beside the CSV ``path``: the same name with .json."""
     root, ext = os.path.splitext(os.fspath(path))
     return root + ".json" if ext.lower() != ".json" else root + ".results.json"
+
+
+def curves_path(path):
+    """Where a running sweep appends its configurations' cost curves (merged into the JSON at its end)."""
+    return json_path(path)[: -len(".json")] + ".curves.jsonl"
 
 
 def _text(value):
@@ -335,11 +405,14 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
     if unknown:
         raise ValueError(f"unknown options: {', '.join(unknown)}")
     fixed = {k: v for k, v in fixed.items() if k not in grid and k not in NOT_SWEPT}
-    O.check({**O.DEFAULTS, **fixed})
+    fixed = {k: v for k, v in O.check({**O.DEFAULTS, **fixed}).items() if k in fixed}
     X = np.asarray(X)
     y = np.asarray(y)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError(f"X must be (n_samples, n_features) and y (n_samples,), got {X.shape} and {y.shape}")
+    n_classes = len(np.unique(y))
+    if n_classes > 2 and "sigmoid" in grid.get("output", [fixed.get("output")]):
+        raise ValueError(f"output='sigmoid' is one unit, which encodes two classes; these labels have {n_classes}")
     configs = configurations(grid, sample, seed)
     splits = plan(X.shape[0], folds, fixed.get("validation_fraction", O.DEFAULTS["validation_fraction"]), seed)
     for size in grid.get(TRAIN_SIZE, []):  # a count larger than the training rows, refused before any work
@@ -353,6 +426,33 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
     tasks = [(i, f, (fixed, c, f, tr, held, seed)) for i, c in todo for f, (tr, held) in enumerate(splits)]
     workers = min(usable_cores() if workers is None else O.V.check_positive(workers, "workers", integer=True),
                   max(1, len(tasks)))
+    runs, failed = {}, set()
+    finished = 0
+
+    def collect(index, fold, result, error):
+        nonlocal finished
+        finished += 1
+        if progress is not None:
+            progress(finished, len(tasks))
+        config = configs[index]
+        if index in failed:
+            return
+        if error is not None:
+            failed.add(index)
+            row = results.add_failure(config, error)
+        else:
+            runs.setdefault(index, {})[fold] = result
+            if len(runs[index]) < len(splits):
+                return
+            got = runs.pop(index)
+            row = results.add(config, [got[f] for f in range(len(splits))])
+            if out is not None:
+                results.append_curves(out, row["configuration"])
+        if out is not None:
+            results.write(out, final=False)
+        if on_result is not None:
+            on_result(row)
+
     folder = tempfile.mkdtemp(prefix="fastdnn-sweep-")
     try:
         np.save(os.path.join(folder, "X.npy"), np.ascontiguousarray(X))
@@ -360,27 +460,6 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
         if test is not None:
             np.save(os.path.join(folder, "X_test.npy"), np.ascontiguousarray(np.asarray(test[0])))
             np.save(os.path.join(folder, "y_test.npy"), np.asarray(test[1]))
-        runs = {}
-        finished = 0
-
-        def collect(index, fold, result, error):
-            nonlocal finished
-            finished += 1
-            if progress is not None:
-                progress(finished, len(tasks))
-            config = configs[index]
-            if error is not None:
-                results.failed[key_of(config)] = error
-                return
-            runs.setdefault(index, {})[fold] = result
-            if len(runs[index]) == len(splits):
-                results.add(config, [runs[index][f] for f in range(len(splits))])
-                del runs[index]
-                if out is not None:
-                    results.write(out)
-                if on_result is not None:
-                    on_result(results.rows[-1])
-
         if workers == 1:
             _attach(folder)
             try:
@@ -389,19 +468,57 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
             finally:
                 _DATA.clear()
         else:
-            import multiprocessing
-
-            context = multiprocessing.get_context("spawn")  # no fork of BLAS threads or compiled state
-            with context.Pool(workers, initializer=_worker, initargs=(folder,)) as pool:
-                for outcome in pool.imap_unordered(_run_task, tasks):
-                    collect(*outcome)
+            _in_workers(tasks, workers, folder, collect)
+        if out is not None:
+            results.write(out)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    if out is not None and not tasks:
-        results.write(out)
     order = {key_of(c): i for i, c in enumerate(configs)}
     results.rows.sort(key=lambda r: order.get(r["configuration"], math.inf))
     return results
+
+
+class WorkerDied(RuntimeError):
+    """A worker process ended without finishing its run (killed, out of memory, or unable to start)."""
+
+
+def _in_workers(tasks, workers, folder, collect):
+    """Run ``tasks`` in ``workers`` spawned processes, each result to ``collect`` as it comes. A worker that
+    dies raises WorkerDied; an interrupt ends every worker before it goes up."""
+    import multiprocessing
+    import signal
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")  # no fork of BLAS threads or compiled state
+    # The workers start with Ctrl-C ignored (spawned processes keep an ignored signal), so that it is the
+    # sweep's alone: the sweep stops them and keeps what finished.
+    # (ProcessPoolExecutor starts its processes as tasks are submitted, up to ``workers``.)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    try:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_attach, initargs=(folder,))
+        futures = [pool.submit(_run_task, task) for task in tasks]
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        for future in as_completed(futures):
+            collect(*future.result())
+    except BrokenProcessPool:
+        raise WorkerDied("a worker process ended without finishing its run (killed, out of memory, or unable to "
+                         "start: from a script, call fastdnn.sweep under if __name__ == \"__main__\":)") from None
+    finally:
+        for future in futures:
+            future.cancel()
+        for child in multiprocessing.active_children():  # the pool's workers: ended, not waited for
+            child.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _main_thread():
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _setup(X, y, test, fixed, folds, seed, sample, grid):
@@ -442,23 +559,28 @@ def plot(results, folder):
         atomic_write(path, lambda f: f.write(buffer.getvalue()))
         paths.append(path)
 
+    trained = [r for r in results.rows if not r.get("error")]
+    if not trained:
+        return paths
     fig, ax = plt.subplots(figsize=(8, 5))
-    for row in results.rows:
+    for row in trained:
         curves = results.curves[row["configuration"]]
         length = min(len(c) for c in curves)
         mean = np.mean([c[:length] for c in curves], axis=0)
         ax.plot(np.arange(1, length + 1), mean, lw=1, label=", ".join(f"{n}={_text(row[n])}" for n in results.names))
-    ax.set(xlabel="epoch", ylabel="cost", title=f"cost curves of {len(results.rows)} configurations", yscale="log")
-    if 0 < len(results.rows) <= 12:
+    ax.set(xlabel="epoch", ylabel="cost", title=f"cost curves of {len(trained)} configurations", yscale="log")
+    if len(trained) <= 12:
         ax.legend(fontsize=7)
     save(fig, "costs.png")
 
     for name in results.names:
         values = []
-        for row in results.rows:
+        for row in trained:
             if row[name] not in values:
                 values.append(row[name])
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        # Numbers on a numeric axis; fractions and counts of examples mixed are not one scale.
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) and not (
+            name == TRAIN_SIZE and len({type(v) for v in values}) > 1)
         if numeric:
             values.sort()
         x = np.array(values, float) if numeric else np.arange(len(values))
@@ -466,7 +588,7 @@ def plot(results, folder):
         for score, style in (("train", "--"), ("validation", "-o"), ("test", "-s")):
             means, lows, highs = [], [], []
             for v in values:
-                got = [r[f"{score}_mean"] for r in results.rows if r[name] == v and r[f"{score}_mean"] is not None]
+                got = [r[f"{score}_mean"] for r in trained if r[name] == v and r[f"{score}_mean"] is not None]
                 means.append(np.mean(got) if got else np.nan)
                 lows.append(np.min(got) if got else np.nan)
                 highs.append(np.max(got) if got else np.nan)
@@ -474,7 +596,7 @@ def plot(results, folder):
                 means = np.array(means)
                 acc.errorbar(x, means, yerr=[means - np.array(lows), np.array(highs) - means], fmt=style, capsize=3,
                              label=score)
-        seconds = [np.mean([r["seconds_mean"] for r in results.rows if r[name] == v]) for v in values]
+        seconds = [np.mean([r["seconds_mean"] for r in trained if r[name] == v]) for v in values]
         tim.plot(x, seconds, "-o")
         for ax in (acc, tim):
             if not numeric:
@@ -485,7 +607,8 @@ def plot(results, folder):
         tim.set_ylim(bottom=0)
         acc.set(ylabel="accuracy: mean over the other values (bars: range)",
                 title="learning curve" if name == TRAIN_SIZE else f"{name}: accuracy")
-        acc.legend(fontsize=8)
+        if acc.get_legend_handles_labels()[0]:
+            acc.legend(fontsize=8)
         tim.set(ylabel="seconds per run", title=f"{name}: training time")
         save(fig, f"effect-{name}.png")
     return paths

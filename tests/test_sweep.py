@@ -153,3 +153,73 @@ def test_results_read_back_the_architecture_as_a_tuple(tmp_path):
     results = sweep(X, y, {"hidden_layer_sizes": [(4,), (5, 3)]}, fixed=FIXED, workers=1, out=tmp_path / "r.csv")
     back = Results.read(tmp_path / "r.csv", ["hidden_layer_sizes"], results.setup)
     assert [r["hidden_layer_sizes"] for r in back.rows] == [(4,), (5, 3)]
+
+
+def test_failures_are_recorded_tried_again_and_cleared(tmp_path, monkeypatch):
+    """A configuration that fails is a row with its error (CSV and JSON) and the sweep goes on; run again,
+    it is tried again, and once it trains its failure is gone."""
+    from fastdnn import sweeps
+
+    X, y = blobs()
+    out = tmp_path / "r.csv"
+    grid = {"learning_rate": [0.01, 0.1]}
+    real = sweeps.run_one
+
+    def flaky(fixed, config, *args):
+        if config["learning_rate"] == 0.1:
+            raise MemoryError("out of memory, this time")
+        return real(fixed, config, *args)
+
+    monkeypatch.setattr(sweeps, "run_one", flaky)
+    first = sweep(X, y, grid, fixed=FIXED, workers=1, out=out)
+    assert first.failed == {'{"learning_rate":0.1}': "out of memory, this time"}
+    with open(out) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["error"] for r in rows] == ["", "out of memory, this time"]
+    monkeypatch.undo()
+    runs = []
+    second = sweep(X, y, grid, fixed=FIXED, workers=1, out=out, progress=lambda d, t: runs.append(t))
+    assert runs == [1] and second.failed == {} and [r["learning_rate"] for r in second.rows] == [0.01, 0.1]
+    assert second.rows[1]["validation_mean"] is not None
+
+
+def test_the_results_never_replace_a_json_that_is_not_theirs(tmp_path):
+    from fastdnn.data import DataError
+
+    X, y = blobs()
+    (tmp_path / "settings.json").write_text('{"my": "settings"}')
+    with pytest.raises(DataError, match="settings.json: exists without settings.csv"):
+        sweep(X, y, {"learning_rate": [0.01, 0.1]}, fixed=FIXED, workers=1, out=tmp_path / "settings.csv")
+    assert (tmp_path / "settings.json").read_text() == '{"my": "settings"}'
+
+
+def test_workers_map_the_data_writeable_so_nothing_copies_it(tmp_path):
+    """Read-only arrays are copied whole by the estimator; the workers' copy-on-write maps are not (and are
+    never written)."""
+    from fastdnn import sweeps
+
+    np.save(tmp_path / "X.npy", np.ones((4, 3)))
+    sweeps._attach(tmp_path)
+    try:
+        X = sweeps._DATA["X"]
+        assert isinstance(X, np.memmap) and X.flags.writeable and X.mode == "c"
+    finally:
+        sweeps._DATA.clear()
+
+
+def test_the_commands_default_batch_is_a_runs_full_batch_on_fewer_examples(tmp_path, capsys):
+    """fastdnn train's default batch (256) on a run of fewer examples is all of them, as the command does."""
+    X, y = blobs(120)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    status, stdout, err = run_cli(capsys, "sweep", "--data", tmp_path / "d.npz", "--lr", "0.01,0.1", "--epochs", 2,
+                                  "--train-size", "0.5,1", "--folds", 3, "--quiet")
+    assert status == 0, err
+    assert "4 configurations in" in stdout and "failed" not in stdout
+    for argv, message in [(["--folds", 0], "--folds: must be an integer of at least 2, got 0"),
+                          (["--train-size", "inf,1"], "--train-size: train_size must be a fraction"),
+                          (["--train-size", "0.5,500"], "--train-size: train_size 500 is more than"),
+                          (["--seed", -1], "--seed: seed must be an integer"),
+                          (["--validation-fraction", "0.1,0.2"], "--validation-fraction: validation_fraction cannot "
+                                                                 "be swept")]:
+        status, _, err = run_cli(capsys, "sweep", "--data", tmp_path / "d.npz", "--lr", "0.01,0.1", *argv)
+        assert status == 1 and message in err, (argv, err)

@@ -8,8 +8,9 @@ import time
 import numpy as np
 
 from fastdnn import options as O
-from fastdnn.cli.common import CLIError, check_writable, load_data, say
-from fastdnn.sweeps import SCORES, TRAIN_SIZE, json_path
+from fastdnn import validation as V
+from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, load_data, say
+from fastdnn.sweeps import FIXED_ONLY, SCORES, TRAIN_SIZE, json_path
 
 # Every table option with a flag, but those a sweep sets itself.
 SWEPT_FLAGS = tuple(o.name for o in O.OPTIONS if o.flag and o.name not in ("random_state", "threads", "memory")
@@ -76,8 +77,11 @@ def _values(args):
             pieces = [p for token in tokens for p in token.split(",") if p.strip()]
         try:
             values = [_parse(name, piece) for piece in pieces]
-            values = check_grid({name: values})[name]
-        except (ValueError, TypeError) as exc:
+            if name in FIXED_ONLY and len(values) == 1:
+                values = [O.BY_NAME[name].validate(values[0])]
+            else:
+                values = check_grid({name: values})[name]
+        except (ValueError, TypeError, OverflowError) as exc:
             raise CLIError(f"{flag}: {exc}") from None
         (grid if len(values) > 1 else fixed)[name] = values if len(values) > 1 else values[0]
     for name in SWITCHES:
@@ -91,10 +95,9 @@ def _parse(name, text):
 
     if name == TRAIN_SIZE:
         try:
-            number = float(text)
+            return float(text)  # sweeps.check_train_size: up to 1 a fraction, above a whole count
         except ValueError:
             raise ValueError(f"expected a fraction or a count, got {text!r}") from None
-        return int(number) if number > 1 and number == int(number) and "." not in text else number
     parse = O.BY_NAME[name].parse
     try:
         return parse(text) if parse is not None else text
@@ -106,6 +109,13 @@ def run(args):
     from fastdnn import sweeps as S
 
     grid, fixed = _values(args)
+    for flag, value, low in (("--folds", args.folds, 2), ("--sample", args.sample, 1), ("--workers", args.workers, 1)):
+        if value is not None and value < low:
+            raise CLIError(f"{flag}: must be an integer of at least {low}, got {value}")
+    try:
+        V.check_seed(args.seed, "seed")
+    except ValueError as exc:
+        raise CLIError(f"--seed: {exc}") from None
     if not grid:
         raise CLIError("nothing to sweep: give some flag several values (e.g. --lr 0.001,0.01 --layers 20,7,5 64,32)")
     fixed = {**{k: v for k, v in O.COMMAND_DEFAULTS.items() if k in SWEPT_FLAGS and k not in grid}, **fixed}
@@ -125,6 +135,7 @@ def run(args):
         test = _in_memory(args.test, "test", memory, args.label, None)
         if test.n_features != data.n_features:
             raise CLIError(f"{args.test}: has {test.n_features} features but the training data has {data.n_features}")
+        check_label_kinds(args.test, test.y, data.y, "the training labels are")
     dtype = np.dtype(fixed["dtype"]) if fixed.get("dtype") else (
         data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
     X = np.ascontiguousarray(data.X, dtype=dtype)
@@ -140,27 +151,62 @@ def run(args):
     bar = _Progress(args.quiet)
     t0 = time.perf_counter()
     try:
-        results = S.sweep(X, data.y, grid, fixed=fixed, test=test_pair, folds=args.folds, sample=args.sample,
-                          seed=args.seed, workers=args.workers, out=args.out, progress=bar.update)
+        with _TermAsInterrupt():
+            results = S.sweep(X, data.y, grid, fixed=fixed, test=test_pair, folds=args.folds, sample=args.sample,
+                              seed=args.seed, workers=args.workers, out=args.out, progress=bar.update)
     except KeyboardInterrupt:
         bar.close()
-        where = f"; the finished configurations are in {args.out} (run the same command to continue)" if args.out else ""
+        kept = args.out and os.path.exists(args.out)
+        where = f"; the finished configurations are in {args.out} (run the same command to continue)" if kept else ""
         print(f"fastdnn sweep: interrupted{where}", file=sys.stderr, flush=True)
         return 130
-    except ValueError as exc:
+    except (ValueError, S.WorkerDied) as exc:
         bar.close()
-        raise CLIError(str(exc)) from None
+        kept = isinstance(exc, S.WorkerDied) and args.out and os.path.exists(args.out)
+        raise CLIError(_naming_the_flag(str(exc)) + (f"; the finished configurations are in {args.out} (run the same "
+                                                     "command to continue)" if kept else "")) from None
     bar.close()
     seconds = time.perf_counter() - t0
     say(results.table(args.sort))
-    for key, error in results.failed.items():
-        say(f"failed: {key}: {error}")
-    say(f"{len(results.rows)} configurations in {seconds:.1f} s" + (f"; results in {args.out} and "
-                                                                    f"{json_path(args.out)}" if args.out else ""))
+    failed = len(results.failed)
+    say(f"{len(results.rows) - failed} configurations in {seconds:.1f} s" + (f", {failed} failed" if failed else "")
+        + (f"; results in {args.out} and {json_path(args.out)}" if args.out else ""))
     if args.plot:
         paths = S.plot(results, args.plot)
         say(f"plots in {args.plot}: " + ", ".join(os.path.basename(p) for p in paths))
-    return 1 if results.failed else 0
+    return 1 if failed else 0
+
+
+def _naming_the_flag(message):
+    """A library message that starts with an option's name starts with its flag instead."""
+    for name in (*SWEPT_FLAGS, TRAIN_SIZE, "folds", "sample", "workers"):
+        if message.startswith(name + " ") or message.startswith(f"{name}="):
+            flag = O.BY_NAME[name].flag if name in O.BY_NAME else "--" + name.replace("_", "-")
+            return f"{flag}: {message}"
+    return message
+
+
+class _TermAsInterrupt:
+    """SIGTERM (a scheduler's stop, ``timeout``) ends the sweep as Ctrl-C does: the workers stopped, the
+    temporary data removed, the finished configurations kept."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            def stop(signum, frame):
+                raise KeyboardInterrupt
+
+            self.previous = signal.signal(signal.SIGTERM, stop)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 def _in_memory(path, prefer, memory, label, labels):
