@@ -68,9 +68,11 @@ def agree(comm, values):
     ValueError naming the first rank and value that differ; called on every rank, so all of them raise alike."""
     everyone = comm.allgather(values)
     for rank, other in enumerate(everyone):
-        for name, value in other.items():
-            if value != everyone[0][name]:
-                raise ValueError(f"rank {rank}: its {name} {value} differs from rank 0's {everyone[0][name]}; every "
+        for name in {**everyone[0], **other}:  # rank 0's names in order, then any only this rank has
+            value = other.get(name, "(none)")
+            if value != everyone[0].get(name, "(none)"):
+                theirs = everyone[0].get(name, "(none)")
+                raise ValueError(f"rank {rank}: its {name} {value} differs from rank 0's {theirs}; every "
                                  "rank must train the same network on the same data with the same options")
 
 

@@ -811,18 +811,22 @@ class Engine:
         """Refuse ranks that disagree (naming the first rank and what differs), then rank 0's parameters,
         optimizer state, step and shuffling generator on every rank."""
         state = self.state
-        if isinstance(X, Feed):
-            data = {"data shape (examples, features, outputs)": (m, X.n_features, int(self.dims[-1])),
-                    "data (a hash of the files' sampled pieces)": X.data.fingerprint() + D.digest(
-                        X.index, *(() if X.rows is None else (X.rows,))),
-                    "rows per block": X.block_rows}
-        else:
-            data = {"data shape (examples, features, outputs)": (m, X.shape[1], Y.shape[1]),
-                    "data (a hash of sampled rows)": D.digest(X, Y, *(() if rows is None else (rows,)))}
+        streamed = isinstance(X, Feed)
+        # The same names on every rank, the broadest first, so that the first difference named is the cause.
+        data = {
+            "data source": "streamed from disk (larger than its memory budget)" if streamed else "in memory",
+            "dtype": state.parameters.flat.dtype.name,
+            "data shape (examples, features, outputs)": (m, X.n_features, int(self.dims[-1])) if streamed else (
+                m, X.shape[1], Y.shape[1]),
+            "rows per block": X.block_rows if streamed else None,
+            "data (a hash of sampled rows)": X.data.fingerprint() + D.digest(
+                X.index, *(() if X.rows is None else (X.rows,))) if streamed else D.digest(
+                X, Y, *(() if rows is None else (rows,))),
+        }
         D.agree(comm, {
             **data,
             "epochs": epochs, "layer sizes": [int(d) for d in self.dims], "activations": self.network,
-            "dtype": state.parameters.flat.dtype.name, "optimizer": state.optimizer,
+            "optimizer": state.optimizer,
             "learning rate, beta1, beta2, epsilon": tuple(self.hyper), "l2": self.lambd,
             "batch size": self.mini_batch_size, "frozen layers": self.frozen_layers,
         })

@@ -377,3 +377,18 @@ def test_ranks_whose_parameters_drift_apart_take_rank_0s_after_the_epoch():
     gathered = COMM.allgather(together.state.parameters.flat)
     assert all(np.array_equal(g, gathered[0]) for g in gathered)
     assert relative(together.state.parameters.flat, alone.state.parameters.flat) < RTOL
+
+
+def test_a_rank_in_memory_beside_ranks_streaming_is_refused_by_name(on_disk):
+    """Ranks whose memory budgets put the same file in memory on one and streaming on another are refused,
+    naming the rank and the cause (not a failure to compare what each checked)."""
+    from fastdnn.stream import open_disk_dataset
+
+    X, y, path = on_disk
+    rank = COMM.Get_rank()
+    engine = Engine(initialize_parameters([512, 8, 3], "he", 1, np.float64), output="softmax", mini_batch_size=16)
+    with open_disk_dataset(path) as disk:
+        data = (X, class_targets(y, 3)) if rank == 1 else (feed_of(disk, 3, 64), None)
+        with pytest.raises(ValueError, match=r"rank 1: its data source in memory differs from rank 0's streamed from "
+                                             r"disk"):
+            engine.train(*data, 2, comm=COMM)

@@ -226,8 +226,16 @@ def _run(args, comm, writes):
             "other trains")
     labels_arg = None if streamed else y
     logs = _CompileNotes()
-    with logs:
-        compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes, comm)
+    try:
+        with logs:
+            compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes, comm)
+    except TrainingInterrupted:
+        # A Ctrl-C during the ranks' warm-up stops them together (as in training): nothing trained yet.
+        if writes:
+            print("fastdnn train: interrupted while compiling, before training; nothing saved", file=sys.stderr,
+                  flush=True)
+        comm.Barrier()
+        return 130
     if compiled:
         say(f"compiled kernels ready in {compiled:.1f} s")
 
