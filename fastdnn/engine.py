@@ -515,6 +515,10 @@ class Engine:
                                  "the Gram route train on one process")
             self._distributed_begin(comm, X, Y, rows, m, epochs)
         batch = m if self.mini_batch_size is None else min(self.mini_batch_size, m)
+        if batch > V.MAX_LAYER_SIZE or int(self.dims.max()) > V.MAX_LAYER_SIZE:
+            # BLAS takes 32-bit dimensions: larger ones would wrap around, not fail.
+            raise ValueError(f"a batch of {batch:,} examples or a layer of {int(self.dims.max()):,} units is more than "
+                             "BLAS's 32-bit dimensions allow (2**31 - 1); use minibatches (mini_batch_size)")
         step_dims = [m, *self.dims[1:]] if route == "gram" else list(self.dims)
         costs = np.zeros(epochs)
         if monitor is not None and not isinstance(monitor, Monitors):

@@ -178,6 +178,13 @@ def _model_arrays(estimator, fmt):
     classes = _classes_array(estimator.classes_)
     network = estimator.network_
     trained = {k: network[k] for k in ("hidden_layer_sizes", "activation", "loss")}
+    # The encoding option as given when it still names the trained output layer ("auto" stays "auto").
+    try:
+        same = output_for(len(classes), estimator.output) == network["output"]
+    except ValueError:  # set_params(output="sigmoid") after fitting more than two classes
+        same = False
+    if not same:
+        trained["output"] = network["output"]
     arrays = {
         "format": _text(fmt),
         "format_version": np.array(FORMAT_VERSION, np.int64),
@@ -346,6 +353,12 @@ def _estimator_from(arrays, path):
     if classes.ndim != 1 or classes.dtype.kind not in "biufU":
         raise ModelFileError(path, f"is corrupted: classes has shape {classes.shape} and dtype {classes.dtype}")
     K = classes.size
+    if K != np.unique(classes).size or (K > 1 and not (classes[1:] > classes[:-1]).all()):
+        # The estimator maps output k to classes[k] as np.unique orders them: [0, 0] would predict one label
+        # for everything, [1, 0] flip every prediction.
+        shown = classes[:8].tolist()
+        raise ModelFileError(path, f"is corrupted: its classes {shown}{' ...' if K > 8 else ''} are not distinct "
+                                   "and sorted")
     if K < 2 or dims[-1] not in (1, K) or (dims[-1] == 1 and K != 2):
         raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units")
     try:

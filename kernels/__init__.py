@@ -21,11 +21,11 @@ cache are handled here:
 
 import contextlib
 import functools
-import getpass
 import hashlib
 import inspect
 import logging
 import os
+import stat
 import tempfile
 import time
 import warnings
@@ -53,14 +53,42 @@ def _writable(path):
         return False
 
 
+def _private_dir(path):
+    """``path`` if it is a folder only this user can use: created with mode 0700, or already there, owned by
+    this user, not a symlink and closed to everyone else; else None. Numba unpickles what its cache holds,
+    so a cache another local user can write is a way to run their code in this process."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None
+    return path
+
+
+def _fallback_cache_dir():
+    """A private folder in the system's temporary directory: ``fastdnn-numba-cache-<uid>`` (kept between runs;
+    the user id, not a name: a user without a passwd entry, common in containers, has one too), or a fresh
+    private one when that name is taken by something that is not this user's private folder."""
+    return (_private_dir(os.path.join(tempfile.gettempdir(), f"fastdnn-numba-cache-{os.getuid()}"))
+            or tempfile.mkdtemp(prefix="fastdnn-numba-cache-"))
+
+
 def _ensure_cache_dir():
     if os.environ.get("NUMBA_CACHE_DIR"):
         return
     here = os.path.join(_HERE, "__pycache__")
-    user = os.path.join(os.path.expanduser("~"), ".cache", "numba")
+    # Numba's user-wide cache, where it looks for it: $XDG_CACHE_HOME/numba, else ~/.cache/numba.
+    user = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "numba")
     if _writable(here) or _writable(user):
         return
-    fallback = os.path.join(tempfile.gettempdir(), f"fastdnn-numba-cache-{getpass.getuser()}")
+    fallback = _fallback_cache_dir()
     numba.config.CACHE_DIR = fallback
     warnings.warn(
         f"neither {here} nor {user} is writable; caching compiled kernels in {fallback}. "
@@ -90,8 +118,15 @@ def _drop_stale_cache(dispatchers):
             for entry in os.listdir(path):
                 if entry.split(".")[0] in _MODULES and entry.endswith((".nbi", ".nbc")) or entry.startswith(_MARK):
                     os.remove(os.path.join(path, entry))
-            with open(stamp, "w") as f:
-                f.write(stamp_text)
+            # Written whole, then renamed: a process reading it never sees half a stamp.
+            fd, tmp = tempfile.mkstemp(dir=path, prefix=".fastdnn-kernels.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(stamp_text)
+                os.replace(tmp, stamp)
+            except BaseException:
+                os.unlink(tmp)
+                raise
         except OSError:
             pass  # an unwritable cache is never loaded from stale by us; Numba recompiles
 

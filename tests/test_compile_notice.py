@@ -93,3 +93,26 @@ def test_views_over_kernel_buffers_are_not_callable_from_python():
         N.layer_view(np.zeros(8), 2, np.array([3, 4]), 0)
     with pytest.raises(NotImplementedError, match="compiled code only"):
         N.layer_parameters(np.zeros(16), np.array([3, 4]), 0)
+
+
+def test_the_fallback_kernel_cache_is_a_folder_only_this_user_can_use(tmp_path, monkeypatch):
+    """When neither the package folder nor the user cache is writable, kernels are cached in the temporary
+    directory, in a folder created 0700 and owned by this user (Numba unpickles the cache: a folder another
+    user can write would let them run code here); a name taken by anything else gives a fresh private folder;
+    no user name is looked up (a container's user may have none)."""
+    import stat
+
+    from fastdnn import kernels
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    first = kernels._fallback_cache_dir()
+    assert first == str(tmp_path / f"fastdnn-numba-cache-{os.getuid()}")
+    assert stat.S_IMODE(os.stat(first).st_mode) == 0o700 and os.stat(first).st_uid == os.getuid()
+    assert kernels._fallback_cache_dir() == first  # kept between runs
+    os.chmod(first, 0o777)  # opened to everyone (or planted so): not used
+    other = kernels._fallback_cache_dir()
+    assert other != first and os.path.basename(other).startswith("fastdnn-numba-cache-")
+    assert stat.S_IMODE(os.stat(other).st_mode) == 0o700
+    os.rmdir(first)
+    os.symlink(other, first)  # a symlink to a private folder is still not the folder itself
+    assert kernels._private_dir(first) is None

@@ -326,3 +326,19 @@ def test_no_module_calls_kernels_or_another_modules_private_names():
                "tools/overlap_bench.py"}
     assert set(kernel_users) <= allowed, sorted(set(kernel_users) - allowed)
     assert not private, private
+
+
+def test_a_batch_beyond_blas_32_bit_dimensions_is_refused_before_any_product():
+    """BLAS takes 32-bit dimensions: a full batch of 2**31 rows would wrap around inside the kernel, so it is
+    refused first (the rows here are one zero-stride view: nothing is allocated)."""
+    from numpy.lib.stride_tricks import as_strided
+
+    from fastdnn.engine import Engine
+    from fastdnn.pipeline import initialize_parameters
+
+    m = 2**31
+    X = as_strided(np.zeros(1), shape=(m, 1), strides=(0, 8))
+    Y = as_strided(np.zeros(1), shape=(m, 1), strides=(0, 8))
+    engine = Engine(initialize_parameters([1, 2, 1], "he", 1, np.float64), mini_batch_size=None)
+    with pytest.raises(ValueError, match=r"a batch of 2,147,483,648 examples .* 32-bit dimensions"):
+        engine.train(X, Y, 1, gram=False)

@@ -270,3 +270,36 @@ def test_a_saved_model_records_the_architecture_it_was_trained_with(tmp_path):
     loaded = load_model(path)
     assert loaded.activation == "relu" and loaded.hidden_layer_sizes == (8, 5)
     np.testing.assert_array_equal(loaded.predict_proba(X), est.predict_proba(X))
+
+
+@pytest.mark.parametrize("classes", [[0, 0], [1, 0], ["dog", "cat"]])
+def test_a_model_whose_classes_are_not_distinct_and_sorted_is_refused(tmp_path, classes):
+    """The output's index k means classes[k] in np.unique's order: [0, 0] would predict 0 for everything and
+    [1, 0] flip every label, silently."""
+    from fastdnn import io as fio
+    from fastdnn.io import ModelFileError
+
+    X, y = problem()
+    est = DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+    fio.save_model(est, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = dict(f)
+    arrays["classes"] = np.array(classes)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(ModelFileError, match=r"bad.npz: is corrupted: its classes .* are not distinct and sorted"):
+        fio.load_model(tmp_path / "bad.npz")
+
+
+def test_a_model_saved_after_set_params_keeps_the_output_it_was_trained_with(tmp_path):
+    from fastdnn import io as fio
+
+    X, y = problem()
+    est = DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, output="softmax").fit(X, y)
+    est.set_params(output="auto")
+    fio.save_model(est, tmp_path / "m.npz")
+    again = fio.load_model(tmp_path / "m.npz")
+    assert again.network_["output"] == "softmax" and np.array_equal(again.predict_proba(X), est.predict_proba(X))
+    X3, y3 = problem(classes=3)
+    three = DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X3, y3).set_params(output="sigmoid")
+    fio.save_model(three, tmp_path / "m3.npz")
+    assert fio.load_model(tmp_path / "m3.npz").output == "softmax"
