@@ -404,6 +404,18 @@ class Engine:
             lambd=lambd, mini_batch_size=mini_batch_size, threads=threads,
         )
 
+    def __getstate__(self):
+        # Pickled (a DNNClassifier copied or sent to another process) without this process's run-time
+        # objects: the Ctrl-C flag (a lock), the scratch buffers; a Gram route is never in progress between
+        # calls.
+        state = self.__dict__.copy()
+        state["_stop"], state["_work"] = None, None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._stop = threading.Event()
+
     def configure(self, *, optimizer, learning_rate, beta, beta1, beta2, epsilon, lambd, mini_batch_size, threads):
         """Everything a later ``train`` may train with differently; the network itself stays.
 

@@ -12,6 +12,8 @@ defaults and checks are ``fastdnn.options.OPTIONS``.
 
 import inspect
 import os
+import sys
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -37,6 +39,25 @@ from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
 
 class NotFittedError(ValueError, AttributeError):
     """The estimator is used before ``fit`` (a ValueError, as scikit-learn's is)."""
+
+
+class DataConversionWarning(UserWarning):
+    """Input was converted (a column-vector y raveled), as scikit-learn warns."""
+
+
+def _scikit_learns(ours):
+    """``ours`` (an exception or warning class), also scikit-learn's class of that name when the program has
+    imported ``sklearn.exceptions``: code catching scikit-learn's (its estimator checks, a user's handler)
+    catches fastdnn's, without fastdnn importing scikit-learn."""
+    theirs = getattr(sys.modules.get("sklearn.exceptions"), ours.__name__, None)
+    if theirs is None:
+        return ours
+    if (ours, theirs) not in _BOTH:
+        _BOTH[ours, theirs] = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__})
+    return _BOTH[ours, theirs]
+
+
+_BOTH = {}
 
 
 # What a callback receives after an epoch: ``epoch`` counts epochs over every fit, ``costs`` are
@@ -154,7 +175,7 @@ class DNNClassifier:
     # -- fitted state ------------------------------------------------------------------------
     def _state(self):
         if "engine_" not in self.__dict__:
-            raise NotFittedError("this DNNClassifier is not fitted yet; call fit (or partial_fit) first")
+            raise _scikit_learns(NotFittedError)("this DNNClassifier is not fitted yet; call fit (or partial_fit) first")
         return self.engine_.state
 
     parameters_ = property(lambda self: (self._state(), self.engine_.parameters)[1],
@@ -180,19 +201,38 @@ class DNNClassifier:
 
     # -- checks ------------------------------------------------------------------------------
     def _check_X(self, X, name="X"):
-        """X (n_samples, n_features) as the sample-major array the kernels read (a copy only if needed)."""
+        """X (n_samples, n_features) as the sample-major array the kernels read (a copy only if needed).
+        Messages worded as scikit-learn's (its estimator checks match them)."""
+        if type(X).__module__.startswith("scipy.sparse"):
+            raise TypeError(f"{name} is a scipy sparse matrix; sparse input is not supported: densify it "
+                            f"({name}.toarray()) if it fits in memory")
         X = np.asarray(X)
+        if X.dtype.kind == "O":
+            X = X.astype(np.float64)  # numbers held as objects; anything else raises here, naming itself
+        if X.dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: {name} must be real, got dtype {X.dtype}")
+        if X.ndim == 1:
+            raise ValueError(f"Expected a 2D array for {name}, got a 1D array of {X.shape[0]}: Reshape your data with "
+                             f"{name}.reshape(-1, 1) for a single feature or {name}.reshape(1, -1) for a single sample")
+        if X.ndim == 2 and 0 in X.shape:
+            what = "sample(s)" if X.shape[0] == 0 else "feature(s)"
+            raise ValueError(f"Found array with 0 {what} (shape={X.shape}) while a minimum of 1 is required.")
         # check_X is layout-agnostic but for its messages; checking X itself, not X.T,
         # keeps the NaN/Inf scan contiguous (twice as fast on a C-ordered X).
         V.check_X(X, name=name, layout="(n_samples, n_features)")
         if "n_features_in_" in self.__dict__ and X.shape[1] != self.n_features_in_:
-            raise ValueError(f"{name} has {X.shape[1]} features, but this classifier was fitted with {self.n_features_in_}")
+            raise ValueError(f"{name} has {X.shape[1]} features, but DNNClassifier is expecting {self.n_features_in_} "
+                             "features as input")
         dtype = self.engine_.state.parameters.flat.dtype.type if "engine_" in self.__dict__ else resolve_dtype(self.dtype, X)
         return samples_as_rows(X.T, dtype)
 
     def _check_y(self, y, m):
+        if y is None:
+            raise ValueError("DNNClassifier requires y to be passed, but the target y is None")
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected; it is used raveled, "
+                          "shape (n_samples,)", _scikit_learns(DataConversionWarning), stacklevel=3)
             y = y.ravel()
         if y.ndim != 1 or y.shape[0] != m:
             raise ValueError(f"y must be 1-D with one label per sample ({m}), got shape {y.shape}")
@@ -341,7 +381,7 @@ class DNNClassifier:
         train_rows = None if rows is None else self._check_rows(rows, Xs.shape[0])
         classes = np.unique(y if train_rows is None else y[train_rows])
         if len(classes) < 2:
-            raise ValueError(f"y has a single class ({classes.tolist()}); a classifier needs at least 2")
+            raise ValueError(f"y has one class ({classes.tolist()}); a classifier needs at least 2")
         if warm and not np.array_equal(classes, self.classes_):
             raise ValueError(f"warm_start: y's classes {classes.tolist()} differ from the fitted {self.classes_.tolist()}")
         params = self._check_params()

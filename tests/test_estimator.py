@@ -208,7 +208,7 @@ def test_bad_options_raise_value_errors_naming_them(params, message):
 def test_bad_data_raise_clear_errors():
     X, y = blobs()
     clf = fastdnn.DNNClassifier(max_iter=1, random_state=0)
-    with pytest.raises(ValueError, match="single class"):
+    with pytest.raises(ValueError, match="one class"):
         clf.fit(X, np.full(len(y), "no"))
     Xnan = X.copy()
     Xnan[3, 2] = np.nan
@@ -217,7 +217,7 @@ def test_bad_data_raise_clear_errors():
     with pytest.raises(fastdnn.NotFittedError, match="not fitted yet"):
         fastdnn.DNNClassifier().predict(X)
     clf.fit(X, y)
-    with pytest.raises(ValueError, match="X has 5 features, but this classifier was fitted with 8"):
+    with pytest.raises(ValueError, match="X has 5 features, but DNNClassifier is expecting 8 features as input"):
         clf.predict(X[:, :5])
     with pytest.raises(ValueError, match="y must be 1-D"):
         fastdnn.DNNClassifier().fit(X, y[:10])
@@ -297,3 +297,20 @@ def test_output_encoding_a_two_way_softmax_for_two_classes(tmp_path):
         est.set_params(output="sigmoid", warm_start=True).fit(X, y)
     with pytest.raises(ValueError, match="output='sigmoid' is one unit, which encodes two classes; these labels have 3"):
         DNNClassifier(output="sigmoid", max_iter=2).fit(X, np.arange(120) % 3)
+
+
+def test_scikit_learns_estimator_checks_all_pass():
+    """check_estimator's 55 checks (scikit-learn is a test extra): the not-fitted error and the column-vector
+    warning are scikit-learn's classes when it is imported, object arrays of numbers are accepted, complex,
+    sparse, empty and 1-D inputs are refused in the words the checks look for, and the estimator pickles."""
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    from fastdnn.estimator import DNNClassifier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(DNNClassifier(max_iter=200), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"]).splitlines()[0]) for r in results if r["status"] == "failed"]
+    assert len(results) >= 55 and failed == []
