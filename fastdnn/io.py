@@ -269,13 +269,76 @@ def _read_archive(path):
         what = "is empty" if not head else "is not an .npz archive"
         raise ModelFileError(path, f"is not a fastdnn model: the file {what}")
     try:
+        _check_members(path)
         with np.load(path, allow_pickle=False) as archive:
             return {name: archive[name] for name in archive.files}
+    except ModelFileError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, RuntimeError) as exc:
         # A zip whose directory or members are cut short or altered (CRC-32 mismatch).
         raise ModelFileError(path, f"is truncated or corrupted ({_first_line(exc)})") from None
     except Exception as exc:  # zlib.error and whatever else a damaged stream raises
         raise ModelFileError(path, f"is truncated or corrupted ({type(exc).__name__}: {_first_line(exc)})") from None
+
+
+# The entries fastdnn writes (W1, b1, ... and a checkpoint's run_* arrays besides); anything else is refused.
+_MEMBERS = {
+    "format", "format_version", "fastdnn_version", "layer_sizes", "dtype", "activations", "classes", "options",
+    "loss_curve", "n_iter", "t", "mini_batch_size", "validation_scores", "state", "optimizer_state", "rng_state",
+    "best_parameters", "run", "gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms", "stream_spans",
+    "stream_position", "stream_total", "stream_grad",
+}
+# Besides what the layer sizes imply: the loss curve, text, a stream's block list, a checkpoint's run arrays.
+_EXTRA_BYTES = 64 * 2**20
+_GRAM_MAX_EXAMPLES = 5793  # the Gram route keeps m x m float64 within 256 MiB (engine.GRAM_MAX_BYTES)
+
+
+def _check_members(path):
+    """Every member of the archive read from its .npy header before anything is decompressed: a known name,
+    no objects, W and b of the shapes the layer sizes give, each no larger than its header declares, and all
+    of them together no larger than a model of those layer sizes can hold (a few MB of zip can declare GB)."""
+    with zipfile.ZipFile(path) as z:
+        names = [i.filename[:-4] if i.filename.endswith(".npy") else i.filename for i in z.infolist()]
+        if "format" not in names:
+            _not_a_model(path, names)
+        headers = {}
+        for info in z.infolist():
+            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+            if not (name in _MEMBERS or name.startswith("run_") or (name[:1] in "Wb" and name[1:].isdigit())):
+                raise ModelFileError(path, f"is not a fastdnn model file: it holds an entry fastdnn does not write "
+                                           f"({info.filename!r})")
+            with z.open(info) as f:
+                try:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                except ValueError as exc:
+                    raise ModelFileError(path, f"is corrupted: the entry {name!r} is not an array ({exc})") from None
+            if dtype.hasobject:
+                raise ModelFileError(path, f"is corrupted: the entry {name!r} holds Python objects")
+            size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if info.file_size > size + 65536:
+                raise ModelFileError(path, f"is corrupted: the entry {name!r} holds more bytes than its header declares")
+            headers[name] = (tuple(shape), size)
+        if "layer_sizes" not in headers or headers["layer_sizes"][1] > 8 * 4096:
+            return  # not a model, or one to refuse by its own checks (after this small read)
+        with z.open("layer_sizes.npy") as f:
+            dims = np.lib.format.read_array(f, allow_pickle=False)
+    if dims.ndim != 1 or dims.dtype.kind not in "iu" or dims.size < 2 or (dims < 1).any():
+        return  # refused by the model's own check
+    dims = [int(d) for d in dims]
+    for l in range(1, len(dims)):
+        for key, shape in ((f"W{l}", (dims[l], dims[l - 1])), (f"b{l}", (dims[l], 1))):
+            if key in headers and headers[key][0] != shape:
+                raise ModelFileError(path, f"is corrupted: {key} declares shape {headers[key][0]}, but its layer sizes "
+                                           f"{dims} give {shape}")
+    params = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims))) * 8
+    gram = dims[1] * (dims[0] + 2 * _GRAM_MAX_EXAMPLES + 1) * 8 if len(dims) > 1 else 0
+    budget = 5 * params + gram + _EXTRA_BYTES  # parameters, Adam's two moments, the best epoch's, a stream's gradient
+    total = sum(size for _, size in headers.values())
+    if total > budget:
+        raise ModelFileError(path, f"is corrupted or hostile: its entries declare {total:,} bytes, more than a model "
+                                   f"of layer sizes {dims} holds ({budget:,} at most); it was not read")
 
 
 def _first_line(exc):
@@ -303,10 +366,14 @@ def _require(arrays, key, path):
     return arrays[key]
 
 
+def _not_a_model(path, names):
+    held = ", ".join(sorted(names)[:8]) or "nothing"
+    raise ModelFileError(path, f"is an .npz archive but not a fastdnn model (no 'format' marker; it holds: {held})")
+
+
 def _check_format(arrays, path, accept):
     if "format" not in arrays:
-        held = ", ".join(sorted(arrays)[:8]) or "nothing"
-        raise ModelFileError(path, f"is an .npz archive but not a fastdnn model (no 'format' marker; it holds: {held})")
+        _not_a_model(path, arrays)
     fmt = arrays["format"]
     fmt = str(fmt) if fmt.shape == () and fmt.dtype.kind == "U" else None
     if fmt not in (MODEL_FORMAT, CHECKPOINT_FORMAT):

@@ -226,7 +226,7 @@ def rewrite(path, change):
         (lambda p: np.savez(p, X=np.zeros((2, 2)), y=np.zeros(2)), r"not a fastdnn model \(no 'format' marker; it holds: X, y\)"),
         (lambda p: rewrite(p, lambda a: a.update(format=np.array("other-format"))), "format marker is 'other-format'"),
         (lambda p: rewrite(p, lambda a: a.update(format_version=np.array(99))), "format version 99.*reads versions up to 2: upgrade fastdnn"),
-        (lambda p: rewrite(p, lambda a: a.update(W2=np.zeros((3, 3)))), r"corrupted: W2 has shape \(3, 3\)"),
+        (lambda p: rewrite(p, lambda a: a.update(W2=np.zeros((3, 3)))), r"corrupted: W2 declares shape \(3, 3\)"),
         (lambda p: rewrite(p, lambda a: a.pop("b1")), "corrupted: the entry 'b1' is missing"),
         (lambda p: rewrite(p, lambda a: a.update(options=np.array("{not json"))), "options are not valid JSON"),
         (lambda p: rewrite(p, lambda a: a.update(options=np.array('{"colour": 1}'))), "options this fastdnn does not know: colour"),
@@ -303,3 +303,39 @@ def test_a_model_saved_after_set_params_keeps_the_output_it_was_trained_with(tmp
     three = DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X3, y3).set_params(output="sigmoid")
     fio.save_model(three, tmp_path / "m3.npz")
     assert fio.load_model(tmp_path / "m3.npz").output == "softmax"
+
+
+def test_a_model_whose_entries_declare_more_than_its_layers_hold_is_refused_before_reading(tmp_path):
+    """A few MB of zip can declare GB of zeros: every entry's .npy header is read first, W/b against the layer
+    sizes, unknown entries refused, the total bounded, before anything is decompressed."""
+    import time
+    import tracemalloc
+
+    X, y = problem()
+    est = DNNClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X, y)
+    save_model(est, tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as f:
+        arrays = dict(f)
+
+    def crafted(name, **extra):
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for key, value in {**arrays, **extra}.items():
+                with z.open(key + ".npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, value)
+        return path
+
+    huge = np.zeros((20_000, 6))  # 960 kB of zeros: compresses to almost nothing
+    cases = [
+        (crafted("w1.npz", W1=huge), r"W1 declares shape \(20000, 6\), but its layer sizes \[6, 8, 1\] give \(8, 6\)"),
+        (crafted("zzz.npz", zzz=np.zeros(3)), r"an entry fastdnn does not write \('zzz.npy'\)"),
+        (crafted("big.npz", loss_curve=np.zeros(10_000_000)), r"its entries declare [\d,]+ bytes, more than a model"),
+    ]
+    for path, match in cases:
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        with pytest.raises(ModelFileError, match=match):
+            load_model(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 2**20 and time.perf_counter() - t0 < 5  # nothing the size of the declared data
