@@ -2,6 +2,7 @@
 check, bench, and one line of error for every kind of bad input, without a traceback."""
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -385,3 +386,25 @@ def test_a_continuous_target_is_refused_before_training(tmp_path, capsys):
     status, out, err = run(capsys, "train", "--data", data, "--out", tmp_path / "m.npz")
     assert "Unknown label type: continuous" in assert_one_line_error(status, err, data)
     assert "network:" not in out  # refused before anything was set up for 300 classes
+
+
+def test_a_resumed_run_saves_beside_its_checkpoint_never_where_the_file_says(tmp_path, capsys):
+    """A checkpoint names the model path its first part wrote; a resumed run without --out saves beside the
+    checkpoint instead (MODEL.ckpt.npz -> MODEL.npz), so a crafted checkpoint cannot choose where a file goes."""
+    out = tmp_path / "m.npz"
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
+    assert status == 0, err
+    ckpt = tmp_path / "m.ckpt.npz"
+    with np.load(ckpt) as f:
+        arrays = dict(f)
+    elsewhere = tmp_path / "elsewhere" / "evil.npz"
+    elsewhere.parent.mkdir()
+    state = json.loads(str(arrays["run"]))
+    arrays["run"] = np.array(json.dumps({**state, "out": str(elsewhere)}))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    np.savez(moved / "m.ckpt.npz", **arrays)
+    status, stdout, err = run(capsys, "train", "--resume", moved / "m.ckpt.npz", "--epochs", 3, "--quiet")
+    assert status == 0, err
+    assert (moved / "m.npz").exists() and not elsewhere.exists()
+    assert f"model saved to {moved / 'm.npz'}" in stdout

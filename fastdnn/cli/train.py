@@ -132,8 +132,10 @@ def _run(args, comm, writes):
             raise CLIError(f"{args.resume}: is a checkpoint without the command's run state; continue it from Python")
     params = _options(args, checkpoint)
     explicit_out = args.out is not None
-    # A resumed run saves where its first part was told to, unless told otherwise now.
-    out = args.out or (checkpoint.run.get("out") if checkpoint else None) or DEFAULT_OUT
+    # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
+    # default), unless told otherwise now: never at a path read from inside the file, which a crafted
+    # checkpoint would choose.
+    out = args.out or (_model_path_for(args.resume) if checkpoint else DEFAULT_OUT)
     every = args.checkpoint_every or (checkpoint.run.get("checkpoint_every") if checkpoint else None)
     ckpt_path = args.checkpoint or args.resume or _checkpoint_path_for(out)
     inputs = [p for p in (args.data, args.test, args.resume) if p]
@@ -410,6 +412,15 @@ class Checkpointer:
 def _checkpoint_path_for(out):
     stem = out[:-4] if out.endswith(".npz") else out
     return stem + ".ckpt.npz"
+
+
+def _model_path_for(checkpoint):
+    """The model a resumed run saves by default: beside its checkpoint, MODEL.ckpt.npz -> MODEL.npz (the
+    inverse of ``_checkpoint_path_for``), any other name -> NAME.model.npz."""
+    checkpoint = os.fspath(checkpoint)
+    if checkpoint.endswith(".ckpt.npz"):
+        return checkpoint[: -len(".ckpt.npz")] + ".npz"
+    return (checkpoint[:-4] if checkpoint.endswith(".npz") else checkpoint) + ".model.npz"
 
 
 def _training_data(args, checkpoint, dtype, memory):
