@@ -21,6 +21,7 @@ import hashlib
 import importlib
 import math
 import os
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -89,8 +90,13 @@ def load_dataset(path, label="label", require_labels=True, prefer="train"):
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in LOADERS:
         raise DataError(path, f"unknown data format {suffix or '(no suffix)'!r}; use one of {', '.join(LOADERS)}")
-    X, y, source = LOADERS[suffix](path, label=label, require_labels=require_labels, prefer=prefer)
-    data = _checked(path, X, y, source, require_labels)
+    regular_file(path)  # a FIFO would block, a device (a link to /dev/zero) never end
+    try:
+        X, y, source = LOADERS[suffix](path, label=label, require_labels=require_labels, prefer=prefer)
+        data = _checked(path, X, y, source, require_labels)
+    except MemoryError:
+        raise DataError(path, "is larger than the memory this process can take; convert it to .npy (fastdnn "
+                              "convert) and train with --memory, which streams it") from None
     data.path = path
     return data
 
@@ -213,13 +219,28 @@ def _load_npz(path, label, require_labels, prefer):
 
 # ---------------------------------------------------------------------------- CSV
 
+# A header row longer than this is not one (1M columns of 15-character names).
+MAX_HEADER_CHARS = 16 * 2**20
+
+
+def regular_file(path):
+    """os.stat of ``path``, which must be a regular file (a FIFO or device would block or never end)."""
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise DataError(path, "is not a regular file (a folder, FIFO or device); give a data file")
+    return st
+
+
 
 def _load_csv(path, label, require_labels, prefer):
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            header = next(csv.reader(f), None)
+            first = f.readline(MAX_HEADER_CHARS + 1)
     except UnicodeDecodeError:
         raise DataError(path, "is not UTF-8 text (a CSV file was expected)") from None
+    if len(first) > MAX_HEADER_CHARS:
+        raise DataError(path, f"has a first line longer than {MAX_HEADER_CHARS:,} characters: not a CSV header row")
+    header = next(csv.reader([first]), None)
     header, label_col = _csv_columns(path, header, label, require_labels, "name the label column with --label")
     feature_cols = [i for i in range(len(header)) if i != label_col]
     try:

@@ -30,12 +30,11 @@ import copy
 import hashlib
 import os
 import re
-import stat
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fastdnn.data import DataError, HDF5_PAIRS, checked_labels, import_optional, labels_path_for
+from fastdnn.data import DataError, HDF5_PAIRS, checked_labels, import_optional, labels_path_for, regular_file
 
 # Raw bytes read at once when rows are converted, selected or checked: bounds the scratch memory.
 PIECE_BYTES = 8 * 2**20
@@ -165,14 +164,6 @@ def _check_finite(rows, block, first, picked=None):
         raise DataError(rows.path, f"example {row}, feature {j} is {block[i, j]}; clean or impute the data first")
 
 
-def _regular_file(path):
-    """os.stat of ``path``, which must be a regular file (a FIFO or device would block or never end)."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(path, "is not a regular file (a folder, FIFO or device); give a data file")
-    return st
-
-
 class _FileRows(_Rows):
     """Rows stored as one C-ordered array at ``offset`` in a file (a .npy, or a stored .npz member).
 
@@ -186,7 +177,7 @@ class _FileRows(_Rows):
         self.path, self.offset, self.dtype, self.what = path, offset, dtype, what
         self.n_rows = shape[0]
         self.n_features = int(np.prod(shape[1:])) if len(shape) > 1 else 0
-        st = _regular_file(path)
+        st = regular_file(path)
         self.stat = self.identity(st)
         end = offset + self.n_rows * self.n_features * dtype.itemsize
         if st.st_size < end:
@@ -232,7 +223,7 @@ class _CompressedRows(_Rows):
     def __init__(self, path, shape, dtype):
         self.path, self.dtype, self.n_rows = path, dtype, shape[0]
         self.n_features = int(np.prod(shape[1:]))
-        self.stat = self.identity(_regular_file(path))
+        self.stat = self.identity(regular_file(path))
         self.whole = None
 
     def _raw(self, handle, a, b, out):
@@ -255,7 +246,7 @@ class _H5Rows(_Rows):
         self.path, self.key, self.shape, self.dtype = path, key, shape, dtype
         self.n_rows, self.n_features = shape[0], int(np.prod(shape[1:]))
         self.scale = 1 / 255.0 if self.dtype.kind in "iu" else None
-        self.stat = self.identity(_regular_file(path))
+        self.stat = self.identity(regular_file(path))
 
     def _dataset(self):
         import h5py
@@ -309,7 +300,7 @@ def _check_array(path, shape, fortran, dtype, what):
 
 
 def _open_npy(path):
-    _regular_file(path)
+    regular_file(path)
     with open(path, "rb") as f:
         shape, fortran, dtype, offset = _npy_header(path, f)
     _check_array(path, shape, fortran, dtype, "the array")
@@ -319,7 +310,7 @@ def _open_npy(path):
 def _load_labels(path, source):
     """A labels file (.npy) read whole."""
     try:
-        _regular_file(path)
+        regular_file(path)
         y = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(path, f"no such labels file (the labels of {source})") from None
@@ -333,7 +324,7 @@ def _load_labels(path, source):
 def _open_npz(path, require_labels):
     import zipfile
 
-    _regular_file(path)
+    regular_file(path)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -375,7 +366,7 @@ def _open_npz(path, require_labels):
 
 def _open_h5(path, prefer, require_labels):
     h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
-    _regular_file(path)
+    regular_file(path)
     try:
         with h5py.File(path, "r") as f:
             for x_key, y_key in HDF5_PAIRS[prefer]:

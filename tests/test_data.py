@@ -319,3 +319,31 @@ def test_fingerprint_tells_data_apart():
     assert fingerprint(X2, y) != base
     assert fingerprint(X, y[::-1].copy()) != base
     assert fingerprint(X.astype(np.float64), y) != base
+
+
+def test_a_csv_that_is_a_device_a_fifo_or_one_endless_line_is_refused_by_name(tmp_path, monkeypatch):
+    """A .csv linked to /dev/zero was read as one endless line until memory ran out; a FIFO blocked."""
+    from fastdnn import data as D
+
+    zero = tmp_path / "zero.csv"
+    zero.symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="zero.csv: is not a regular file"):
+        load_dataset(zero)
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="pipe.csv: is not a regular file"):
+        load_dataset(fifo)
+    monkeypatch.setattr(D, "MAX_HEADER_CHARS", 1000)
+    long = tmp_path / "long.csv"
+    long.write_text("a," * 2000 + "label\n1," * 1)
+    with pytest.raises(DataError, match="long.csv: has a first line longer than 1,000 characters"):
+        load_dataset(long)
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setitem(D.LOADERS, ".csv", exhausted)
+    ok = tmp_path / "ok.csv"
+    ok.write_text("x,label\n1,0\n2,1\n")
+    with pytest.raises(DataError, match="ok.csv: is larger than the memory this process can take"):
+        load_dataset(ok)
