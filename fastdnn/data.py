@@ -129,6 +129,9 @@ def checked_labels(path, y, m, source):
     if y.size != m:
         raise DataError(path, f"has {m} examples but {y.size} labels ({source})")
     y = y.reshape(m)
+    if y.dtype.kind == "O" and all(isinstance(v, (bytes, str)) for v in y):
+        # Variable-length strings, as h5py writes text labels by default: bytes or str objects.
+        y = np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in y], dtype=np.str_)
     if y.dtype.kind == "S":
         y = np.char.decode(y, "utf-8")
     if y.dtype.kind not in "iubfU":

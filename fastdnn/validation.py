@@ -324,6 +324,13 @@ def check_class_labels(y, name="y"):
     scikit-learn's classifiers refuse a continuous target with the same first words.
     """
     y = np.asarray(y)
+    if y.dtype.kind == "O":
+        kinds = {type(v).__name__ for v in y.reshape(-1)}
+        if len({isinstance(v, str) for v in y.reshape(-1)}) > 1:
+            raise ValueError(f"{name} mixes text and other labels ({', '.join(sorted(kinds))}); give one kind")
+        y = np.array(y.reshape(-1).tolist()).reshape(y.shape)  # the numbers' or the text's own dtype
+        if y.dtype.kind not in "iubfU":
+            raise ValueError(f"{name} must hold numbers or text, got {', '.join(sorted(kinds))}")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all():
             raise ValueError(f"{name} contains NaN or Inf")

@@ -347,3 +347,23 @@ def test_a_csv_that_is_a_device_a_fifo_or_one_endless_line_is_refused_by_name(tm
     ok.write_text("x,label\n1,0\n2,1\n")
     with pytest.raises(DataError, match="ok.csv: is larger than the memory this process can take"):
         load_dataset(ok)
+
+
+def test_hdf5_text_labels_written_the_ordinary_h5py_way_are_read(tmp_path):
+    """h5py writes a list of str as variable-length strings (objects when read): they are text labels."""
+    path = tmp_path / "vl.h5"
+    with h5py.File(path, "w") as f:
+        f["X"] = np.arange(12.0).reshape(6, 2)
+        f.create_dataset("y", data=["cat", "dog", "cat", "dog", "cat", "dög"], dtype=h5py.string_dtype())
+    data = load_dataset(path)
+    assert data.y.dtype.kind == "U" and data.y.tolist() == ["cat", "dog", "cat", "dog", "cat", "dög"]
+
+
+def test_object_label_arrays_hold_one_kind():
+    import fastdnn
+
+    X = np.random.default_rng(0).standard_normal((4, 2))
+    with pytest.raises(ValueError, match=r"y mixes text and other labels \(int, str\)"):
+        fastdnn.DNNClassifier(max_iter=1).fit(X, np.array([1, "a", 2, "b"], dtype=object))
+    est = fastdnn.DNNClassifier(max_iter=1).fit(X, np.array([3, 5, 3, 5], dtype=object))
+    assert est.classes_.tolist() == [3, 5] and est.classes_.dtype.kind == "i"
