@@ -408,3 +408,30 @@ def test_a_resumed_run_saves_beside_its_checkpoint_never_where_the_file_says(tmp
     assert status == 0, err
     assert (moved / "m.npz").exists() and not elsewhere.exists()
     assert f"model saved to {moved / 'm.npz'}" in stdout
+
+
+def test_two_runs_never_write_one_model_and_a_fresh_run_keeps_an_unfinished_checkpoint(tmp_path, capsys):
+    """A second run given a model file that another run is writing is refused at its start (both used to report
+    success, one model lost); temporary files that a killed save left beside it are removed; a fresh run does
+    not replace a checkpoint of a run that stopped before its end."""
+    from fastdnn.cli.common import OutputLock
+
+    out = tmp_path / "m.npz"
+    (tmp_path / ".m.npz.x1y2.tmp").write_bytes(b"half a model")
+    with OutputLock(out):
+        status, _, err = run(capsys, "train", *SMALL, "--epochs", 1, "--out", out, "--quiet")
+    assert status == 1 and f"{out}: another fastdnn run is writing this model" in err, err
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
+    assert status == 0, err
+    assert sorted(os.listdir(tmp_path)) == ["m.ckpt.npz", "m.npz"]  # no lock or temporary file left
+    ckpt = tmp_path / "m.ckpt.npz"
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
+    assert status == 0, err  # a finished run's checkpoint may be replaced
+    with np.load(ckpt) as f:
+        arrays = dict(f)
+    arrays["run"] = np.array(json.dumps({**json.loads(str(arrays["run"])), "epochs": 5}))  # as if stopped at 2 of 5
+    np.savez(ckpt, **arrays)
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
+    assert status == 1 and f"{ckpt}: holds an unfinished run (stopped at epoch 2 of 5); continue it with --resume" in err
+    status, _, err = run(capsys, "train", "--resume", ckpt, "--quiet")
+    assert status == 0, err

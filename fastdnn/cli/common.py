@@ -1,5 +1,6 @@
 """What every ``fastdnn`` command shares: the one-line error, printing, and checking destinations."""
 
+import contextlib
 import os
 
 
@@ -48,6 +49,45 @@ def check_writable(path, explicit, what, inputs):
         raise CLIError(f"{path}: cannot write the {what}: the directory {directory} is not writable")
     if os.path.exists(path) and not explicit and file_format(path) is None:
         raise CLIError(f"{path}: exists and is not a fastdnn file; not overwriting it (choose the {what} file explicitly)")
+
+
+class OutputLock:
+    """Held while a run may write ``path`` (and its checkpoint): a second fastdnn run given the same file is
+    refused at its start instead of both reporting success with one model lost. An advisory lock
+    (``fcntl.flock``) on a hidden ``.NAME.lock`` beside it, released when the process ends however it ends.
+    Holding it, the hidden temporary files that killed saves of ``path`` left (``.NAME.*.tmp``) are
+    removed: no other run is writing them."""
+
+    def __init__(self, path, what="model"):
+        self.path, self.what = os.path.abspath(path), what
+        folder, name = os.path.split(self.path)
+        self.lock_path = os.path.join(folder, f".{name}.lock")
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise CLIError(f"{self.path}: another fastdnn run is writing this {self.what}; wait for it or choose "
+                           "another file") from None
+        self.fd = fd
+        folder, name = os.path.split(self.path)
+        for entry in os.listdir(folder):
+            if entry.startswith(f".{name}.") and entry.endswith(".tmp"):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, entry))
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self.lock_path)
+            os.close(self.fd)
+            self.fd = None
 
 
 def threads_option(requested):

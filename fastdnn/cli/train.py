@@ -7,6 +7,7 @@ checkpoints are callbacks, the held-out split is ``fastdnn.engine.split_rows``
 (the one early stopping uses), and files are ``fastdnn.io``'s.
 """
 
+import contextlib
 import math
 import os
 import sys
@@ -18,6 +19,7 @@ from fastdnn import validation as V
 from fastdnn import options as O
 from fastdnn.cli.common import (
     CLIError,
+    OutputLock,
     check_label_kinds,
     check_writable,
     load_data,
@@ -122,6 +124,11 @@ def run(args):
 
 
 def _run(args, comm, writes):
+    with contextlib.ExitStack() as locks:
+        return _run_locked(args, comm, writes, locks)
+
+
+def _run_locked(args, comm, writes, locks):
     from fastdnn import io as fio
     from fastdnn.data import fingerprint
 
@@ -143,6 +150,12 @@ def _run(args, comm, writes):
     check_writable(out, explicit_out, "model", inputs)
     if every:
         check_writable(ckpt_path, bool(args.checkpoint or args.resume), "checkpoint", [p for p in (args.data, args.test, out) if p])
+    if writes:
+        locks.enter_context(OutputLock(out))
+        if every:
+            locks.enter_context(OutputLock(ckpt_path, "checkpoint"))
+            if not args.resume:
+                _refuse_to_replace_an_unfinished_run(ckpt_path)
     if args.plot:
         from fastdnn.data import import_optional
 
@@ -407,6 +420,24 @@ class Checkpointer:
             self.pending = None
             future.result()
             self.last = epoch
+
+
+def _refuse_to_replace_an_unfinished_run(path):
+    """A fresh run would replace ``path``: refuse when it holds a run that stopped before its end (Ctrl-C,
+    a kill), which --resume would continue."""
+    from fastdnn import io as fio
+
+    if not os.path.exists(path):
+        return
+    try:
+        saved = fio.load_checkpoint(path)
+    except (ValueError, OSError):
+        return  # not a checkpoint to keep (a foreign file was refused above, unless named)
+    state, target = saved.estimator.training_state_, saved.run.get("epochs")
+    if isinstance(target, int) and state.epoch < target and not state.stopped:
+        of = f" of {target}" if isinstance(target, int) else ""
+        raise CLIError(f"{path}: holds an unfinished run (stopped at epoch {state.epoch}{of}); continue it with "
+                       f"--resume {path}, or remove it (or give another --checkpoint) to start afresh")
 
 
 def _checkpoint_path_for(out):
