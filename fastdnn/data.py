@@ -107,8 +107,10 @@ def _checked(path, X, y, source, require_labels):
     if X.ndim < 2:
         raise DataError(path, f"the features ({source}) must be 2-D (n_samples, n_features), got shape {X.shape}")
     m = X.shape[0]
+    if m == 0 or 0 in X.shape[1:]:
+        raise DataError(path, f"has no examples or no features ({source}: shape {X.shape})")
     X = X.reshape(m, -1)
-    if m == 0 or X.shape[1] == 0:
+    if X.shape[1] == 0:
         raise DataError(path, f"has no examples or no features ({source}: shape {X.shape})")
     if X.dtype.kind != "f":
         X = X.astype(np.float64)

@@ -97,6 +97,13 @@ def atomic_write(path, write):
             os.fsync(f.fileno())
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if exc.filename is None:
+            # A full disk or quota raises without a file name (from write or fsync): name the file it was for.
+            raise OSError(exc.errno, f"{exc.strerror or exc}; {path} was not written (it is as it was)", path) from None
+        raise
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

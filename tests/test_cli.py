@@ -435,3 +435,22 @@ def test_two_runs_never_write_one_model_and_a_fresh_run_keeps_an_unfinished_chec
     assert status == 1 and f"{ckpt}: holds an unfinished run (stopped at epoch 2 of 5); continue it with --resume" in err
     status, _, err = run(capsys, "train", "--resume", ckpt, "--quiet")
     assert status == 0, err
+
+
+def test_a_plot_that_cannot_be_written_says_the_model_was_saved(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from fastdnn import io as fio
+
+    real = fio.atomic_write
+
+    def full_for_images(path, write):
+        if str(path).endswith(".png"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, write)
+
+    monkeypatch.setattr(fio, "atomic_write", full_for_images)
+    out, plot = tmp_path / "m.npz", tmp_path / "cost.png"
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 1, "--out", out, "--plot", plot, "--quiet")
+    assert status == 1 and f"{plot}: No space left on device; the model itself was saved to {out}" in err, err
+    assert out.exists()

@@ -339,3 +339,22 @@ def test_a_model_whose_entries_declare_more_than_its_layers_hold_is_refused_befo
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 2**20 and time.perf_counter() - t0 < 5  # nothing the size of the declared data
+
+
+def test_a_full_disk_names_the_file_it_was_writing(tmp_path):
+    """Disk full gave "[Errno 28] No space left on device" without a path: the message names the file, which
+    is left as it was, and no temporary file stays."""
+    import errno
+
+    from fastdnn.cli.common import describe
+
+    target = tmp_path / "m.npz"
+    target.write_bytes(b"the old model")
+
+    def full(f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as info:
+        fio.atomic_write(target, full)
+    assert describe(info.value) == f"{target}: No space left on device; {target} was not written (it is as it was)"
+    assert target.read_bytes() == b"the old model" and os.listdir(tmp_path) == ["m.npz"]

@@ -20,6 +20,7 @@ from fastdnn import options as O
 from fastdnn.cli.common import (
     CLIError,
     OutputLock,
+    describe,
     check_label_kinds,
     check_writable,
     load_data,
@@ -333,7 +334,10 @@ def _run_locked(args, comm, writes, locks):
     if every:
         say(f"checkpoint at epoch {saver.last if saver.last is not None else done}: {ckpt_path}")
     if args.plot:
-        fio.atomic_write(args.plot, lambda f: f.write(image))
+        try:
+            fio.atomic_write(args.plot, lambda f: f.write(image))
+        except OSError as exc:
+            raise CLIError(f"{describe(exc)}; the model itself was saved to {out}") from None
         say(f"cost curve plotted to {args.plot}")
     return 0
 
