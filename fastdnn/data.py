@@ -97,6 +97,14 @@ def load_dataset(path, label="label", require_labels=True, prefer="train"):
     except MemoryError:
         raise DataError(path, "is larger than the memory this process can take; convert it to .npy (fastdnn "
                               "convert) and train with --memory, which streams it") from None
+    except DataError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
+        if suffix not in (".h5", ".hdf5"):
+            raise
+        # h5py reports a damaged file from deep inside the library, in several exception types.
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DataError(path, f"is a damaged HDF5 file ({first})") from None
     data.path = path
     return data
 
@@ -250,6 +258,9 @@ def _load_csv(path, label, require_labels, prefer):
     feature_cols = [i for i in range(len(header)) if i != label_col]
     try:
         X, y = _read_csv_body(path, header, feature_cols, label_col)
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"is not UTF-8 text past its header (byte {exc.start} of a line: {exc.reason}); a CSV file "
+                              "was expected") from None
     except ValueError:
         raise _locate_csv_error(path, header, feature_cols, label_col) from None
     if X.shape[0] == 0:

@@ -24,6 +24,7 @@ that full-batch training on a subset gathers it once (the batch itself).
 import contextlib
 import copy
 import json
+import math
 import signal
 import threading
 import time
@@ -219,6 +220,11 @@ class TrainingState:
         if opt.shape != (2 * P,) or opt.dtype != parameters.flat.dtype:
             raise ValueError(f"optimizer_state has shape {opt.shape} {opt.dtype}, expected ({2 * P},) {parameters.flat.dtype}")
         state.optimizer_state[:] = opt
+        for key in ("costs", "validation_scores"):
+            values = np.asarray(arrays[key])
+            if values.ndim != 1 or values.dtype.kind not in "iuf" or not np.isfinite(values).all():
+                name = "loss_curve" if key == "costs" else key
+                raise ValueError(f"{name} must be a 1-D array of finite numbers, got shape {values.shape} {values.dtype}")
         state.costs = [float(c) for c in arrays["costs"]]
         state.validation_scores = [float(s) for s in arrays["validation_scores"]]
         state.rng.bit_generator.state = json.loads(str(arrays["rng_state"]))
@@ -226,6 +232,19 @@ class TrainingState:
         for name in cls.SCALARS:
             setattr(state, name, scalars[name])
         V.check_choice(state.optimizer, V.OPTIMIZERS, "optimizer")
+        whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+        for name, ok, what in (
+            ("step", whole(state.step), "a non-negative integer"),
+            ("epoch", whole(state.epoch), "a non-negative integer"),
+            ("stall", whole(state.stall), "a non-negative integer"),
+            ("best_epoch", state.best_epoch is None or whole(state.best_epoch), "null or a non-negative integer"),
+            ("best_score", state.best_score is None or (isinstance(state.best_score, (int, float))
+                                                        and math.isfinite(state.best_score)), "null or a number"),
+            ("stopped", isinstance(state.stopped, bool), "true or false"),
+            ("in_progress", isinstance(state.in_progress, bool), "true or false"),
+        ):
+            if not ok:
+                raise ValueError(f"the training state's {name} must be {what}, got {getattr(state, name)!r}")
         if "best_parameters" in arrays:
             best = arrays["best_parameters"]
             if best.shape != (P,) or best.dtype != parameters.flat.dtype:

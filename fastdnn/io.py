@@ -43,6 +43,7 @@ import json
 import numbers
 import os
 import tempfile
+import tokenize
 import zipfile
 from dataclasses import dataclass, field
 
@@ -319,7 +320,7 @@ def _check_members(path):
                     version = np.lib.format.read_magic(f)
                     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
                     shape, _, dtype = read(f)
-                except ValueError as exc:
+                except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:  # the header is Python text
                     raise ModelFileError(path, f"is corrupted: the entry {name!r} is not an array ({exc})") from None
             if dtype.hasobject:
                 raise ModelFileError(path, f"is corrupted: the entry {name!r} holds Python objects")

@@ -30,6 +30,7 @@ import copy
 import hashlib
 import os
 import re
+import tokenize
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -285,7 +286,7 @@ def _npy_header(path, f):
         version = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
         shape, fortran, dtype = read(f)
-    except (ValueError, OSError, SyntaxError) as exc:
+    except (ValueError, OSError, SyntaxError, TypeError, tokenize.TokenError) as exc:  # numpy parses the header text
         raise DataError(path, f"is not a .npy file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
     return shape, fortran, dtype, f.tell()
 

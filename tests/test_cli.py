@@ -454,3 +454,30 @@ def test_a_plot_that_cannot_be_written_says_the_model_was_saved(tmp_path, capsys
     status, _, err = run(capsys, "train", *SMALL, "--epochs", 1, "--out", out, "--plot", plot, "--quiet")
     assert status == 1 and f"{plot}: No space left on device; the model itself was saved to {out}" in err, err
     assert out.exists()
+
+
+@pytest.mark.parametrize("where, key, value, message", [
+    ("state", "epoch", "x", "the training state's epoch must be a non-negative integer, got 'x'"),
+    ("state", "step", -3, "the training state's step must be a non-negative integer, got -3"),
+    ("run", "checkpoint_every", "z", "its run field checkpoint_every must be a positive integer, got 'z'"),
+    ("run", "epochs", 0, "its run field epochs must be a positive integer, got 0"),
+    ("run", "elapsed", "e", "its run field elapsed must be a non-negative number of seconds, got 'e'"),
+    ("run", "data", "nothing", "its run field data must be an object, got 'nothing'"),
+    ("options", "threads", "many", "threads must be a positive integer, got 'many'"),
+    ("loss_curve", None, [float("nan"), 1.0], "loss_curve must be a 1-D array of finite numbers"),
+])
+def test_a_checkpoint_with_a_bad_field_is_refused_naming_the_field(tmp_path, capsys, where, key, value, message):
+    """Fields of a checkpoint gave raw conversion errors, a Numba typing error or an AttributeError."""
+    out = tmp_path / "m.npz"
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
+    assert status == 0, err
+    ckpt = tmp_path / "m.ckpt.npz"
+    with np.load(ckpt) as f:
+        arrays = dict(f)
+    if key is None:
+        arrays[where] = np.array(value)
+    else:
+        arrays[where] = np.array(json.dumps({**json.loads(str(arrays[where])), key: value}))
+    np.savez(ckpt, **arrays)
+    status, _, err = run(capsys, "train", "--resume", ckpt, "--epochs", 3, "--quiet")
+    assert status == 1 and f"{ckpt}: is corrupted" in err and message in err and err.count("\n") == 1, err

@@ -17,7 +17,9 @@ from fastdnn.data import DataError, load_dataset
 from fastdnn.io import ModelFileError
 from fastdnn.stream import open_disk_dataset
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Derandomized: CI sees the same examples every run (a failure reproduces); raise max_examples to explore.
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def valid_files(folder):

@@ -138,6 +138,7 @@ def _run_locked(args, comm, writes, locks):
         checkpoint = fio.load_checkpoint(args.resume)
         if "data" not in checkpoint.run:
             raise CLIError(f"{args.resume}: is a checkpoint without the command's run state; continue it from Python")
+        _check_run_state(args.resume, checkpoint.run)
     params = _options(args, checkpoint)
     explicit_out = args.out is not None
     # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
@@ -424,6 +425,35 @@ class Checkpointer:
             self.pending = None
             future.result()
             self.last = epoch
+
+
+def _check_run_state(path, run):
+    """The command's run state in a checkpoint, each field checked; the message names the field."""
+    positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
+    text = lambda v: v is None or isinstance(v, str)  # noqa: E731
+    data = run.get("data")
+    checks = [
+        ("epochs", run.get("epochs") is None or positive(run.get("epochs")), "a positive integer"),
+        ("checkpoint_every", run.get("checkpoint_every") is None or positive(run.get("checkpoint_every")),
+         "a positive integer"),
+        ("elapsed", isinstance(run.get("elapsed", 0.0), (int, float)) and not isinstance(run.get("elapsed", 0.0), bool)
+         and math.isfinite(run.get("elapsed", 0.0)) and run.get("elapsed", 0.0) >= 0, "a non-negative number of seconds"),
+        ("data", isinstance(data, dict), "an object"),
+    ]
+    if isinstance(data, dict):
+        checks += [
+            ("data.path", text(data.get("path")), "a path"), ("data.label", text(data.get("label")), "a column name"),
+            ("data.labels", text(data.get("labels")), "a path"),
+            ("data.fingerprint", text(data.get("fingerprint")), "a hex digest"),
+            ("data.samples", data.get("samples") is None or positive(data.get("samples")), "a positive integer"),
+            ("data.features", data.get("features") is None or positive(data.get("features")), "a positive integer"),
+            ("data.validation", data.get("validation") is None or isinstance(data.get("validation"), bool),
+             "true or false"),
+        ]
+    for name, ok, what in checks:
+        if not ok:
+            value = data.get(name[5:]) if name.startswith("data.") else run.get(name)
+            raise CLIError(f"{path}: is corrupted: its run field {name} must be {what}, got {value!r}")
 
 
 def _refuse_to_replace_an_unfinished_run(path):
