@@ -9,26 +9,36 @@ their plain-numpy twins with the same names live in ``fastdnn.reference``.
 ``sweep`` (``sweeps.py``) trains a grid of configurations in parallel.
 """
 
-from fastdnn.pipeline import (
-    L_model_backward,
-    L_model_forward,
-    Parameters,
-    compute_cost,
-    initialize_adam,
-    initialize_parameters,
-    initialize_parameters_deep,
-    initialize_velocity,
-    predict,
-    predict_proba,
-    update_parameters,
-    update_parameters_with_adam,
-    update_parameters_with_momentum,
-)
-from fastdnn.estimator import DNNClassifier, NotFittedError, cross_val_score
-from fastdnn.engine import DivergenceError, Engine, TrainingState
-from fastdnn.io import load_checkpoint, load_model, save_checkpoint, save_model
-from fastdnn.training import L_layer_model, model
-from fastdnn.sweeps import sweep
+import importlib
+
+# Imported on first use (PEP 562): ``import fastdnn`` and the command's start stay light (numpy, Numba and
+# the compiled kernels load when a name that needs them is first used), and a Ctrl-C while they load
+# reaches the command's handler instead of printing a traceback.
+_EXPORTS = {
+    **dict.fromkeys((
+        "L_model_backward", "L_model_forward", "Parameters", "compute_cost", "initialize_adam", "initialize_parameters",
+        "initialize_parameters_deep", "initialize_velocity", "predict", "predict_proba", "update_parameters",
+        "update_parameters_with_adam", "update_parameters_with_momentum"), "fastdnn.pipeline"),
+    **dict.fromkeys(("DNNClassifier", "NotFittedError", "cross_val_score"), "fastdnn.estimator"),
+    **dict.fromkeys(("DivergenceError", "Engine", "TrainingState"), "fastdnn.engine"),
+    **dict.fromkeys(("load_checkpoint", "load_model", "save_checkpoint", "save_model"), "fastdnn.io"),
+    **dict.fromkeys(("L_layer_model", "model"), "fastdnn.training"),
+    "sweep": "fastdnn.sweeps",
+}
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastdnn' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __version__ = "0.1.0"
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from fastdnn.cli import main
+from fastdnn.command import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -36,3 +36,15 @@ def test_the_wheel_holds_fastdnn_kernels_and_no_top_level_kernels(tmp_path):
     assert {"fastdnn/kernels/__init__.py", "fastdnn/kernels/blas.py", "fastdnn/kernels/layers.py",
             "fastdnn/kernels/network.py"} <= set(names)
     assert not [n for n in names if n.startswith("kernels/")]
+
+
+def test_importing_fastdnn_and_starting_the_command_load_nothing_heavy():
+    """``import fastdnn`` is light (names load on first use), and the console script's module imports the
+    command inside ``main``, where a Ctrl-C during the heavy imports is caught (one line, exit 130)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fastdnn, fastdnn.command; print(sorted(m for m in ('numpy', 'numba', 'fastdnn.engine') "
+            "if m in sys.modules)); print(fastdnn.DNNClassifier.__name__, 'numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "[]" and out[1] == "DNNClassifier True"
