@@ -15,6 +15,7 @@ names the file and the problem in one line; a missing file raises
 FileNotFoundError. Nothing here trains or imports the fast path.
 """
 
+import contextlib
 import csv
 import errno
 import hashlib
@@ -476,12 +477,17 @@ def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_byt
             f.close()
         for temp, (path, _, _) in zip(temps, outputs):
             os.replace(temp, path)
-    except BaseException:
+    except BaseException as exc:
         for f in files:
-            f.close()
+            with contextlib.suppress(OSError):  # closing flushes: a full disk fails again here
+                f.close()
         for temp in temps:
-            if os.path.exists(temp):
+            with contextlib.suppress(OSError):
                 os.remove(temp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            # A full disk or quota raises without a file name: name what was being written.
+            written = " and ".join(str(path) for path, _, _ in outputs)
+            raise OSError(exc.errno, f"{exc.strerror or exc}; {written} not written", str(dst)) from None
         raise
     return rows, len(feature_cols), labels
 

@@ -127,3 +127,34 @@ def test_long_text_labels_end_chunks_early_and_convert_the_same(tmp_path):
     whole = load_dataset(src)
     assert np.array_equal(np.load(tmp_path / "t.npy"), whole.X)
     assert np.load(tmp_path / "t.labels.npy").tolist() == whole.y.tolist()
+
+
+def test_a_full_disk_during_convert_names_the_files_and_leaves_none(tmp_path, monkeypatch):
+    """Disk full while converting gave "[Errno 28] No space left on device" without a path."""
+    import errno
+
+    from fastdnn.cli.common import describe
+    from fastdnn.data import convert_csv
+
+    src = tmp_path / "d.csv"
+    src.write_text("a,b,label\n" + "".join(f"{i},{i + 1},{i % 2}\n" for i in range(50)))
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            self.f.close()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: Full(real(fd, mode)))
+    with pytest.raises(OSError) as info:
+        convert_csv(src, tmp_path / "d.npy", labels=tmp_path / "d.labels.npy")
+    assert describe(info.value).startswith(f"{tmp_path / 'd.npy'}: No space left on device; {tmp_path / 'd.npy'} and")
+    assert sorted(os.listdir(tmp_path)) == ["d.csv"]
