@@ -90,7 +90,10 @@ def atomic_write(path, write):
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    except OSError as exc:  # a full disk, a read-only folder: named as the file, not its hidden temporary
+        raise OSError(exc.errno, f"{exc.strerror or exc}; {path} was not written (it is as it was)", path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

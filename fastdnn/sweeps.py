@@ -305,12 +305,18 @@ class Results:
     def append_curves(self, path, key):
         """One configuration's curves as one line of ``curves_path`` (written whole, then synced)."""
         line = (json.dumps([key, self.curves[key]]) + "\n").encode()
-        fd = os.open(curves_path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        target = curves_path(path)
         try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc), target) from None
 
     @classmethod
     def read(cls, path, names, setup):

@@ -358,3 +358,19 @@ def test_a_full_disk_names_the_file_it_was_writing(tmp_path):
         fio.atomic_write(target, full)
     assert describe(info.value) == f"{target}: No space left on device; {target} was not written (it is as it was)"
     assert target.read_bytes() == b"the old model" and os.listdir(tmp_path) == ["m.npz"]
+
+
+def test_a_full_disk_before_the_first_byte_names_the_file_too(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from fastdnn.cli.common import describe
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / ".m.npz.abc.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(OSError) as info:
+        fio.atomic_write(tmp_path / "m.npz", lambda f: f.write(b"x"))
+    target = tmp_path / "m.npz"
+    assert describe(info.value) == f"{target}: No space left on device; {target} was not written (it is as it was)"
