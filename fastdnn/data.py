@@ -237,6 +237,24 @@ def _load_npz(path, label, require_labels, prefer):
 MAX_HEADER_CHARS = 16 * 2**20
 
 
+def _check_line_lengths(path, limit=None):
+    """DataError naming the line when a line of ``path`` is longer than ``limit`` (MAX_HEADER_CHARS) bytes:
+    the parser would hold it whole (a file of one endless line would take all the memory). One pass over the
+    file in 8 MiB pieces."""
+    limit = limit or MAX_HEADER_CHARS
+    since, line = 0, 1  # bytes of the line in progress before this piece; its number
+    with open(path, "rb") as f:
+        while piece := f.read(8 * 2**20):
+            ends = np.flatnonzero(np.frombuffer(piece, np.uint8) == 10)
+            lengths = np.diff(np.concatenate([[-1 - since], ends])) - 1  # the lines that end in this piece
+            too_long = np.flatnonzero(lengths > limit)
+            since = len(piece) - int(ends[-1]) - 1 if ends.size else since + len(piece)
+            if too_long.size or since > limit:
+                at = line + (int(too_long[0]) if too_long.size else ends.size)
+                raise DataError(path, f"line {at} is longer than {limit:,} bytes; a CSV row is not that long")
+            line += ends.size
+
+
 def regular_file(path):
     """os.stat of ``path``, which must be a regular file (a FIFO or device would block or never end)."""
     st = os.stat(path)
@@ -255,6 +273,7 @@ def _load_csv(path, label, require_labels, prefer):
     if len(first) > MAX_HEADER_CHARS:
         raise DataError(path, f"has a first line longer than {MAX_HEADER_CHARS:,} characters: not a CSV header row")
     header = next(csv.reader([first]), None)
+    _check_line_lengths(path)
     header, label_col = _csv_columns(path, header, label, require_labels, "name the label column with --label")
     feature_cols = [i for i in range(len(header)) if i != label_col]
     try:

@@ -367,3 +367,18 @@ def test_object_label_arrays_hold_one_kind():
         fastdnn.DNNClassifier(max_iter=1).fit(X, np.array([1, "a", 2, "b"], dtype=object))
     est = fastdnn.DNNClassifier(max_iter=1).fit(X, np.array([3, 5, 3, 5], dtype=object))
     assert est.classes_.tolist() == [3, 5] and est.classes_.dtype.kind == "i"
+
+
+def test_a_csv_line_longer_than_any_row_is_refused_naming_it(tmp_path):
+    from fastdnn import data as D
+
+    path = tmp_path / "long.csv"
+    path.write_text("a,label\n1,0\n" + "2" * 5000 + ",1\n3,0\n")
+    with pytest.raises(DataError, match="long.csv: line 3 is longer than 1,000 bytes"):
+        D._check_line_lengths(str(path), 1000)
+    path.write_text("a,label\n1,0\n" + "2" * 5000)  # the last line, never ended
+    with pytest.raises(DataError, match="long.csv: line 3 is longer than 1,000 bytes"):
+        D._check_line_lengths(str(path), 1000)
+    path.write_text("a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(3000)))
+    D._check_line_lengths(str(path), 1000)  # many short lines pass
+    assert load_dataset(path).X.shape == (3000, 1)
