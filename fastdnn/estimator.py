@@ -585,6 +585,13 @@ class DNNClassifier:
 
         save_model(self, path)
 
+    def to_onnx(self, path=None):
+        """The fitted network as an ONNX model (``fastdnn.export``; needs ``fastdnn[onnx]``), written to
+        ``path`` when given; returns the ``onnx.ModelProto``."""
+        from fastdnn.export import to_onnx
+
+        return to_onnx(self, path)
+
     @classmethod
     def load(cls, path):
         """The model (or checkpoint, as its model) saved at ``path``."""

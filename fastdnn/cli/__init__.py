@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 
-from fastdnn.cli import bench, check, convert, sweep, train, use
+from fastdnn.cli import bench, check, convert, export, sweep, train, use
 from fastdnn.cli.common import describe
 from fastdnn.cli.train import DEFAULT_OUT  # noqa: F401  (the default model file, for the tests and scripts)
 
@@ -40,6 +40,7 @@ def build_parser():
     bench.add_parser(sub, common, fmt)
     convert.add_parser(sub, common, fmt)
     sweep.add_parser(sub, common, fmt)
+    export.add_parser(sub, common, fmt)
     return parser
 
 
