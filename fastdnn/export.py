@@ -71,8 +71,8 @@ def to_onnx(estimator, path=None):
         label_elem, classes_tensor = TensorProto.STRING, helper.make_tensor(
             "classes", TensorProto.STRING, [classes.size], [c.encode("utf-8") for c in classes.tolist()])
     else:
-        kind = np.float64 if classes.dtype.kind == "f" else np.int64
-        label_elem = TensorProto.DOUBLE if kind is np.float64 else TensorProto.INT64
+        kind = {"f": np.float64, "b": np.bool_}.get(classes.dtype.kind, np.int64)
+        label_elem = {np.float64: TensorProto.DOUBLE, np.bool_: TensorProto.BOOL}.get(kind, TensorProto.INT64)
         classes_tensor = numpy_helper.from_array(classes.astype(kind), "classes")
     inits.append(classes_tensor)
     nodes += [helper.make_node("ArgMax", ["probabilities"], ["index"], axis=1, keepdims=0, name="most_probable"),

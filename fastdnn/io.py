@@ -89,7 +89,7 @@ def atomic_write(path, write):
     one keeps its own), not mkstemp's owner-only 0600.
     """
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    directory = os.path.dirname(path) or "."  # as the system resolves it ("sub/../x" needs sub), like the rename
     try:
         fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     except OSError as exc:  # a full disk, a read-only folder: named as the file, not its hidden temporary

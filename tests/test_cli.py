@@ -481,3 +481,29 @@ def test_a_checkpoint_with_a_bad_field_is_refused_naming_the_field(tmp_path, cap
     np.savez(ckpt, **arrays)
     status, _, err = run(capsys, "train", "--resume", ckpt, "--epochs", 3, "--quiet")
     assert status == 1 and f"{ckpt}: is corrupted" in err and message in err and err.count("\n") == 1, err
+
+
+def test_a_run_removes_only_its_own_leftovers_and_its_lock_cannot_be_shared(tmp_path, capsys, monkeypatch):
+    """Review fixes: the cleanup matched every file starting with the model's name (R.v2.npz's temporary files
+    for --out R, which another run was writing); a lock file removed by a finishing run while another opened it
+    let two runs hold "the" lock; "sub/../m.npz" without sub passed the check and failed after training."""
+    import fcntl
+
+    from fastdnn.cli.common import OutputLock
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".R.v2.npz.abc123.tmp").write_bytes(b"another run's")
+    (tmp_path / ".R.x1y2z3.tmp").write_bytes(b"our own leftover")
+    with OutputLock("R"):
+        pass
+    assert sorted(os.listdir(tmp_path)) == [".R.v2.npz.abc123.tmp"]
+    first = OutputLock("X.npz").__enter__()
+    late = os.open(first.lock_path, os.O_RDWR | os.O_CREAT, 0o644)  # opened just before the holder finishes
+    first.__exit__(None, None, None)
+    fcntl.flock(late, fcntl.LOCK_EX | fcntl.LOCK_NB)  # locks the removed file: it must not count
+    with OutputLock("X.npz"):
+        with pytest.raises(Exception, match="another fastdnn run is writing"):
+            OutputLock("X.npz").__enter__()
+    os.close(late)
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 1, "--out", "sub/../m.npz", "--quiet")
+    assert status == 1 and "sub/../m.npz: cannot write the model: the directory sub/.. does not exist" in err, err

@@ -85,3 +85,11 @@ def test_the_command_exports_a_saved_model_and_refuses_what_is_not_one(tmp_path,
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "data.npz: is an .npz archive but not a fastdnn model" in err
     assert not (tmp_path / "d.onnx").exists()
+
+
+def test_boolean_classes_come_back_as_booleans(tmp_path):
+    X, y = data(2)
+    est = DNNClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, y > 2)
+    est.to_onnx(tmp_path / "b.onnx")
+    labels, _ = served(tmp_path / "b.onnx", X)
+    assert labels.dtype == np.bool_ and np.array_equal(labels, est.predict(X))

@@ -43,8 +43,10 @@ def check_writable(path, explicit, what, inputs):
     if os.path.isdir(path):
         raise CLIError(f"{path}: is a directory; give a file name for the {what}")
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise CLIError(f"{path}: cannot write the {what}: the directory {directory} does not exist")
+    # The folder as the system will resolve it: "sub/../x" needs sub to exist, which abspath does not ask.
+    if not os.path.isdir(directory) or not os.path.isdir(os.path.dirname(path) or "."):
+        raise CLIError(f"{path}: cannot write the {what}: the directory {os.path.dirname(path) or directory} does "
+                       "not exist")
     if not os.access(directory, os.W_OK):
         raise CLIError(f"{path}: cannot write the {what}: the directory {directory} is not writable")
     if os.path.exists(path) and not explicit and file_format(path) is None:
@@ -67,17 +69,33 @@ class OutputLock:
     def __enter__(self):
         import fcntl
 
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        for _ in range(100):
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise CLIError(f"{self.path}: another fastdnn run is writing this {self.what}; wait for it or "
+                               "choose another file") from None
+            try:
+                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            # The lock file was removed (its holder finished) between our open and our lock: what we hold
+            # locks nothing anyone else will open. Again, on the file at the path now.
             os.close(fd)
-            raise CLIError(f"{self.path}: another fastdnn run is writing this {self.what}; wait for it or choose "
-                           "another file") from None
+        else:
+            raise CLIError(f"{self.path}: could not take the lock {self.lock_path}")
         self.fd = fd
         folder, name = os.path.split(self.path)
+        prefix = f".{name}."
         for entry in os.listdir(folder):
-            if entry.startswith(f".{name}.") and entry.endswith(".tmp"):
+            # Only this file's own leftovers: .NAME.<mkstemp's random letters>.tmp, never another file's
+            # (.NAME.v2.npz.<random>.tmp belongs to NAME.v2.npz, which another run may be writing).
+            middle = entry[len(prefix):-len(".tmp")]
+            if entry.startswith(prefix) and entry.endswith(".tmp") and middle and "." not in middle:
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(folder, entry))
         return self
