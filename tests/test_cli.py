@@ -388,19 +388,28 @@ def test_a_continuous_target_is_refused_before_training(tmp_path, capsys):
     assert "network:" not in out  # refused before anything was set up for 300 classes
 
 
-def test_a_resumed_run_saves_beside_its_checkpoint_never_where_the_file_says(tmp_path, capsys):
-    """A checkpoint names the model path its first part wrote; a resumed run without --out saves beside the
-    checkpoint instead (MODEL.ckpt.npz -> MODEL.npz), so a crafted checkpoint cannot choose where a file goes."""
-    out = tmp_path / "m.npz"
-    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
+def trained_checkpoint(tmp_path, capsys):
+    """A two-epoch run with a checkpoint every epoch: (its checkpoint's path, the checkpoint's arrays)."""
+    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", tmp_path / "m.npz",
+                         "--quiet")
     assert status == 0, err
     ckpt = tmp_path / "m.ckpt.npz"
     with np.load(ckpt) as f:
-        arrays = dict(f)
+        return ckpt, dict(f)
+
+
+def with_json(arrays, entry, **changes):
+    """``arrays`` with the JSON text entry ``entry`` updated by ``changes``."""
+    return {**arrays, entry: np.array(json.dumps({**json.loads(str(arrays[entry])), **changes}))}
+
+
+def test_a_resumed_run_saves_beside_its_checkpoint_never_where_the_file_says(tmp_path, capsys):
+    """A checkpoint names the model path its first part wrote; a resumed run without --out saves beside the
+    checkpoint instead (MODEL.ckpt.npz -> MODEL.npz), so a crafted checkpoint cannot choose where a file goes."""
+    ckpt, arrays = trained_checkpoint(tmp_path, capsys)
     elsewhere = tmp_path / "elsewhere" / "evil.npz"
     elsewhere.parent.mkdir()
-    state = json.loads(str(arrays["run"]))
-    arrays["run"] = np.array(json.dumps({**state, "out": str(elsewhere)}))
+    arrays = with_json(arrays, "run", out=str(elsewhere))
     moved = tmp_path / "moved"
     moved.mkdir()
     np.savez(moved / "m.ckpt.npz", **arrays)
@@ -428,8 +437,7 @@ def test_two_runs_never_write_one_model_and_a_fresh_run_keeps_an_unfinished_chec
     status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
     assert status == 0, err  # a finished run's checkpoint may be replaced
     with np.load(ckpt) as f:
-        arrays = dict(f)
-    arrays["run"] = np.array(json.dumps({**json.loads(str(arrays["run"])), "epochs": 5}))  # as if stopped at 2 of 5
+        arrays = with_json(dict(f), "run", epochs=5)  # as if stopped at 2 of 5
     np.savez(ckpt, **arrays)
     status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
     assert status == 1 and f"{ckpt}: holds an unfinished run (stopped at epoch 2 of 5); continue it with --resume" in err
@@ -468,16 +476,8 @@ def test_a_plot_that_cannot_be_written_says_the_model_was_saved(tmp_path, capsys
 ])
 def test_a_checkpoint_with_a_bad_field_is_refused_naming_the_field(tmp_path, capsys, where, key, value, message):
     """Fields of a checkpoint gave raw conversion errors, a Numba typing error or an AttributeError."""
-    out = tmp_path / "m.npz"
-    status, _, err = run(capsys, "train", *SMALL, "--epochs", 2, "--checkpoint-every", 1, "--out", out, "--quiet")
-    assert status == 0, err
-    ckpt = tmp_path / "m.ckpt.npz"
-    with np.load(ckpt) as f:
-        arrays = dict(f)
-    if key is None:
-        arrays[where] = np.array(value)
-    else:
-        arrays[where] = np.array(json.dumps({**json.loads(str(arrays[where])), key: value}))
+    ckpt, arrays = trained_checkpoint(tmp_path, capsys)
+    arrays = {**arrays, where: np.array(value)} if key is None else with_json(arrays, where, **{key: value})
     np.savez(ckpt, **arrays)
     status, _, err = run(capsys, "train", "--resume", ckpt, "--epochs", 3, "--quiet")
     assert status == 1 and f"{ckpt}: is corrupted" in err and message in err and err.count("\n") == 1, err

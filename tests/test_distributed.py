@@ -82,13 +82,23 @@ def test_a_rank_with_other_data_is_refused_by_name():
         engine.train(other, Y, 2, comm=COMM)
 
 
-def test_the_command_saves_what_one_process_saves():
+@pytest.fixture
+def shared_folder():
+    """A temporary folder every rank sees (rank 0 makes and removes it, once every rank is done with it)."""
+    rank = COMM.Get_rank()
+    folder = COMM.bcast(tempfile.mkdtemp(prefix="fastdnn-mpi-") if rank == 0 else None, root=0)
+    yield folder
+    COMM.Barrier()
+    if rank == 0:
+        shutil.rmtree(folder)
+
+
+def test_the_command_saves_what_one_process_saves(shared_folder):
     """mpiexec -n N fastdnn train --distributed --seed S saves the model fastdnn train --seed S saves (float64, the
     built-in data), within the tolerance; only rank 0 writes."""
     from fastdnn import cli
 
-    rank = COMM.Get_rank()
-    folder = COMM.bcast(tempfile.mkdtemp(prefix="fastdnn-mpi-") if rank == 0 else None, root=0)
+    rank, folder = COMM.Get_rank(), shared_folder
     options = ["--samples", 4000, "--features", 10, "--dtype", "float64", "--seed", 7, "--epochs", 4, "--quiet"]
     together = os.path.join(folder, "together.npz")
     assert cli.main([str(a) for a in ["train", *options, "--distributed", "--out", together]]) == 0
@@ -99,18 +109,14 @@ def test_the_command_saves_what_one_process_saves():
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
             assert relative(a[key], b[key]) < RTOL, key
     assert sorted(os.listdir(folder)) == sorted(["together.npz"] + [f"alone-{r}.npz" for r in range(COMM.Get_size())])
-    COMM.Barrier()
-    if rank == 0:
-        shutil.rmtree(folder)
 
 
-def test_a_distributed_run_resumes_exactly_with_the_same_ranks():
+def test_a_distributed_run_resumes_exactly_with_the_same_ranks(shared_folder):
     """A checkpoint of a distributed run (written by rank 0) continued with --resume on the same ranks ends where
     the uninterrupted run does, bit for bit."""
     from fastdnn import cli
 
-    rank = COMM.Get_rank()
-    folder = COMM.bcast(tempfile.mkdtemp(prefix="fastdnn-mpi-") if rank == 0 else None, root=0)
+    folder = shared_folder
     options = ["--samples", 3000, "--features", 10, "--seed", 2, "--quiet", "--distributed"]
     whole, parted = os.path.join(folder, "whole.npz"), os.path.join(folder, "parted.npz")
     ckpt = os.path.join(folder, "parted.ckpt.npz")
@@ -122,9 +128,6 @@ def test_a_distributed_run_resumes_exactly_with_the_same_ranks():
     with np.load(whole) as a, np.load(parted) as b:
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
             assert np.array_equal(a[key], b[key]), key
-    COMM.Barrier()
-    if rank == 0:
-        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -149,11 +152,10 @@ def test_ranks_with_empty_shares_and_frozen_layers(batch):
 
 
 @pytest.fixture
-def on_disk():
+def on_disk(shared_folder):
     """A .npy file (and its labels) that every rank sees, 203 x 512 float64: rows of a page (4 KiB), which ranks
     read run by run."""
-    rank = COMM.Get_rank()
-    folder = COMM.bcast(tempfile.mkdtemp(prefix="fastdnn-mpi-") if rank == 0 else None, root=0)
+    rank, folder = COMM.Get_rank(), shared_folder
     rng = np.random.default_rng(1)
     X = rng.standard_normal((203, 512))
     y = np.argmax(X[:, :3] + 0.3 * rng.standard_normal((203, 3)), axis=1)
@@ -163,9 +165,6 @@ def on_disk():
         np.save(os.path.join(folder, "d.labels.npy"), y)
     COMM.Barrier()
     yield X, y, path
-    COMM.Barrier()
-    if rank == 0:
-        shutil.rmtree(folder)
 
 
 def streamed_engine(dims, output, options, rank=0):
