@@ -10,7 +10,46 @@ their plain-numpy twins with the same names live in ``fastdnn.reference``.
 """
 
 import importlib
+import importlib.util
+import os
+import sys
 
+
+class _CheckoutKernels:
+    """Finds ``fastdnn.kernels`` in a source checkout, where kernels/ sits beside fastdnn/ rather than in it.
+
+    A wheel puts the kernels inside the package, and an editable install maps the checkout's folder, but
+    Python started in a checkout's root imports the local fastdnn/ whatever is installed: without this it
+    failed at its first kernel. First on ``sys.meta_path`` so that a checkout always runs its own kernels,
+    never those of the installation it shadows; it answers for that one name, so the kernels' own modules
+    load from the folder as usual and exist once, as ``fastdnn.kernels.*``.
+    """
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "fastdnn.kernels":
+            return None
+        init = os.path.join(self.folder, "__init__.py")
+        return importlib.util.spec_from_file_location(name, init, submodule_search_locations=[self.folder])
+
+
+def _checkout_kernels_folder():
+    """The kernels/ beside this package when it is a checkout's (pyproject.toml beside them too, so that an
+    unrelated ``kernels`` package beside an installed fastdnn is never taken for ours); else None."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(package)
+    folder = os.path.join(root, "kernels")
+    if os.path.isdir(os.path.join(package, "kernels")):
+        return None
+    if not (os.path.isfile(os.path.join(root, "pyproject.toml")) and os.path.isfile(os.path.join(folder, "__init__.py"))):
+        return None
+    return folder
+
+
+if (_folder := _checkout_kernels_folder()) is not None:
+    sys.meta_path.insert(0, _CheckoutKernels(_folder))
 # Imported on first use (PEP 562): ``import fastdnn`` and the command's start stay light (numpy, Numba and
 # the compiled kernels load when a name that needs them is first used), and a Ctrl-C while they load
 # reaches the command's handler instead of printing a traceback.
