@@ -41,15 +41,14 @@ def _checkout_kernels_folder():
     package = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(package)
     folder = os.path.join(root, "kernels")
-    if os.path.isdir(os.path.join(package, "kernels")):
-        return None
-    if not (os.path.isfile(os.path.join(root, "pyproject.toml")) and os.path.isfile(os.path.join(folder, "__init__.py"))):
-        return None
-    return folder
+    inside = os.path.isdir(os.path.join(package, "kernels"))
+    checkout = all(os.path.isfile(os.path.join(*parts)) for parts in ((root, "pyproject.toml"), (folder, "__init__.py")))
+    return folder if checkout and not inside else None
 
 
 if (_folder := _checkout_kernels_folder()) is not None:
     sys.meta_path.insert(0, _CheckoutKernels(_folder))
+
 # Imported on first use (PEP 562): ``import fastdnn`` and the command's start stay light (numpy, Numba and
 # the compiled kernels load when a name that needs them is first used), and a Ctrl-C while they load
 # reaches the command's handler instead of printing a traceback.

@@ -47,7 +47,7 @@ def wheel(tmp_path_factory):
             shutil.copy2(REPO / name, source / name)
     wheels = tmp_path_factory.mktemp("wheels")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels), str(source)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", wheels, source],
         check=True,
         capture_output=True,
     )
@@ -67,7 +67,8 @@ def test_fastdnn_kernels_imports_once_from_outside_the_source_tree_and_kernels_d
 def test_the_wheel_holds_fastdnn_kernels_once_and_no_top_level_kernels(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     assert len(names) == len(set(names))
-    assert sorted(n for n in names if n.startswith("fastdnn/kernels/")) == [f"fastdnn/kernels/{f}" for f in KERNEL_FILES]
+    kernels = sorted(n for n in names if n.startswith("fastdnn/kernels/"))
+    assert kernels == [f"fastdnn/kernels/{f}" for f in KERNEL_FILES]
     assert not [n for n in names if n.startswith("kernels/")]
 
 
