@@ -78,8 +78,8 @@ def main(argv=None):
     p.add_argument(
         "--data-dir",
         default=default_data_dir(),
-        help="folder holding train_catvnoncat.h5 (default $FASTDNN_CAT_DATA or ../shared/data/catvnoncat); "
-        "synthetic data of the same shape when absent",
+        help="folder holding train_catvnoncat.h5 (default %(default)s: $FASTDNN_CAT_DATA, else "
+        "../shared/data/catvnoncat beside the checkout); synthetic data of the same shape when absent",
     )
     p.add_argument("--threads", type=int, default=2, help="threads for every worker (BLAS and Numba; default 2)")
     p.add_argument(

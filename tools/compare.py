@@ -279,8 +279,8 @@ def main(argv=None):
     p.add_argument(
         "--data-dir",
         default=default_data_dir(),
-        help="folder holding train_catvnoncat.h5 for the seed workloads (default $FASTDNN_DATA_DIR or "
-        "data/catvnoncat); synthetic data of the same shape when absent",
+        help="folder holding train_catvnoncat.h5 for the seed workloads (default %(default)s: $FASTDNN_CAT_DATA, "
+        "else ../shared/data/catvnoncat beside the checkout); synthetic data of the same shape when absent",
     )
     p.add_argument("--json", metavar="PATH", help="write every result (per-repeat times included) to PATH")
     p.add_argument("--worker", choices=list(IMPLEMENTATIONS), help=argparse.SUPPRESS)

@@ -7,6 +7,7 @@ One BLAS thread for both (OMP/OPENBLAS variables and threadpoolctl). Needs sciki
     python tools/defaults.py                 # seeds 0,1,2 (about 3 minutes on 2 cores)
     python tools/defaults.py --seeds 0       # quicker
     python tools/defaults.py --optimizer gd  # the auto rate of another optimizer
+    python tools/defaults.py --seeds 0 --datasets iris   # seconds: that it runs
 """
 
 import argparse
@@ -20,14 +21,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 
-def datasets():
-    from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+DATASETS = ("digits", "breast_cancer", "wine", "iris")
 
-    X, y = load_digits(return_X_y=True)
-    yield "digits/16", X / 16.0, y, False
-    for name, load in (("breast_cancer", load_breast_cancer), ("wine", load_wine), ("iris", load_iris)):
-        X, y = load(return_X_y=True)
-        yield name, X, y, True
+
+def datasets(names):
+    """(label, X, y, scale) of each of ``names``: digits as pixels / 16, the others standardised per fold."""
+    import sklearn.datasets
+
+    for name in names:
+        X, y = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
+        if name == "digits":
+            yield "digits/16", X / 16.0, y, False
+        else:
+            yield name, X, y, True
 
 
 def cross_validate(make, X, y, scale, seeds):
@@ -53,22 +59,28 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2", help="random_state of each repetition (default 0,1,2)")
     parser.add_argument("--optimizer", default="adam", choices=["gd", "momentum", "adam"], help="fastdnn's optimizer (default adam)")
+    parser.add_argument("--datasets", default=",".join(DATASETS),
+                        help=f"comma-separated (default: all): {', '.join(DATASETS)}")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    names = [n for n in args.datasets.split(",") if n]
+    if not names or set(names) - set(DATASETS):
+        parser.error(f"--datasets: choose from {', '.join(DATASETS)}")
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
     from threadpoolctl import threadpool_limits
 
     import fastdnn
+    from fastdnn.options import resolve_learning_rate
 
     warnings.filterwarnings("ignore", category=ConvergenceWarning)
     default = fastdnn.DNNClassifier(optimizer=args.optimizer)
     print(f"fastdnn {default!r} (defaults: hidden {default.hidden_layer_sizes}, init {default.init}, "
-          f"lr {fastdnn.options.resolve_learning_rate(default.learning_rate, args.optimizer)}) against MLPClassifier(); "
+          f"lr {resolve_learning_rate(default.learning_rate, args.optimizer)}) against MLPClassifier(); "
           f"5-fold CV x seeds {seeds}; 1 BLAS thread")
     print(f"{'dataset':14s} {'DNNClassifier':>22s} {'MLPClassifier':>22s}   fit s fastdnn / sklearn")
     with threadpool_limits(limits=1):
-        for name, X, y, scale in datasets():
+        for name, X, y, scale in datasets(names):
             ours = cross_validate(lambda s: fastdnn.DNNClassifier(optimizer=args.optimizer, random_state=s), X, y, scale, seeds)
             theirs = cross_validate(lambda s: MLPClassifier(random_state=s), X, y, scale, seeds)
             print(f"{name:14s} {ours[0]:>14.4f} ±{ours[1]:.4f} {theirs[0]:>14.4f} ±{theirs[1]:.4f}   {ours[2]:.2f} / {theirs[2]:.2f}",

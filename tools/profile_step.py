@@ -4,7 +4,7 @@
 
 Times, in this process (kernels compiled and warm first), the compiled stages
 of one direct-route step (``network.forward``, ``network.backward``,
-``layers.optimizer_update_flat``) and, separately, every GEMM the step makes
+``network.optimizer_step``) and, separately, every GEMM the step makes
 (layer by layer: Z_l, dW_l, and dA_{l-1} for l >= 2) through the same BLAS
 call the kernels use. What the stages take beyond their GEMMs is the fused
 element-wise work. Medians over repeats; threads set with threadpoolctl.
@@ -27,24 +27,24 @@ def _median_ms(fn, repeats):
 
 
 def profile(dims, m, dtype, repeats):
-    import fastdnn
     from fastdnn.kernels import compiled
     from fastdnn.kernels import layers as K
     from fastdnn.kernels import network as N
     from fastdnn.kernels.blas import gemm_checked
+    from fastdnn.pipeline import activation_codes, initialize_parameters_deep, layer_block
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((m, dims[0])).astype(dtype)
     Y = rng.integers(0, 2, (m, 1)).astype(dtype)
     d = np.asarray(dims, np.int64)
     L = len(dims) - 1
-    codes = fastdnn.pipeline.activation_codes()
-    params = fastdnn.initialize_parameters_deep(dims, dtype)
+    codes = activation_codes()
+    params = initialize_parameters_deep(dims, dtype)
     theta = params.flat
     A = np.empty(m * int(d[1:].sum()), dtype)
     dZ = np.empty_like(A)
     grad = np.empty_like(theta)
-    ZL = fastdnn.pipeline.layer_block(A, m, d, L - 1)
+    ZL = layer_block(A, m, d, L - 1)
     one = dtype(1)
     # Each stage as training compiles it (option codes as constants, see fastdnn.kernels.compiled).
     calls = {

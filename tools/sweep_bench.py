@@ -2,10 +2,11 @@
 fastdnn's sweep against scikit-learn's GridSearchCV over MLPClassifier and the course's numpy code.
 
     python tools/sweep_bench.py --data ../shared/data/catvnoncat --repeats 3
+    python tools/sweep_bench.py --repeats 1 --iterations 5          # seconds: that it runs
 
 The grid: learning rate 0.0025, 0.0075, 0.02 x the course's two networks (12288-7-1 and 12288-20-7-5-1) x
-initialisation deep, he x training data 50%, 100%; 2500 iterations of full-batch gradient descent (the
-course's), one held-out validation split (10%), the test set scored.
+initialisation deep, he x training data 50%, 100%; 2500 iterations (--iterations) of full-batch gradient
+descent (the course's), one held-out validation split (10%), the test set scored.
 
     fastdnn     fastdnn.sweep over the 24 configurations, 2 worker processes x 1 BLAS thread (the default on
                 2 cores), from a fresh process: the wall time includes starting the workers and loading
@@ -48,13 +49,13 @@ def load(folder):
     return np.asarray(train.X, np.float64), train.y, np.asarray(test.X, np.float64), test.y
 
 
-def fastdnn_mode(folder):
+def fastdnn_mode(folder, iterations):
     from fastdnn.sweeps import sweep
 
     X, y, Xt, yt = load(folder)
     t0 = time.perf_counter()
     results = sweep(X, y, {"learning_rate": RATES, "hidden_layer_sizes": NETWORKS, "init": INITS, "train_size": SIZES},
-                    fixed={"optimizer": "gd", "batch_size": None, "max_iter": ITERATIONS}, test=(Xt, yt), seed=1)
+                    fixed={"optimizer": "gd", "batch_size": None, "max_iter": iterations}, test=(Xt, yt), seed=1)
     wall = time.perf_counter() - t0
     best = results.sorted("validation")[0]
     return {"configurations": len(results.rows), "wall": wall, "failed": len(results.failed),
@@ -63,7 +64,7 @@ def fastdnn_mode(folder):
                                           "validation_mean", "test_mean")}}
 
 
-def sklearn_mode(folder):
+def sklearn_mode(folder, iterations):
     from sklearn.model_selection import GridSearchCV
     from sklearn.neural_network import MLPClassifier
 
@@ -77,8 +78,8 @@ def sklearn_mode(folder):
         rows = np.sort(train[order[: max(1, round(size * len(train)))]])
         keep = np.concatenate([rows, held])
         cv = [(np.arange(rows.size), np.arange(rows.size, keep.size))]
-        mlp = MLPClassifier(solver="sgd", momentum=0, alpha=0, batch_size=rows.size, shuffle=False, max_iter=ITERATIONS,
-                            n_iter_no_change=ITERATIONS + 1, tol=0, learning_rate="constant", activation="relu",
+        mlp = MLPClassifier(solver="sgd", momentum=0, alpha=0, batch_size=rows.size, shuffle=False, max_iter=iterations,
+                            n_iter_no_change=iterations + 1, tol=0, learning_rate="constant", activation="relu",
                             random_state=1)
         search = GridSearchCV(mlp, {"learning_rate_init": RATES, "hidden_layer_sizes": NETWORKS}, cv=cv, n_jobs=2,
                               refit=False)
@@ -93,7 +94,7 @@ def sklearn_mode(folder):
     return {"configurations": fits, "wall": wall}
 
 
-def reference_mode(folder):
+def reference_mode(folder, iterations):
     from threadpoolctl import threadpool_limits
 
     from fastdnn import reference
@@ -105,7 +106,7 @@ def reference_mode(folder):
     with threadpool_limits(2):
         for hidden in NETWORKS:
             t0 = time.perf_counter()
-            reference.model(X.T, Y, [X.shape[1], *hidden, 1], learning_rate=0.0075, num_epochs=ITERATIONS, init="deep")
+            reference.model(X.T, Y, [X.shape[1], *hidden, 1], learning_rate=0.0075, num_epochs=iterations, init="deep")
             times.append(time.perf_counter() - t0)
     return {"configurations": len(times), "wall": sum(times), "run_seconds": times}
 
@@ -113,9 +114,10 @@ def reference_mode(folder):
 MODES = {"fastdnn": fastdnn_mode, "sklearn": sklearn_mode, "reference": reference_mode}
 
 
-def run(mode, folder):
+def run(mode, folder, iterations):
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", mode, "--data", folder],
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", mode, "--data", folder,
+                           "--iterations", str(iterations)],
                           capture_output=True, text=True, env=env, timeout=3600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode != 0 or not lines:
@@ -124,8 +126,13 @@ def run(mode, folder):
 
 
 def main(argv=None):
+    from fastdnn.data import CAT_FILES, cat_data_dir
+
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "catvnoncat"))
+    p.add_argument("--data", default=cat_data_dir(), help="the cat files' folder (default %(default)s: "
+                   "$FASTDNN_CAT_DATA, else ../shared/data/catvnoncat beside the checkout)")
+    p.add_argument("--iterations", type=int, default=ITERATIONS,
+                   help=f"of every run (default {ITERATIONS}, the course's)")
     p.add_argument("--repeats", type=int, default=3, help="fastdnn sweeps timed (default 3)")
     p.add_argument("--others", type=int, default=1, help="runs of sklearn and the reference (default 1)")
     p.add_argument("--modes", default=",".join(MODES))
@@ -133,16 +140,21 @@ def main(argv=None):
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
-        print("RESULT " + json.dumps(MODES[args.worker](args.data)), flush=True)
+        print("RESULT " + json.dumps(MODES[args.worker](args.data, args.iterations)), flush=True)
         return 0
     modes = args.modes.split(",")
+    missing = [f for f in CAT_FILES if not os.path.isfile(os.path.join(args.data, f))]
+    if missing:
+        p.error(f"--data {args.data}: no {' or '.join(missing)} there")
+    if set(modes) - set(MODES) or min(args.repeats, args.others, args.iterations) < 1:
+        p.error(f"--modes must be among {', '.join(MODES)}; --repeats, --others and --iterations at least 1")
     if "fastdnn" in modes:
-        run("fastdnn", args.data)  # fills the compiled-kernel cache: the timed sweeps start warm
+        run("fastdnn", args.data, args.iterations)  # fills the compiled-kernel cache: the timed sweeps start warm
     out = {m: [] for m in modes}
     for r in range(max(args.repeats, args.others)):
         for mode in modes:
             if r < (args.repeats if mode == "fastdnn" else args.others):
-                out[mode].append(run(mode, args.data))
+                out[mode].append(run(mode, args.data, args.iterations))
                 got = out[mode][-1]
                 print(f"{mode}: {got['configurations']} configurations in {got['wall']:.1f} s", flush=True)
     print("\n| mode | configurations | wall time, median [range] | per configuration |")
@@ -156,7 +168,7 @@ def main(argv=None):
     if "fastdnn" in per:
         for mode in per:
             if mode != "fastdnn":
-                print(f"{mode} / fastdnn, per configuration: {per[mode] / per['fastdnn']:.0f}x")
+                print(f"{mode} / fastdnn, per configuration: {per[mode] / per['fastdnn']:.3g}x")
         print("best by validation:", out["fastdnn"][0]["best"])
     if args.json:
         with open(args.json, "w") as f:

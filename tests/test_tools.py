@@ -1,0 +1,183 @@
+"""Every script in tools/ runs: its --help, and one run on tiny inputs whose output shows it did its work
+(a measurement only in name: nothing here checks a timing). Each is a fresh process started from the
+repository root, as the README starts them."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = sorted(p.name for p in (REPO / "tools").glob("*.py"))
+# The option naming the cat files' folder, in the tools that take one: its help must show the folder used.
+DATA_FOLDER_OPTIONS = {"before_after.py": "--data-dir", "bench_seed.py": "--data-dir", "compare.py": "--data-dir",
+                       "entry_points.py": "--data-dir", "sweep_bench.py": "--data"}
+HAS_MPI = importlib.util.find_spec("mpi4py") is not None
+RUN = set()  # the tools that a test below runs for real
+
+
+def runs(name, slow=False):
+    """Registers a test as ``name``'s real run; ``slow`` for those whose least run takes over ~10 s here."""
+    RUN.add(name)
+    return pytest.mark.slow if slow else (lambda test: test)
+
+
+def tool(name, *args, env=None, cwd=REPO, check=True):
+    """(returncode, stdout, stderr) of ``python tools/NAME ARGS``; with ``check``, a failure fails the test
+    showing what the tool said."""
+    done = subprocess.run([sys.executable, str(REPO / "tools" / name), *map(str, args)], cwd=cwd,
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600)
+    if check:
+        assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture
+def cat_folder(tmp_path):
+    """Files in the cat data's layout (train_set_x/train_set_y, test_set_x/test_set_y, uint8 images), 4 x 4
+    pixels instead of 64 x 64: what a tool reads from the course's folder, small."""
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cats"
+    folder.mkdir()
+    for split, m in (("train", 40), ("test", 10)):
+        with h5py.File(folder / f"{split}_catvnoncat.h5", "w") as f:
+            f[f"{split}_set_x"] = rng.integers(0, 256, (m, 4, 4, 3), dtype=np.uint8)
+            f[f"{split}_set_y"] = np.arange(m) % 2
+    return folder
+
+
+def test_every_tool_has_a_real_run_here():
+    assert sorted(RUN) == TOOLS
+
+
+@pytest.mark.parametrize("name", TOOLS)
+def test_help_describes_the_tool_and_does_nothing_else(name, tmp_path):
+    cats = tmp_path / "cats"
+    # A wide terminal, so that argparse does not break the folder's path across lines.
+    _, out, _ = tool(name, "--help", env={"FASTDNN_CAT_DATA": str(cats), "COLUMNS": "400"}, cwd=tmp_path)
+    assert out.startswith("usage:") and list(tmp_path.iterdir()) == []
+    if name in DATA_FOLDER_OPTIONS:
+        assert DATA_FOLDER_OPTIONS[name] in out and f"default {cats}:" in out
+
+
+@runs("before_after.py")
+def test_before_after_times_two_checkouts():
+    _, out, _ = tool("before_after.py", ".", ".", "--processes", 1, "--workloads", "tiny", "--epochs", 10)
+    assert out.startswith("tiny ") and "after/before" in out
+
+
+def test_before_after_runs_each_checkout_it_is_given_not_the_one_it_is_started_in(tmp_path):
+    """`python -c` puts the working directory before PYTHONPATH: a worker started in this checkout's root
+    imported this fastdnn whatever checkout it was given. A checkout whose fastdnn cannot import must fail."""
+    other = tmp_path / "other"
+    (other / "fastdnn").mkdir(parents=True)
+    (other / "fastdnn" / "__init__.py").write_text('raise ImportError("the other checkout was imported")\n')
+    code, out, _ = tool("before_after.py", other, other, "--processes", 1, "--workloads", "tiny", "--epochs", 10,
+                        check=False)
+    assert code == 1 and "the other checkout was imported" in out
+
+
+@runs("bench_seed.py", slow=True)
+def test_bench_seed_on_synthetic_data_of_the_cat_shape(tmp_path):
+    _, out, _ = tool("bench_seed.py", "--repeats", 1, "--target-seconds", 0.01, "--data-dir", tmp_path)
+    assert "speedup vs reference" in out and "GEMM roofline ms" in out
+
+
+@runs("blas_peak.py")
+def test_blas_peak_writes_its_json(tmp_path):
+    tool("blas_peak.py", "--repeats", 1, "--json", tmp_path / "peak.json")
+    peak = json.loads((tmp_path / "peak.json").read_text())
+    assert min(peak["sgemm"], peak["dgemm"], peak["bandwidth"]) > 0
+
+
+@runs("cold_start.py")
+def test_cold_start_times_a_first_call_and_breaks_one_down():
+    _, out, _ = tool("cold_start.py", "--only", "direct-float64", "--repeats", 1)
+    assert out.splitlines()[-1].startswith("direct-float64 ")
+    _, out, _ = tool("cold_start.py", "--breakdown", "direct-float64")
+    assert out.startswith("first call ") and "network." in out
+
+
+@runs("compare.py")
+def test_compare_on_the_tiny_workload(tmp_path):
+    only = "fastdnn-f64,fastdnn-f32,reference,numpy-gemms,sklearn"
+    tool("compare.py", "--workloads", "tiny", "--only", only, "--repeats", 1, "--target-seconds", 0.01,
+         "--json", tmp_path / "compare.json")
+    results = json.loads((tmp_path / "compare.json").read_text())["workloads"]["tiny"]["results"]
+    assert sorted(results) == sorted(only.split(","))
+    assert all("per_step" in r or r.get("skipped") == "skipped: sklearn is not installed" for r in results.values())
+
+
+@runs("defaults.py")
+def test_defaults_on_iris():
+    pytest.importorskip("sklearn")
+    _, out, _ = tool("defaults.py", "--seeds", 0, "--datasets", "iris")
+    assert out.splitlines()[-1].startswith("iris ")
+
+
+@runs("entry_points.py", slow=True)
+def test_entry_points_on_files_of_the_cat_layout(cat_folder):
+    _, out, _ = tool("entry_points.py", "--repeats", 1, "--epochs", 5, "--data-dir", cat_folder)
+    assert len(out.splitlines()) == 5 and "fastdnn train --checkpoint-every 100" in out
+
+
+@runs("make_dataset.py")
+@runs("stream_bench.py")
+def test_make_dataset_then_stream_bench_in_memory_and_streamed(tmp_path):
+    data = tmp_path / "big.npy"
+    # 4096 x 128 float32 is 2 MiB: more than the smallest --memory (1MB), so that the streamed runs stream.
+    tool("make_dataset.py", data, "--rows", 4096, "--features", 128)
+    assert np.load(data, mmap_mode="r").shape == (4096, 128) and np.load(tmp_path / "big.labels.npy").shape == (4096,)
+    _, out, _ = tool("stream_bench.py", data, "--layers", 8, "--epochs", 1, "--repeats", 1, "--stream", "1MB")
+    assert {line.split()[2] for line in out.splitlines() if line.startswith("  run 1 ")} == {
+        "memory", "streamed", "streamed-cold"}
+
+
+@runs("mpi_bench.py")
+@runs("scaling_model.py")
+def test_mpi_bench_then_scaling_model(tmp_path):
+    # Without mpi4py only the one-process mode runs (it needs no MPI); scaling_model takes what there is.
+    modes = "1x2,2x1-shm,2x1-tcp" if HAS_MPI else "1x2"
+    tool("mpi_bench.py", "--workloads", "tiny", "--modes", modes, "--steps", 16, "--repeats", 1,
+         "--json", tmp_path / "mpi.json")
+    assert sorted(json.loads((tmp_path / "mpi.json").read_text())["tiny"]) == sorted(modes.split(","))
+    _, out, _ = tool("scaling_model.py", tmp_path / "mpi.json")
+    assert [line.split()[0] for line in out.splitlines() if line.strip()[:1].isdigit()] == [
+        "2", "4", "8", "16", "32", "64"]
+
+
+@runs("overlap_bench.py")
+def test_overlap_bench_on_two_ranks(tmp_path):
+    if not HAS_MPI:
+        pytest.skip("overlap_bench needs mpi4py and mpiexec: pip install 'fastdnn[mpi]'")
+    tool("overlap_bench.py", "--workloads", "tiny", "--modes", "shm", "--rounds", 1, "--steps", 2,
+         "--json", tmp_path / "overlap.json")
+    (result,) = json.loads((tmp_path / "overlap.json").read_text())
+    assert result["same"] is True and len(result["ms"]["blocking"]) == 1
+
+
+@runs("profile_step.py")
+def test_profile_step_on_a_tiny_network():
+    _, out, _ = tool("profile_step.py", "--layers", "16,8,1", "--batch", 32, "--repeats", 1)
+    assert "GEMM dW2 = dZ2^T A1" in out and "GEMMs together" in out
+
+
+@runs("split_memory.py")
+def test_split_memory_with_early_stopping_on_a_small_x():
+    _, out, _ = tool("split_memory.py", "early", "--rows", 2000, "--features", 8)
+    assert out.startswith("early: X 0.00 GiB; fit added ")
+
+
+@runs("sweep_bench.py", slow=True)
+def test_sweep_bench_every_mode_on_files_of_the_cat_layout(cat_folder, tmp_path):
+    pytest.importorskip("sklearn")
+    tool("sweep_bench.py", "--data", cat_folder, "--repeats", 1, "--iterations", 5, "--json", tmp_path / "sweep.json")
+    got = json.loads((tmp_path / "sweep.json").read_text())
+    assert {mode: runs[0]["configurations"] for mode, runs in got.items()} == {"fastdnn": 24, "sklearn": 12,
+                                                                             "reference": 2}
