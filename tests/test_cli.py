@@ -231,6 +231,15 @@ def test_resume_refuses_other_options_and_other_data(files, tmp_path, capsys):
     assert "not a fastdnn-checkpoint" in assert_one_line_error(status, stderr, out)
 
 
+def test_an_unknown_train_flag_prints_the_train_usage(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--epochs", "2", "--no-such-flag"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith("usage: fastdnn train ") and "--epochs N" in err, err
+    assert err.strip().splitlines()[-1] == "fastdnn train: error: unrecognized arguments: --no-such-flag"
+
+
 # ---------------------------------------------------------------------------- predict, evaluate
 
 

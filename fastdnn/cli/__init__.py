@@ -41,7 +41,7 @@ def build_parser():
     convert.add_parser(sub, common, fmt)
     sweep.add_parser(sub, common, fmt)
     export.add_parser(sub, common, fmt)
-    return parser
+    return parser, sub.choices
 
 
 def _version():
@@ -52,8 +52,11 @@ def _version():
 
 def main(argv=None):
     """Run the command in ``argv`` (default sys.argv[1:]); returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser, commands = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # The command's own usage: the top-level one lists the commands, not the flags the user was typing.
+        (commands[args.command] if args.command else parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
