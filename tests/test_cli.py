@@ -231,6 +231,40 @@ def test_resume_refuses_other_options_and_other_data(files, tmp_path, capsys):
     assert "not a fastdnn-checkpoint" in assert_one_line_error(status, stderr, out)
 
 
+def test_resume_compares_dtype_with_the_type_a_run_without_dtype_trained_in(tmp_path, capsys):
+    """A run without --dtype stores none (it trains in its data's type, the built-in data's float32): a resumed run's
+    --dtype is compared with that type, never reported as differing from "None"."""
+    ckpt, _ = trained_checkpoint(tmp_path, capsys)
+    status, _, err = run(capsys, "train", "--resume", ckpt, "--dtype", "float64", "--epochs", 3, "--quiet")
+    line = assert_one_line_error(status, err, ckpt, "--dtype float64")
+    assert "differs from the checkpoint's float32 (its data's: it was trained without --dtype)" in line
+    assert "None" not in line
+    status, _, err = run(capsys, "train", "--resume", ckpt, "--dtype", "float32", "--epochs", 3, "--quiet")
+    assert status == 0, err
+
+
+def test_a_saved_model_asks_for_no_warm_start_and_its_next_fit_trains_afresh(files, tmp_path, capsys):
+    """Fresh or resumed, the model the command saves holds the options the user asked for: warm_start false (a
+    nested function named checkpoint hid the resumed checkpoint, so every model said true) and the run's epochs (a
+    resumed run trains only the epochs left). Loaded, its next fit trains afresh, unless told to warm start."""
+    X, y = files["X"][:500], files["y"][:500]
+    data = ["--data", files["folder"] / "train.npz", "--layers", 8, "--batch-size", 64, "--seed", 3, "--quiet"]
+    fresh, resumed = tmp_path / "fresh.npz", tmp_path / "m.npz"
+    assert run(capsys, "train", *data, "--epochs", 3, "--out", fresh)[0] == 0
+    assert run(capsys, "train", *data, "--epochs", 2, "--checkpoint-every", 1, "--out", resumed)[0] == 0
+    assert run(capsys, "train", "--resume", tmp_path / "m.ckpt.npz", "--epochs", 3, "--quiet")[0] == 0
+    for path in (fresh, resumed):
+        with np.load(path) as f:
+            options = json.loads(str(f["options"]))
+        assert options["warm_start"] is False and options["max_iter"] == 3, path
+        refitted = DNNClassifier.load(path).fit(X, y)
+        afresh = DNNClassifier(**refitted.get_params()).fit(X, y)
+        npt.assert_array_equal(refitted.parameters_.flat, afresh.parameters_.flat)
+        assert refitted.loss_curve_ == afresh.loss_curve_ and len(afresh.loss_curve_) == 3
+        continued = DNNClassifier.load(path).set_params(warm_start=True).fit(X, y)
+        assert len(continued.loss_curve_) == 6  # the saved 3 epochs, then 3 more
+
+
 def test_an_unknown_train_flag_prints_the_train_usage(capsys):
     with pytest.raises(SystemExit) as stop:
         cli.main(["train", "--epochs", "2", "--no-such-flag"])

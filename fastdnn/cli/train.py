@@ -93,17 +93,30 @@ def _options(args, checkpoint):
         return {**O.COMMAND_DEFAULTS, "verbose": False, "warm_start": False, **given}
     params = checkpoint.estimator.get_params()
     for name, value in given.items():
-        saved = params[name]
+        saved, source = params[name], ""
         if name in RESUMABLE or name == "validation_fraction" and not params["early_stopping"]:
             continue
+        if name == "dtype" and saved is None:
+            # Trained without --dtype: in its data's float type, which its parameters hold.
+            saved = checkpoint.estimator.parameters_.flat.dtype.name
+            source = " (its data's: it was trained without --dtype)"
         same = value == saved or (isinstance(saved, float) and isinstance(value, float) and math.isclose(value, saved))
         if not same:
-            shown = {None: "full"}.get(value, value)
             raise CLIError(
-                f"{args.resume}: {_flag(name)} {shown} differs from the checkpoint's {saved}; "
-                "a resumed run keeps its options (only --epochs, --threads and the output options may change)"
+                f"{args.resume}: {_flag(name)} {_shown(name, value)} differs from the checkpoint's "
+                f"{_shown(name, saved)}{source}; a resumed run keeps its options (only --epochs, --threads and the "
+                "output options may change)"
             )
     return params
+
+
+def _shown(name, value):
+    """An option's value as the command line writes it."""
+    if name == "batch_size" and value is None:
+        return "full"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return value
 
 
 def run(args):
@@ -258,13 +271,13 @@ def _run_locked(args, comm, writes, locks):
 
     elapsed = checkpoint.run.get("elapsed", 0.0) if checkpoint else 0.0
 
-    def checkpoint(epoch_seconds):
+    def snapshot(epoch_seconds):
         run_state = {"epochs": target, "checkpoint_every": every, "out": os.path.abspath(out), "data": spec,
                      "elapsed": elapsed + epoch_seconds}
         return fio.checkpoint_arrays(est, run=run_state)
 
     progress = ProgressBar(target, done, X.shape[0] if train_rows is None else train_rows.size, args.quiet or not writes)
-    saver = Checkpointer(every, checkpoint, ckpt_path) if every and writes else None
+    saver = Checkpointer(every, snapshot, ckpt_path) if every and writes else None
     seconds = 0.0
     if done >= target or state_stopped:
         from fastdnn.engine import EarlyStopping
@@ -290,7 +303,7 @@ def _run_locked(args, comm, writes, locks):
             where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
             if saver and isinstance(exc, TrainingInterrupted):
                 # Taken at the end of a block (or across ranks, at an epoch's start): the state resumes exactly.
-                fio.write_archive(ckpt_path, checkpoint(saver.seconds))
+                fio.write_archive(ckpt_path, snapshot(saver.seconds))
                 state, position = est.training_state_, est.training_state_.stream
                 blocks = f" and {position.next} of the next epoch's {len(position.spans)} blocks" if position else ""
                 where = (f"; checkpoint written after {state.epoch} epochs{blocks}: {ckpt_path} (continue with "
@@ -313,6 +326,9 @@ def _run_locked(args, comm, writes, locks):
             progress.close()
             if saver:
                 saver.wait()
+    # What the user asked for, not how the command continued a resumed run: a loaded model's next fit trains
+    # a fresh network for the run's epochs unless told to warm start.
+    est.set_params(max_iter=target, warm_start=False)
     state = est.training_state_
     if not writes:
         return 0  # rank 0 scores, prints and writes; the others are done
