@@ -16,15 +16,89 @@ provides ``mpiexec``); ``mpiexec -n 2 fastdnn train --distributed``, or
 ``DNNClassifier.fit(X, y, comm=MPI.COMM_WORLD)`` from Python.
 """
 
+import contextlib
+import os
+
 import numpy as np
 
-from fastdnn.data import import_optional
+from fastdnn.data import MissingDependencyError, import_optional
+
+# What MPI launchers put in the environment of each process they start, as (rank, number of processes): the
+# mpiexec of MPICH and Intel MPI (Hydra, also Slurm's PMI plugins), Open MPI's mpirun (PMIx too). A launcher
+# that names no size (PMIx alone, srun without an MPI plugin) is not recognised.
+LAUNCH_VARIABLES = (("PMI_RANK", "PMI_SIZE"), ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"))
+
+
+class AllRanksError(ValueError):
+    """An error raised on every rank of a communicator alike, at the same point of the run: no rank is left
+    waiting in a collective for another, so the ranks end together (no MPI_Abort, which can end a rank before
+    its output is forwarded) and only ``rank`` 0 reports it."""
+
+    def __init__(self, message, rank):
+        super().__init__(message)
+        self.rank = rank
 
 
 def world():
     """MPI.COMM_WORLD (mpi4py imported), or MissingDependencyError naming the extra."""
-    MPI = import_optional("mpi4py.MPI", "mpi", "distributed training")
+    import warnings
+
+    with warnings.catch_warnings():
+        # mpi4py's warning of another MPI's launcher: ``join`` refuses that run in one line.
+        warnings.filterwarnings("ignore", "suspicious MPI execution environment", RuntimeWarning)
+        MPI = import_optional("mpi4py.MPI", "mpi", "distributed training")
     return MPI.COMM_WORLD
+
+
+def launched():
+    """(rank, size, variable) when an MPI launcher started this process as one of ``size`` > 1, read from the
+    environment (``LAUNCH_VARIABLES``) without starting MPI; None otherwise."""
+    for rank_name, size_name in LAUNCH_VARIABLES:
+        try:
+            size, rank = int(os.environ.get(size_name, "")), int(os.environ.get(rank_name, "0"))
+        except ValueError:
+            continue
+        if size > 1:
+            return rank, size, size_name
+    return None
+
+
+def join(distributed):
+    """The communicator of a ``fastdnn train`` given --distributed (``distributed``) or not: MPI.COMM_WORLD, or
+    None for a run alone. Processes that an MPI launcher started together (``launched``) must all be given
+    --distributed, else AllRanksError saying so: a process without it still starts MPI when it can, to refuse
+    together with the others, which would otherwise wait forever for it in MPI's start."""
+    launch = launched()
+    if not distributed and launch is None:
+        return None
+    try:
+        comm = world()
+    except MissingDependencyError:
+        if distributed:
+            raise
+        comm = None
+    if launch is not None:
+        rank, size, variable = launch
+        seen = 1 if comm is None else comm.Get_size()
+        if seen != size:
+            # Each process alone in an MPI of its own: the launcher's rank 0 alone reports it.
+            problem, fix = ((f"but MPI sees {seen} (mpi4py's MPI library is not this launcher's)",
+                             "start them with the mpiexec of mpi4py's MPI") if comm is not None else
+                            ("without --distributed", "give every process --distributed"))
+            raise AllRanksError(f"this process is one of {size} that an MPI launcher started ({variable}={size}) "
+                                f"{problem}: each would train alone, all writing the same files; {fix}", rank)
+    if not active(comm):
+        return comm
+    given = comm.allgather(bool(distributed))
+    if not all(given):
+        rank, size = comm.Get_rank(), comm.Get_size()
+        if not any(given):
+            raise AllRanksError(f"these {size} processes were started by mpiexec without --distributed: each would "
+                                "train alone, all writing the same files; give --distributed to train across them",
+                                rank)
+        raise AllRanksError(f"rank {given.index(False)} of {size} was started without --distributed (rank "
+                            f"{given.index(True)} with it); give every rank --distributed", rank)
+    return comm
 
 
 def active(comm):
@@ -65,15 +139,43 @@ def mine(order, batch, size, rank):
 
 def agree(comm, values):
     """Every rank's ``values`` (a dict of name -> comparable, picklable value) equal to rank 0's, else
-    ValueError naming the first rank and value that differ; called on every rank, so all of them raise alike."""
-    everyone = comm.allgather(values)
+    AllRanksError naming the first rank and value that differ; called on every rank, so all of them raise alike."""
+    _first_difference(comm, comm.allgather(values))
+
+
+def _first_difference(comm, everyone):
     for rank, other in enumerate(everyone):
         for name in {**everyone[0], **other}:  # rank 0's names in order, then any only this rank has
             value = other.get(name, "(none)")
             if value != everyone[0].get(name, "(none)"):
                 theirs = everyone[0].get(name, "(none)")
-                raise ValueError(f"rank {rank}: its {name} {value} differs from rank 0's {theirs}; every "
-                                 "rank must train the same network on the same data with the same options")
+                raise AllRanksError(f"rank {rank}: its {name} {value} differs from rank 0's {theirs}; every rank "
+                                    "must train the same network on the same data with the same options",
+                                    comm.Get_rank())
+
+
+@contextlib.contextmanager
+def together(comm, describe):
+    """Checks that each rank makes alone (its files, its data), ended by one collective: an error on any rank
+    becomes AllRanksError on every rank (the first failing rank's, ``describe``d and named), so that no rank
+    waits in a later collective for one that stopped. The block fills the dict it is given with values every
+    rank must hold alike, compared as ``agree`` does when no rank failed. Without an active ``comm``, errors
+    go up as they are."""
+    values = {}
+    if not active(comm):
+        yield values
+        return
+    error = None
+    try:
+        yield values
+    except Exception as exc:
+        error = exc
+    everyone = comm.allgather((None if error is None else describe(error), values))
+    failed = [(rank, text) for rank, (text, _) in enumerate(everyone) if text is not None]
+    if failed:
+        rank, text = failed[0]
+        raise AllRanksError(text if rank == 0 else f"rank {rank}: {text}", comm.Get_rank()) from error
+    _first_difference(comm, [theirs for _, theirs in everyone])
 
 
 def digest(*arrays, rows=1024):

@@ -93,7 +93,20 @@ def shared_folder():
         shutil.rmtree(folder)
 
 
-def test_the_command_saves_what_one_process_saves(shared_folder):
+def train_alone(monkeypatch, argv):
+    """``fastdnn train`` on this rank alone, as outside mpiexec: without the launcher's variables, under which a run
+    without --distributed is refused."""
+    from fastdnn import cli
+    from fastdnn.distributed import LAUNCH_VARIABLES
+
+    with monkeypatch.context() as patch:
+        for names in LAUNCH_VARIABLES:
+            for name in names:
+                patch.delenv(name, raising=False)
+        return cli.main([str(a) for a in ["train", *argv]])
+
+
+def test_the_command_saves_what_one_process_saves(shared_folder, monkeypatch):
     """mpiexec -n N fastdnn train --distributed --seed S saves the model fastdnn train --seed S saves (float64, the
     built-in data), within the tolerance; only rank 0 writes."""
     from fastdnn import cli
@@ -103,7 +116,7 @@ def test_the_command_saves_what_one_process_saves(shared_folder):
     together = os.path.join(folder, "together.npz")
     assert cli.main([str(a) for a in ["train", *options, "--distributed", "--out", together]]) == 0
     alone = os.path.join(folder, f"alone-{rank}.npz")
-    assert cli.main([str(a) for a in ["train", *options, "--out", alone]]) == 0
+    assert train_alone(monkeypatch, [*options, "--out", alone]) == 0
     COMM.Barrier()
     with np.load(together) as a, np.load(alone) as b:
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
@@ -128,6 +141,64 @@ def test_a_distributed_run_resumes_exactly_with_the_same_ranks(shared_folder):
     with np.load(whole) as a, np.load(parted) as b:
         for key in ("W1", "b1", "W2", "b2", "W3", "b3", "loss_curve"):
             assert np.array_equal(a[key], b[key]), key
+
+
+def train_on_every_rank(capsys, argv):
+    """``fastdnn train --distributed`` on every rank, the last rank's arguments ``argv(True)``, the others'
+    ``argv(False)``: every rank's (exit status, stderr), gathered, so that every rank asserts alike."""
+    from fastdnn import cli
+
+    last = COMM.Get_rank() == COMM.Get_size() - 1
+    status = cli.main([str(a) for a in ["train", *argv(last), "--quiet", "--distributed"]])
+    return COMM.allgather((status, capsys.readouterr().err))
+
+
+ALIKE = "; every rank must train the same network on the same data with the same options"
+
+
+@pytest.mark.parametrize("flag, value, other, named", [
+    ("--seed", 7, 8, "--seed 8 differs from rank 0's 7"),
+    ("--epochs", 2, 3, "--epochs 3 differs from rank 0's 2"),
+    ("--samples", 1000, 1001, "training data (examples, features) (1001, 10) differs from rank 0's (1000, 10)"),
+])
+def test_ranks_given_other_options_or_data_stop_together_and_rank_0_names_the_cause(shared_folder, capsys, flag,
+                                                                                    value, other, named):
+    """The last rank is given another --seed (which used to be reported as other data: it holds out other rows),
+    --epochs (printed by every rank) or data shape (every rank printed and aborted the others, whose lines were
+    sometimes lost): every rank stops at the same point with status 1, none aborting the others, and rank 0 alone
+    prints one line naming the option."""
+    model = os.path.join(shared_folder, "m.npz")
+    options = {"--samples": 1000, "--features": 10, "--epochs": 2, "--seed": 0, "--out": model}
+    results = train_on_every_rank(capsys, lambda last: [a for kv in {**options, flag: other if last else value}.items()
+                                                        for a in kv])
+    last = COMM.Get_size() - 1
+    assert results == [(1, f"fastdnn train: error: rank {last}: its {named}{ALIKE}\n")] + [(1, "")] * last
+    assert not os.path.exists(model)
+
+
+def test_a_refusal_on_one_rank_stops_every_rank_and_rank_0_reports_it(shared_folder, capsys):
+    """The last rank's data file is missing: the others, which found theirs, would wait for it in the first
+    collective; every rank stops before it instead, and rank 0 prints that rank's line."""
+    data, absent = os.path.join(shared_folder, "d.npz"), os.path.join(shared_folder, "absent.npz")
+    if COMM.Get_rank() == 0:
+        X = np.random.default_rng(0).standard_normal((100, 4))
+        np.savez(data, X=X, y=(X[:, 0] > 0).astype(np.int64))
+    COMM.Barrier()
+    results = train_on_every_rank(capsys, lambda last: ["--data", absent if last else data, "--epochs", 1, "--out",
+                                                        os.path.join(shared_folder, "m.npz")])
+    last = COMM.Get_size() - 1
+    assert results == [(1, f"fastdnn train: error: rank {last}: {absent}: no such file or folder\n")] + [(1, "")] * last
+
+
+def test_a_divergence_is_reported_once(shared_folder, capsys):
+    """Every rank diverges at the same step (the same reduced gradient): one line, from rank 0."""
+    model = os.path.join(shared_folder, "m.npz")
+    results = train_on_every_rank(capsys, lambda last: ["--samples", 1000, "--features", 10, "--epochs", 2,
+                                                        "--optimizer", "gd", "--lr", 1e30, "--out", model])
+    (status, line), *others = results
+    assert status == 1 and line.startswith("fastdnn train: error: training diverged: ") and line.count("\n") == 1
+    assert others == [(1, "")] * (COMM.Get_size() - 1)
+    assert not os.path.exists(model)
 
 
 @pytest.mark.parametrize("batch", [1, 2])
@@ -294,7 +365,7 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_one_block_and_rank_0s_state_re
         assert relative(np.array(resumed.state.costs), np.array(whole.state.costs)) < RTOL
 
 
-def test_the_command_streams_on_every_rank_what_one_process_streams(on_disk):
+def test_the_command_streams_on_every_rank_what_one_process_streams(on_disk, monkeypatch):
     """mpiexec -n N fastdnn train --data F.npy --memory 1MB --distributed saves what fastdnn train --data F.npy
     --memory 1MB saves: streamed blocks, the command's validation split, within the tolerance."""
     from fastdnn import cli
@@ -314,7 +385,7 @@ def test_the_command_streams_on_every_rank_what_one_process_streams(on_disk):
     together = os.path.join(folder, "together.npz")
     assert cli.main([str(a) for a in ["train", *options, "--distributed", "--out", together]]) == 0
     alone = os.path.join(folder, f"alone-{rank}.npz")
-    assert cli.main([str(a) for a in ["train", *options, "--out", alone]]) == 0
+    assert train_alone(monkeypatch, [*options, "--out", alone]) == 0
     COMM.Barrier()
     with np.load(together) as a, np.load(alone) as b:
         for key in ("W1", "b1", "W2", "b2", "loss_curve"):

@@ -21,6 +21,7 @@ import sys
 
 from fastdnn.cli import bench, check, convert, export, sweep, train, use
 from fastdnn.cli.common import describe
+from fastdnn.distributed import AllRanksError
 from fastdnn.cli.train import DEFAULT_OUT  # noqa: F401  (the default model file, for the tests and scripts)
 
 
@@ -76,6 +77,11 @@ def main(argv=None):
     except Exception as exc:  # every error becomes one line; --debug shows the traceback
         if args.debug:
             raise
+        if isinstance(exc, AllRanksError):
+            # Every rank stopped here alike: one line, from rank 0, and every rank ends as usual.
+            if exc.rank == 0:
+                print(f"fastdnn {args.command}: error: {describe(exc)}", file=sys.stderr, flush=True)
+            return 1
         print(f"fastdnn {args.command}: error: {describe(exc)}", file=sys.stderr, flush=True)
         _abort_other_ranks(1)
         return 1

@@ -28,6 +28,7 @@ from fastdnn.cli.common import (
     table_values,
     threads_option,
 )
+from fastdnn.distributed import AllRanksError, active, join, together
 from fastdnn.engine import DivergenceError, TrainingInterrupted, divergence_message, output_units
 from fastdnn.stream import DiskDataset
 
@@ -37,6 +38,9 @@ BUILTIN_FEATURES = 200
 # The options a resumed run may change; every other must equal the checkpoint's.
 RESUMABLE = ("max_iter", "threads")
 TRAINING_OPTIONS = tuple(o.name for o in O.OPTIONS if o.flag and o.name != "validation_fraction")
+# The options every rank of a distributed run must share (--epochs and --dtype as resolved; each rank may use its
+# own cores and memory).
+ALIKE = tuple(o.name for o in O.OPTIONS if o.flag and o.name not in ("max_iter", "dtype", "threads", "memory"))
 
 
 def add_parser(sub, common, fmt):
@@ -120,20 +124,16 @@ def _shown(name, value):
 
 
 def run(args):
-    comm = None
-    if args.distributed:
-        from fastdnn.distributed import world
-
-        comm = world()
-        if comm.Get_rank() != 0:
-            # Every rank runs every check (so a refusal stops them all alike) and trains; rank 0 alone
-            # prints and writes files.
-            with open(os.devnull, "w") as quiet:
-                stdout, sys.stdout = sys.stdout, quiet
-                try:
-                    return _run(args, comm, writes=False)
-                finally:
-                    sys.stdout = stdout
+    comm = join(args.distributed)
+    if active(comm) and comm.Get_rank() != 0:
+        # Every rank runs every check (so a refusal stops them all alike) and trains; rank 0 alone
+        # prints and writes files.
+        with open(os.devnull, "w") as quiet:
+            stdout, sys.stdout = sys.stdout, quiet
+            try:
+                return _run(args, comm, writes=False)
+            finally:
+                sys.stdout = stdout
     return _run(args, comm, writes=True)
 
 
@@ -146,104 +146,120 @@ def _run_locked(args, comm, writes, locks):
     from fastdnn import io as fio
     from fastdnn.data import fingerprint
 
-    checkpoint = None
-    if args.resume:
-        checkpoint = fio.load_checkpoint(args.resume)
-        if "data" not in checkpoint.run:
-            raise CLIError(f"{args.resume}: is a checkpoint without the command's run state; continue it from Python")
-        _check_run_state(args.resume, checkpoint.run)
-    params = _options(args, checkpoint)
-    explicit_out = args.out is not None
-    # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
-    # default), unless told otherwise now: never at a path read from inside the file, which a crafted
-    # checkpoint would choose.
-    out = args.out or (_model_path_for(args.resume) if checkpoint else DEFAULT_OUT)
-    every = args.checkpoint_every or (checkpoint.run.get("checkpoint_every") if checkpoint else None)
-    ckpt_path = args.checkpoint or args.resume or _checkpoint_path_for(out)
-    inputs = [p for p in (args.data, args.test, args.resume) if p]
-    # Every destination is checked before any work, so a refusal costs nothing.
-    check_writable(out, explicit_out, "model", inputs)
-    if every:
-        check_writable(ckpt_path, bool(args.checkpoint or args.resume), "checkpoint", [p for p in (args.data, args.test, out) if p])
-    if writes:
-        locks.enter_context(OutputLock(out))
+    # Each rank checks its own files and data; a refusal on any stops every rank here, together, before the
+    # first collective (the header's) where the others would wait for it.
+    with together(comm, describe) as alike:
+        checkpoint = None
+        if args.resume:
+            checkpoint = fio.load_checkpoint(args.resume)
+            if "data" not in checkpoint.run:
+                raise CLIError(f"{args.resume}: is a checkpoint without the command's run state; continue it from "
+                               "Python")
+            _check_run_state(args.resume, checkpoint.run)
+        params = _options(args, checkpoint)
+        explicit_out = args.out is not None
+        # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
+        # default), unless told otherwise now: never at a path read from inside the file, which a crafted
+        # checkpoint would choose.
+        out = args.out or (_model_path_for(args.resume) if checkpoint else DEFAULT_OUT)
+        every = args.checkpoint_every or (checkpoint.run.get("checkpoint_every") if checkpoint else None)
+        ckpt_path = args.checkpoint or args.resume or _checkpoint_path_for(out)
+        inputs = [p for p in (args.data, args.test, args.resume) if p]
+        # Every destination is checked before any work, so a refusal costs nothing.
+        check_writable(out, explicit_out, "model", inputs)
         if every:
-            locks.enter_context(OutputLock(ckpt_path, "checkpoint"))
-            if not args.resume:
-                _refuse_to_replace_an_unfinished_run(ckpt_path)
-    if args.plot:
-        from fastdnn.data import import_optional
+            check_writable(ckpt_path, bool(args.checkpoint or args.resume), "checkpoint",
+                           [p for p in (args.data, args.test, out) if p])
+        if writes:
+            locks.enter_context(OutputLock(out))
+            if every:
+                locks.enter_context(OutputLock(ckpt_path, "checkpoint"))
+                if not args.resume:
+                    _refuse_to_replace_an_unfinished_run(ckpt_path)
+        if args.plot:
+            from fastdnn.data import import_optional
 
-        _plot_format(args.plot)
-        import_optional("matplotlib", "plot", "--plot")
-        check_writable(args.plot, True, "plot", inputs + [out, ckpt_path if every else out])
+            _plot_format(args.plot)
+            import_optional("matplotlib", "plot", "--plot")
+            check_writable(args.plot, True, "plot", inputs + [out, ckpt_path if every else out])
 
-    memory = O.BY_NAME["memory"].validate(params["memory"])
-    data, spec = _training_data(args, checkpoint, params["dtype"], memory)
-    streamed = isinstance(data, DiskDataset)
-    if streamed:
-        X, dtype = data, data.dtype
-    else:
-        dtype = np.dtype(params["dtype"]) if params["dtype"] else (
-            data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
-        # Converted once here, so the estimator never copies it again.
-        X = np.ascontiguousarray(data.X, dtype=dtype)
-    y = data.y
-    test = None
-    if args.test:
-        test = load_data(args.test, prefer="test", memory=memory, dtype=dtype, label=args.label)
-        if test.n_features != data.n_features:
-            raise CLIError(f"{args.test}: has {test.n_features} features but the training data has {data.n_features}")
-        check_label_kinds(args.test, test.y, data.y, "the training labels are")
-    # A held-out validation set: early stopping's, and for reporting when there is no --test. A resumed
-    # run holds out as its first part did. The rows are those early stopping holds out (split_rows).
-    hold_out = spec["validation"] if checkpoint else (test is None or params["early_stopping"])
-    spec["validation"] = hold_out
-    seed = params["random_state"]
-    train_rows = held_rows = None
-    if hold_out:
-        from fastdnn.engine import split_rows
+        memory = O.BY_NAME["memory"].validate(params["memory"])
+        data, spec = _training_data(args, checkpoint, params["dtype"], memory)
+        streamed = isinstance(data, DiskDataset)
+        if streamed:
+            X, dtype = data, data.dtype
+        else:
+            dtype = np.dtype(params["dtype"]) if params["dtype"] else (
+                data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
+            # Converted once here, so the estimator never copies it again.
+            X = np.ascontiguousarray(data.X, dtype=dtype)
+        y = data.y
+        test = None
+        if args.test:
+            test = load_data(args.test, prefer="test", memory=memory, dtype=dtype, label=args.label)
+            if test.n_features != data.n_features:
+                raise CLIError(f"{args.test}: has {test.n_features} features but the training data has "
+                               f"{data.n_features}")
+            check_label_kinds(args.test, test.y, data.y, "the training labels are")
+        # A held-out validation set: early stopping's, and for reporting when there is no --test. A resumed
+        # run holds out as its first part did. The rows are those early stopping holds out (split_rows).
+        hold_out = spec["validation"] if checkpoint else (test is None or params["early_stopping"])
+        spec["validation"] = hold_out
+        seed = params["random_state"]
+        train_rows = held_rows = None
+        if hold_out:
+            from fastdnn.engine import split_rows
 
+            try:
+                train_rows, held_rows = split_rows(X.shape[0], params["validation_fraction"], seed)
+            except ValueError as exc:
+                raise CLIError(f"{data.describe()}: {exc}") from None
+        y_train = y if train_rows is None else y[train_rows]
         try:
-            train_rows, held_rows = split_rows(X.shape[0], params["validation_fraction"], seed)
+            V.check_class_labels(y, "the labels")
         except ValueError as exc:
             raise CLIError(f"{data.describe()}: {exc}") from None
-    y_train = y if train_rows is None else y[train_rows]
-    try:
-        V.check_class_labels(y, "the labels")
-    except ValueError as exc:
-        raise CLIError(f"{data.describe()}: {exc}") from None
-    classes = np.unique(y_train)
-    if len(classes) < 2:
-        raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a classifier needs two")
-    spec["fingerprint"] = (X.fingerprint() if streamed else fingerprint(X, y)) if every or checkpoint else None
-    m_train = X.shape[0] if train_rows is None else train_rows.size
-    if isinstance(params["batch_size"], int) and args.batch_size is not None and params["batch_size"] > m_train:
-        raise CLIError(f"--batch-size: {params['batch_size']} is more than the {m_train:,} training examples")
+        classes = np.unique(y_train)
+        if len(classes) < 2:
+            raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a "
+                           "classifier needs two")
+        spec["fingerprint"] = (X.fingerprint() if streamed else fingerprint(X, y)) if every or checkpoint else None
+        m_train = X.shape[0] if train_rows is None else train_rows.size
+        if isinstance(params["batch_size"], int) and args.batch_size is not None and params["batch_size"] > m_train:
+            raise CLIError(f"--batch-size: {params['batch_size']} is more than the {m_train:,} training examples")
 
-    from fastdnn.estimator import DNNClassifier
+        from fastdnn.estimator import DNNClassifier
 
-    target = params["max_iter"]
-    if checkpoint:
-        saved = checkpoint.run["data"].get("fingerprint")
-        # Version-1 checkpoints fingerprinted the training split (the same rows split_rows holds out now).
-        v1 = (not streamed and hold_out and "best_epoch" in checkpoint.run
-              and saved == fingerprint(X[train_rows], y[train_rows]))
-        if saved != spec["fingerprint"] and not v1:
-            raise CLIError(f"{args.resume}: was trained on other data than {data.describe()} (or on another split of it)")
-        est = checkpoint.estimator
-        if v1:
-            _adopt_version_1(checkpoint)
-        target = args.max_iter or checkpoint.run.get("epochs") or est.max_iter
-        threads = threads_option(args.threads) or est.threads
-        done = est.training_state_.epoch
-    else:
-        if args.batch_size is None and isinstance(params["batch_size"], int):
-            params["batch_size"] = min(params["batch_size"], m_train)  # the default batch on fewer examples: all of them
-        threads = threads_option(args.threads)
-        est = DNNClassifier(**{**params, "threads": threads})
-        done = 0
-    state_stopped = checkpoint is not None and est.training_state_.stopped
+        target = params["max_iter"]
+        if checkpoint:
+            saved = checkpoint.run["data"].get("fingerprint")
+            # Version-1 checkpoints fingerprinted the training split (the same rows split_rows holds out now).
+            v1 = (not streamed and hold_out and "best_epoch" in checkpoint.run
+                  and saved == fingerprint(X[train_rows], y[train_rows]))
+            if saved != spec["fingerprint"] and not v1:
+                raise CLIError(f"{args.resume}: was trained on other data than {data.describe()} (or on another "
+                               "split of it)")
+            est = checkpoint.estimator
+            if v1:
+                _adopt_version_1(checkpoint)
+            target = args.max_iter or checkpoint.run.get("epochs") or est.max_iter
+            threads = threads_option(args.threads) or est.threads
+            done = est.training_state_.epoch
+        else:
+            if args.batch_size is None and isinstance(params["batch_size"], int):
+                # The default batch on fewer examples: all of them.
+                params["batch_size"] = min(params["batch_size"], m_train)
+            threads = threads_option(args.threads)
+            est = DNNClassifier(**{**params, "threads": threads})
+            done = 0
+        state_stopped = checkpoint is not None and est.training_state_.stopped
+        # A difference between the ranks named by its option, before the engine would see only what it
+        # causes (other rows held out, other data).
+        alike.update({
+            "training data (examples, features)": tuple(X.shape), "classes": classes.tolist(),
+            **{_flag(name): _shown(name, value) for name, value in est.get_params().items() if name in ALIKE},
+            "--dtype": dtype.name, "--epochs": target, "epochs trained before (--resume)": done,
+        })
 
     _print_header(data, X, held_rows, test, est.get_params(), classes, target, done, dtype, threads, comm)
     if streamed:
@@ -297,7 +313,6 @@ def _run_locked(args, comm, writes, locks):
             seconds = time.perf_counter() - t0
         except KeyboardInterrupt as exc:
             progress.close()
-            together = comm is not None and comm.Get_size() > 1
             if saver:
                 saver.wait()
             where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
@@ -311,9 +326,9 @@ def _run_locked(args, comm, writes, locks):
             if writes or not isinstance(exc, TrainingInterrupted):
                 print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}",
                       file=sys.stderr, flush=True)
-            if together and not isinstance(exc, TrainingInterrupted):
+            if active(comm) and not isinstance(exc, TrainingInterrupted):
                 comm.Abort(130)  # a second Ctrl-C: the other ranks may be inside a collective this one has left
-            if together:
+            if active(comm):
                 comm.Barrier()  # every rank stopped at the same point: they leave once rank 0's checkpoint is written
             return 130
         except DivergenceError as exc:
@@ -321,6 +336,9 @@ def _run_locked(args, comm, writes, locks):
             lr = O.resolve_learning_rate(est.learning_rate, est.optimizer)
             text = divergence_message(exc.reason, exc.cost, f"epoch {exc.epoch} (counted from 0)",
                                       f"no model was saved; try a smaller --lr (this run's: {lr:g})")
+            if active(comm):
+                # Every rank updates by the same reduced gradient: all of them diverge at the same step.
+                raise AllRanksError(f"training diverged: {text}", comm.Get_rank()) from None
             raise CLIError(f"training diverged: {text}") from None
         finally:
             progress.close()
@@ -599,7 +617,7 @@ def _warm_up(params, n_features, dtype, classes, comm=None):
 
 
 def _print_header(data, X, held_rows, test, params, classes, target, done, dtype, threads, comm):
-    from fastdnn.distributed import active, local_ranks
+    from fastdnn.distributed import local_ranks
     from fastdnn.engine import output_for
     from fastdnn.threads import rank_threads
 
