@@ -67,3 +67,21 @@ def test_ranks_given_data_of_other_shapes_print_one_line(tmp_path):
     assert status == 1 and "Abort" not in out + err
     assert err == ("fastdnn train: error: rank 1: its training data (examples, features) (1001, 10) differs from rank "
                    "0's (1000, 10); every rank must train the same network on the same data with the same options\n")
+
+
+def test_a_launcher_of_another_mpi_is_refused_in_one_line(tmp_path):
+    """Processes that Open MPI's mpirun starts (its variables in their environment) around an MPICH mpi4py each see
+    an MPI of one: every one trained alone with --distributed, all writing one model. (Open MPI's variables with
+    this MPICH, no mpirun needed; mpi4py's own warning of it is not shown beside the line.)"""
+    version = subprocess.run([MPIEXEC, "--version"], capture_output=True, text=True, timeout=TIMEOUT).stdout
+    if "HYDRA" not in version:
+        pytest.skip("needs MPICH's mpiexec (Hydra): Open MPI's variables are then another MPI's")
+    env = {**os.environ, "OMPI_COMM_WORLD_SIZE": "2", "OMPI_COMM_WORLD_RANK": "0"}
+    proc = subprocess.run([sys.executable, "-m", "fastdnn", "train", *map(str, SMALL), "--distributed"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == ("fastdnn train: error: this process is one of 2 that an MPI launcher started "
+                           "(OMPI_COMM_WORLD_SIZE=2) but MPI sees 1 (mpi4py's MPI library is not this launcher's): "
+                           "each would train alone, all writing the same files; start them with the mpiexec of "
+                           "mpi4py's MPI\n")
+    assert os.listdir(tmp_path) == []
