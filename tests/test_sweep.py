@@ -223,3 +223,12 @@ def test_the_commands_default_batch_is_a_runs_full_batch_on_fewer_examples(tmp_p
                                                                  "be swept")]:
         status, _, err = run_cli(capsys, "sweep", "--data", tmp_path / "d.npz", "--lr", "0.01,0.1", *argv)
         assert status == 1 and message in err, (argv, err)
+
+
+def test_the_sweeps_help_names_no_flag_of_another_command(capsys):
+    from fastdnn import cli
+
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # as wide as the terminal: the words, not the lines
+    assert "--epochs V [V ...] epochs: passes over the data in each run" in text and "--resume" not in text

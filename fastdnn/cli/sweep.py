@@ -16,6 +16,8 @@ from fastdnn.sweeps import FIXED_ONLY, SCORES, TRAIN_SIZE, json_path
 SWEPT_FLAGS = tuple(o.name for o in O.OPTIONS if o.flag and o.name not in ("random_state", "threads", "memory")
                     and not o.switch)
 SWITCHES = tuple(o.name for o in O.OPTIONS if o.flag and o.switch)
+# The sweep's own help where the table's speaks of another command (train's --resume).
+HELP = {"max_iter": "epochs: passes over the data in each run"}
 
 
 def add_parser(sub, common, fmt):
@@ -40,7 +42,7 @@ def add_parser(sub, common, fmt):
         shown = ",".join(map(str, shown)) if isinstance(shown, tuple) else {None: "none"}.get(shown, shown)
         how = "architectures, each like 20,7,5" if name == "hidden_layer_sizes" else "values, comma-separated"
         g.add_argument(option.flag, dest=name, nargs="+", metavar="V", default=None,
-                       help=f"{option.help}; {how} (default {shown})".replace("%", "%%"))
+                       help=f"{HELP.get(name, option.help)}; {how} (default {shown})".replace("%", "%%"))
     g.add_argument("--train-size", dest=TRAIN_SIZE, nargs="+", metavar="V", default=None,
                    help="training examples: fractions in (0, 1] or counts (default 1: all)")
     O.add_arguments(g, SWITCHES)
