@@ -23,11 +23,13 @@ are scored by every run.
 
 Workers are processes (as many as usable cores, each training with one BLAS thread) that map one copy
 of the data: the arrays are written once to a temporary folder and memory-mapped read-only by every
-worker, so the page cache holds them once. Each finished configuration is written at once to the results
-(CSV, one row per configuration, and JSON with the cost curves), each file replaced atomically; a sweep
-run again with the same results file skips the configurations it holds.
+worker, so the page cache holds them once (a folder that a killed sweep left is removed by the next
+sweep). The workers end with the sweep's process, however it ends. Each finished configuration is written
+at once to the results (CSV, one row per configuration, and JSON with the cost curves), each file replaced
+atomically; a sweep run again with the same results file skips the configurations it holds.
 """
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -38,6 +40,7 @@ import os
 import shutil
 import statistics
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -153,7 +156,55 @@ def _attach(folder):
     by every worker, and nothing writes them (a read-only map would be copied whole by the estimator, which
     takes writeable arrays)."""
     for name in os.listdir(folder):
-        _DATA[name[:-4]] = np.load(os.path.join(folder, name), mmap_mode="c", allow_pickle=False)
+        if name.endswith(".npy"):
+            _DATA[name[:-4]] = np.load(os.path.join(folder, name), mmap_mode="c", allow_pickle=False)
+
+
+def _start_worker(parent, folder):
+    """A worker's initializer: it ends with the sweep's process ``parent``, then attaches the data."""
+    _exit_with_parent(parent)
+    _attach(folder)
+
+
+def _exit_with_parent(parent):
+    """End this process when ``parent`` (the sweep's process) ends, however it ends. A sweep killed by SIGKILL
+    runs none of its clean-up: its workers would otherwise wait for tasks forever, holding the caller's
+    stdout and stderr (a ``| tee`` or a ``capture_output`` never sees them close) and multiprocessing's
+    resource tracker, which holds them too and ends only once every worker has.
+
+    On Linux the kernel sends SIGKILL the moment the parent ends (PR_SET_PDEATHSIG), whatever the worker is
+    doing; elsewhere a daemon thread polls for the parent (``_watch_parent``). The check after it covers a
+    parent that ended before either was in place: this process was then given to another parent already."""
+    if not _killed_with_parent():
+        threading.Thread(target=_watch_parent, args=(parent,), name="fastdnn-watch-parent", daemon=True).start()
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _killed_with_parent():
+    """Ask Linux to SIGKILL this process when its parent ends; False where that cannot be asked.
+
+    The kernel ties it to the parent thread that started the process: the workers are started by the
+    thread that runs the sweep (``ProcessPoolExecutor.submit``), which waits in the sweep until they end."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):  # no C library to ask, or one without prctl
+        return False
+
+
+def _watch_parent(parent, every=0.2):
+    """Poll until this process's parent is no longer ``parent``, then end the process at once."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def run_one(fixed, config, fold, train, held, seed):
@@ -459,8 +510,7 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
         if on_result is not None:
             on_result(row)
 
-    folder = tempfile.mkdtemp(prefix="fastdnn-sweep-")
-    try:
+    with _data_folder() as folder:
         np.save(os.path.join(folder, "X.npy"), np.ascontiguousarray(X))
         np.save(os.path.join(folder, "y.npy"), y)
         if test is not None:
@@ -477,11 +527,77 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
             _in_workers(tasks, workers, folder, collect)
         if out is not None:
             results.write(out)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
     order = {key_of(c): i for i, c in enumerate(configs)}
     results.rows.sort(key=lambda r: order.get(r["configuration"], math.inf))
     return results
+
+
+DATA_PREFIX = "fastdnn-sweep-"  # the temporary folders of the sweeps' data, in tempfile.gettempdir()
+DATA_LOCK = "lock"  # in each, locked (fcntl.flock) by the sweep that uses it, for as long as it lives
+
+
+@contextlib.contextmanager
+def _data_folder():
+    """A new temporary folder for the sweep's arrays, locked while the sweep lives and removed at its end.
+
+    A sweep killed (SIGKILL, a power cut) cannot remove its folder, a whole copy of the data: the lock is
+    released with the process however it ends, so every sweep first removes this user's folders whose lock
+    is free (``_remove_abandoned``)."""
+    import fcntl
+
+    _remove_abandoned()
+    for _ in range(100):
+        folder = tempfile.mkdtemp(prefix=DATA_PREFIX)
+        lock = os.path.join(folder, DATA_LOCK)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except (BlockingIOError, FileNotFoundError):
+            ours = False
+        if ours:
+            break
+        # Another sweep, starting, took the folder for abandoned between our making and our locking it
+        # (it holds the lock, or removed the folder already): a new one.
+        os.close(fd)
+        shutil.rmtree(folder, ignore_errors=True)
+    else:
+        raise OSError(f"could not lock a temporary folder for the sweep's data in {tempfile.gettempdir()}")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+
+
+def _remove_abandoned():
+    """Remove the sweeps' data folders in ``tempfile.gettempdir()`` that belong to this user and whose lock no
+    live sweep holds. A folder without a lock is kept: a sweep is between making and locking it."""
+    import fcntl
+    import stat
+
+    root = tempfile.gettempdir()
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(DATA_PREFIX)]
+    except OSError:
+        return
+    for name in names:
+        folder = os.path.join(root, name)
+        try:
+            info = os.lstat(folder)
+            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            fd = os.open(os.path.join(folder, DATA_LOCK), os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        # Removed before the lock is let go: a sweep that locks it afterwards finds it gone (see _data_folder).
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
 
 
 class WorkerDied(RuntimeError):
@@ -500,9 +616,11 @@ def _in_workers(tasks, workers, folder, collect):
     # The workers start with Ctrl-C ignored (spawned processes keep an ignored signal), so that it is the
     # sweep's alone: the sweep stops them and keeps what finished.
     # (ProcessPoolExecutor starts its processes as tasks are submitted, up to ``workers``.)
+    others = set(multiprocessing.active_children())  # the caller's own processes, not the pool's
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_attach, initargs=(folder,))
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                   initargs=(os.getpid(), folder))
         futures = [pool.submit(_run_task, task) for task in tasks]
     finally:
         if previous is not None:
@@ -516,7 +634,7 @@ def _in_workers(tasks, workers, folder, collect):
     finally:
         for future in futures:
             future.cancel()
-        for child in multiprocessing.active_children():  # the pool's workers: ended, not waited for
+        for child in set(multiprocessing.active_children()) - others:  # the pool's workers: ended, not waited for
             child.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
 
