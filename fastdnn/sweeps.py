@@ -26,7 +26,8 @@ of the data: the arrays are written once to a temporary folder and memory-mapped
 worker, so the page cache holds them once (a folder that a killed sweep left is removed by the next
 sweep). The workers end with the sweep's process, however it ends. Each finished configuration is written
 at once to the results (CSV, one row per configuration, and JSON with the cost curves), each file replaced
-atomically; a sweep run again with the same results file skips the configurations it holds.
+atomically; a sweep run again with the same results file skips the configurations it holds, and two
+sweeps never write one results file at once.
 """
 
 import contextlib
@@ -425,6 +426,36 @@ def curves_path(path):
     return json_path(path)[: -len(".json")] + ".curves.jsonl"
 
 
+class _Held(threading.local):
+    """The results (absolute paths) that this thread's sweeps hold (``results_lock``)."""
+
+    def __init__(self):
+        self.paths = set()
+
+
+_HELD = _Held()
+
+
+@contextlib.contextmanager
+def results_lock(out):
+    """Held while a sweep may write the results ``out`` and the JSON beside it: another sweep (or any fastdnn
+    run) given either file is refused at its start, instead of both succeeding with one's rows lost. The
+    command takes it before loading the data and its ``sweep`` call takes it again: held by this thread
+    already, it is not taken twice; another thread of this process is refused like another process."""
+    from fastdnn.cli.common import OutputLock
+
+    key = os.path.abspath(out)
+    if key in _HELD.paths:
+        yield
+        return
+    with OutputLock(out, "results file"), OutputLock(json_path(out), "results file"):
+        _HELD.paths.add(key)
+        try:
+            yield
+        finally:
+            _HELD.paths.discard(key)
+
+
 def _text(value):
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
@@ -450,7 +481,8 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
     folds : k for the course's k-fold cross-validation; None holds out ``validation_fraction``.
     workers : processes (default: the usable cores, at most the runs); 1 trains in this process.
     out : a results path (CSV, with JSON beside it) written as configurations finish; one holding some
-        of this sweep's configurations is continued (they are skipped).
+        of this sweep's configurations is continued (they are skipped). Locked while the sweep runs
+        (``results_lock``): another sweep given the same file is refused.
     progress : a callable(done, total) after each run; on_result : a callable(row) after each configuration.
     """
     from fastdnn.estimator import DNNClassifier
@@ -475,58 +507,60 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
     for size in grid.get(TRAIN_SIZE, []):  # a count larger than the training rows, refused before any work
         _subset(splits[0][0], size, np.arange(len(splits[0][0])))
     setup = _setup(X, y, test, fixed, folds, seed, sample, grid)
-    results = Results(grid, setup)
-    if out is not None:
-        results = Results.read(out, grid, setup) or results
-    done = results.done()
-    todo = [(i, c) for i, c in enumerate(configs) if key_of(c) not in done]
-    tasks = [(i, f, (fixed, c, f, tr, held, seed)) for i, c in todo for f, (tr, held) in enumerate(splits)]
-    workers = min(usable_cores() if workers is None else O.V.check_positive(workers, "workers", integer=True),
-                  max(1, len(tasks)))
-    runs, failed = {}, set()
-    finished = 0
+    # Held from reading the results to their last write: a second sweep given them is refused.
+    with results_lock(out) if out is not None else contextlib.nullcontext():
+        results = Results(grid, setup)
+        if out is not None:
+            results = Results.read(out, grid, setup) or results
+        done = results.done()
+        todo = [(i, c) for i, c in enumerate(configs) if key_of(c) not in done]
+        tasks = [(i, f, (fixed, c, f, tr, held, seed)) for i, c in todo for f, (tr, held) in enumerate(splits)]
+        workers = min(usable_cores() if workers is None else O.V.check_positive(workers, "workers", integer=True),
+                      max(1, len(tasks)))
+        runs, failed = {}, set()
+        finished = 0
 
-    def collect(index, fold, result, error):
-        nonlocal finished
-        finished += 1
-        if progress is not None:
-            progress(finished, len(tasks))
-        config = configs[index]
-        if index in failed:
-            return
-        if error is not None:
-            failed.add(index)
-            row = results.add_failure(config, error)
-        else:
-            runs.setdefault(index, {})[fold] = result
-            if len(runs[index]) < len(splits):
+        def collect(index, fold, result, error):
+            nonlocal finished
+            finished += 1
+            if progress is not None:
+                progress(finished, len(tasks))
+            config = configs[index]
+            if index in failed:
                 return
-            got = runs.pop(index)
-            row = results.add(config, [got[f] for f in range(len(splits))])
+            if error is not None:
+                failed.add(index)
+                row = results.add_failure(config, error)
+            else:
+                runs.setdefault(index, {})[fold] = result
+                if len(runs[index]) < len(splits):
+                    return
+                got = runs.pop(index)
+                row = results.add(config, [got[f] for f in range(len(splits))])
+                if out is not None:
+                    results.append_curves(out, row["configuration"])
             if out is not None:
-                results.append_curves(out, row["configuration"])
-        if out is not None:
-            results.write(out, final=False)
-        if on_result is not None:
-            on_result(row)
+                results.write(out, final=False)
+            if on_result is not None:
+                on_result(row)
 
-    with _data_folder() as folder:
-        np.save(os.path.join(folder, "X.npy"), np.ascontiguousarray(X))
-        np.save(os.path.join(folder, "y.npy"), y)
-        if test is not None:
-            np.save(os.path.join(folder, "X_test.npy"), np.ascontiguousarray(np.asarray(test[0])))
-            np.save(os.path.join(folder, "y_test.npy"), np.asarray(test[1]))
-        if workers == 1:
-            _attach(folder)
-            try:
-                for task in tasks:
-                    collect(*_run_task(task))
-            finally:
-                _DATA.clear()
-        else:
-            _in_workers(tasks, workers, folder, collect)
-        if out is not None:
-            results.write(out)
+        with _data_folder() as folder:
+            np.save(os.path.join(folder, "X.npy"), np.ascontiguousarray(X))
+            np.save(os.path.join(folder, "y.npy"), y)
+            if test is not None:
+                np.save(os.path.join(folder, "X_test.npy"), np.ascontiguousarray(np.asarray(test[0])))
+                np.save(os.path.join(folder, "y_test.npy"), np.asarray(test[1]))
+            if workers == 1:
+                _attach(folder)
+                try:
+                    for task in tasks:
+                        collect(*_run_task(task))
+                finally:
+                    _DATA.clear()
+            else:
+                _in_workers(tasks, workers, folder, collect)
+            if out is not None:
+                results.write(out)
     order = {key_of(c): i for i, c in enumerate(configs)}
     results.rows.sort(key=lambda r: order.get(r["configuration"], math.inf))
     return results

@@ -225,6 +225,57 @@ def test_the_commands_default_batch_is_a_runs_full_batch_on_fewer_examples(tmp_p
         assert status == 1 and message in err, (argv, err)
 
 
+def test_a_second_sweep_of_results_being_written_is_refused_and_the_first_loses_no_rows(tmp_path):
+    """Two sweeps given one results file: the second is refused at its start (it used to succeed too, and
+    the last to write replaced the other's rows); so is one whose CSV is the first's JSON."""
+    import threading
+
+    from fastdnn.cli.common import CLIError
+
+    X, y = blobs()
+    out = tmp_path / "r.csv"
+    writing, go_on, first = threading.Event(), threading.Event(), {}
+
+    def pause(done, total):  # the first sweep, its first run trained and nothing written yet: both "at once"
+        if done == 1:
+            writing.set()
+            go_on.wait(120)
+
+    def run_first():
+        first["results"] = sweep(X, y, {"learning_rate": [0.01, 0.1]}, fixed=FIXED, workers=1, out=out, progress=pause)
+
+    thread = threading.Thread(target=run_first)
+    thread.start()
+    try:
+        assert writing.wait(120)
+        for other in (out, tmp_path / "r.json"):
+            with pytest.raises(CLIError, match=f"{other}: another fastdnn run is writing this results file"):
+                sweep(X, y, {"learning_rate": [0.03, 0.3]}, fixed=FIXED, workers=1, out=other)
+    finally:
+        go_on.set()
+        thread.join(120)
+    assert not first["results"].failed
+    with open(out) as f:
+        assert [float(r["learning_rate"]) for r in csv.DictReader(f)] == [0.01, 0.1]
+    assert len(json.loads((tmp_path / "r.json").read_text())["curves"]) == 2
+    assert sorted(os.listdir(tmp_path)) == ["r.csv", "r.json"]  # the locks released, nothing else written
+
+
+def test_the_command_refuses_results_another_run_is_writing_before_loading_the_data(tmp_path, capsys):
+    from fastdnn.cli.common import OutputLock
+
+    X, y = blobs()
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    out = tmp_path / "r.csv"
+    with OutputLock(out, "results file"):  # as another fastdnn run holds it
+        status, stdout, err = run_cli(capsys, "sweep", "--data", tmp_path / "d.npz", "--lr", "0.01,0.1", "--out", out,
+                                      "--quiet")
+    assert status == 1 and stdout == ""
+    assert err.splitlines() == [f"fastdnn sweep: error: {out}: another fastdnn run is writing this results file; "
+                                "wait for it or choose another file"]
+    assert not out.exists()
+
+
 def test_the_sweeps_help_names_no_flag_of_another_command(capsys):
     from fastdnn import cli
 

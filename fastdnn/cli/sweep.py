@@ -1,6 +1,7 @@
 """``fastdnn sweep``: a grid of training runs in worker processes, a table of their scores, results as CSV and
 JSON, plots (a thin layer over ``fastdnn.sweeps``)."""
 
+import contextlib
 import os
 import sys
 import time
@@ -130,6 +131,14 @@ def run(args):
         import_optional("matplotlib", "plot", "--plot")
         if os.path.exists(args.plot) and not os.path.isdir(args.plot):
             raise CLIError(f"--plot: {args.plot} is not a folder")
+    # Taken before the data are loaded, so that a second sweep given these results is refused at once.
+    with S.results_lock(args.out) if args.out else contextlib.nullcontext():
+        return _sweep(args, grid, fixed)
+
+
+def _sweep(args, grid, fixed):
+    from fastdnn import sweeps as S
+
     memory = O.BY_NAME["memory"].validate(O.DEFAULTS["memory"])
     data = _in_memory(args.data, "train", memory, args.label, args.labels)
     test = None
