@@ -1,8 +1,9 @@
-"""Write a large synthetic classification dataset to disk in chunks, with bounded memory (.npy or HDF5).
+"""Write a large synthetic classification dataset to disk in chunks, with bounded memory (.npy, HDF5 or CSV).
 
     python tools/make_dataset.py /data/big.npy --rows 4_000_000 --features 512            # 8.2 GB of float32
     python tools/make_dataset.py /data/big.h5 --rows 4_000_000 --features 512             # the same in HDF5
     python tools/make_dataset.py /data/small.npy --rows 500_000 --features 512 --chunk-rows 65536
+    python tools/make_dataset.py /data/big.csv --rows 200_000 --features 100              # for fastdnn convert
 
 For the streaming benchmarks (issue 12): data larger than memory, written
 without ever holding more than one chunk. X is standard normal; the label of a
@@ -15,6 +16,9 @@ Outputs:
            ``fastdnn convert``).
     .h5    datasets "X" (rows, features) and "y" (rows,) int8, chunked by row
            blocks; needs h5py (``pip install -e ".[h5]"``).
+    .csv   a header (x0, ..., label), then one row per example: the features
+           as the dtype prints them (9 significant digits for float32, 17 for
+           float64: read back exactly) and the label.
 
 The data are a function of --seed, --features and the row index alone: rows
 are drawn and labelled in blocks (4096 rows, fewer when rows are wider than 256
@@ -91,8 +95,8 @@ def write(path, n_rows, features, dtype="float32", chunk_rows=None, seed=0, repo
     if chunk_rows < 1 or n_rows < 1 or features < 1:
         raise ValueError(f"--rows, --features and --chunk-rows must be positive, got {n_rows}, {features}, {chunk_rows}")
     ext = os.path.splitext(path)[1].lower()
-    if ext not in (".npy", ".h5", ".hdf5"):
-        raise ValueError(f"{path}: the output must end in .npy, .h5 or .hdf5")
+    if ext not in (".npy", ".h5", ".hdf5", ".csv"):
+        raise ValueError(f"{path}: the output must end in .npy, .h5, .hdf5 or .csv")
     files = [path, labels_path(path)] if ext == ".npy" else [path]
     tmp = [p + ".tmp" for p in files]
     try:
@@ -118,6 +122,17 @@ def _write(ext, tmp, n_rows, features, dtype, chunk_rows, seed, report):
                 fy.write(y.tobytes())
                 if report:
                     report(min(start + chunk_rows, n_rows), n_rows)
+    elif ext == ".csv":
+        digits = 9 if np.dtype(dtype) == np.float32 else 17
+        with open(tmp[0], "w") as f:
+            f.write(",".join([f"x{j}" for j in range(features)] + ["label"]) + "\n")
+            for start in range(0, n_rows, chunk_rows):
+                stop = min(start + chunk_rows, n_rows)
+                X, y = rows(start, stop, features, seed, w, dtype)
+                np.savetxt(f, np.column_stack([X.astype(np.float64), y]), fmt=[f"%.{digits}g"] * features + ["%d"],
+                           delimiter=",")
+                if report:
+                    report(stop, n_rows)
     elif ext in (".h5", ".hdf5"):
         try:
             import h5py
@@ -138,7 +153,7 @@ def _write(ext, tmp, n_rows, features, dtype, chunk_rows, seed, report):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("out", help="output file: .npy (labels beside it, <name>.labels.npy) or .h5/.hdf5")
+    p.add_argument("out", help="output file: .npy (labels beside it, <name>.labels.npy), .h5/.hdf5 or .csv")
     p.add_argument("--rows", type=lambda s: int(s.replace("_", "")), required=True, help="examples")
     p.add_argument("--features", type=int, required=True, help="features per example")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="X's dtype (default float32)")
