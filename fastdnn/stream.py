@@ -158,6 +158,19 @@ class _Rows:
                                        "time or inode differ); stopped")
 
 
+@contextlib.contextmanager
+def _verified_after(rows, stat):
+    """``rows.verify(stat())`` once the block's read ends, as it was checked before: a file edited while it
+    was read gave rows of both versions, and the read says the file changed instead of passing them on
+    (training would diverge and blame the learning rate) or blaming a value the edit wrote."""
+    try:
+        yield
+    except DataError:
+        rows.verify(stat())
+        raise
+    rows.verify(stat())
+
+
 def _check_finite(rows, block, first, picked=None):
     if not np.isfinite(block).all():
         i, j = np.argwhere(~np.isfinite(block))[0]
@@ -192,7 +205,8 @@ class _FileRows(_Rows):
             raise DataError(self.path, f"could not be opened again ({exc.strerror}); stopped") from None
         try:
             self.verify(os.fstat(fd))
-            yield fd
+            with _verified_after(self, lambda: os.fstat(fd)):
+                yield fd
         finally:
             os.close(fd)
 
@@ -260,7 +274,7 @@ class _H5Rows(_Rows):
 
     @contextlib.contextmanager
     def _opened(self):
-        with self._dataset() as f:
+        with self._dataset() as f, _verified_after(self, lambda: None):
             yield f
 
     def _raw(self, f, a, b, out):

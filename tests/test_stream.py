@@ -549,3 +549,49 @@ def test_selected_rows_of_a_page_or_more_are_read_run_by_run(tmp_path, dtype, mo
     np.save(path, X)
     with open_disk_dataset(path) as disk, pytest.raises(DataError, match="example 8, feature 5 is nan"):
         disk.read(rows, np.empty((rows.size, 1024)))
+
+
+def edited_at_first_read(monkeypatch, path, rows, value):
+    """os.preadv that, the first time it reads ``path``, first overwrites ``rows`` of its array in place with
+    ``value`` (same size, same inode): an editor writing while a block is read, after the read checked the
+    file. Called before the file is opened: its time is set far in the past, so that the edit changes it
+    whatever the clock's granularity."""
+    os.utime(path, ns=(0, 0))
+    offset = os.path.getsize(path) - M * N0 * 8
+    real, inode = os.preadv, os.stat(path).st_ino
+
+    def preadv(fd, buffers, position):
+        if os.fstat(fd).st_ino == inode and not edited:
+            edited.append(True)
+            with open(path, "r+b") as f:
+                f.seek(offset + rows.start * N0 * 8)
+                f.write(np.full((rows.stop - rows.start, N0), value).tobytes())
+        return real(fd, buffers, position)
+
+    edited = []
+    monkeypatch.setattr(os, "preadv", preadv)
+    return edited
+
+
+@pytest.mark.parametrize("value", [1e300, np.nan])
+def test_a_file_edited_in_place_while_a_block_is_read_is_named_as_changed(data, monkeypatch, value):
+    """The file checked before the read is unchanged, but the rows read mix both versions: the read itself
+    says so, rather than passing them on (or blaming a NaN the edit wrote)."""
+    X, y, path = data
+    edited = edited_at_first_read(monkeypatch, path, range(0, 50), value)
+    with open_disk_dataset(path) as disk:
+        with pytest.raises(DataError, match=r"d\.npy: changed or was replaced while it was being read"):
+            disk.read((0, M), np.empty((M, N0)))
+    assert edited
+
+
+def test_training_on_a_file_edited_in_place_stops_naming_the_file_not_the_learning_rate(data, monkeypatch):
+    X, y, path = data
+    engine = Engine(initialize_parameters([N0, 8, 1], "he", 1, np.float64), seed=1, mini_batch_size=32)
+    edited = edited_at_first_read(monkeypatch, path, range(0, M), 1e300)  # every row: the first block diverges
+    with open_disk_dataset(path) as disk:
+        feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
+        with pytest.raises(DataError, match=r"d\.npy: changed or was replaced while it was being read"):
+            engine.train(feed, None, 2)
+        feed.close()
+    assert edited
