@@ -450,6 +450,8 @@ def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_byt
     leaves nothing and touches no other file. Returns (n_samples, n_features,
     labels path or None).
     """
+    from fastdnn.io import new_file_mode  # here: fastdnn.io imports this module (through the engine)
+
     src, dst = os.fspath(src), os.fspath(dst)
     if not os.path.exists(src):
         raise FileNotFoundError(errno.ENOENT, "no such file", src)
@@ -495,6 +497,7 @@ def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_byt
         for f in files:
             f.close()
         for temp, (path, _, _) in zip(temps, outputs):
+            os.chmod(temp, new_file_mode(path))
             os.replace(temp, path)
     except BaseException as exc:
         for f in files:

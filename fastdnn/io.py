@@ -99,7 +99,7 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _mode_for(path))
+        os.chmod(tmp, new_file_mode(path))
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -121,7 +121,9 @@ def atomic_write(path, write):
             os.close(dir_fd)
 
 
-def _mode_for(path):
+def new_file_mode(path):
+    """The permissions a file written over ``path`` gets: an existing file's own, else what the umask allows
+    (every writer renames a temporary file, which mkstemp makes owner-only 0600, so each sets this)."""
     try:
         return os.stat(path).st_mode & 0o777
     except FileNotFoundError:

@@ -158,3 +158,19 @@ def test_a_full_disk_during_convert_names_the_files_and_leaves_none(tmp_path, mo
         convert_csv(src, tmp_path / "d.npy", labels=tmp_path / "d.labels.npy")
     assert describe(info.value).startswith(f"{tmp_path / 'd.npy'}: No space left on device; {tmp_path / 'd.npy'} and")
     assert sorted(os.listdir(tmp_path)) == ["d.csv"]
+
+
+def test_converted_files_get_the_permissions_every_writer_gives(tmp_path):
+    """The umask's for new files (mkstemp's owner-only 0600 would lock out the group a model file allows),
+    an existing file's own when it is replaced, as fastdnn.io's writers do."""
+    src = numeric_csv(tmp_path)
+    out = tmp_path / "d.npy"
+    old = os.umask(0o027)
+    try:
+        convert_csv(src, out)
+        assert [os.stat(p).st_mode & 0o777 for p in (out, labels_path_for(out))] == [0o640, 0o640]
+        os.chmod(out, 0o604)
+        convert_csv(src, out)
+        assert [os.stat(p).st_mode & 0o777 for p in (out, labels_path_for(out))] == [0o604, 0o640]
+    finally:
+        os.umask(old)
