@@ -5,6 +5,9 @@ Tolerance: the exported graph computes the same products and activations as the 
 inside the issue's bounds, 1e-12 relative in float64 and 1e-6 in float32 (max |a - b| / max |b|).
 """
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -93,3 +96,23 @@ def test_boolean_classes_come_back_as_booleans(tmp_path):
     est.to_onnx(tmp_path / "b.onnx")
     labels, _ = served(tmp_path / "b.onnx", X)
     assert labels.dtype == np.bool_ and np.array_equal(labels, est.predict(X))
+
+
+def test_an_export_removes_what_a_killed_export_of_the_same_file_left(tmp_path):
+    """An export killed between writing its temporary file and renaming it leaves .OUT.onnx.*.tmp; the next
+    export of OUT removes it, as train does for its model (and leaves no lock file)."""
+    import subprocess
+    import sys
+
+    X, y = data(2)
+    fio.save_model(DNNClassifier(hidden_layer_sizes=(4,), max_iter=5, random_state=0).fit(X, y), tmp_path / "m.npz")
+    model, out = str(tmp_path / "m.npz"), str(tmp_path / "m.onnx")
+    killed = ("import os, signal, sys; from fastdnn import cli; "
+              "os.fsync = lambda fd: os.kill(os.getpid(), signal.SIGKILL); cli.main(['export', sys.argv[1], sys.argv[2]])")
+    status = subprocess.run([sys.executable, "-c", killed, model, out], capture_output=True, timeout=300).returncode
+    leftovers = [name for name in os.listdir(tmp_path) if name.startswith(".m.onnx.") and name.endswith(".tmp")]
+    assert status == -signal.SIGKILL and len(leftovers) == 1
+    from fastdnn import cli
+
+    assert cli.main(["export", model, out]) == 0
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "m.onnx"]

@@ -2,7 +2,7 @@
 
 import os
 
-from fastdnn.cli.common import CLIError, check_writable, say
+from fastdnn.cli.common import CLIError, OutputLock, check_writable, say
 
 
 def add_parser(sub, common, fmt):
@@ -27,7 +27,10 @@ def run(args):
     if not args.out.endswith(".onnx"):
         raise CLIError(f"{args.out}: give the ONNX file a .onnx name")
     est = load_model(args.model)
-    to_onnx(est, args.out)
+    # As train's model: held against a second export of OUT, and an export killed before its rename left a
+    # .OUT.*.tmp that is removed here.
+    with OutputLock(args.out, "ONNX model"):
+        to_onnx(est, args.out)
     net = est.network_
     say(f"exported {args.model} ({' -> '.join(map(str, est.parameters_.dims))}, {net['activation']}, "
         f"{net['output']}, {est.parameters_.flat.dtype.name}) to {args.out} ({os.path.getsize(args.out):,} bytes)")
