@@ -373,6 +373,18 @@ def _scalar_int(arrays, key, path):
     return int(value)
 
 
+def _json(arrays, key, path, what):
+    """The JSON text entry ``key`` (``what`` names it, plural: "options"), parsed; ModelFileError when it is
+    not JSON or is nested deeper than the parser's recursion allows (a RecursionError otherwise)."""
+    try:
+        return json.loads(_scalar_text(arrays, key, path))
+    except ValueError as exc:
+        raise ModelFileError(path, f"is corrupted: its {what} are not valid JSON ({_first_line(exc)})") from None
+    except RecursionError:
+        raise ModelFileError(path, f"is corrupted: its {what} are JSON nested too deeply for any fastdnn "
+                                   "file") from None
+
+
 def _require(arrays, key, path):
     if key not in arrays:
         raise ModelFileError(path, f"is corrupted: the entry {key!r} is missing")
@@ -426,6 +438,9 @@ def _estimator_from(arrays, path):
                 raise ModelFileError(
                     path, f"is corrupted: {key} has shape {value.shape} and dtype {value.dtype}, expected {shape} {dtype}"
                 )
+            if not np.isfinite(value).all():
+                # The writers never save a non-finite model (save_model refuses one).
+                raise ModelFileError(path, f"is corrupted: {key} holds NaN or Inf")
             raw[key] = value
     if any(k[0] in "Wb" and k[1:].isdigit() and int(k[1:]) > L for k in arrays):
         raise ModelFileError(path, f"is corrupted: it has more W/b entries than its {L} layers")
@@ -441,12 +456,13 @@ def _estimator_from(arrays, path):
                                    "and sorted")
     if K < 2 or dims[-1] not in (1, K) or (dims[-1] == 1 and K != 2):
         raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units")
-    try:
-        options = json.loads(_scalar_text(arrays, "options", path))
-    except json.JSONDecodeError as exc:
-        raise ModelFileError(path, f"is corrupted: its options are not valid JSON ({exc})") from None
+    options = _json(arrays, "options", path, "options")
     if not isinstance(options, dict):
         raise ModelFileError(path, "is corrupted: its options are not a JSON object")
+    for name, value in options.items():
+        # What _options_json writes: a number, text, true/false/null, or a list of numbers (the layer sizes).
+        if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value)):
+            raise ModelFileError(path, f"is corrupted: its option {name!r} is a nested JSON value, not a setting")
     if isinstance(options.get("hidden_layer_sizes"), list):
         options["hidden_layer_sizes"] = tuple(options["hidden_layer_sizes"])
     valid = DNNClassifier.param_names()
@@ -467,8 +483,11 @@ def _estimator_from(arrays, path):
     try:
         state = _training_state(arrays, path, parameters, estimator.optimizer)
         estimator.restore(classes, parameters, state, None if batch < 0 else batch)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ModelFileError(path, f"is corrupted: its options or training state are inconsistent ({exc})") from None
+    except ModelFileError:
+        raise
+    except (TypeError, ValueError, KeyError, RecursionError) as exc:  # RecursionError: rng_state nested too deeply
+        raise ModelFileError(path, f"is corrupted: its options or training state are inconsistent "
+                                   f"({_first_line(exc)})") from None
     return estimator
 
 
@@ -486,7 +505,7 @@ def _training_state(arrays, path, parameters, optimizer):
     scalars = {"optimizer": optimizer, "step": t, "epoch": n_iter, "best_score": None, "best_epoch": None,
                "stall": 0, "stopped": False, "in_progress": False}
     if "state" in arrays:
-        scalars.update(json.loads(_scalar_text(arrays, "state", path)))
+        scalars.update(_json(arrays, "state", path, "training state values"))
     elif "step" in arrays:  # a version-1 checkpoint
         scalars["step"] = _scalar_int(arrays, "step", path)
     saved["scalars"] = _text(json.dumps(scalars))
@@ -515,10 +534,7 @@ def load_checkpoint(path):
     arrays = _read_archive(path)
     _check_format(arrays, path, (CHECKPOINT_FORMAT,))
     estimator = _estimator_from(arrays, path)
-    try:
-        run = json.loads(_scalar_text(arrays, "run", path))
-    except ValueError as exc:
-        raise ModelFileError(path, f"is corrupted: its run state is unreadable ({exc})") from None
+    run = _json(arrays, "run", path, "run values")
     extra = {name[len("run_"):]: value for name, value in arrays.items() if name.startswith("run_")}
     return Checkpoint(estimator, run, extra)
 

@@ -84,12 +84,12 @@ def _threads(value, name):
 
 def _frozen(value, name):
     try:
-        value = V.operator_index(value)
+        frozen = V.operator_index(value)
     except TypeError:
-        value = -1
-    if value < 0:
+        frozen = -1
+    if frozen < 0:
         raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return value
+    return frozen
 
 
 def _memory(value, name):

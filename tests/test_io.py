@@ -216,6 +216,15 @@ def rewrite(path, change):
     np.savez(path, **arrays)
 
 
+# JSON nested far deeper than Python's recursion limit lets its parser go.
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def with_option(arrays, **changes):
+    """The archive's options text with ``changes`` made (Python's json writes NaN as NaN)."""
+    return np.array(json.dumps({**json.loads(str(arrays["options"])), **changes}))
+
+
 @pytest.mark.parametrize(
     "damage, match",
     [
@@ -232,9 +241,21 @@ def rewrite(path, change):
         (lambda p: rewrite(p, lambda a: a.update(options=np.array('{"colour": 1}'))), "options this fastdnn does not know: colour"),
         (lambda p: rewrite(p, lambda a: a.update(classes=np.array([0, 1, 2]))), "3 classes for an output layer of 1 units"),
         (lambda p: rewrite(p, lambda a: a.update(activations=np.array(["tanh", "tanh", "sigmoid"]))), "activations"),
+        (lambda p: rewrite(p, lambda a: a.update(W1=np.full_like(a["W1"], np.nan))), "corrupted: W1 holds NaN or Inf"),
+        (lambda p: rewrite(p, lambda a: a.update(b2=np.full_like(a["b2"], -np.inf))), "corrupted: b2 holds NaN or Inf"),
+        (lambda p: rewrite(p, lambda a: a.update(options=np.array('{"x": ' + DEEP + "}"))),
+         "its options are JSON nested too deeply"),
+        (lambda p: rewrite(p, lambda a: a.update(options=with_option(a, activation=[["relu"]]))),
+         "its option 'activation' is a nested JSON value"),
+        (lambda p: rewrite(p, lambda a: a.update(state=np.array('{"step": ' + DEEP + "}"))),
+         r"model.npz: is corrupted: its training state values are JSON nested too deeply for any fastdnn file$"),
+        (lambda p: rewrite(p, lambda a: a.update(rng_state=np.array(DEEP))), "training state are inconsistent"),
+        (lambda p: rewrite(p, lambda a: a.update(options=with_option(a, frozen_layers=float("nan")))),
+         "frozen_layers must be a non-negative integer, got nan"),
     ],
     ids=["truncated-half", "truncated-tail", "empty", "text", "data-npz", "foreign-marker", "newer-version",
-         "wrong-shape", "missing-entry", "bad-json", "unknown-option", "classes-mismatch", "activations-mismatch"],
+         "wrong-shape", "missing-entry", "bad-json", "unknown-option", "classes-mismatch", "activations-mismatch",
+         "nan-W1", "inf-b2", "deep-options", "nested-option", "deep-state", "deep-rng-state", "nan-frozen-layers"],
 )
 def test_damaged_or_foreign_model_files_are_refused_in_one_line(model_file, damage, match):
     damage(model_file)
@@ -374,3 +395,4 @@ def test_a_full_disk_before_the_first_byte_names_the_file_too(tmp_path, monkeypa
         fio.atomic_write(tmp_path / "m.npz", lambda f: f.write(b"x"))
     target = tmp_path / "m.npz"
     assert describe(info.value) == f"{target}: No space left on device; {target} was not written (it is as it was)"
+
