@@ -78,6 +78,16 @@ class DivergenceError(FloatingPointError):
         self.reason = reason
 
 
+class OutputOverflowError(ValueError):
+    """Example ``row`` (its index in X) drives the network's activations beyond what its dtype holds (the
+    weights or the example's features are too large): its outputs would be NaN (Inf - Inf) or an overflow's
+    Inf standing for a finite number, so no probabilities are given."""
+
+    def __init__(self, message, row):
+        super().__init__(message)
+        self.row = row
+
+
 def divergence_message(reason, cost, where, advice="the last finite parameters are kept. Try a smaller learning_rate."):
     """The one wording of a divergence, for every entry point; ``where`` is e.g. "epoch 12"."""
     if reason == "cost":
@@ -1101,6 +1111,7 @@ def predict_proba_rows(parameters, hidden_activation, output, X, rows=None, thre
     """
     dims = np.asarray(parameters.dims, np.int64)
     codes = activation_codes(hidden_activation, output, loss)  # (hidden, output)
+    weights = _weight_bounds(parameters)
     m = X.shape[0] if rows is None else rows.size
     out = np.empty((m, int(dims[-1])), parameters.flat.dtype)
     on_disk = isinstance(X, DiskDataset)
@@ -1122,5 +1133,41 @@ def predict_proba_rows(parameters, hidden_activation, output, X, rows=None, thre
             compiled(N.forward, args, f"the prediction kernels for {X.dtype}")(*args)
             offset = b * int(dims[1:-1].sum())
             out[start : start + b] = Zb[offset : offset + b * int(dims[-1])].reshape(b, int(dims[-1]))
+            bad = _may_overflow(Xb, Zb, dims, weights)
+            if bad.any():
+                row = start + int(np.argmax(bad))
+                row = row if rows is None else int(rows[row])
+                raise OutputOverflowError(
+                    f"on example {row} the network's activations reach beyond what {out.dtype} holds (the weights or "
+                    "the example's features are too large): its probabilities would be NaN or an overflow's, so "
+                    "none are given", row)
     return out
 
+
+def _weight_bounds(parameters):
+    """Per layer, (the largest row sum of |W_l|, the largest |b_l|), in float64."""
+    L = len(parameters.dims) - 1
+    return [(float(np.abs(parameters[f"W{l}"]).sum(axis=1).max()), float(np.abs(parameters[f"b{l}"]).max()))
+            for l in range(1, L + 1)]
+
+
+def _may_overflow(Xb, Zb, dims, weights):
+    """Which rows of a predicted block may have overflowed: where max|A_{l-1}| ||W_l row||_1 + max|b_l|, which
+    bounds Z_l and every partial sum of its GEMM, passes half the dtype's largest value (room for the sums'
+    rounding) in some layer. Overflowed values do not show in the outputs themselves: with FMA, Inf - Inf comes
+    out as -Inf, which a sigmoid turns into a plain 0, and saturating activations hide an Inf Z."""
+    b = Xb.shape[0]
+    limit = float(np.finfo(Zb.dtype).max) / 2
+    bad = np.zeros(b, bool)
+    A, offset = Xb, 0
+    with np.errstate(over="ignore", invalid="ignore"):  # an Inf or NaN here is what is being looked for
+        for l, (w, bias) in enumerate(weights, start=1):
+            # The whole block's max |a| first (without an |A| copy): a fraction of the GEMM's time, and
+            # enough for any network whose values stay far from the dtype's range.
+            if not float(np.maximum(A.max(), -A.min())) * w + bias <= limit:
+                peak = np.maximum(A.max(axis=1), -A.min(axis=1)).astype(np.float64)
+                bad |= ~(peak * w + bias <= limit)
+            if l < len(weights):
+                A = Zb[offset : offset + b * int(dims[l])].reshape(b, int(dims[l]))
+                offset += b * int(dims[l])
+    return bad

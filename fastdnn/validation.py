@@ -114,7 +114,8 @@ def check_positive(value, name, integer=False):
             raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
-    if not np.isfinite(value) or value <= 0:
+    # An integer is finite however large (np.isfinite refuses a Python int beyond 64 bits).
+    if not (integer or np.isfinite(value)) or value <= 0:
         kind = "a positive integer" if integer else "a finite positive number"
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     return value

@@ -194,6 +194,7 @@ BAD = [
     (dict(dtype="int8"), r"dtype must be float32 or float64"),
     (dict(early_stopping="yes"), r"early_stopping must be True or False"),
     (dict(frozen_layers=-1), r"frozen_layers must be a non-negative integer, got -1"),
+    (dict(frozen_layers=float("nan")), r"frozen_layers must be a non-negative integer, got nan"),
     (dict(frozen_layers=2, hidden_layer_sizes=(5,)), r"frozen_layers must be in \[0, 1\]"),
 ]
 
@@ -221,6 +222,42 @@ def test_bad_data_raise_clear_errors():
         clf.predict(X[:, :5])
     with pytest.raises(ValueError, match="y must be 1-D"):
         fastdnn.DNNClassifier().fit(X, y[:10])
+
+
+def overflowing(X, y):
+    """A fitted two-unit relu network whose output is 1e200 (1e200 x0) - 1e200 (1e200 x0), exactly 0 but Inf - Inf
+    in float64 (NaN, or -Inf with FMA: a confident wrong 0) for every example with x0 > 0; for the others the
+    output bias alone."""
+    clf = fastdnn.DNNClassifier(hidden_layer_sizes=(2,), max_iter=1, random_state=0).fit(X, y)
+    p = clf.parameters_
+    p["W1"][...] = 0
+    p["W1"][:, 0] = 1e200
+    p["b1"][...] = 0
+    p["W2"][...] = [[1e200, -1e200]]
+    return clf
+
+
+def test_activations_that_overflow_are_refused_naming_the_example_not_returned_as_nan():
+    from fastdnn.engine import OutputOverflowError
+
+    X, y = blobs()
+    clf = overflowing(X, y)
+    first = int(np.argmax(X[:, 0] > 0))
+    for call in (clf.predict_proba, clf.predict, lambda X: clf.score(X, y),
+                 lambda X: clf.score(X, y, rows=np.arange(first, len(X)))):
+        with pytest.raises(OutputOverflowError, match=rf"on example {first} the network's activations reach beyond "
+                                                      r"what float64 holds") as exc:
+            call(X)
+        assert exc.value.row == first
+    negative = X[X[:, 0] <= 0]
+    assert np.isfinite(clf.predict_proba(negative)).all() and len(clf.predict(negative)) == len(negative)
+    # float32 overflows far sooner: 1e20 (1e20 x0) is beyond its 3.4e38.
+    small = fastdnn.DNNClassifier(hidden_layer_sizes=(2,), max_iter=1, random_state=0, dtype="float32").fit(X, y)
+    small.parameters_["W1"][...] = 0
+    small.parameters_["W1"][:, 0] = 1e20
+    small.parameters_["W2"][...] = [[1e20, -1e20]]
+    with pytest.raises(OutputOverflowError, match=rf"on example {first} .* what float32 holds"):
+        small.predict_proba(X)
 
 
 def test_divergence_names_the_epoch_and_keeps_finite_parameters():

@@ -3,6 +3,7 @@ and every damaged or foreign file is refused with one line naming it."""
 
 import json
 import os
+import warnings
 import zipfile
 
 import numpy as np
@@ -396,3 +397,43 @@ def test_a_full_disk_before_the_first_byte_names_the_file_too(tmp_path, monkeypa
     target = tmp_path / "m.npz"
     assert describe(info.value) == f"{target}: No space left on device; {target} was not written (it is as it was)"
 
+
+# ---------------------------------------------------------------------------- models the commands refuse or adapt
+
+
+def test_predict_and_evaluate_refuse_a_model_whose_activations_overflow_naming_it(model_file, capsys):
+    """Huge finite weights pass every check of the file, but their activations overflow on the data: one line
+    naming the model and the data, status 1, never NaN probabilities with status 0."""
+    from fastdnn import cli
+
+    X, y = problem()
+    data = model_file.parent / "d.npz"
+    np.savez(data, X=X, y=y)
+    rewrite(model_file, lambda a: a.update(W1=a["W1"] * 1e200, W2=a["W2"] * 1e200))
+    for command in (["predict", "--proba"], ["evaluate"]):
+        assert cli.main([*command, str(model_file), str(data)]) == 1
+        out, err = capsys.readouterr()
+        assert "nan" not in out.lower()
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and f"{model_file}: on {data}, on example " in lines[0], err
+        assert "activations reach beyond what float64 holds" in lines[0]
+
+
+@pytest.mark.parametrize("threads", [1000, 10**30])
+def test_a_model_saved_with_more_threads_than_here_is_capped_and_said_once(model_file, capsys, threads):
+    from fastdnn import cli
+    from fastdnn.threads import usable_cores
+
+    X, y = problem()
+    data = model_file.parent / "d.npz"
+    np.savez(data, X=X, y=y)
+    rewrite(model_file, lambda a: a.update(options=with_option(a, threads=threads)))
+    assert load_model(model_file).threads == threads  # the file as saved: the command, not the loader, caps it
+    for command in ("predict", "evaluate"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a raw Python warning fails the test
+            assert cli.main([command, str(model_file), str(data)]) == 0
+        err = capsys.readouterr().err
+        cores = usable_cores()
+        assert err == (f"note: {model_file} was saved with threads={threads}, more than the {cores} usable cores "
+                       f"here; using {cores}\n")

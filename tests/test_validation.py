@@ -60,3 +60,14 @@ def test_model_rejects_non_finite_or_negative_l2_in_both_paths(value):
 def test_infinite_learning_rate_message_says_finite():
     with pytest.raises(ValueError, match="learning_rate must be a finite positive number, got inf"):
         fastdnn.L_layer_model(X, Y, [3, 1], np.inf, 2)
+
+
+@pytest.mark.parametrize("value", [2**63, 10**30])
+def test_an_integer_beyond_64_bits_is_a_positive_integer_not_a_numpy_type_error(value):
+    """np.isfinite refuses a Python int that numpy cannot convert: a model file's threads of 10**30 read as
+    "ufunc 'isfinite' not supported"."""
+    from fastdnn.validation import check_positive
+
+    assert check_positive(value, "threads", integer=True) == value
+    with pytest.raises(ValueError, match="threads must be a positive integer, got -1000000000000000000000000000000"):
+        check_positive(-(10**30), "threads", integer=True)

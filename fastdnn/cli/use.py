@@ -32,13 +32,30 @@ def _model_and_data(model_path, data_path, label, require_labels):
     from fastdnn import options as O
     from fastdnn.io import load_model
     from fastdnn.stream import DiskDataset
+    from fastdnn.threads import usable_cores
 
     est = load_model(model_path)
+    cores = usable_cores()
+    if est.threads is not None and est.threads > cores:
+        # Saved on a larger machine: a clean cap, said once (predicting would warn at every call).
+        print(f"note: {model_path} was saved with threads={est.threads}, more than the {cores} usable cores here; "
+              f"using {cores}", file=sys.stderr, flush=True)
+        est.set_params(threads=cores)
     data = load_data(data_path, prefer="test", memory=O.BY_NAME["memory"].validate(est.memory),
                      dtype=est.network_["dtype"], label=label, require_labels=require_labels)
     if data.n_features != est.n_features_in_:
         raise CLIError(f"{data_path}: has {data.n_features} features but the model {model_path} takes {est.n_features_in_}")
     return est, data, (data if isinstance(data, DiskDataset) else data.X)
+
+
+def _outputs(args, what, X):
+    """``what(X)`` (the estimator's predict or predict_proba); an overflow names the model and the data."""
+    from fastdnn.engine import OutputOverflowError
+
+    try:
+        return what(X)
+    except OutputOverflowError as exc:
+        raise CLIError(f"{args.model}: on {args.data}, {exc}") from None
 
 
 def predict(args):
@@ -47,11 +64,11 @@ def predict(args):
     est, data, X = _model_and_data(args.model, args.data, args.label, require_labels=False)
     if args.out:
         check_writable(args.out, True, "predictions", [args.model, args.data])
-    predictions = est.predict(X)
+    predictions = _outputs(args, est.predict, X)
     header = ["prediction"]
     columns = [predictions]
     if args.proba:
-        proba = est.predict_proba(X)
+        proba = _outputs(args, est.predict_proba, X)
         header += [f"probability_{c}" for c in est.classes_]
         columns += [proba[:, k] for k in range(proba.shape[1])]
 
@@ -81,7 +98,7 @@ def evaluate(args):
     est, data, X = _model_and_data(args.model, args.data, args.label, require_labels=True)
     y = data.y
     check_label_kinds(args.data, y, est.classes_, f"the model {args.model} was trained on")
-    predictions = est.predict(X)
+    predictions = _outputs(args, est.predict, X)
     correct = int(np.sum(predictions == y))
     m = len(y)
     say(f"{args.model} on {data.describe()}: accuracy {correct / m:.4f} ({correct:,} of {m:,} correct)")
