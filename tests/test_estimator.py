@@ -224,6 +224,37 @@ def test_bad_data_raise_clear_errors():
         fastdnn.DNNClassifier().fit(X, y[:10])
 
 
+def test_values_held_as_objects_that_are_not_numbers_are_named_with_where_they_are():
+    """A pandas frame with a missing value (pd.NA, which float() refuses), or an object array holding a dict
+    or text, is one TypeError naming the value and its index; float()'s own words stay (scikit-learn's
+    check_dtype_object looks for them)."""
+    X, y = blobs()
+    clf = fastdnn.DNNClassifier(max_iter=1, random_state=0).fit(X, y)
+    for value in ({"foo": "bar"}, "abc", [1, 2]):
+        bad = X.astype(object)
+        bad[4, 6] = value
+        for call in (lambda: fastdnn.DNNClassifier(max_iter=1).fit(bad, y), lambda: clf.predict(bad)):
+            with pytest.raises(TypeError, match=r"X must hold numbers, but its value at index \(4, 6\) of "
+                                                r"\(n_samples, n_features\) is .*(argument must be|could not convert)"):
+                call()
+    assert np.array_equal(clf.predict(X.astype(object)), clf.predict(X))  # numbers as objects are numbers
+
+
+def test_a_pandas_missing_value_is_named_with_where_it_is():
+    pd = pytest.importorskip("pandas", reason="pandas is optional: the check only runs where it is installed")
+    X, y = blobs()
+    frame = pd.DataFrame(X).astype("Float64")
+    frame.iloc[7, 2] = pd.NA
+    clf = fastdnn.DNNClassifier(max_iter=1, random_state=0)
+    with pytest.raises(TypeError, match=r"X must hold numbers, but its value at index \(7, 2\) of \(n_samples, "
+                                        r"n_features\) is <NA> \(NAType\).*; convert or impute it first") as excinfo:
+        clf.fit(frame, y)
+    assert "\n" not in str(excinfo.value)
+    clf.fit(X, y)
+    with pytest.raises(TypeError, match=r"index \(7, 2\)"):
+        clf.predict_proba(frame)
+
+
 def overflowing(X, y):
     """A fitted two-unit relu network whose output is 1e200 (1e200 x0) - 1e200 (1e200 x0), exactly 0 but Inf - Inf
     in float64 (NaN, or -Inf with FMA: a confident wrong 0) for every example with x0 > 0; for the others the
