@@ -4,6 +4,7 @@ ModelFileError for models and checkpoints, both naming the file) — never anoth
 allocation the file does not justify."""
 
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -57,18 +58,57 @@ LOADERS = {
 }
 
 
-def loads_or_refuses(kind, path):
+def outcome(kind, result):
+    """What a load gave, as arrays to compare: a model's parameters, classes and options; data's X and y."""
+    if kind in ("model", "checkpoint"):
+        est = result if kind == "model" else result.estimator
+        options = np.array([f"{k}={v!r}" for k, v in sorted(est.get_params().items())])
+        return [est.parameters_.flat, est.classes_, options] + ([] if kind == "model" else [np.array(repr(result.run))])
+    return [result] if kind == "npy" else [result.X, result.y]
+
+
+def identical(kind, result, original):
+    """Zip archives check every member's CRC-32: a changed model, checkpoint or .npz that loads must be the
+    original (the bytes changed were the archive's bookkeeping, or bytes after its end)."""
+    got, want = outcome(kind, result), outcome(kind, original)
+    assert len(got) == len(want) and all(a.dtype == b.dtype and np.array_equal(a, b) for a, b in zip(got, want)), (
+        f"{kind}: a changed file loaded as something other than what was saved")
+
+
+def well_formed(kind, result, original):
+    """CSV, HDF5 and .npy carry no checksum: a changed value is another valid file. What loads must be what the
+    loader promises: finite float features (n_samples, n_features) with one label per example."""
+    X = outcome(kind, result)[0]
+    y = None if kind == "npy" else result.y
+    assert X.ndim == 2 and X.dtype.kind == "f" and min(X.shape) > 0 and np.isfinite(X).all(), (kind, X.shape, X.dtype)
+    assert len(X) == (40 if y is None else len(y)), (kind, X.shape)
+
+
+ALLOWED_CHANGED = {"model": identical, "checkpoint": identical, "npz": identical, "csv": well_formed,
+                   "h5": well_formed, "npy": well_formed}
+
+
+def loads_or_refuses(kind, path, allowed=None, original=None):
+    """Loading ``path`` either refuses it with the kind's documented error, in one line naming the file, or
+    succeeds where ``allowed(kind, result, original)`` accepts what it gave; with ``allowed`` None a load
+    that succeeds fails the test. Any other exception propagates (and fails it)."""
     load, documented = LOADERS[kind]
     try:
-        load(path)
+        result = load(path)
     except documented as exc:
-        assert os.path.basename(path) in str(exc) and "\n" not in str(exc).strip(), str(exc)
+        message = str(exc)
+        assert os.path.basename(path) in message and "\n" not in message.strip(), message
+        return
+    assert allowed is not None, f"{kind}: {path} loaded, where only a refusal is allowed"
+    allowed(kind, result, original)
 
 
 @pytest.fixture(scope="module")
 def originals(tmp_path_factory):
+    """Each kind's valid file: (path, its bytes, what loading it gives)."""
     folder = tmp_path_factory.mktemp("valid")
-    return {kind: (path, open(path, "rb").read()) for kind, path in valid_files(str(folder)).items()}
+    return {kind: (path, Path(path).read_bytes(), LOADERS[kind][0](path))
+            for kind, path in valid_files(str(folder)).items()}
 
 
 @pytest.mark.parametrize("kind", sorted(LOADERS))
@@ -88,7 +128,7 @@ def test_arbitrary_bytes_are_refused_in_one_line(kind, data, tmp_path, originals
        cut=st.one_of(st.none(), st.floats(0, 1)), extra=st.binary(max_size=64))
 def test_valid_files_with_bytes_changed_cut_or_extended_load_or_are_refused_in_one_line(kind, edits, cut, extra,
                                                                                          tmp_path, originals):
-    source, original = originals[kind]
+    source, original, loaded = originals[kind]
     data = bytearray(original)
     for where, value in edits:
         data[min(len(data) - 1, int(where * len(data)))] = value
@@ -99,4 +139,29 @@ def test_valid_files_with_bytes_changed_cut_or_extended_load_or_are_refused_in_o
     path.write_bytes(bytes(data))
     if kind == "npy":
         np.save(tmp_path / "d.labels.npy", np.load(os.path.join(os.path.dirname(source), "d.labels.npy")))
-    loads_or_refuses(kind, str(path))
+    loads_or_refuses(kind, str(path), ALLOWED_CHANGED[kind], loaded)
+
+
+def test_the_check_fails_on_a_load_it_does_not_allow_and_on_a_refusal_not_in_one_line_naming_the_file(
+        tmp_path, originals, monkeypatch):
+    """The two tests above can fail: a file that loads where only a refusal is allowed, a changed model that
+    loads as another one, a refusal that does not name the file or spans lines, and an undocumented error."""
+    model, _, loaded = originals["model"]
+    with pytest.raises(AssertionError, match="loaded, where only a refusal is allowed"):
+        loads_or_refuses("model", model)
+    other = tmp_path / "other.npz"
+    X = np.random.default_rng(1).standard_normal((40, 5))
+    fio.save_model(DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=1).fit(X, X[:, 0] > 0), other)
+    with pytest.raises(AssertionError, match="loaded as something other than what was saved"):
+        loads_or_refuses("model", str(other), identical, loaded)
+    for error in (ModelFileError("elsewhere.npz", "is corrupted"), ModelFileError(model, "is corrupted\nat two lines"),
+                  RuntimeError(f"{model}: an undocumented error")):
+        def refuse(path, error=error):
+            raise error
+
+        monkeypatch.setitem(LOADERS, "model", (refuse, ModelFileError))
+        with pytest.raises((AssertionError, RuntimeError)):
+            loads_or_refuses("model", model, identical, loaded)
+    monkeypatch.setitem(LOADERS, "npy", (lambda path: np.full((40, 5), np.nan), DataError))
+    with pytest.raises(AssertionError):
+        loads_or_refuses("npy", model, well_formed, None)
