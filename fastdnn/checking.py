@@ -4,8 +4,10 @@ Both implementations run the course's functions (``L_model_forward``,
 ``compute_cost``, ``L_model_backward``, the update) from the same starting
 numbers for a few steps; ``compare`` records, per stage, the largest difference
 and its step, and for float32 how far the reference's own functions land when
-run in float32 (the "spread"), from which the tolerance is derived. The tests
-use the same functions (``course_step``, ``difference``).
+run in float32 (the "spread"), from which the tolerance is derived.
+``assert_close`` is the comparator the equivalence tests hold every stage to:
+the same measure as ``difference`` (the deviation relative to the largest
+reference value), optionally with an element-wise relative term besides.
 """
 
 import math
@@ -74,6 +76,18 @@ def initial_state(lib, params, optimizer):
     if optimizer == "adam":
         return lib.initialize_adam(params)
     return None
+
+
+def assert_close(fast, ref, *, rtol=0.0, scale_rtol=0.0, name=""):
+    """Assert, element by element, |fast - ref| <= rtol |ref| + scale_rtol max|ref| (equal shapes, no NaN).
+
+    With ``rtol=0`` this holds ``difference``'s relative figure to ``scale_rtol``, the measure ``fastdnn check``
+    reports; ``rtol`` adds a bound relative to each value, for stages whose values span many magnitudes.
+    """
+    fast, ref = np.asarray(fast, np.float64), np.asarray(ref, np.float64)
+    assert fast.shape == ref.shape, f"{name}: shape {fast.shape}, expected {ref.shape}"
+    atol = scale_rtol * float(np.max(np.abs(ref), initial=0.0))
+    np.testing.assert_allclose(fast, ref, rtol=rtol, atol=atol, equal_nan=False, err_msg=name)
 
 
 def difference(fast, ref):

@@ -4,7 +4,7 @@ One shape of test, repeated over tables of cases: build inputs, run the
 reference and the fast path on them, compare every named tensor within a stated
 tolerance. A new kernel or architecture gets its test by adding a row to a table.
 
-What is held here is DESIGN.md's "Numerics contract":
+What is held here, the numerics contract:
 - float64, one step: every stage (Z, A, AL, cost, dW, db, dA for l >= 1, the
   updated parameters) within rtol 1e-10 of the reference.
 - float64, whole runs: cost curves and final parameters within ~1e-8.
@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 
 import fastdnn
 from fastdnn import reference as ref
+from fastdnn.checking import assert_close
 
 # ---------------------------------------------------------------------------
 # Tolerances
@@ -171,12 +172,6 @@ def stages(impl, X, Y, parameters, learning_rate, backward=None):
     return out
 
 
-def assert_close64(fast, expected, rtol, atol_scale, name):
-    expected = np.asarray(expected)
-    atol = atol_scale * np.max(np.abs(expected), initial=0.0)
-    npt.assert_allclose(fast, expected, rtol=rtol, atol=atol, err_msg=name)
-
-
 def assert_stages_close64(fast_out, ref_out):
     assert list(fast_out) == list(ref_out)
     for name, expected in ref_out.items():
@@ -185,7 +180,7 @@ def assert_stages_close64(fast_out, ref_out):
             # A small cost is a sum of small log terms, each known only to COST_ATOL64 absolutely.
             npt.assert_allclose(fast_out[name], expected, rtol=STAGE_RTOL64, atol=COST_ATOL64, err_msg=name)
         else:
-            assert_close64(fast_out[name], expected, STAGE_RTOL64, STAGE_ATOL64, name)
+            assert_close(fast_out[name], expected, rtol=STAGE_RTOL64, scale_rtol=STAGE_ATOL64, name=name)
 
 
 def float32_error_bounds(ref_out, Y, learning_rate):
@@ -456,7 +451,7 @@ def test_fast_training_run_matches_reference_float64(single_blas_thread, dims, m
     assert list(fast_params) == list(ref_params)
     for key, expected in ref_params.items():
         assert fast_params[key].dtype == np.float64
-        assert_close64(fast_params[key], expected, RUN_RTOL64, RUN_ATOL64, key)
+        assert_close(fast_params[key], expected, rtol=RUN_RTOL64, scale_rtol=RUN_ATOL64, name=key)
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -559,7 +554,7 @@ def test_fast_training_run_matches_reference_on_cat_data(single_blas_thread, cat
     fast_params, fast_costs = fastdnn.L_layer_model(*args, gram=gram)
     npt.assert_allclose(fast_costs, ref_costs, rtol=RUN_RTOL64, atol=0)
     for key, expected in ref_params.items():
-        assert_close64(fast_params[key], expected, RUN_RTOL64, RUN_ATOL64, key)
+        assert_close(fast_params[key], expected, rtol=RUN_RTOL64, scale_rtol=RUN_ATOL64, name=key)
 
 
 # ---------------------------------------------------------------------------
@@ -622,9 +617,9 @@ def test_fast_stays_finite_and_exact_where_reference_stages_saturate(single_blas
         finite = np.isfinite(expected)
         if name.rstrip("0123456789") in FORWARD_STAGES:
             assert finite.all(), name
-        assert_close64(np.asarray(fast[name])[finite], expected[finite], STAGE_RTOL64, STAGE_ATOL64, name)
+        assert_close(np.asarray(fast[name])[finite], expected[finite], rtol=STAGE_RTOL64, scale_rtol=STAGE_ATOL64, name=name)
         if name != "cost":
-            assert_close64(fast[name], from_logits[name], STAGE_RTOL64, STAGE_ATOL64, name)
+            assert_close(fast[name], from_logits[name], rtol=STAGE_RTOL64, scale_rtol=STAGE_ATOL64, name=name)
     # Not vacuous: the unsaturated examples' back-propagated gradients are compared.
     assert np.isfinite(course["dA1"]).any()
 

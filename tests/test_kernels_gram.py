@@ -28,12 +28,12 @@ from test_equivalence import (
     FLOAT32_RUN_SAFETY,
     RUN_ATOL64,
     RUN_RTOL64,
-    assert_close64,
     curve_deviation,
     parameter_deviation,
     teacher_problem,
 )
 
+from fastdnn.checking import assert_close
 from fastdnn.kernels import compiled
 from fastdnn.kernels import gram as Gm
 from fastdnn.kernels import layers as K
@@ -177,7 +177,7 @@ def assert_follows_direct_route(costs, theta, state, opt, lambd):
     if theta.dtype == np.float64:
         npt.assert_allclose(costs, expected_costs, rtol=RUN_RTOL64, atol=0)
         for key, value in named(theta, state).items():
-            assert_close64(value, expected[key], RUN_RTOL64, RUN_ATOL64, key)
+            assert_close(value, expected[key], rtol=RUN_RTOL64, scale_rtol=RUN_ATOL64, name=key)
     else:
         assert curve_deviation(costs, expected_costs) <= curve_tol
         assert parameter_deviation(named(theta, state), expected) <= params_tol
@@ -236,7 +236,7 @@ def test_direct_route_continues_a_gram_run_after_forming_w1_and_its_velocity(sin
         npt.assert_allclose(costs, gram_costs, rtol=RUN_RTOL64, atol=0)
         expected = named(gram.theta, gram.state)
         for key, value in named(switched.theta, switched.state).items():
-            assert_close64(value, expected[key], RUN_RTOL64, RUN_ATOL64, key)
+            assert_close(value, expected[key], rtol=RUN_RTOL64, scale_rtol=RUN_ATOL64, name=key)
     else:
         # Both runs do float32 arithmetic on the direct route's trajectory: the spread bounds each.
         assert_follows_direct_route(costs, switched.theta, switched.state, opt, lambd)

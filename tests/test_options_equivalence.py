@@ -12,6 +12,7 @@ import pytest
 import fastdnn
 from fastdnn import validation as V
 from fastdnn import reference
+from fastdnn.checking import assert_close
 
 # float64 per stage: each value is a short sum of products, so the two
 # implementations differ by a few ulps of the largest term; 1e-10 relative to
@@ -20,14 +21,6 @@ RTOL_STAGE = 1e-10
 # float64 whole runs: rounding differences feed back through tens of updates
 # and grow slowly (measured ~1e-14 over 30 epochs here); 1e-8 is the contract.
 RTOL_RUN = 1e-8
-
-
-def assert_close(fast, ref, rtol, what):
-    fast, ref = np.asarray(fast, np.float64), np.asarray(ref, np.float64)
-    assert fast.shape == ref.shape, what
-    scale = max(np.abs(ref).max(), 1e-300)
-    err = np.abs(fast - ref).max() / scale
-    assert err <= rtol, f"{what}: max relative deviation {err:.3g} > {rtol:.3g}"
 
 
 def problem(n0, K, m, seed):
@@ -61,16 +54,16 @@ def test_fast_matches_reference_every_stage_for_each_option_float64(single_blas_
     params = reference.initialize_parameters(dims, "he", seed=3)
     AL, caches = reference.L_model_forward(X, params, hidden, output)
     ALf, cachesf = fastdnn.L_model_forward(X, params, hidden, output)
-    assert_close(ALf, AL, RTOL_STAGE, "AL")
+    assert_close(ALf, AL, scale_rtol=RTOL_STAGE, name="AL")
     for l, ((A, _, _), Z) in enumerate(caches):
-        assert_close(cachesf[l][1], Z, RTOL_STAGE, f"Z{l + 1}")
-        assert_close(cachesf[l][0][0], A, RTOL_STAGE, f"A{l}")
+        assert_close(cachesf[l][1], Z, scale_rtol=RTOL_STAGE, name=f"Z{l + 1}")
+        assert_close(cachesf[l][0][0], A, scale_rtol=RTOL_STAGE, name=f"A{l}")
     cost = reference.compute_cost(AL, Y, params, lambd, loss)
     assert fastdnn.compute_cost(ALf, Y, params, lambd, loss) == pytest.approx(cost, rel=RTOL_STAGE)
     grads = reference.L_model_backward(AL, Y, caches, hidden, output, loss, lambd)
     gradsf = fastdnn.L_model_backward(ALf, Y, cachesf, hidden, output, loss, lambd)
     for key in gradsf:
-        assert_close(gradsf[key], grads[key], RTOL_STAGE, key)
+        assert_close(gradsf[key], grads[key], scale_rtol=RTOL_STAGE, name=key)
     assert "dA0" not in gradsf  # the fast path never computes the input's gradient
 
 
@@ -87,15 +80,15 @@ def test_momentum_and_adam_updates_match_reference_over_steps():
         p_ref, v_ref = reference.update_parameters_with_momentum(p_ref, g, v_ref, 0.9, 0.1)
         p_fast, v_fast = fastdnn.update_parameters_with_momentum(p_fast, g, v_fast, 0.9, 0.1)
     for key in p_ref:
-        assert_close(p_fast[key], p_ref[key], RTOL_STAGE, f"momentum {key}")
+        assert_close(p_fast[key], p_ref[key], scale_rtol=RTOL_STAGE, name=f"momentum {key}")
     p_ref, (v_ref, s_ref) = params, reference.initialize_adam(params)
     p_fast, (v_fast, s_fast) = params, fastdnn.initialize_adam(params)
     for t, g in enumerate(grads_seq, start=1):
         p_ref, v_ref, s_ref = reference.update_parameters_with_adam(p_ref, g, v_ref, s_ref, t, 0.01)
         p_fast, v_fast, s_fast = fastdnn.update_parameters_with_adam(p_fast, g, v_fast, s_fast, t, 0.01)
     for key in p_ref:
-        assert_close(p_fast[key], p_ref[key], RTOL_STAGE, f"adam {key}")
-        assert_close(s_fast["d" + key], s_ref["d" + key], RTOL_STAGE, f"adam s {key}")
+        assert_close(p_fast[key], p_ref[key], scale_rtol=RTOL_STAGE, name=f"adam {key}")
+        assert_close(s_fast["d" + key], s_ref["d" + key], scale_rtol=RTOL_STAGE, name=f"adam s {key}")
 
 
 RUN_CASES = [
@@ -132,9 +125,9 @@ def test_fast_model_matches_reference_whole_run_float64(single_blas_thread, opti
     p_ref, c_ref = reference.model(X, Y, dims, **kwargs)
     p_fast, c_fast = fastdnn.model(X, Y, dims, **kwargs)
     assert len(c_fast) == len(c_ref) == kwargs["num_epochs"]
-    assert_close(c_fast, c_ref, RTOL_RUN, "cost curve")
+    assert_close(c_fast, c_ref, scale_rtol=RTOL_RUN, name="cost curve")
     for key in p_ref:
-        assert_close(p_fast[key], p_ref[key], RTOL_RUN, key)
+        assert_close(p_fast[key], p_ref[key], scale_rtol=RTOL_RUN, name=key)
     assert np.isfinite(c_fast).all()
 
 
@@ -160,9 +153,9 @@ def test_gram_route_matches_reference_on_wide_data(single_blas_thread, options, 
     dims = [300] + hidden + [1]
     p_ref, c_ref = reference.model(X, Y, dims, learning_rate=0.05, num_epochs=60, **options)
     p_fast, c_fast = fastdnn.model(X, Y, dims, learning_rate=0.05, num_epochs=60, gram=True, **options)
-    assert_close(c_fast, c_ref, RTOL_RUN, "cost curve")
+    assert_close(c_fast, c_ref, scale_rtol=RTOL_RUN, name="cost curve")
     for key in p_ref:
-        assert_close(p_fast[key], p_ref[key], RTOL_RUN, key)
+        assert_close(p_fast[key], p_ref[key], scale_rtol=RTOL_RUN, name=key)
 
 
 def test_gram_true_refuses_where_it_cannot_apply():
