@@ -699,10 +699,15 @@ def plot(results, folder):
     """PNGs in ``folder``: every configuration's cost curve overlaid (costs.png), and for each swept
     hyperparameter its effect on accuracy and on time per run, averaged over the other hyperparameters
     (effect-NAME.png; for train_size, the learning curve). Returns the paths written."""
-    import matplotlib
+    # Figures drawn on their own Agg canvas: pyplot would pick (or, through matplotlib.use, change) the
+    # program's backend, which belongs to the caller.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def figure(figsize, rows=1, columns=1):
+        fig = Figure(figsize=figsize)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(rows, columns)
 
     from fastdnn.io import atomic_write
 
@@ -713,14 +718,13 @@ def plot(results, folder):
         path = os.path.join(folder, name)
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
         atomic_write(path, lambda f: f.write(buffer.getvalue()))
         paths.append(path)
 
     trained = [r for r in results.rows if not r.get("error")]
     if not trained:
         return paths
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig, ax = figure((8, 5))
     for row in trained:
         curves = results.curves[row["configuration"]]
         length = min(len(c) for c in curves)
@@ -742,7 +746,7 @@ def plot(results, folder):
         if numeric:
             values.sort()
         x = np.array(values, float) if numeric else np.arange(len(values))
-        fig, (acc, tim) = plt.subplots(1, 2, figsize=(11, 4.2))
+        fig, (acc, tim) = figure((11, 4.2), 1, 2)
         for score, style in (("train", "--"), ("validation", "-o"), ("test", "-s")):
             means, lows, highs = [], [], []
             for v in values:
