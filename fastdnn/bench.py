@@ -31,7 +31,8 @@ table is the same measurement. The per-call cost o is reported as ``per_call``.
 
 Where: every implementation runs in its own fresh process (``run_worker``), because
 numpy and SciPy bundle separate OpenBLAS libraries, each with its own thread pool,
-and two pools spinning in one process slow each other down (DESIGN.md). A worker
+and two pools spinning in one process slow each other down (alternating numpy's and SciPy's
+BLAS in one loop, two threads each, ran 2.5-3x slower than either alone on a 2-core AMD EPYC). A worker
 prints one line, ``RESULT_MARKER`` + JSON (``emit``); the parent finds it.
 ``python -m fastdnn.bench TASK`` is the package's worker (``measure_task``); tools
 run their own scripts as workers for other libraries, with the same environment,

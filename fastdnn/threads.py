@@ -3,7 +3,7 @@
 The strategy: fastdnn's fused element-wise kernels are serial (``@njit``
 without ``parallel=True``) and run between BLAS calls on the calling thread,
 so all parallelism comes from BLAS and the two never spin at once. Measured on
-this project's 2-core machine (DESIGN.md), Numba's OpenMP/workqueue layers
+this project's 2-core machine (AMD EPYC, 2026-11), Numba's OpenMP/workqueue layers
 beside a 2-thread BLAS were 1.3-2.6x slower per step than serial kernels.
 
 How many BLAS threads (``training_threads``, used by ``fastdnn.model``,
