@@ -352,13 +352,11 @@ def reference_runner(X, Y, dims, optimizer="gd", batch=None, learning_rate=LEARN
 
 # ---- The one place this module asks fastdnn's engine about its route. ---------------------------------
 def gram_route_applies(dims, m, batch, dtype, optimizer, epochs):
-    """Whether ``fastdnn.model(..., gram="auto")`` takes the Gram route for a run of ``epochs`` on this shape."""
-    import fastdnn
+    """Whether ``fastdnn.model(..., gram="auto")`` takes the Gram route for a fresh run of ``epochs`` on this shape."""
+    from fastdnn import routes
 
-    engine = fastdnn.Engine(fastdnn.initialize_parameters(dims, "deep", 1, dtype), optimizer=optimizer,
-                            mini_batch_size=_full_batch(batch, m))
-    # The decision reads X's shape and itemsize, never its values.
-    return engine.route("auto", (m, dims[0]), epochs) == "gram"
+    # The decision reads X's shape, never its values.
+    return routes.gram_applies(_full_batch(batch, m), optimizer, 0) and routes.gram_pays((m, dims[0]), epochs)
 # ---------------------------------------------------------------------------------------------------------
 
 

@@ -20,18 +20,9 @@ import numpy as np
 
 from fastdnn import validation as V
 from fastdnn import options as O
-from fastdnn.engine import (
-    EarlyStopping,
-    Engine,
-    Monitor,
-    Monitors,
-    class_targets,
-    output_for,
-    output_units,
-    predict_proba_rows,
-    predicted_index,
-    split_rows,
-)
+from fastdnn.engine import Engine, predict_proba_rows
+from fastdnn.labels import class_targets, k_folds, output_for, output_units, predicted_index, split_rows
+from fastdnn.monitors import EarlyStopping, Monitor, Monitors
 from fastdnn.pipeline import initialize_parameters, resolve_dtype, samples_as_rows
 from fastdnn.distributed import active
 from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
@@ -666,13 +657,3 @@ def cross_val_score(estimator, X, y, k=10, random_state=0):
         clone = type(estimator)(**estimator.get_params())
         scores.append(clone.fit(X[train], y[train]).score(X[test], y[test]))
     return np.array(scores)
-
-
-def k_folds(m, k, random_state=0):
-    """The course's k folds of m samples as [(training rows, held-out rows)]: a seeded shuffle split into k
-    near-equal parts, each held out in turn (``cross_val_score``'s and ``fastdnn.sweep``'s)."""
-    k = V.operator_index(k)
-    if not 2 <= k <= m:
-        raise ValueError(f"k must be between 2 and the number of samples {m}, got {k}")
-    folds = np.array_split(np.random.default_rng(random_state).permutation(m), k)
-    return [(np.concatenate([f for j, f in enumerate(folds) if j != i]), test) for i, test in enumerate(folds)]

@@ -18,7 +18,7 @@ reads the files with ``np.load(path, allow_pickle=False)``:
     mini_batch_size   the trainer's batch size, -1 for full batch
     loss_curve        (n_iter,) float64, one cost per epoch; n_iter, t (optimizer steps)
     validation_scores (early stopping only) float64
-  checkpoints add the engine's ``TrainingState`` (``fastdnn.engine``):
+  checkpoints add the engine's ``TrainingState`` (``fastdnn.state``), field by field (``state_arrays``):
     optimizer_state   (2P,) the optimizer's flat state (momentum's v; Adam's m and v); left out when
                       all zeros (gd's), which a reader then assumes
     rng_state         JSON: the shuffling Generator's ``bit_generator.state``
@@ -40,6 +40,7 @@ ValueError) naming the file and the problem in one line.
 import contextlib
 import errno
 import json
+import math
 import numbers
 import os
 import tempfile
@@ -49,12 +50,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastdnn.engine import TrainingState, output_for, output_units
+from fastdnn.labels import output_for, output_units
+from fastdnn.routes import GRAM_MAX_EXAMPLES
+from fastdnn.state import GramCarry, StreamPosition, TrainingState
+from fastdnn import validation as V
 from fastdnn.pipeline import pack_parameters
 
 MODEL_FORMAT = "fastdnn-model"
 CHECKPOINT_FORMAT = "fastdnn-checkpoint"
 FORMAT_VERSION = 2
+
+# Every entry a model file holds besides W1, b1, .. WL, bL (the module's docstring says what each is).
+MODEL_ENTRIES = ("format", "format_version", "fastdnn_version", "layer_sizes", "dtype", "activations", "classes",
+                 "options", "loss_curve", "n_iter", "t", "mini_batch_size", "validation_scores")
+# What a checkpoint adds: the training state's fields. GRAM_ENTRIES are a GramCarry's (W1_init, C, V, carry,
+# norms) in that order; STREAM_ENTRIES a StreamPosition's.
+STATE_ENTRIES = ("state", "optimizer_state", "rng_state", "best_parameters")
+GRAM_ENTRIES = ("gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms")
+STREAM_ENTRIES = ("stream_spans", "stream_position", "stream_total", "stream_grad")
 
 _ZIP_SIGNATURE = b"PK\x03\x04"
 
@@ -76,6 +89,101 @@ class Checkpoint:
     estimator: object
     run: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------- the training state's fields
+
+
+def state_arrays(state):
+    """Every field of a ``TrainingState`` as a plain array (text as 0-d unicode, the scalars as JSON in
+    "scalars"), parameters excluded; ``state_from_arrays`` reads them back."""
+    out = {
+        "optimizer_state": state.optimizer_state,
+        "costs": np.array(state.costs, np.float64),
+        "validation_scores": np.array(state.validation_scores, np.float64),
+        "rng_state": np.array(json.dumps(state.rng.bit_generator.state), np.str_),
+        "scalars": np.array(json.dumps({name: getattr(state, name) for name in TrainingState.SCALARS}), np.str_),
+    }
+    if state.best_parameters is not None:
+        out["best_parameters"] = state.best_parameters
+    carry = state.gram
+    if carry is not None:
+        out.update(zip(GRAM_ENTRIES, (carry.W1_init, carry.C, carry.V, carry.carry, carry.norms)))
+    position = state.stream
+    if position is not None:
+        out.update({"stream_spans": position.spans,
+                    "stream_position": np.array([position.next, position.block_rows, position.batch], np.int64),
+                    "stream_total": np.array(position.total, np.float64)})
+        if position.grad is not None:
+            out["stream_grad"] = position.grad
+    return out
+
+
+def state_from_arrays(parameters, arrays):
+    """The ``TrainingState`` that ``state_arrays`` gave ``arrays``; raises ValueError (KeyError, TypeError) on
+    inconsistent arrays."""
+    state = TrainingState(parameters)
+    P = parameters.flat.size
+    opt = arrays["optimizer_state"]
+    if opt.shape != (2 * P,) or opt.dtype != parameters.flat.dtype:
+        raise ValueError(f"optimizer_state has shape {opt.shape} {opt.dtype}, expected ({2 * P},) {parameters.flat.dtype}")
+    state.optimizer_state[:] = opt
+    for key in ("costs", "validation_scores"):
+        values = np.asarray(arrays[key])
+        if values.ndim != 1 or values.dtype.kind not in "iuf" or not np.isfinite(values).all():
+            name = "loss_curve" if key == "costs" else key
+            raise ValueError(f"{name} must be a 1-D array of finite numbers, got shape {values.shape} {values.dtype}")
+    state.costs = [float(c) for c in arrays["costs"]]
+    state.validation_scores = [float(s) for s in arrays["validation_scores"]]
+    state.rng.bit_generator.state = json.loads(str(arrays["rng_state"]))
+    scalars = json.loads(str(arrays["scalars"]))
+    for name in TrainingState.SCALARS:
+        setattr(state, name, scalars[name])
+    _check_scalars(state)
+    if "best_parameters" in arrays:
+        best = arrays["best_parameters"]
+        if best.shape != (P,) or best.dtype != parameters.flat.dtype:
+            raise ValueError(f"best_parameters has shape {best.shape}, expected ({P},)")
+        state.best_parameters = np.array(best)
+    if "gram_C" in arrays:
+        n1, n0 = parameters.dims[1], parameters.dims[0]
+        W1_init, C, Vv, carry, norms = (np.array(arrays[k], np.float64) for k in GRAM_ENTRIES)
+        if (W1_init.shape != (n1, n0) or C.ndim != 2 or C.shape[0] != n1 or Vv.shape != C.shape or carry.shape != (3,)
+                or norms.shape != (C.shape[1],)):
+            raise ValueError("the Gram route's carried state has inconsistent shapes")
+        state.gram = GramCarry(W1_init, C, Vv, carry, norms)
+    if "stream_spans" in arrays:
+        state.stream = _stream_position(arrays, P, parameters.flat.dtype)
+    return state
+
+
+def _check_scalars(state):
+    V.check_choice(state.optimizer, V.OPTIMIZERS, "optimizer")
+    whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+    for name, ok, what in (
+        ("step", whole(state.step), "a non-negative integer"),
+        ("epoch", whole(state.epoch), "a non-negative integer"),
+        ("stall", whole(state.stall), "a non-negative integer"),
+        ("best_epoch", state.best_epoch is None or whole(state.best_epoch), "null or a non-negative integer"),
+        ("best_score", state.best_score is None or (isinstance(state.best_score, (int, float))
+                                                    and math.isfinite(state.best_score)), "null or a number"),
+        ("stopped", isinstance(state.stopped, bool), "true or false"),
+        ("in_progress", isinstance(state.in_progress, bool), "true or false"),
+    ):
+        if not ok:
+            raise ValueError(f"the training state's {name} must be {what}, got {getattr(state, name)!r}")
+
+
+def _stream_position(arrays, P, dtype):
+    spans = np.array(arrays["stream_spans"], np.int64)
+    position = np.array(arrays["stream_position"], np.int64)
+    grad = arrays.get("stream_grad")
+    if (spans.ndim != 2 or spans.shape[1] != 2 or position.shape != (3,) or not 0 <= position[0] <= len(spans)
+            or position[1] < 1 or position[2] < 0 or (grad is None) != (position[2] != 0)
+            or (grad is not None and (grad.shape != (P,) or grad.dtype != dtype))):
+        raise ValueError("the streamed epoch's saved position is inconsistent")
+    return StreamPosition(spans, int(position[1]), int(position[2]), int(position[0]), float(arrays["stream_total"]),
+                          None if grad is None else np.array(grad))
 
 
 # ---------------------------------------------------------------------------- writing
@@ -247,7 +355,7 @@ def checkpoint_arrays(estimator, run=None, arrays=None):
     """What ``save_checkpoint`` writes, as a dict of arrays that are copies: training may go on while
     another thread writes them (``write_archive``)."""
     out = _model_arrays(estimator, CHECKPOINT_FORMAT)
-    state = estimator.training_state_.to_arrays()
+    state = state_arrays(estimator.training_state_)
     # costs and validation_scores are the model's loss_curve and validation_scores already.
     state.pop("costs")
     state.pop("validation_scores")
@@ -295,15 +403,9 @@ def _read_archive(path):
 
 
 # The entries fastdnn writes (W1, b1, ... and a checkpoint's run_* arrays besides); anything else is refused.
-_MEMBERS = {
-    "format", "format_version", "fastdnn_version", "layer_sizes", "dtype", "activations", "classes", "options",
-    "loss_curve", "n_iter", "t", "mini_batch_size", "validation_scores", "state", "optimizer_state", "rng_state",
-    "best_parameters", "run", "gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms", "stream_spans",
-    "stream_position", "stream_total", "stream_grad",
-}
+_MEMBERS = {*MODEL_ENTRIES, *STATE_ENTRIES, *GRAM_ENTRIES, *STREAM_ENTRIES, "run"}
 # Besides what the layer sizes imply: the loss curve, text, a stream's block list, a checkpoint's run arrays.
 _EXTRA_BYTES = 64 * 2**20
-_GRAM_MAX_EXAMPLES = 5793  # the Gram route keeps m x m float64 within 256 MiB (engine.GRAM_MAX_BYTES)
 
 
 def _check_members(path):
@@ -346,7 +448,7 @@ def _check_members(path):
                 raise ModelFileError(path, f"is corrupted: {key} declares shape {headers[key][0]}, but its layer sizes "
                                            f"{dims} give {shape}")
     params = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims))) * 8
-    gram = dims[1] * (dims[0] + 2 * _GRAM_MAX_EXAMPLES + 1) * 8 if len(dims) > 1 else 0
+    gram = dims[1] * (dims[0] + 2 * GRAM_MAX_EXAMPLES + 1) * 8 if len(dims) > 1 else 0
     budget = 5 * params + gram + _EXTRA_BYTES  # parameters, Adam's two moments, the best epoch's, a stream's gradient
     total = sum(size for _, size in headers.values())
     if total > budget:
@@ -509,11 +611,10 @@ def _training_state(arrays, path, parameters, optimizer):
     elif "step" in arrays:  # a version-1 checkpoint
         scalars["step"] = _scalar_int(arrays, "step", path)
     saved["scalars"] = _text(json.dumps(scalars))
-    for key in ("best_parameters", "gram_W1_init", "gram_C", "gram_V", "gram_carry", "gram_norms", "stream_spans",
-                "stream_position", "stream_total", "stream_grad"):
+    for key in ("best_parameters", *GRAM_ENTRIES, *STREAM_ENTRIES):
         if key in arrays:
             saved[key] = arrays[key]
-    return TrainingState.from_arrays(parameters, saved)
+    return state_from_arrays(parameters, saved)
 
 
 def load_model(path):

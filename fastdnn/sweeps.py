@@ -134,9 +134,9 @@ def _subset(rows, size, order):
 def plan(m, folds, validation_fraction, seed):
     """[(training rows, validation rows)] of m examples: the course's k folds (``cross_val_score``'s), or
     one split holding out ``validation_fraction`` (``fastdnn train``'s)."""
-    from fastdnn.engine import split_rows
+    from fastdnn.labels import split_rows
 
-    from fastdnn.estimator import k_folds
+    from fastdnn.labels import k_folds
 
     if folds is not None:
         try:
@@ -211,8 +211,7 @@ def _watch_parent(parent, every=0.2):
 def run_one(fixed, config, fold, train, held, seed):
     """Train ``config`` over ``fixed`` on rows ``train`` of the attached data; the scores, cost curve and time."""
     from fastdnn.estimator import DNNClassifier
-
-    from fastdnn.engine import GRAM_MIN_EPOCHS
+    from fastdnn.routes import GRAM_MIN_EPOCHS, gram_applies, gram_pays
 
     X, y = _DATA["X"], _DATA["y"]
     params = {**O.DEFAULTS, **fixed, **{k: v for k, v in config.items() if k != TRAIN_SIZE}, "random_state": seed,
@@ -223,11 +222,11 @@ def run_one(fixed, config, fold, train, held, seed):
     fit = {"rows": rows}
     if params["early_stopping"] and held is not None:
         fit["validation_data"] = (X[held], y[held])  # stops on the sweep's held-out rows, trains on all the rest
-    # What decides the kernels a run loads (or compiles) and the route it takes (the Gram route needs full
-    # batch, GRAM_MIN_EPOCHS epochs and twice as many features as examples).
+    # What decides the kernels a run loads (or compiles): its options and the route it takes.
+    gram = gram_applies(params["batch_size"], params["optimizer"], params["frozen_layers"]) and gram_pays(
+        (rows.size, X.shape[1]), params["max_iter"])
     kernels = (params["activation"], params["loss"], params["output"], params["optimizer"], str(params["dtype"]),
-               params["batch_size"] is None, bool(params["l2"]), params["max_iter"] >= GRAM_MIN_EPOCHS,
-               2 * rows.size <= X.shape[1])
+               params["batch_size"] is None, bool(params["l2"]), gram)
     if kernels not in _WARM:
         # A worker's first run of these loads or compiles them: untimed, the same fit for at most
         # GRAM_MIN_EPOCHS epochs.

@@ -11,7 +11,10 @@ import numpy as np
 
 from fastdnn import options as O
 from fastdnn import validation as V
-from fastdnn.engine import DivergenceError, Engine, Monitor, class_targets, divergence_message
+from fastdnn.engine import Engine
+from fastdnn.errors import DivergenceError, divergence_message
+from fastdnn.labels import class_targets
+from fastdnn.monitors import Monitor
 from fastdnn.pipeline import (
     initialize_parameters,
     initialize_parameters_deep,

@@ -21,7 +21,7 @@ from fastdnn.data import (
     cat_data_dir,
     load_dataset,
 )
-from fastdnn.engine import split_rows
+from fastdnn.labels import split_rows
 
 # The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).
 CAT_FOLDER = Path(cat_data_dir())

@@ -20,7 +20,8 @@ MPI = pytest.importorskip("mpi4py.MPI", reason="distributed training needs mpi4p
 COMM = MPI.COMM_WORLD
 pytestmark = pytest.mark.skipif(COMM.Get_size() < 2, reason="run under mpiexec -n 2 (or more) to test across ranks")
 
-from fastdnn.engine import Engine, class_targets  # noqa: E402
+from fastdnn.engine import Engine  # noqa: E402
+from fastdnn.labels import class_targets  # noqa: E402
 from fastdnn.pipeline import initialize_parameters  # noqa: E402
 
 RTOL = 1e-10
@@ -335,7 +336,8 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_one_block_and_rank_0s_state_re
     state, saved and loaded by every rank, continues to the uninterrupted run's parameters: bit for bit with
     minibatches, within the tolerance for full batch (the ranks' partial gradients are summed when it stops, a
     different order of the same sum)."""
-    from fastdnn.engine import TrainingInterrupted, TrainingState
+    from fastdnn.errors import TrainingInterrupted
+    from fastdnn.io import state_arrays, state_from_arrays
     from fastdnn.stream import open_disk_dataset
 
     X, y, path = on_disk
@@ -351,10 +353,10 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_one_block_and_rank_0s_state_re
         with pytest.raises(TrainingInterrupted):
             first.train(feed, None, 3, comm=COMM)
         assert first.state.epoch == 1 and first.state.stream.next == 2
-        saved = COMM.bcast((first.state.parameters.flat, first.state.to_arrays()), root=0)
+        saved = COMM.bcast((first.state.parameters.flat, state_arrays(first.state)), root=0)
         parameters = initialize_parameters(dims, "he", 1, np.float64)
         parameters.flat[:] = saved[0]
-        resumed = Engine(parameters, state=TrainingState.from_arrays(parameters, saved[1]), **options)
+        resumed = Engine(parameters, state=state_from_arrays(parameters, saved[1]), **options)
         resumed.train(feed_of(disk, 3, 64), None, 2, comm=COMM)
     assert resumed.state.step == whole.state.step and resumed.state.stream is None
     if batch:
@@ -398,7 +400,7 @@ def test_a_ctrl_c_on_one_rank_in_memory_stops_every_rank_at_its_epochs_start(mon
     import signal
 
     from fastdnn import distributed as D
-    from fastdnn.engine import TrainingInterrupted
+    from fastdnn.errors import TrainingInterrupted
 
     X, Y = data(2)
     dims = [X.shape[1], 16, 1]
@@ -427,7 +429,7 @@ def test_a_ctrl_c_on_one_rank_in_memory_stops_every_rank_at_its_epochs_start(mon
 def test_ranks_whose_parameters_drift_apart_take_rank_0s_after_the_epoch():
     """Ranks rounding an update differently (another CPU) would drift apart silently: after every epoch a sampled
     digest is compared, rank 0's parameters are broadcast where they differ, with one warning."""
-    from fastdnn.engine import Monitor
+    from fastdnn.monitors import Monitor
 
     X, Y = data(2)
     dims = [X.shape[1], 16, 1]

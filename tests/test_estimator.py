@@ -91,7 +91,7 @@ def test_early_stopping_keeps_the_best_validation_parameters():
     best = int(np.argmax(scores))  # the first epoch reaching the best score
     assert clf.n_iter_ < 300 and best < len(scores) - 1  # training went on past the best epoch
     assert clf.best_validation_score_ == scores[best]
-    # The documented split (fastdnn.engine.split_rows): a permutation drawn from random_state; its first
+    # The documented split (fastdnn.labels.split_rows): a permutation drawn from random_state; its first
     # round(validation_fraction * n) samples are held out, the rest train in their original order.
     perm = np.random.default_rng(0).permutation(len(y))
     n_val = round(0.1 * len(y))
@@ -269,7 +269,7 @@ def overflowing(X, y):
 
 
 def test_activations_that_overflow_are_refused_naming_the_example_not_returned_as_nan():
-    from fastdnn.engine import OutputOverflowError
+    from fastdnn.errors import OutputOverflowError
 
     X, y = blobs()
     clf = overflowing(X, y)

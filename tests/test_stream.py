@@ -15,7 +15,10 @@ import pytest
 
 from fastdnn import DNNClassifier
 from fastdnn.data import DataError, load_dataset
-from fastdnn.engine import DivergenceError, Engine, TrainingInterrupted, TrainingState, class_targets
+from fastdnn.engine import Engine
+from fastdnn.errors import DivergenceError, TrainingInterrupted
+from fastdnn.labels import class_targets
+from fastdnn.io import state_arrays, state_from_arrays
 from fastdnn.kernels import compiled
 from fastdnn.kernels import network as N
 from fastdnn.pipeline import activation_codes, initialize_parameters
@@ -267,7 +270,7 @@ def test_an_interrupted_streamed_epoch_resumes_exactly_from_its_saved_state(tmp_
         parameters = initialize_parameters(dims, "he", 1, np.float64)
         if flat is not None:
             parameters.flat[:] = flat
-            state = TrainingState.from_arrays(parameters, state)
+            state = state_from_arrays(parameters, state)
         return Engine(parameters, seed=3, state=state, **options)
 
     def feed(disk, interrupt_at=None):
@@ -289,7 +292,7 @@ def test_an_interrupted_streamed_epoch_resumes_exactly_from_its_saved_state(tmp_
         f.close()
         position = first.state.stream
         assert first.state.epoch == 1 and position.next == 4 and first.state.in_progress
-        np.savez(tmp_path / "state.npz", flat=first.state.parameters.flat, **first.state.to_arrays())
+        np.savez(tmp_path / "state.npz", flat=first.state.parameters.flat, **state_arrays(first.state))
         with np.load(tmp_path / "state.npz") as saved:
             arrays = dict(saved)
         resumed = engine(arrays, arrays.pop("flat"))
@@ -495,7 +498,7 @@ def test_review_fixes_for_files_labels_and_options(tmp_path, data):
 def test_a_ctrl_c_after_the_last_block_still_stops_the_run(data):
     """Ctrl-C during the last epoch's monitors (after every block) is not lost: the run raises TrainingInterrupted
     at its end, its state complete and marked in progress."""
-    from fastdnn.engine import Monitor
+    from fastdnn.monitors import Monitor
 
     X, y, path = data
 

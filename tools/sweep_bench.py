@@ -68,7 +68,7 @@ def sklearn_mode(folder, iterations):
     from sklearn.model_selection import GridSearchCV
     from sklearn.neural_network import MLPClassifier
 
-    from fastdnn.engine import split_rows
+    from fastdnn.labels import split_rows
 
     X, y, _, _ = load(folder)
     train, held = split_rows(len(X), 0.1, 1)

@@ -32,7 +32,7 @@ def add_parser(sub, common, fmt):
 def run(args):
     from fastdnn import checking, reference
     from fastdnn.data import builtin_dataset, load_dataset
-    from fastdnn.engine import class_targets, output_for, output_units
+    from fastdnn.labels import class_targets, output_for, output_units
 
     for name in ("samples", "features", "batch", "steps"):
         if getattr(args, name) < 1:

@@ -16,7 +16,7 @@ def say(*lines):
 def describe(exc):
     """One line for the user."""
     from fastdnn.data import DataError, MissingDependencyError
-    from fastdnn.engine import DivergenceError
+    from fastdnn.errors import DivergenceError
     from fastdnn.io import ModelFileError
 
     if isinstance(exc, OSError) and exc.filename is not None:

@@ -50,7 +50,7 @@ def _model_and_data(model_path, data_path, label, require_labels):
 
 def _outputs(args, what, X):
     """``what(X)`` (the estimator's predict or predict_proba); an overflow names the model and the data."""
-    from fastdnn.engine import OutputOverflowError
+    from fastdnn.errors import OutputOverflowError
 
     try:
         return what(X)

@@ -1,0 +1,68 @@
+"""Label conventions: how classes become output units and targets, and how examples are split.
+
+One home for the rules every entry point shares: the output layer a number of
+classes gets (``output_for``, ``output_units``), the targets as rows
+(``class_targets``), the most probable class of an output row
+(``predicted_index``), the held-out split of early stopping and the command
+(``split_rows``) and the course's k folds (``k_folds``, used by
+``cross_val_score`` and the sweeps).
+"""
+
+import numpy as np
+
+from fastdnn import validation as V
+
+
+def output_for(n_classes, output="auto"):
+    """The output layer for ``n_classes`` labels (the ``output`` option): "auto" is one sigmoid unit for two
+    classes and a softmax for more; "softmax" is a softmax over two classes too; "sigmoid" (one unit)
+    encodes two classes only."""
+    if output == "auto":
+        return "sigmoid" if n_classes == 2 else "softmax"
+    if output == "sigmoid" and n_classes != 2:
+        raise ValueError(f"output='sigmoid' is one unit, which encodes two classes; these labels have {n_classes}: "
+                         "use 'softmax' or 'auto'")
+    return output
+
+
+def output_units(n_classes, output="auto"):
+    """n_L: 1 for one sigmoid unit, else one per class."""
+    return 1 if output_for(n_classes, output) == "sigmoid" else n_classes
+
+
+def class_targets(index, n_classes, dtype=np.float64, units=None):
+    """Targets as rows (m, n_L) from class indices: 0/1 in one column for one output unit (``units``, by
+    default ``output_units(n_classes)``), one-hot over the classes otherwise."""
+    index = np.asarray(index)
+    if (output_units(n_classes) if units is None else units) == 1:
+        return index.reshape(-1, 1).astype(dtype)
+    return np.eye(n_classes, dtype=dtype)[index]
+
+
+def predicted_index(P):
+    """The most probable class of each row of outputs P (m, n_L): P > 0.5 for one sigmoid unit, else argmax."""
+    return (P[:, 0] > 0.5).astype(np.int64) if P.shape[1] == 1 else np.argmax(P, axis=1)
+
+
+def split_rows(m, fraction, seed):
+    """(training rows, held-out rows) of m examples, ``fraction`` held out, each sorted.
+
+    One seeded shuffle, the same for the estimator's early stopping and the
+    command's validation split, so both train on the same examples.
+    """
+    n_held = max(1, int(round(fraction * m)))
+    if not 0 < fraction < 1 or m - n_held < 1:
+        raise ValueError(f"cannot hold out a fraction {fraction} of {m} examples: at least 1 must be held out and 1 left to train on")
+    perm = np.random.default_rng(seed).permutation(m)
+    # Sorted: gathering rows in order is one sequential pass over X.
+    return np.sort(perm[n_held:]), np.sort(perm[:n_held])
+
+
+def k_folds(m, k, random_state=0):
+    """The course's k folds of m samples as [(training rows, held-out rows)]: a seeded shuffle split into k
+    near-equal parts, each held out in turn (``cross_val_score``'s and ``fastdnn.sweep``'s)."""
+    k = V.operator_index(k)
+    if not 2 <= k <= m:
+        raise ValueError(f"k must be between 2 and the number of samples {m}, got {k}")
+    folds = np.array_split(np.random.default_rng(random_state).permutation(m), k)
+    return [(np.concatenate([f for j, f in enumerate(folds) if j != i]), test) for i, test in enumerate(folds)]
