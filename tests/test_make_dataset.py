@@ -55,6 +55,6 @@ def test_wide_rows_are_drawn_in_smaller_blocks_and_still_do_not_depend_on_the_ch
 
 
 def test_a_bad_output_name_is_refused_and_leaves_nothing(tmp_path):
-    with pytest.raises(ValueError, match="must end in .npy, .h5 or .hdf5"):
-        make_dataset.write(str(tmp_path / "d.csv"), 10, 2)
+    with pytest.raises(ValueError, match=r"must end in .npy, .h5, .hdf5 or .csv"):
+        make_dataset.write(str(tmp_path / "d.txt"), 10, 2)
     assert os.listdir(tmp_path) == []
