@@ -19,6 +19,8 @@ rows (a training split) is given as row indices, never as a copy of X, except
 that full-batch training on a subset gathers it once (the batch itself).
 """
 
+import contextlib
+import logging
 import signal
 import threading
 import time
@@ -35,7 +37,7 @@ from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
 from fastdnn.labels import predicted_index
 from fastdnn.monitors import Monitors
-from fastdnn.pipeline import activation_codes
+from fastdnn.pipeline import activation_codes, initialize_parameters
 from fastdnn.state import TrainingState
 from fastdnn.stream import DiskDataset, Feed
 from fastdnn.threads import blas_threads, rank_threads, training_threads
@@ -293,6 +295,37 @@ class Engine:
             raise TrainingInterrupted()
         return done
 
+    # -- compiling ahead -------------------------------------------------------------------------
+    def warm_up(self, comm=None):
+        """Compile (or load from the disk cache) the kernels that training this configuration and predicting
+        with it call, on a few rows of zeros through a throwaway engine of the same network and options (this
+        engine's state is untouched): the direct route, the Gram route where it applies, and across ranks
+        (``comm``, a collective: every rank calls it) the distributed step. Returns the seconds it took when
+        something was compiled, else 0.0 (everything came from the cache or was in memory).
+
+        A first compile takes seconds and is announced on the "fastdnn" logger as it starts; calling this
+        before a timed run keeps that out of the timing. A divergence on zeros is ignored: compiling is done."""
+        dims = [int(d) for d in self.dims]
+        dtype = self.state.parameters.flat.dtype
+        probe = Engine(
+            initialize_parameters(dims, "he", 0, dtype), **self.network, frozen_layers=self.frozen_layers,
+            optimizer=self.state.optimizer, learning_rate=self.hyper.learning_rate, beta=self.hyper.beta1,
+            beta1=self.hyper.beta1, beta2=self.hyper.beta2, epsilon=self.hyper.epsilon, lambd=self.lambd or 0.0,
+            mini_batch_size=None if self.mini_batch_size is None else 2, threads=1,
+        )
+        rows = 4
+        X, Y = np.zeros((rows, dims[0]), dtype), np.zeros((rows, dims[-1]), dtype)
+        routes = [False]
+        if not D.active(comm) and R.gram_applies(self.mini_batch_size, self.state.optimizer, self.frozen_layers):
+            routes.insert(0, True)  # first: the Gram route starts from no momentum, and the direct route leaves some
+        compiles = _CompileWatch()
+        with compiles:
+            for gram in routes:
+                with contextlib.suppress(DivergenceError):
+                    probe.train(X, Y, 1, gram=gram, comm=comm)
+            probe.predict_proba(X[:1])
+        return compiles.seconds
+
     # -- prediction ----------------------------------------------------------------------------
     def predict_proba(self, X, rows=None, threads=None):
         """The network's outputs (m, n_L) for the rows of X (all, or ``rows``): probabilities."""
@@ -304,6 +337,29 @@ class Engine:
     def accuracy(self, X, labels, rows=None):
         """Fraction of ``rows`` of X whose most probable output is ``labels`` (class indices)."""
         return float(np.mean(predicted_index(self.predict_proba(X, rows)) == labels))
+
+
+class _CompileWatch(logging.Handler):
+    """Inside the block, notes whether the kernels' compile notices (``kernels.compiled`` logs one as a first
+    compile starts) appeared on the "fastdnn" logger; ``seconds`` is then the block's time, else 0.0."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.seen = False
+        self.seconds = 0.0
+
+    def emit(self, record):
+        self.seen = True
+
+    def __enter__(self):
+        self.logger = logging.getLogger("fastdnn")
+        self.logger.addHandler(self)
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+        self.seconds = time.perf_counter() - self.start if self.seen else 0.0
 
 
 class _InterruptsAtBlockEnds:

@@ -345,3 +345,47 @@ def test_a_batch_beyond_blas_32_bit_dimensions_is_refused_before_any_product():
     engine = Engine(initialize_parameters([1, 2, 1], "he", 1, np.float64), mini_batch_size=None)
     with pytest.raises(ValueError, match=r"a batch of 2,147,483,648 examples .* 32-bit dimensions"):
         engine.train(X, Y, 1, gram=False)
+
+
+WARM_UP_SCRIPT = """
+import logging
+import numpy as np
+from fastdnn.engine import Engine
+from fastdnn.pipeline import initialize_parameters
+
+notices = []
+class Notices(logging.Handler):
+    def emit(self, record):
+        notices.append(record.getMessage())
+logging.getLogger("fastdnn").addHandler(Notices())
+logging.getLogger("fastdnn").setLevel(logging.INFO)
+
+def engine():
+    return Engine(initialize_parameters([6, 4, 1], "he", 3, np.float32), optimizer="momentum", lambd=0.2,
+                  mini_batch_size=None)
+
+print(engine().warm_up() > 0, any(n.startswith("compiling") for n in notices))
+notices.clear()
+rng = np.random.default_rng(0)
+X = rng.standard_normal((3, 6)).astype(np.float32)
+Y = (rng.random((3, 1)) > 0.5).astype(np.float32)
+e = engine()
+e.train(X, Y, 12, gram=True)
+e.train(X, Y, 2, gram=False)
+e.predict_proba(X)
+print(notices)
+"""
+
+
+@pytest.mark.slow
+def test_warm_up_compiles_every_kernel_a_run_of_its_configuration_then_calls(tmp_path):
+    """``Engine.warm_up`` on a cold cache compiles (and says so); the run after it, on other data, on the Gram
+    route and the direct one, and its predictions compile nothing more (a compile notice would show it)."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", WARM_UP_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["True True", "[]"], out.stdout
