@@ -24,7 +24,8 @@ are scored by every run.
 Workers are processes (as many as usable cores, each training with one BLAS thread) that map one copy
 of the data: the arrays are written once to a temporary folder and memory-mapped read-only by every
 worker, so the page cache holds them once (a folder that a killed sweep left is removed by the next
-sweep). The workers end with the sweep's process, however it ends. Each finished configuration is written
+sweep). The workers end with the sweep's process, however it ends (``fastdnn.sweep_workers``: one run and
+the processes that serve it; ``fastdnn.sweep_plots``: the plots). Each finished configuration is written
 at once to the results (CSV, one row per configuration, and JSON with the cost curves), each file replaced
 atomically; a sweep run again with the same results file skips the configurations it holds, and two
 sweeps never write one results file at once.
@@ -38,17 +39,15 @@ import itertools
 import json
 import math
 import os
-import shutil
 import statistics
-import tempfile
 import threading
-import time
 
 import numpy as np
 
 from fastdnn import options as O
+from fastdnn.labels import k_folds, split_rows
+from fastdnn.sweep_workers import TRAIN_SIZE, data_folder, in_this_process, in_workers, subset, write_data
 
-TRAIN_SIZE = "train_size"
 # Options a sweep sets itself (the seed is the sweep's, one BLAS thread a worker) or that do not apply.
 NOT_SWEPT = ("random_state", "threads", "memory", "warm_start", "verbose", "frozen_layers")
 # Fixed for a whole sweep: they decide the rows every configuration is scored on.
@@ -123,132 +122,15 @@ def key_of(config):
                       separators=(",", ":"))
 
 
-def _subset(rows, size, order):
-    """The first ``size`` (a fraction or a count) of ``rows`` in the seeded ``order``, sorted."""
-    n = len(rows) if size is None else (max(2, round(size * len(rows))) if isinstance(size, float) else size)
-    if n > len(rows):
-        raise ValueError(f"train_size {size} is more than the {len(rows)} training examples")
-    return np.sort(rows[order[:n]])
-
-
 def plan(m, folds, validation_fraction, seed):
     """[(training rows, validation rows)] of m examples: the course's k folds (``cross_val_score``'s), or
     one split holding out ``validation_fraction`` (``fastdnn train``'s)."""
-    from fastdnn.labels import split_rows
-
-    from fastdnn.labels import k_folds
-
     if folds is not None:
         try:
             return [(np.sort(train), np.sort(held)) for train, held in k_folds(m, folds, seed)]
         except (TypeError, ValueError):
             raise ValueError(f"folds must be an integer between 2 and the {m} examples, got {folds!r}") from None
     return [split_rows(m, validation_fraction, seed)]
-
-
-# ---------------------------------------------------------------------------- one run (in a worker)
-
-_DATA = {}
-_WARM = set()  # the option sets whose kernels this worker has loaded
-
-
-def _attach(folder):
-    """The sweep's arrays, memory-mapped from ``folder`` copy-on-write: the pages are the page cache's, shared
-    by every worker, and nothing writes them (a read-only map would be copied whole by the estimator, which
-    takes writeable arrays)."""
-    for name in os.listdir(folder):
-        if name.endswith(".npy"):
-            _DATA[name[:-4]] = np.load(os.path.join(folder, name), mmap_mode="c", allow_pickle=False)
-
-
-def _start_worker(parent, folder):
-    """A worker's initializer: it ends with the sweep's process ``parent``, then attaches the data."""
-    _exit_with_parent(parent)
-    _attach(folder)
-
-
-def _exit_with_parent(parent):
-    """End this process when ``parent`` (the sweep's process) ends, however it ends. A sweep killed by SIGKILL
-    runs none of its clean-up: its workers would otherwise wait for tasks forever, holding the caller's
-    stdout and stderr (a ``| tee`` or a ``capture_output`` never sees them close) and multiprocessing's
-    resource tracker, which holds them too and ends only once every worker has.
-
-    On Linux the kernel sends SIGKILL the moment the parent ends (PR_SET_PDEATHSIG), whatever the worker is
-    doing; elsewhere a daemon thread polls for the parent (``_watch_parent``). The check after it covers a
-    parent that ended before either was in place: this process was then given to another parent already."""
-    if not _killed_with_parent():
-        threading.Thread(target=_watch_parent, args=(parent,), name="fastdnn-watch-parent", daemon=True).start()
-    if os.getppid() != parent:
-        os._exit(1)
-
-
-def _killed_with_parent():
-    """Ask Linux to SIGKILL this process when its parent ends; False where that cannot be asked.
-
-    The kernel ties it to the parent thread that started the process: the workers are started by the
-    thread that runs the sweep (``ProcessPoolExecutor.submit``), which waits in the sweep until they end."""
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-    import signal
-
-    PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
-    except (OSError, AttributeError):  # no C library to ask, or one without prctl
-        return False
-
-
-def _watch_parent(parent, every=0.2):
-    """Poll until this process's parent is no longer ``parent``, then end the process at once."""
-    while os.getppid() == parent:
-        time.sleep(every)
-    os._exit(1)
-
-
-def run_one(fixed, config, fold, train, held, seed):
-    """Train ``config`` over ``fixed`` on rows ``train`` of the attached data; the scores, cost curve and time."""
-    from fastdnn.estimator import DNNClassifier
-    from fastdnn.routes import GRAM_MIN_EPOCHS, gram_applies, gram_pays
-
-    X, y = _DATA["X"], _DATA["y"]
-    params = {**O.DEFAULTS, **fixed, **{k: v for k, v in config.items() if k != TRAIN_SIZE}, "random_state": seed,
-              "threads": 1}
-    rows = _subset(train, config.get(TRAIN_SIZE), np.random.default_rng(seed + 1).permutation(len(train)))
-    if isinstance(params["batch_size"], int) and params["batch_size"] > rows.size:
-        params["batch_size"] = int(rows.size)  # a batch larger than the run's examples is all of them
-    fit = {"rows": rows}
-    if params["early_stopping"] and held is not None:
-        fit["validation_data"] = (X[held], y[held])  # stops on the sweep's held-out rows, trains on all the rest
-    # What decides the kernels a run loads (or compiles): its options and the route it takes.
-    gram = gram_applies(params["batch_size"], params["optimizer"], params["frozen_layers"]) and gram_pays(
-        (rows.size, X.shape[1]), params["max_iter"])
-    kernels = (params["activation"], params["loss"], params["output"], params["optimizer"], str(params["dtype"]),
-               params["batch_size"] is None, bool(params["l2"]), gram)
-    if kernels not in _WARM:
-        # A worker's first run of these loads or compiles them: untimed, the same fit for at most
-        # GRAM_MIN_EPOCHS epochs.
-        DNNClassifier(**{**params, "max_iter": min(params["max_iter"], GRAM_MIN_EPOCHS)}).fit(X, y, **fit)
-        _WARM.add(kernels)
-    est = DNNClassifier(**params)
-    t0 = time.perf_counter()
-    est.fit(X, y, **fit)
-    seconds = time.perf_counter() - t0
-    result = {"fold": fold, "train": est.score(X, y, rows=rows), "seconds": seconds, "examples": int(rows.size),
-              "epochs": est.n_iter_, "curve": [float(c) for c in est.loss_curve_]}
-    result["validation"] = est.score(X, y, rows=held) if held is not None and held.size else None
-    result["test"] = est.score(_DATA["X_test"], _DATA["y_test"]) if "X_test" in _DATA else None
-    return result
-
-
-def _run_task(task):
-    index, fold, args = task
-    try:
-        return index, fold, run_one(*args), None
-    except Exception as exc:  # reported with its configuration; the sweep goes on
-        return index, fold, None, str(exc) or type(exc).__name__
 
 
 # ---------------------------------------------------------------------------- results
@@ -315,7 +197,7 @@ class Results:
         head = [*self.names, "validation", "train", "test", "cost", "s/run", "examples/s"]
         lines = [head]
         for r in rows:
-            values = [_text(r[n]) for n in self.names]
+            values = [value_text(r[n]) for n in self.names]
             if r.get("error"):
                 lines.append(values + [f"failed: {r['error']}"])
                 continue
@@ -331,7 +213,7 @@ class Results:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow([*self.names, *COLUMNS, "error", "configuration", "setup"])
         for r in self.rows:
-            writer.writerow([_text(r[n]) for n in self.names] + ["" if r[c] is None else repr(r[c]) if isinstance(
+            writer.writerow([value_text(r[n]) for n in self.names] + ["" if r[c] is None else repr(r[c]) if isinstance(
                 r[c], float) else r[c] for c in COLUMNS] + [r.get("error") or "", r["configuration"], self.setup])
         return out.getvalue()
 
@@ -400,14 +282,7 @@ class Results:
         for r in rows:
             if "hidden_layer_sizes" in r and isinstance(r["hidden_layer_sizes"], list):
                 r["hidden_layer_sizes"] = tuple(r["hidden_layer_sizes"])
-        if os.path.exists(curves_path(path)):
-            with open(curves_path(path), "rb") as f:
-                for line in f:
-                    try:
-                        key, runs = json.loads(line)
-                    except ValueError:
-                        break  # a line cut short by a crash: its configuration is in no row either
-                    curves[key] = runs
+        curves.update(_appended_curves(path))
         done = {r["configuration"] for r in rows if not r["error"]}
         # A configuration counts as done only with its curves.
         rows = [r for r in rows if r["error"] or r["configuration"] in curves]
@@ -423,6 +298,21 @@ def json_path(path):
 def curves_path(path):
     """Where a running sweep appends its configurations' cost curves (merged into the JSON at its end)."""
     return json_path(path)[: -len(".json")] + ".curves.jsonl"
+
+
+def _appended_curves(path):
+    """{configuration key: curves} that a sweep of the results ``path`` appended to ``curves_path``
+    (``Results.append_curves``) and has not merged yet; none where it has."""
+    curves = {}
+    if os.path.exists(curves_path(path)):
+        with open(curves_path(path), "rb") as f:
+            for line in f:
+                try:
+                    key, runs = json.loads(line)
+                except ValueError:
+                    break  # a line cut short by a crash: its configuration is in no row either
+                curves[key] = runs
+    return curves
 
 
 class _Held(threading.local):
@@ -455,7 +345,8 @@ def results_lock(out):
             _HELD.paths.discard(key)
 
 
-def _text(value):
+def value_text(value):
+    """A hyperparameter's value as the table, the CSV and the plots show it."""
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "none"
     return "full" if value is None else str(value)
@@ -483,9 +374,39 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
         of this sweep's configurations is continued (they are skipped). Locked while the sweep runs
         (``results_lock``): another sweep given the same file is refused.
     progress : a callable(done, total) after each run; on_result : a callable(row) after each configuration.
+
+    A worker process that dies raises ``fastdnn.sweep_workers.WorkerDied``.
     """
+    grid, fixed, X, y = _checked(X, y, grid, fixed)
+    configs, splits = _planned(grid, fixed, X.shape[0], folds, sample, seed)
+    setup = _setup(X, y, test, fixed, folds, seed, sample, grid)
+    # Held from reading the results to their last write: a second sweep given them is refused.
+    with results_lock(out) if out is not None else contextlib.nullcontext():
+        results = Results(grid, setup)
+        if out is not None:
+            results = Results.read(out, grid, setup) or results
+        done = results.done()
+        todo = [(i, c) for i, c in enumerate(configs) if key_of(c) not in done]
+        tasks = [(i, f, (fixed, c, f, tr, held, seed)) for i, c in todo for f, (tr, held) in enumerate(splits)]
+        workers = _worker_count(workers, len(tasks))
+        collect = _Collector(results, configs, len(splits), len(tasks), out, progress, on_result)
+        with data_folder() as folder:
+            write_data(folder, X, y, test)
+            if workers == 1:
+                in_this_process(tasks, folder, collect)
+            else:
+                in_workers(tasks, workers, folder, collect)
+            if out is not None:
+                results.write(out)
+    order = {key_of(c): i for i, c in enumerate(configs)}
+    results.rows.sort(key=lambda r: order.get(r["configuration"], math.inf))
+    return results
+
+
+def _checked(X, y, grid, fixed):
+    """(grid, fixed, X, y) checked: the grid's names and values, the fixed options (those the grid sweeps or
+    a sweep sets itself dropped), the data's shapes and an output that can encode its classes."""
     from fastdnn.estimator import DNNClassifier
-    from fastdnn.threads import usable_cores
 
     grid = check_grid(grid)
     fixed = dict(fixed or {})
@@ -501,181 +422,59 @@ def sweep(X, y, grid, *, fixed=None, test=None, folds=None, sample=None, seed=0,
     n_classes = len(np.unique(y))
     if n_classes > 2 and "sigmoid" in grid.get("output", [fixed.get("output")]):
         raise ValueError(f"output='sigmoid' is one unit, which encodes two classes; these labels have {n_classes}")
+    return grid, fixed, X, y
+
+
+def _planned(grid, fixed, m, folds, sample, seed):
+    """(configurations, splits) of a sweep over m examples; a train_size count larger than the training rows
+    is refused here, before any work."""
     configs = configurations(grid, sample, seed)
-    splits = plan(X.shape[0], folds, fixed.get("validation_fraction", O.DEFAULTS["validation_fraction"]), seed)
-    for size in grid.get(TRAIN_SIZE, []):  # a count larger than the training rows, refused before any work
-        _subset(splits[0][0], size, np.arange(len(splits[0][0])))
-    setup = _setup(X, y, test, fixed, folds, seed, sample, grid)
-    # Held from reading the results to their last write: a second sweep given them is refused.
-    with results_lock(out) if out is not None else contextlib.nullcontext():
-        results = Results(grid, setup)
-        if out is not None:
-            results = Results.read(out, grid, setup) or results
-        done = results.done()
-        todo = [(i, c) for i, c in enumerate(configs) if key_of(c) not in done]
-        tasks = [(i, f, (fixed, c, f, tr, held, seed)) for i, c in todo for f, (tr, held) in enumerate(splits)]
-        workers = min(usable_cores() if workers is None else O.V.check_positive(workers, "workers", integer=True),
-                      max(1, len(tasks)))
-        runs, failed = {}, set()
-        finished = 0
+    splits = plan(m, folds, fixed.get("validation_fraction", O.DEFAULTS["validation_fraction"]), seed)
+    for size in grid.get(TRAIN_SIZE, []):
+        subset(splits[0][0], size, np.arange(len(splits[0][0])))
+    return configs, splits
 
-        def collect(index, fold, result, error):
-            nonlocal finished
-            finished += 1
-            if progress is not None:
-                progress(finished, len(tasks))
-            config = configs[index]
-            if index in failed:
+
+def _worker_count(workers, tasks):
+    """The processes for ``tasks`` runs: ``workers`` (default the usable cores), at most one a run."""
+    from fastdnn.threads import usable_cores
+
+    return min(usable_cores() if workers is None else O.V.check_positive(workers, "workers", integer=True),
+               max(1, tasks))
+
+
+class _Collector:
+    """Called with each run's (index, fold, result, error) as it finishes: ``progress`` after every run; a
+    configuration's row once all its runs (one a split) are in, or at its first failed run (its other runs
+    then ignored), written to ``out`` and given to ``on_result``."""
+
+    def __init__(self, results, configs, splits, tasks, out, progress, on_result):
+        self.results, self.configs, self.splits, self.tasks = results, configs, splits, tasks
+        self.out, self.progress, self.on_result = out, progress, on_result
+        self.runs, self.failed, self.finished = {}, set(), 0
+
+    def __call__(self, index, fold, result, error):
+        self.finished += 1
+        if self.progress is not None:
+            self.progress(self.finished, self.tasks)
+        if index in self.failed:
+            return
+        config = self.configs[index]
+        if error is not None:
+            self.failed.add(index)
+            row = self.results.add_failure(config, error)
+        else:
+            self.runs.setdefault(index, {})[fold] = result
+            if len(self.runs[index]) < self.splits:
                 return
-            if error is not None:
-                failed.add(index)
-                row = results.add_failure(config, error)
-            else:
-                runs.setdefault(index, {})[fold] = result
-                if len(runs[index]) < len(splits):
-                    return
-                got = runs.pop(index)
-                row = results.add(config, [got[f] for f in range(len(splits))])
-                if out is not None:
-                    results.append_curves(out, row["configuration"])
-            if out is not None:
-                results.write(out, final=False)
-            if on_result is not None:
-                on_result(row)
-
-        with _data_folder() as folder:
-            np.save(os.path.join(folder, "X.npy"), np.ascontiguousarray(X))
-            np.save(os.path.join(folder, "y.npy"), y)
-            if test is not None:
-                np.save(os.path.join(folder, "X_test.npy"), np.ascontiguousarray(np.asarray(test[0])))
-                np.save(os.path.join(folder, "y_test.npy"), np.asarray(test[1]))
-            if workers == 1:
-                _attach(folder)
-                try:
-                    for task in tasks:
-                        collect(*_run_task(task))
-                finally:
-                    _DATA.clear()
-            else:
-                _in_workers(tasks, workers, folder, collect)
-            if out is not None:
-                results.write(out)
-    order = {key_of(c): i for i, c in enumerate(configs)}
-    results.rows.sort(key=lambda r: order.get(r["configuration"], math.inf))
-    return results
-
-
-DATA_PREFIX = "fastdnn-sweep-"  # the temporary folders of the sweeps' data, in tempfile.gettempdir()
-DATA_LOCK = "lock"  # in each, locked (fcntl.flock) by the sweep that uses it, for as long as it lives
-
-
-@contextlib.contextmanager
-def _data_folder():
-    """A new temporary folder for the sweep's arrays, locked while the sweep lives and removed at its end.
-
-    A sweep killed (SIGKILL, a power cut) cannot remove its folder, a whole copy of the data: the lock is
-    released with the process however it ends, so every sweep first removes this user's folders whose lock
-    is free (``_remove_abandoned``)."""
-    import fcntl
-
-    _remove_abandoned()
-    for _ in range(100):
-        folder = tempfile.mkdtemp(prefix=DATA_PREFIX)
-        lock = os.path.join(folder, DATA_LOCK)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except (BlockingIOError, FileNotFoundError):
-            ours = False
-        if ours:
-            break
-        # Another sweep, starting, took the folder for abandoned between our making and our locking it
-        # (it holds the lock, or removed the folder already): a new one.
-        os.close(fd)
-        shutil.rmtree(folder, ignore_errors=True)
-    else:
-        raise OSError(f"could not lock a temporary folder for the sweep's data in {tempfile.gettempdir()}")
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        os.close(fd)
-
-
-def _remove_abandoned():
-    """Remove the sweeps' data folders in ``tempfile.gettempdir()`` that belong to this user and whose lock no
-    live sweep holds. A folder without a lock is kept: a sweep is between making and locking it."""
-    import fcntl
-    import stat
-
-    root = tempfile.gettempdir()
-    try:
-        names = [n for n in os.listdir(root) if n.startswith(DATA_PREFIX)]
-    except OSError:
-        return
-    for name in names:
-        folder = os.path.join(root, name)
-        try:
-            info = os.lstat(folder)
-            if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
-                continue
-            fd = os.open(os.path.join(folder, DATA_LOCK), os.O_RDONLY | os.O_NOFOLLOW)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        # Removed before the lock is let go: a sweep that locks it afterwards finds it gone (see _data_folder).
-        shutil.rmtree(folder, ignore_errors=True)
-        os.close(fd)
-
-
-class WorkerDied(RuntimeError):
-    """A worker process ended without finishing its run (killed, out of memory, or unable to start)."""
-
-
-def _in_workers(tasks, workers, folder, collect):
-    """Run ``tasks`` in ``workers`` spawned processes, each result to ``collect`` as it comes. A worker that
-    dies raises WorkerDied; an interrupt ends every worker before it goes up."""
-    import multiprocessing
-    import signal
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    context = multiprocessing.get_context("spawn")  # no fork of BLAS threads or compiled state
-    # The workers start with Ctrl-C ignored (spawned processes keep an ignored signal), so that it is the
-    # sweep's alone: the sweep stops them and keeps what finished.
-    # (ProcessPoolExecutor starts its processes as tasks are submitted, up to ``workers``.)
-    others = set(multiprocessing.active_children())  # the caller's own processes, not the pool's
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
-    try:
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
-                                   initargs=(os.getpid(), folder))
-        futures = [pool.submit(_run_task, task) for task in tasks]
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-    try:
-        for future in as_completed(futures):
-            collect(*future.result())
-    except BrokenProcessPool:
-        raise WorkerDied("a worker process ended without finishing its run (killed, out of memory, or unable to "
-                         "start: from a script, call fastdnn.sweep under if __name__ == \"__main__\":)") from None
-    finally:
-        for future in futures:
-            future.cancel()
-        for child in set(multiprocessing.active_children()) - others:  # the pool's workers: ended, not waited for
-            child.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _main_thread():
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+            got = self.runs.pop(index)
+            row = self.results.add(config, [got[f] for f in range(self.splits)])
+            if self.out is not None:
+                self.results.append_curves(self.out, row["configuration"])
+        if self.out is not None:
+            self.results.write(self.out, final=False)
+        if self.on_result is not None:
+            self.on_result(row)
 
 
 def _setup(X, y, test, fixed, folds, seed, sample, grid):
@@ -728,7 +527,7 @@ def plot(results, folder):
         curves = results.curves[row["configuration"]]
         length = min(len(c) for c in curves)
         mean = np.mean([c[:length] for c in curves], axis=0)
-        ax.plot(np.arange(1, length + 1), mean, lw=1, label=", ".join(f"{n}={_text(row[n])}" for n in results.names))
+        ax.plot(np.arange(1, length + 1), mean, lw=1, label=", ".join(f"{n}={value_text(row[n])}" for n in results.names))
     ax.set(xlabel="epoch", ylabel="cost", title=f"cost curves of {len(trained)} configurations", yscale="log")
     if len(trained) <= 12:
         ax.legend(fontsize=7)
@@ -761,7 +560,7 @@ def plot(results, folder):
         tim.plot(x, seconds, "-o")
         for ax in (acc, tim):
             if not numeric:
-                ax.set_xticks(x, [_text(v) for v in values])
+                ax.set_xticks(x, [value_text(v) for v in values])
             elif name in ("learning_rate", "l2") and min(values) > 0:
                 ax.set_xscale("log")
             ax.set_xlabel(name + (" (fraction or count of the training examples)" if name == TRAIN_SIZE else ""))

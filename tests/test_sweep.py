@@ -24,9 +24,9 @@ FIXED = {"max_iter": 15, "batch_size": 32, "optimizer": "adam"}
 
 def alone(X, y, config, train, held, seed, test):
     """The configuration trained by itself, as a user would: the rows the sweep documents."""
-    from fastdnn.sweeps import _subset
+    from fastdnn.sweep_workers import subset
 
-    rows = _subset(train, config.get("train_size"), np.random.default_rng(seed + 1).permutation(len(train)))
+    rows = subset(train, config.get("train_size"), np.random.default_rng(seed + 1).permutation(len(train)))
     params = {**FIXED, **{k: v for k, v in config.items() if k != "train_size"}, "random_state": seed}
     est = DNNClassifier(**params).fit(X[rows], y[rows])
     return est, rows
@@ -158,19 +158,19 @@ def test_results_read_back_the_architecture_as_a_tuple(tmp_path):
 def test_failures_are_recorded_tried_again_and_cleared(tmp_path, monkeypatch):
     """A configuration that fails is a row with its error (CSV and JSON) and the sweep goes on; run again,
     it is tried again, and once it trains its failure is gone."""
-    from fastdnn import sweeps
+    from fastdnn import sweep_workers
 
     X, y = blobs()
     out = tmp_path / "r.csv"
     grid = {"learning_rate": [0.01, 0.1]}
-    real = sweeps.run_one
+    real = sweep_workers.run_one
 
     def flaky(fixed, config, *args):
         if config["learning_rate"] == 0.1:
             raise MemoryError("out of memory, this time")
         return real(fixed, config, *args)
 
-    monkeypatch.setattr(sweeps, "run_one", flaky)
+    monkeypatch.setattr(sweep_workers, "run_one", flaky)
     first = sweep(X, y, grid, fixed=FIXED, workers=1, out=out)
     assert first.failed == {'{"learning_rate":0.1}': "out of memory, this time"}
     with open(out) as f:
@@ -196,15 +196,15 @@ def test_the_results_never_replace_a_json_that_is_not_theirs(tmp_path):
 def test_workers_map_the_data_writeable_so_nothing_copies_it(tmp_path):
     """Read-only arrays are copied whole by the estimator; the workers' copy-on-write maps are not (and are
     never written)."""
-    from fastdnn import sweeps
+    from fastdnn import sweep_workers
 
     np.save(tmp_path / "X.npy", np.ones((4, 3)))
-    sweeps._attach(tmp_path)
+    sweep_workers.attach(tmp_path)
     try:
-        X = sweeps._DATA["X"]
+        X = sweep_workers.DATA["X"]
         assert isinstance(X, np.memmap) and X.flags.writeable and X.mode == "c"
     finally:
-        sweeps._DATA.clear()
+        sweep_workers.DATA.clear()
 
 
 def test_the_commands_default_batch_is_a_runs_full_batch_on_fewer_examples(tmp_path, capsys):

@@ -120,7 +120,7 @@ def test_the_next_sweep_removes_the_data_a_killed_sweep_left_and_no_live_sweeps(
 def test_a_worker_whose_sweep_ended_before_it_started_ends_at_once():
     """The sweep killed before the worker asked to end with it: the worker is another process's child already
     (the race that the check after asking covers)."""
-    code = "import os; from fastdnn.sweeps import _exit_with_parent; _exit_with_parent(os.getpid()); print('ran on')"
+    code = "import os; from fastdnn.sweep_workers import exit_with_parent; exit_with_parent(os.getpid()); print('ran on')"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout, done.stderr) == (1, "", "")
 
@@ -128,8 +128,8 @@ def test_a_worker_whose_sweep_ended_before_it_started_ends_at_once():
 def test_where_the_kernel_cannot_end_a_worker_with_its_parent_a_thread_polling_for_it_does():
     """The fallback where there is no PR_SET_PDEATHSIG: the parent SIGKILLed, the child ends and its pipe
     (here the test's) closes."""
-    child = ("import os; from fastdnn.sweeps import _watch_parent; parent = os.getppid(); "
-             "print(os.getpid(), flush=True); _watch_parent(parent)")
+    child = ("import os; from fastdnn.sweep_workers import watch_parent; parent = os.getppid(); "
+             "print(os.getpid(), flush=True); watch_parent(parent)")
     # The parent waits for its child: until it is killed, or the child fails (then the readline sees the end).
     parent = f"import subprocess, sys; subprocess.Popen([sys.executable, '-c', {child!r}]).wait()"
     proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)

@@ -11,7 +11,8 @@ import numpy as np
 from fastdnn import options as O
 from fastdnn import validation as V
 from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, load_data, say
-from fastdnn.sweeps import FIXED_ONLY, SCORES, TRAIN_SIZE, json_path
+from fastdnn.sweep_workers import TRAIN_SIZE, WorkerDied
+from fastdnn.sweeps import FIXED_ONLY, SCORES, json_path
 
 # Every table option with a flag, but those a sweep sets itself.
 SWEPT_FLAGS = tuple(o.name for o in O.OPTIONS if o.flag and o.name not in ("random_state", "threads", "memory")
@@ -171,9 +172,9 @@ def _sweep(args, grid, fixed):
         where = f"; the finished configurations are in {args.out} (run the same command to continue)" if kept else ""
         print(f"fastdnn sweep: interrupted{where}", file=sys.stderr, flush=True)
         return 130
-    except (ValueError, S.WorkerDied) as exc:
+    except (ValueError, WorkerDied) as exc:
         bar.close()
-        kept = isinstance(exc, S.WorkerDied) and args.out and os.path.exists(args.out)
+        kept = isinstance(exc, WorkerDied) and args.out and os.path.exists(args.out)
         raise CLIError(_naming_the_flag(str(exc)) + (f"; the finished configurations are in {args.out} (run the same "
                                                      "command to continue)" if kept else "")) from None
     bar.close()
