@@ -286,14 +286,14 @@ def test_the_sweeps_help_names_no_flag_of_another_command(capsys):
 
 
 def test_plotting_a_sweep_leaves_the_programs_matplotlib_backend_alone(tmp_path):
-    """``sweeps.plot`` is a library function: it draws on its own canvas and never switches the program's
+    """``sweep_plots.plot`` is a library function: it draws on its own canvas and never switches the program's
     backend (``matplotlib.use``), which belongs to the caller (a notebook's inline backend, a GUI's)."""
     import subprocess
     import sys
 
     code = (
         "import matplotlib, numpy as np; matplotlib.use('svg');"
-        "from fastdnn.sweeps import sweep, plot;"
+        "from fastdnn.sweeps import sweep; from fastdnn.sweep_plots import plot;"
         "rng = np.random.default_rng(0); X = rng.standard_normal((60, 3)); y = (X[:, 0] > 0).astype(int);"
         "r = sweep(X, y, {'learning_rate': [0.01, 0.1]}, fixed={'max_iter': 2, 'batch_size': 16}, workers=1);"
         f"paths = plot(r, {str(tmp_path / 'plots')!r}); print(matplotlib.get_backend(), len(paths))"

@@ -11,6 +11,7 @@ import numpy as np
 from fastdnn import options as O
 from fastdnn import validation as V
 from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, load_data, say
+from fastdnn.sweep_plots import plot
 from fastdnn.sweep_workers import TRAIN_SIZE, WorkerDied
 from fastdnn.sweeps import FIXED_ONLY, SCORES, json_path
 
@@ -184,7 +185,7 @@ def _sweep(args, grid, fixed):
     say(f"{len(results.rows) - failed} configurations in {seconds:.1f} s" + (f", {failed} failed" if failed else "")
         + (f"; results in {args.out} and {json_path(args.out)}" if args.out else ""))
     if args.plot:
-        paths = S.plot(results, args.plot)
+        paths = plot(results, args.plot)
         say(f"plots in {args.plot}: " + ", ".join(os.path.basename(p) for p in paths))
     return 1 if failed else 0
 
