@@ -3,8 +3,12 @@ checkpoints and a saved model.
 
 A thin layer: the options are ``fastdnn.options``' table (with the command's
 defaults), training is ``DNNClassifier.fit`` through the engine, progress and
-checkpoints are callbacks, the held-out split is ``fastdnn.engine.split_rows``
-(the one early stopping uses), and files are ``fastdnn.io``'s.
+checkpoints are callbacks (``progress.py``), the run state its checkpoints keep is
+one record (``run_state.py``), the data, the test data and the rows held out (by
+``fastdnn.labels.split_rows``, as early stopping holds them out) are
+``train_data.py``'s, and files are ``fastdnn.io``'s. ``_run`` is the run's steps:
+plan (checkpoint, options, destinations), examples, start (the estimator, fresh or
+restored), warm-up, fit, report and save.
 """
 
 import contextlib
@@ -12,29 +16,31 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
-from fastdnn import validation as V
 from fastdnn import options as O
 from fastdnn.cli.common import (
     CLIError,
     OutputLock,
     describe,
-    check_label_kinds,
     check_writable,
-    load_data,
     say,
     table_values,
     threads_option,
 )
-from fastdnn.distributed import AllRanksError, active, join, together
-from fastdnn.engine import DivergenceError, TrainingInterrupted, divergence_message, output_units
-from fastdnn.stream import DiskDataset
+from fastdnn.cli.progress import Checkpointer, CompileNotes, ProgressBar
+from fastdnn.cli.run_state import RunState
+from fastdnn.cli.train_data import BUILTIN_FEATURES, BUILTIN_SAMPLES, load_examples
+from fastdnn.data import fingerprint, import_optional
+from fastdnn.distributed import AllRanksError, active, join, local_ranks, together
+from fastdnn.errors import DivergenceError, TrainingInterrupted, divergence_message
+from fastdnn.labels import output_for, output_units
+from fastdnn.monitors import EarlyStopping
+from fastdnn.threads import rank_threads
 
 DEFAULT_OUT = "fastdnn-model.npz"
-BUILTIN_SAMPLES = 300_000
-BUILTIN_FEATURES = 200
 # The options a resumed run may change; every other must equal the checkpoint's.
 RESUMABLE = ("max_iter", "threads")
 TRAINING_OPTIONS = tuple(o.name for o in O.OPTIONS if o.flag and o.name != "validation_fraction")
@@ -137,248 +143,287 @@ def run(args):
     return _run(args, comm, writes=True)
 
 
+@dataclass
+class _Plan:
+    """What the run does, settled before any data are read."""
+
+    checkpoint: object  # the fastdnn.io.Checkpoint resumed, or None
+    saved: RunState | None  # its run state
+    params: dict  # the estimator's parameters
+    memory: int  # bytes: larger data stream from disk
+    out: str
+    every: int | None
+    ckpt_path: str
+
+
+@dataclass
+class _Start:
+    """The estimator the run trains and where the run stands."""
+
+    est: object
+    target: int  # the epochs the run trains to
+    done: int  # trained before (--resume)
+    threads: int | None
+    resumed: bool
+    stopped: bool  # early stopping ended the resumed run
+    record: RunState  # what its checkpoints keep
+
+    @property
+    def complete(self):
+        return self.done >= self.target or self.stopped
+
+    def snapshot(self, seconds):
+        """A checkpoint's arrays now, ``seconds`` of training into this part of the run."""
+        from fastdnn import io as fio
+
+        return fio.checkpoint_arrays(self.est, run=self.record.after(seconds).to_json())
+
+
 def _run(args, comm, writes):
     with contextlib.ExitStack() as locks:
-        return _run_locked(args, comm, writes, locks)
+        # Each rank checks its own files and data; a refusal on any stops every rank here, together, before the
+        # first collective (the header's) where the others would wait for it.
+        with together(comm, describe) as alike:
+            plan = _plan(args, writes, locks)
+            examples = load_examples(args, plan.params, plan.memory, plan.saved,
+                                     plan.every or plan.checkpoint is not None)
+            start = _start(args, plan, examples)
+            alike.update(_alike(examples, start))
+        _print_header(examples, start, comm)
+        if examples.streamed:
+            _print_streaming(examples, start.est.get_params(), plan.memory)
+        logs = CompileNotes()
+        if not _compile(examples, start, logs, comm, writes):
+            return 130
+        saver = Checkpointer(plan.every, start.snapshot, plan.ckpt_path) if plan.every and writes else None
+        seconds = _fit(args, examples, start, saver, logs, comm, writes)
+        if seconds is None:
+            return 130
+        # What the user asked for, not how the command continued a resumed run: a loaded model's next fit
+        # trains a fresh network for the run's epochs unless told to warm start.
+        start.est.set_params(max_iter=start.target, warm_start=False)
+        if writes:  # rank 0 scores, prints and writes; the others are done
+            _report_and_save(args, plan, examples, start, saver, seconds)
+        return 0
 
 
-def _run_locked(args, comm, writes, locks):
+def _plan(args, writes, locks):
+    """The checkpoint resumed and its run state, the options, the destinations (checked; locked where this
+    rank writes)."""
     from fastdnn import io as fio
-    from fastdnn.data import fingerprint
 
-    # Each rank checks its own files and data; a refusal on any stops every rank here, together, before the
-    # first collective (the header's) where the others would wait for it.
-    with together(comm, describe) as alike:
-        checkpoint = None
-        if args.resume:
-            checkpoint = fio.load_checkpoint(args.resume)
-            if "data" not in checkpoint.run:
-                raise CLIError(f"{args.resume}: is a checkpoint without the command's run state; continue it from "
-                               "Python")
-            _check_run_state(args.resume, checkpoint.run)
-        params = _options(args, checkpoint)
-        explicit_out = args.out is not None
-        # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
-        # default), unless told otherwise now: never at a path read from inside the file, which a crafted
-        # checkpoint would choose.
-        out = args.out or (_model_path_for(args.resume) if checkpoint else DEFAULT_OUT)
-        every = args.checkpoint_every or (checkpoint.run.get("checkpoint_every") if checkpoint else None)
-        ckpt_path = args.checkpoint or args.resume or _checkpoint_path_for(out)
-        inputs = [p for p in (args.data, args.test, args.resume) if p]
-        # Every destination is checked before any work, so a refusal costs nothing.
-        check_writable(out, explicit_out, "model", inputs)
+    checkpoint = saved = None
+    if args.resume:
+        checkpoint = fio.load_checkpoint(args.resume)
+        saved = RunState.from_json(args.resume, checkpoint.run)
+    params = _options(args, checkpoint)
+    # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
+    # default), unless told otherwise now: never at a path read from inside the file, which a crafted
+    # checkpoint would choose.
+    out = args.out or (_model_path_for(args.resume) if checkpoint else DEFAULT_OUT)
+    every = args.checkpoint_every or (saved.checkpoint_every if saved else None)
+    ckpt_path = args.checkpoint or args.resume or _checkpoint_path_for(out)
+    _claim_destinations(args, out, every, ckpt_path, writes, locks)
+    memory = O.BY_NAME["memory"].validate(params["memory"])
+    return _Plan(checkpoint, saved, params, memory, out, every, ckpt_path)
+
+
+def _claim_destinations(args, out, every, ckpt_path, writes, locks):
+    """Every destination checked before any work, so that a refusal costs nothing; the writing rank locks
+    the model and the checkpoint."""
+    inputs = [p for p in (args.data, args.test, args.resume) if p]
+    check_writable(out, args.out is not None, "model", inputs)
+    if every:
+        check_writable(ckpt_path, bool(args.checkpoint or args.resume), "checkpoint",
+                       [p for p in (args.data, args.test, out) if p])
+    if writes:
+        locks.enter_context(OutputLock(out))
         if every:
-            check_writable(ckpt_path, bool(args.checkpoint or args.resume), "checkpoint",
-                           [p for p in (args.data, args.test, out) if p])
-        if writes:
-            locks.enter_context(OutputLock(out))
-            if every:
-                locks.enter_context(OutputLock(ckpt_path, "checkpoint"))
-                if not args.resume:
-                    _refuse_to_replace_an_unfinished_run(ckpt_path)
-        if args.plot:
-            from fastdnn.data import import_optional
+            locks.enter_context(OutputLock(ckpt_path, "checkpoint"))
+            if not args.resume:
+                _refuse_to_replace_an_unfinished_run(ckpt_path)
+    if args.plot:
+        _plot_format(args.plot)
+        import_optional("matplotlib", "plot", "--plot")
+        check_writable(args.plot, True, "plot", inputs + [out, ckpt_path if every else out])
 
-            _plot_format(args.plot)
-            import_optional("matplotlib", "plot", "--plot")
-            check_writable(args.plot, True, "plot", inputs + [out, ckpt_path if every else out])
 
-        memory = O.BY_NAME["memory"].validate(params["memory"])
-        data, spec = _training_data(args, checkpoint, params["dtype"], memory)
-        streamed = isinstance(data, DiskDataset)
-        if streamed:
-            X, dtype = data, data.dtype
-        else:
-            dtype = np.dtype(params["dtype"]) if params["dtype"] else (
-                data.X.dtype if data.X.dtype in (np.float32, np.float64) else np.dtype(np.float64))
-            # Converted once here, so the estimator never copies it again.
-            X = np.ascontiguousarray(data.X, dtype=dtype)
-        y = data.y
-        test = None
-        if args.test:
-            test = load_data(args.test, prefer="test", memory=memory, dtype=dtype, label=args.label)
-            if test.n_features != data.n_features:
-                raise CLIError(f"{args.test}: has {test.n_features} features but the training data has "
-                               f"{data.n_features}")
-            check_label_kinds(args.test, test.y, data.y, "the training labels are")
-        # A held-out validation set: early stopping's, and for reporting when there is no --test. A resumed
-        # run holds out as its first part did. The rows are those early stopping holds out (split_rows).
-        hold_out = spec["validation"] if checkpoint else (test is None or params["early_stopping"])
-        spec["validation"] = hold_out
-        seed = params["random_state"]
-        train_rows = held_rows = None
-        if hold_out:
-            from fastdnn.engine import split_rows
+def _start(args, plan, examples):
+    """A new estimator of the run's options, or the checkpoint's once its data are known to be the same."""
+    from fastdnn.estimator import DNNClassifier
 
-            try:
-                train_rows, held_rows = split_rows(X.shape[0], params["validation_fraction"], seed)
-            except ValueError as exc:
-                raise CLIError(f"{data.describe()}: {exc}") from None
-        y_train = y if train_rows is None else y[train_rows]
-        try:
-            V.check_class_labels(y, "the labels")
-        except ValueError as exc:
-            raise CLIError(f"{data.describe()}: {exc}") from None
-        classes = np.unique(y_train)
-        if len(classes) < 2:
-            raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a "
-                           "classifier needs two")
-        spec["fingerprint"] = (X.fingerprint() if streamed else fingerprint(X, y)) if every or checkpoint else None
-        m_train = X.shape[0] if train_rows is None else train_rows.size
-        if isinstance(params["batch_size"], int) and args.batch_size is not None and params["batch_size"] > m_train:
-            raise CLIError(f"--batch-size: {params['batch_size']} is more than the {m_train:,} training examples")
+    if plan.checkpoint:
+        return _restored(args, plan, examples)
+    params = dict(plan.params)
+    if args.batch_size is None and isinstance(params["batch_size"], int):
+        # The default batch on fewer examples: all of them.
+        params["batch_size"] = min(params["batch_size"], examples.m_train)
+    threads = threads_option(args.threads)
+    est = DNNClassifier(**{**params, "threads": threads})
+    return _Start(est, params["max_iter"], 0, threads, resumed=False, stopped=False,
+                  record=_record(plan, params["max_iter"], examples))
 
-        from fastdnn.estimator import DNNClassifier
 
-        target = params["max_iter"]
-        if checkpoint:
-            saved = checkpoint.run["data"].get("fingerprint")
-            # Version-1 checkpoints fingerprinted the training split (the same rows split_rows holds out now).
-            v1 = (not streamed and hold_out and "best_epoch" in checkpoint.run
-                  and saved == fingerprint(X[train_rows], y[train_rows]))
-            if saved != spec["fingerprint"] and not v1:
-                raise CLIError(f"{args.resume}: was trained on other data than {data.describe()} (or on another "
-                               "split of it)")
-            est = checkpoint.estimator
-            if v1:
-                _adopt_version_1(checkpoint)
-            target = args.max_iter or checkpoint.run.get("epochs") or est.max_iter
-            threads = threads_option(args.threads) or est.threads
-            done = est.training_state_.epoch
-        else:
-            if args.batch_size is None and isinstance(params["batch_size"], int):
-                # The default batch on fewer examples: all of them.
-                params["batch_size"] = min(params["batch_size"], m_train)
-            threads = threads_option(args.threads)
-            est = DNNClassifier(**{**params, "threads": threads})
-            done = 0
-        state_stopped = checkpoint is not None and est.training_state_.stopped
-        # A difference between the ranks named by its option, before the engine would see only what it
-        # causes (other rows held out, other data).
-        alike.update({
-            "training data (examples, features)": tuple(X.shape), "classes": classes.tolist(),
-            **{_flag(name): _shown(name, value) for name, value in est.get_params().items() if name in ALIKE},
-            "--dtype": dtype.name, "--epochs": target, "epochs trained before (--resume)": done,
-        })
+def _restored(args, plan, examples):
+    """The checkpoint's estimator, once its data are known to be those it trained on, and where its run stands."""
+    checkpoint, saved = plan.checkpoint, plan.saved
+    rows = examples.train_rows
+    # Version-1 checkpoints fingerprinted the training split (the same rows split_rows holds out now).
+    v1 = (not examples.streamed and examples.spec.validation and _version_1(checkpoint)
+          and saved.data.fingerprint == fingerprint(examples.X[rows], examples.data.y[rows]))
+    if saved.data.fingerprint != examples.spec.fingerprint and not v1:
+        raise CLIError(f"{args.resume}: was trained on other data than {examples.data.describe()} (or on another "
+                       "split of it)")
+    est = checkpoint.estimator
+    if v1:
+        _adopt_version_1(checkpoint)
+    target = args.max_iter or saved.epochs or est.max_iter
+    threads = threads_option(args.threads) or est.threads
+    state = est.training_state_
+    return _Start(est, target, state.epoch, threads, resumed=True, stopped=state.stopped,
+                  record=_record(plan, target, examples))
 
-    _print_header(data, X, held_rows, test, est.get_params(), classes, target, done, dtype, threads, comm)
-    if streamed:
-        from fastdnn.stream import block_rows_for
 
-        batch = O.resolve_batch_size(params["batch_size"], m_train)
-        block = block_rows_for(memory, X.n_features, output_units(len(classes), params["output"]), dtype, batch)
-        say(f"streaming from disk: {_size(X.nbytes())} of {dtype.name} features, more than --memory {_size(memory)}: "
-            f"two buffers of {block:,} rows ({_size(block * X.n_features * dtype.itemsize)} each), one read while the "
-            "other trains")
-    labels_arg = None if streamed else y
-    logs = _CompileNotes()
+def _record(plan, target, examples):
+    """The run state this run's checkpoints keep: a resumed run's training time goes on from its last part's."""
+    return RunState(epochs=target, checkpoint_every=plan.every, out=os.path.abspath(plan.out),
+                    elapsed=plan.saved.elapsed if plan.saved else 0.0, data=examples.spec)
+
+
+def _alike(examples, start):
+    """What every rank must hold alike, each difference named by its option, before the engine would see
+    only what it causes (other rows held out, other data)."""
+    return {
+        "training data (examples, features)": tuple(examples.X.shape), "classes": examples.classes.tolist(),
+        **{_flag(name): _shown(name, value) for name, value in start.est.get_params().items() if name in ALIKE},
+        "--dtype": examples.dtype.name, "--epochs": start.target, "epochs trained before (--resume)": start.done,
+    }
+
+
+def _print_streaming(examples, params, memory):
+    from fastdnn.stream import block_rows_for
+
+    X, dtype = examples.X, examples.dtype
+    batch = O.resolve_batch_size(params["batch_size"], examples.m_train)
+    block = block_rows_for(memory, X.n_features, output_units(len(examples.classes), params["output"]), dtype, batch)
+    say(f"streaming from disk: {_size(X.nbytes())} of {dtype.name} features, more than --memory {_size(memory)}: "
+        f"two buffers of {block:,} rows ({_size(block * X.n_features * dtype.itemsize)} each), one read while the "
+        "other trains")
+
+
+def _compile(examples, start, logs, comm, writes):
+    """The run's kernels compiled (or loaded from the cache) before training; False when a Ctrl-C stopped it."""
     try:
         with logs:
-            compiled = _warm_up(est.get_params(), X.shape[1], dtype, classes, comm)
+            compiled = _warm_up(start.est.get_params(), examples.X.shape[1], examples.dtype, examples.classes, comm)
     except TrainingInterrupted:
         # A Ctrl-C during the ranks' warm-up stops them together (as in training): nothing trained yet.
         if writes:
             print("fastdnn train: interrupted while compiling, before training; nothing saved", file=sys.stderr,
                   flush=True)
         comm.Barrier()
-        return 130
+        return False
     if compiled:
         say(f"compiled kernels ready in {compiled:.1f} s")
+    return True
 
-    elapsed = checkpoint.run.get("elapsed", 0.0) if checkpoint else 0.0
 
-    def snapshot(epoch_seconds):
-        run_state = {"epochs": target, "checkpoint_every": every, "out": os.path.abspath(out), "data": spec,
-                     "elapsed": elapsed + epoch_seconds}
-        return fio.checkpoint_arrays(est, run=run_state)
-
-    progress = ProgressBar(target, done, X.shape[0] if train_rows is None else train_rows.size, args.quiet or not writes)
-    saver = Checkpointer(every, snapshot, ckpt_path) if every and writes else None
-    seconds = 0.0
-    if done >= target or state_stopped:
-        from fastdnn.engine import EarlyStopping
-
-        say(f"{args.resume}: its run is complete at epoch {done}"
-            + (" (stopped early)" if state_stopped else f" of {target}") + "; nothing to train")
-        if params["early_stopping"]:
+def _fit(args, examples, start, saver, logs, comm, writes):
+    """The epochs left trained, with the progress bar and ``saver``'s checkpoints: the seconds it took, or None
+    when a Ctrl-C stopped it (said, and a checkpoint written that resumes there)."""
+    est = start.est
+    progress = ProgressBar(start.target, start.done, examples.m_train, args.quiet or not writes)
+    if start.complete:
+        progress.close()
+        say(f"{args.resume}: its run is complete at epoch {start.done}"
+            + (" (stopped early)" if start.stopped else f" of {start.target}") + "; nothing to train")
+        if est.early_stopping:
             EarlyStopping.keep_best(est.engine_)
-    else:
-        est.set_params(max_iter=target - done, warm_start=checkpoint is not None, threads=threads)
-        rows = None if params["early_stopping"] else train_rows  # early stopping holds out the same rows itself
-        t0 = time.perf_counter()
-        try:
-            with logs:
-                est.fit(X, labels_arg, rows=rows, callbacks=[c for c in (progress, saver) if c], comm=comm)
-            # Training time: the last checkpoint's write, finished below, is file I/O after it.
-            seconds = time.perf_counter() - t0
-        except KeyboardInterrupt as exc:
-            progress.close()
-            if saver:
-                saver.wait()
-            where = f"; the checkpoint at epoch {saver.last} is {ckpt_path}" if saver and saver.last else ""
-            if saver and isinstance(exc, TrainingInterrupted):
-                # Taken at the end of a block (or across ranks, at an epoch's start): the state resumes exactly.
-                fio.write_archive(ckpt_path, snapshot(saver.seconds))
-                state, position = est.training_state_, est.training_state_.stream
-                blocks = f" and {position.next} of the next epoch's {len(position.spans)} blocks" if position else ""
-                where = (f"; checkpoint written after {state.epoch} epochs{blocks}: {ckpt_path} (continue with "
-                         "--resume)")
-            if writes or not isinstance(exc, TrainingInterrupted):
-                print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}",
-                      file=sys.stderr, flush=True)
-            if active(comm) and not isinstance(exc, TrainingInterrupted):
-                comm.Abort(130)  # a second Ctrl-C: the other ranks may be inside a collective this one has left
-            if active(comm):
-                comm.Barrier()  # every rank stopped at the same point: they leave once rank 0's checkpoint is written
-            return 130
-        except DivergenceError as exc:
-            progress.close()
-            lr = O.resolve_learning_rate(est.learning_rate, est.optimizer)
-            text = divergence_message(exc.reason, exc.cost, f"epoch {exc.epoch} (counted from 0)",
-                                      f"no model was saved; try a smaller --lr (this run's: {lr:g})")
-            if active(comm):
-                # Every rank updates by the same reduced gradient: all of them diverge at the same step.
-                raise AllRanksError(f"training diverged: {text}", comm.Get_rank()) from None
-            raise CLIError(f"training diverged: {text}") from None
-        finally:
-            progress.close()
-            if saver:
-                saver.wait()
-    # What the user asked for, not how the command continued a resumed run: a loaded model's next fit trains
-    # a fresh network for the run's epochs unless told to warm start.
-    est.set_params(max_iter=target, warm_start=False)
-    state = est.training_state_
-    if not writes:
-        return 0  # rank 0 scores, prints and writes; the others are done
+        return 0.0
+    est.set_params(max_iter=start.target - start.done, warm_start=start.resumed, threads=start.threads)
+    rows = None if est.early_stopping else examples.train_rows  # early stopping holds out the same rows itself
+    t0 = time.perf_counter()
+    try:
+        with logs:
+            est.fit(examples.X, examples.labels, rows=rows, callbacks=[c for c in (progress, saver) if c], comm=comm)
+        # Training time: the last checkpoint's write, finished below, is file I/O after it.
+        return time.perf_counter() - t0
+    except KeyboardInterrupt as exc:
+        progress.close()
+        if saver:
+            saver.wait()
+        _stop(exc, est, saver, comm, writes)
+        return None
+    except DivergenceError as exc:
+        progress.close()
+        raise _diverged(exc, est, comm) from None
+    finally:
+        progress.close()
+        if saver:
+            saver.wait()
+
+
+def _stop(exc, est, saver, comm, writes):
+    """A Ctrl-C in training: where the run stopped said, a checkpoint written where it resumes exactly."""
+    where = f"; the checkpoint at epoch {saver.last} is {saver.path}" if saver and saver.last else ""
+    if saver and isinstance(exc, TrainingInterrupted):
+        # Taken at the end of a block (or across ranks, at an epoch's start): the state resumes exactly.
+        saver.write_now()
+        state, position = est.training_state_, est.training_state_.stream
+        blocks = f" and {position.next} of the next epoch's {len(position.spans)} blocks" if position else ""
+        where = f"; checkpoint written after {state.epoch} epochs{blocks}: {saver.path} (continue with --resume)"
+    if writes or not isinstance(exc, TrainingInterrupted):
+        print(f"fastdnn train: interrupted at epoch {est.training_state_.epoch}; no model saved{where}",
+              file=sys.stderr, flush=True)
+    if active(comm) and not isinstance(exc, TrainingInterrupted):
+        comm.Abort(130)  # a second Ctrl-C: the other ranks may be inside a collective this one has left
+    if active(comm):
+        comm.Barrier()  # every rank stopped at the same point: they leave once rank 0's checkpoint is written
+
+
+def _diverged(exc, est, comm):
+    """The error a divergence ends the run with: one line saying what to try."""
+    lr = O.resolve_learning_rate(est.learning_rate, est.optimizer)
+    text = divergence_message(exc.reason, exc.cost, f"epoch {exc.epoch} (counted from 0)",
+                              f"no model was saved; try a smaller --lr (this run's: {lr:g})")
+    if active(comm):
+        # Every rank updates by the same reduced gradient: all of them diverge at the same step.
+        return AllRanksError(f"training diverged: {text}", comm.Get_rank())
+    return CLIError(f"training diverged: {text}")
+
+
+def _report_and_save(args, plan, examples, start, saver, seconds):
+    """The costs and accuracies printed, then the model and the plot written."""
+    from fastdnn import io as fio
+
+    est, state = start.est, start.est.training_state_
     _print_costs(state.costs)
-    scores = [f"train accuracy {est.score(X, labels_arg, rows=train_rows):.4f}"]
-    if held_rows is not None:
-        scores.append(f"validation accuracy {est.score(X, labels_arg, rows=held_rows):.4f}")
-    if test is not None:
-        test_X = test if isinstance(test, DiskDataset) else np.asarray(test.X, dtype)
-        scores.append(f"test accuracy {est.score(test_X, None if isinstance(test, DiskDataset) else test.y):.4f}")
-    say("   ".join(scores))
-    if params["early_stopping"] and state.best_epoch is not None:
+    say("   ".join(examples.accuracies(est)))
+    if est.early_stopping and state.best_epoch is not None:
         say(f"early stopping: kept epoch {state.best_epoch}'s parameters (validation accuracy {state.best_score:.4f})")
     # The image is drawn before anything is written: a failure to draw it saves nothing.
     image = draw_costs(est, _plot_format(args.plot)) if args.plot else None
-    fio.save_model(est, out)
-    trained = state.epoch - done
-    rate = f", {progress.examples * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""
-    say(f"model saved to {out} (trained {trained} epochs in {seconds:.{2 if seconds < 10 else 1}f} s{rate})")
-    if every:
-        say(f"checkpoint at epoch {saver.last if saver.last is not None else done}: {ckpt_path}")
+    fio.save_model(est, plan.out)
+    trained = state.epoch - start.done
+    rate = f", {examples.m_train * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""
+    say(f"model saved to {plan.out} (trained {trained} epochs in {seconds:.{2 if seconds < 10 else 1}f} s{rate})")
+    if plan.every:
+        say(f"checkpoint at epoch {saver.last if saver.last is not None else start.done}: {plan.ckpt_path}")
     if args.plot:
         try:
             fio.atomic_write(args.plot, lambda f: f.write(image))
         except OSError as exc:
-            raise CLIError(f"{describe(exc)}; the model itself was saved to {out}") from None
+            raise CLIError(f"{describe(exc)}; the model itself was saved to {plan.out}") from None
         say(f"cost curve plotted to {args.plot}")
-    return 0
 
 
 def _size(n):
     return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _version_1(checkpoint):
+    """Whether the checkpoint is version 1's, which kept early stopping's record in the command's run state."""
+    return "best_epoch" in checkpoint.run
 
 
 def _adopt_version_1(checkpoint):
@@ -393,103 +438,6 @@ def _adopt_version_1(checkpoint):
     state.in_progress = True
 
 
-class ProgressBar:
-    """A callback: tqdm's bar over the epochs, with the cost, examples/s and validation accuracy;
-    called at the engine's pace (``every = None``), so it never shortens the compiled calls."""
-
-    every = None
-
-    def __init__(self, target, done, examples, quiet):
-        self.target, self.examples, self.bar = target, examples, None
-        if not quiet:
-            from tqdm import tqdm
-
-            # Into a log rather than a terminal, every refresh is kept: refresh rarely there.
-            refresh = 0.2 if sys.stderr.isatty() else 10.0
-            self.bar = tqdm(total=target, initial=min(done, target), file=sys.stderr, unit="epoch", dynamic_ncols=True,
-                            mininterval=refresh, bar_format="epoch {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}] {desc}")
-
-    def __call__(self, info):
-        if self.bar is None:
-            return False
-        status = f"cost {info.cost:.4f}, {self.examples * len(info.costs) / max(info.seconds, 1e-9):,.0f} examples/s"
-        if info.validation_score is not None:
-            status += f", validation accuracy {info.validation_score:.4f}"
-        self.bar.set_description_str(status, refresh=False)
-        self.bar.update(len(info.costs))
-        return False
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class Checkpointer:
-    """A callback: a checkpoint every ``every`` epochs (mid-run: the engine's whole state, so a resumed
-    run goes on bit for bit).
-
-    Also called at the run's last epoch (the end, an early stop, the last finite epoch before a
-    divergence), so the last checkpoint is mid-run state: extending a finished run with --resume and a
-    larger --epochs goes on exactly. The arrays are copied on the training thread and written
-    (atomically, fsynced) on a second thread while training goes on; one write at a time, so each
-    checkpoint replaces an older one.
-    ``wait`` finishes the write in flight (and raises its error, if any).
-    """
-
-    def __init__(self, every, arrays, path):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.every, self.arrays, self.path = every, arrays, path
-        self.last, self.seconds, self.pending = None, 0.0, None
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastdnn-checkpoint")
-
-    def __call__(self, info):
-        from fastdnn.io import write_archive
-
-        self.seconds += info.seconds
-        arrays = self.arrays(self.seconds)
-        self.wait()
-        self.pending = (info.epoch, self.writer.submit(write_archive, self.path, arrays))
-        return False
-
-    def wait(self):
-        if self.pending is not None:
-            epoch, future = self.pending
-            self.pending = None
-            future.result()
-            self.last = epoch
-
-
-def _check_run_state(path, run):
-    """The command's run state in a checkpoint, each field checked; the message names the field."""
-    positive = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
-    text = lambda v: v is None or isinstance(v, str)  # noqa: E731
-    data = run.get("data")
-    checks = [
-        ("epochs", run.get("epochs") is None or positive(run.get("epochs")), "a positive integer"),
-        ("checkpoint_every", run.get("checkpoint_every") is None or positive(run.get("checkpoint_every")),
-         "a positive integer"),
-        ("elapsed", isinstance(run.get("elapsed", 0.0), (int, float)) and not isinstance(run.get("elapsed", 0.0), bool)
-         and math.isfinite(run.get("elapsed", 0.0)) and run.get("elapsed", 0.0) >= 0, "a non-negative number of seconds"),
-        ("data", isinstance(data, dict), "an object"),
-    ]
-    if isinstance(data, dict):
-        checks += [
-            ("data.path", text(data.get("path")), "a path"), ("data.label", text(data.get("label")), "a column name"),
-            ("data.labels", text(data.get("labels")), "a path"),
-            ("data.fingerprint", text(data.get("fingerprint")), "a hex digest"),
-            ("data.samples", data.get("samples") is None or positive(data.get("samples")), "a positive integer"),
-            ("data.features", data.get("features") is None or positive(data.get("features")), "a positive integer"),
-            ("data.validation", data.get("validation") is None or isinstance(data.get("validation"), bool),
-             "true or false"),
-        ]
-    for name, ok, what in checks:
-        if not ok:
-            value = data.get(name[5:]) if name.startswith("data.") else run.get(name)
-            raise CLIError(f"{path}: is corrupted: its run field {name} must be {what}, got {value!r}")
-
-
 def _refuse_to_replace_an_unfinished_run(path):
     """A fresh run would replace ``path``: refuse when it holds a run that stopped before its end (Ctrl-C,
     a kill), which --resume would continue."""
@@ -499,13 +447,13 @@ def _refuse_to_replace_an_unfinished_run(path):
         return
     try:
         saved = fio.load_checkpoint(path)
-    except (ValueError, OSError):
-        return  # not a checkpoint to keep (a foreign file was refused above, unless named)
-    state, target = saved.estimator.training_state_, saved.run.get("epochs")
-    if isinstance(target, int) and state.epoch < target and not state.stopped:
-        of = f" of {target}" if isinstance(target, int) else ""
-        raise CLIError(f"{path}: holds an unfinished run (stopped at epoch {state.epoch}{of}); continue it with "
-                       f"--resume {path}, or remove it (or give another --checkpoint) to start afresh")
+        target = RunState.from_json(path, saved.run).epochs
+    except (ValueError, OSError, CLIError):
+        return  # not a run to keep (a foreign file was refused above, unless named)
+    state = saved.estimator.training_state_
+    if target is not None and state.epoch < target and not state.stopped:
+        raise CLIError(f"{path}: holds an unfinished run (stopped at epoch {state.epoch} of {target}); continue it "
+                       f"with --resume {path}, or remove it (or give another --checkpoint) to start afresh")
 
 
 def _checkpoint_path_for(out):
@@ -522,59 +470,6 @@ def _model_path_for(checkpoint):
     return (checkpoint[:-4] if checkpoint.endswith(".npz") else checkpoint) + ".model.npz"
 
 
-def _training_data(args, checkpoint, dtype, memory):
-    """The training data (a Dataset in memory or a DiskDataset) and the spec that finds them again on --resume."""
-    from fastdnn.data import builtin_dataset
-
-    saved = checkpoint.run["data"] if checkpoint else {}
-    path = args.data or saved.get("path")
-    if path:
-        if args.samples or args.features:
-            raise CLIError("--samples and --features size the built-in dataset; they do not apply with --data")
-        label = args.label if args.data or "label" not in saved else saved["label"]
-        labels = args.labels if args.data else saved.get("labels")
-        say(f"loading {path}")
-        data = load_data(path, prefer="train", memory=memory, dtype=dtype, label=label, labels=labels)
-        spec = {"path": os.path.abspath(path), "label": label,
-                "labels": os.path.abspath(labels) if labels else None}
-    else:
-        samples = args.samples or saved.get("samples") or BUILTIN_SAMPLES
-        features = args.features or saved.get("features") or BUILTIN_FEATURES
-        say(f"generating the built-in dataset ({samples:,} examples x {features} features)")
-        data = builtin_dataset(samples, features)
-        spec = {"path": None, "samples": samples, "features": features}
-    spec["validation"] = saved.get("validation")
-    return data, spec
-
-
-class _CompileNotes:
-    """While active, the library's compile notices (INFO on the "fastdnn" logger) are printed."""
-
-    def __init__(self):
-        import logging
-
-        class Say(logging.Handler):
-            seen = False
-
-            def emit(self, record):
-                self.seen = True
-                say(record.getMessage())
-
-        self.logger, self.handler = logging.getLogger("fastdnn"), Say()
-
-    def __enter__(self):
-        import logging
-
-        self.level = self.logger.level
-        self.logger.addHandler(self.handler)
-        self.logger.setLevel(logging.INFO)
-        return self
-
-    def __exit__(self, *exc):
-        self.logger.removeHandler(self.handler)
-        self.logger.setLevel(self.level)
-
-
 def _warm_up(params, n_features, dtype, classes, comm=None):
     """Compile (or load from the disk cache) the kernels this run uses, on a few rows, outside the timing.
 
@@ -582,7 +477,7 @@ def _warm_up(params, n_features, dtype, classes, comm=None):
     seconds it took, 0.0 when the kernels came from the cache. Full-batch gd and
     momentum probe the Gram route too (wide data take it).
     """
-    from fastdnn.engine import GRAM_MIN_EPOCHS
+    from fastdnn.routes import GRAM_MIN_EPOCHS
     from fastdnn.estimator import DNNClassifier
 
     import logging
@@ -616,13 +511,11 @@ def _warm_up(params, n_features, dtype, classes, comm=None):
     return time.perf_counter() - t0 if seen else 0.0
 
 
-def _print_header(data, X, held_rows, test, params, classes, target, done, dtype, threads, comm):
-    from fastdnn.distributed import local_ranks
-    from fastdnn.engine import output_for
-    from fastdnn.threads import rank_threads
-
-    m, n = X.shape
-    m_train = m - (0 if held_rows is None else held_rows.size)
+def _print_header(examples, start, comm):
+    data, held_rows, test, classes, dtype = (examples.data, examples.held_rows, examples.test, examples.classes,
+                                             examples.dtype)
+    params, target, done, threads = start.est.get_params(), start.target, start.done, start.threads
+    n, m_train = examples.X.shape[1], examples.m_train
     parts = [f"{m_train:,} for training"]
     if held_rows is not None:
         parts.append(f"{held_rows.size:,} held out for validation")
@@ -671,8 +564,6 @@ def draw_costs(est, fmt):
     """The cost per epoch (and the validation accuracy) as image bytes in ``fmt``, drawn on matplotlib's
     Agg canvas: no display, no pyplot state."""
     import io
-
-    from fastdnn.data import import_optional
 
     import_optional("matplotlib", "plot", "--plot")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
