@@ -514,6 +514,7 @@ def test_a_plot_that_cannot_be_written_says_the_model_was_saved(tmp_path, capsys
     ("run", "epochs", 0, "its run field epochs must be a positive integer, got 0"),
     ("run", "elapsed", "e", "its run field elapsed must be a non-negative number of seconds, got 'e'"),
     ("run", "data", "nothing", "its run field data must be an object, got 'nothing'"),
+    ("run", "out", 5, "its run field out must be a path, got 5"),
     ("options", "threads", "many", "threads must be a positive integer, got 'many'"),
     ("loss_curve", None, [float("nan"), 1.0], "loss_curve must be a 1-D array of finite numbers"),
 ])
@@ -524,6 +525,16 @@ def test_a_checkpoint_with_a_bad_field_is_refused_naming_the_field(tmp_path, cap
     np.savez(ckpt, **arrays)
     status, _, err = run(capsys, "train", "--resume", ckpt, "--epochs", 3, "--quiet")
     assert status == 1 and f"{ckpt}: is corrupted" in err and message in err and err.count("\n") == 1, err
+
+
+def test_a_checkpoint_whose_run_state_is_not_an_object_is_refused_as_having_none(tmp_path, capsys):
+    """A run entry of JSON null (or a number) is a checkpoint without the command's run state, said so in one
+    line; it gave "argument of type 'NoneType' is not iterable"."""
+    ckpt, arrays = trained_checkpoint(tmp_path, capsys)
+    for text in ("null", "7"):
+        np.savez(ckpt, **{**arrays, "run": np.array(text)})
+        status, _, err = run(capsys, "train", "--resume", ckpt, "--epochs", 3, "--quiet")
+        assert status == 1 and "is a checkpoint without the command's run state" in err and err.count("\n") == 1, err
 
 
 def test_a_run_removes_only_its_own_leftovers_and_its_lock_cannot_be_shared(tmp_path, capsys, monkeypatch):
