@@ -4,9 +4,12 @@ The functions at the top level are the fast path (``pipeline.py`` for the
 stages, ``training.py`` for whole runs over the one training engine,
 ``engine.py``, both backed by the compiled kernels in ``fastdnn.kernels``);
 their plain-numpy twins with the same names live in ``fastdnn.reference``.
-``DNNClassifier`` (``estimator.py``) trains through the same engine, and
-``save_model``/``load_model`` (``io.py``) keep its models and checkpoints;
-``sweep`` (``sweeps.py``) trains a grid of configurations in parallel.
+``DNNClassifier`` (``estimator.py``) trains through the same engine;
+``save_model``/``save_checkpoint`` write its model files and checkpoints
+(``io.py``, which reads them back as records) and ``load_model``/
+``load_checkpoint`` (``estimator.py``) build the estimator from them; the
+errors are ``errors.py``'s and the rules for files ``files.py``'s; ``sweep``
+(``sweeps.py``) trains a grid of configurations in parallel.
 """
 
 import importlib
@@ -57,9 +60,10 @@ _EXPORTS = {
         "L_model_backward", "L_model_forward", "Parameters", "compute_cost", "initialize_adam", "initialize_parameters",
         "initialize_parameters_deep", "initialize_velocity", "predict", "predict_proba", "update_parameters",
         "update_parameters_with_adam", "update_parameters_with_momentum"), "fastdnn.pipeline"),
-    **dict.fromkeys(("DNNClassifier", "NotFittedError", "cross_val_score"), "fastdnn.estimator"),
-    **dict.fromkeys(("DivergenceError", "Engine", "TrainingState"), "fastdnn.engine"),
-    **dict.fromkeys(("load_checkpoint", "load_model", "save_checkpoint", "save_model"), "fastdnn.io"),
+    **dict.fromkeys(("DNNClassifier", "cross_val_score", "load_checkpoint", "load_model"), "fastdnn.estimator"),
+    **dict.fromkeys(("DivergenceError", "NotFittedError"), "fastdnn.errors"),
+    **dict.fromkeys(("Engine", "TrainingState"), "fastdnn.engine"),
+    **dict.fromkeys(("save_checkpoint", "save_model"), "fastdnn.io"),
     **dict.fromkeys(("L_layer_model", "model"), "fastdnn.training"),
     "sweep": "fastdnn.sweeps",
 }

@@ -19,10 +19,8 @@ import contextlib
 import csv
 import errno
 import hashlib
-import importlib
 import math
 import os
-import stat
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -30,28 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.recfunctions import structured_to_unstructured
 
-
-class DataError(ValueError):
-    """A data file that cannot be used as it is: ``path`` and ``problem`` say which and why."""
-
-    def __init__(self, path, problem):
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency is needed for what was asked; the message names the extra to install."""
-
-
-def import_optional(module, extra, purpose):
-    """``module`` imported, or MissingDependencyError saying ``pip install "fastdnn[extra]"``."""
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise MissingDependencyError(
-            f"{purpose} needs {module.split('.')[0]}, which is not installed: pip install \"fastdnn[{extra}]\""
-        ) from None
+from fastdnn.errors import DataError
+from fastdnn.files import import_optional, new_file_mode, regular_file
 
 
 @dataclass
@@ -255,15 +233,6 @@ def _check_line_lengths(path, limit=None):
             line += ends.size
 
 
-def regular_file(path):
-    """os.stat of ``path``, which must be a regular file (a FIFO or device would block or never end)."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(path, "is not a regular file (a folder, FIFO or device); give a data file")
-    return st
-
-
-
 def _load_csv(path, label, require_labels, prefer):
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
@@ -450,8 +419,6 @@ def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_byt
     leaves nothing and touches no other file. Returns (n_samples, n_features,
     labels path or None).
     """
-    from fastdnn.io import new_file_mode  # here: fastdnn.io imports this module (through the engine)
-
     src, dst = os.fspath(src), os.fspath(dst)
     if not os.path.exists(src):
         raise FileNotFoundError(errno.ENOENT, "no such file", src)

@@ -21,7 +21,8 @@ import os
 
 import numpy as np
 
-from fastdnn.data import MissingDependencyError, import_optional
+from fastdnn.errors import MissingDependencyError
+from fastdnn.files import import_optional
 
 # What MPI launchers put in the environment of each process they start, as (rank, number of processes): the
 # mpiexec of MPICH and Intel MPI (Hydra, also Slurm's PMI plugins), Open MPI's mpirun (PMIx too). A launcher

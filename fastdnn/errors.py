@@ -1,4 +1,62 @@
-"""The errors fastdnn raises of its own, each with the one wording every entry point shows."""
+"""The errors (and the one warning) fastdnn raises of its own, each with the one wording every entry point
+shows."""
+
+import os
+import sys
+
+
+class FileProblem(ValueError):
+    """A file that cannot be used as asked: ``path`` and ``problem`` say which and why, and the message is the
+    one line every entry point shows, "PATH: PROBLEM"."""
+
+    def __init__(self, path, problem):
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+    def __reduce__(self):
+        # Rebuilt from (path, problem), not from the message, when it crosses to another process (a sweep's
+        # workers): the default would call __init__ with the message alone.
+        return type(self), (self.path, self.problem)
+
+
+class DataError(FileProblem):
+    """A data file that cannot be used as it is."""
+
+
+class ModelFileError(FileProblem):
+    """A model or checkpoint file that cannot be read."""
+
+
+class FileInUseError(FileProblem):
+    """Another fastdnn run is writing the file that this one would write (``fastdnn.files.OutputLock``)."""
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency is needed for what was asked; the message names the extra to install."""
+
+
+class NotFittedError(ValueError, AttributeError):
+    """The estimator is used before ``fit`` (a ValueError, as scikit-learn's is)."""
+
+
+class DataConversionWarning(UserWarning):
+    """Input was converted (a column-vector y raveled), as scikit-learn warns."""
+
+
+def scikit_learns(ours):
+    """``ours`` (an exception or warning class), also scikit-learn's class of that name when the program has
+    imported ``sklearn.exceptions``: code catching scikit-learn's (its estimator checks, a user's handler)
+    catches fastdnn's, without fastdnn importing scikit-learn."""
+    theirs = getattr(sys.modules.get("sklearn.exceptions"), ours.__name__, None)
+    if theirs is None:
+        return ours
+    if (ours, theirs) not in _BOTH:
+        _BOTH[ours, theirs] = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__})
+    return _BOTH[ours, theirs]
+
+
+_BOTH = {}
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -12,43 +12,23 @@ defaults and checks are ``fastdnn.options.OPTIONS``.
 
 import inspect
 import os
-import sys
 import warnings
 from collections import namedtuple
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastdnn import validation as V
+from fastdnn import export
+from fastdnn import io as fio
 from fastdnn import options as O
+from fastdnn import validation as V
 from fastdnn.engine import Engine, predict_proba_rows
+from fastdnn.errors import DataConversionWarning, NotFittedError, scikit_learns
 from fastdnn.labels import class_targets, k_folds, output_for, output_units, predicted_index, split_rows
 from fastdnn.monitors import EarlyStopping, Monitor, Monitors
 from fastdnn.pipeline import initialize_parameters, resolve_dtype, samples_as_rows
 from fastdnn.distributed import active
 from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
-
-
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit`` (a ValueError, as scikit-learn's is)."""
-
-
-class DataConversionWarning(UserWarning):
-    """Input was converted (a column-vector y raveled), as scikit-learn warns."""
-
-
-def _scikit_learns(ours):
-    """``ours`` (an exception or warning class), also scikit-learn's class of that name when the program has
-    imported ``sklearn.exceptions``: code catching scikit-learn's (its estimator checks, a user's handler)
-    catches fastdnn's, without fastdnn importing scikit-learn."""
-    theirs = getattr(sys.modules.get("sklearn.exceptions"), ours.__name__, None)
-    if theirs is None:
-        return ours
-    if (ours, theirs) not in _BOTH:
-        _BOTH[ours, theirs] = type(ours.__name__, (ours, theirs), {"__module__": ours.__module__})
-    return _BOTH[ours, theirs]
-
-
-_BOTH = {}
 
 
 def _numbers_from_objects(X, name):
@@ -186,7 +166,7 @@ class DNNClassifier:
     # -- fitted state ------------------------------------------------------------------------
     def _state(self):
         if "engine_" not in self.__dict__:
-            raise _scikit_learns(NotFittedError)("this DNNClassifier is not fitted yet; call fit (or partial_fit) first")
+            raise scikit_learns(NotFittedError)("this DNNClassifier is not fitted yet; call fit (or partial_fit) first")
         return self.engine_.state
 
     parameters_ = property(lambda self: (self._state(), self.engine_.parameters)[1],
@@ -243,7 +223,7 @@ class DNNClassifier:
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             warnings.warn("A column-vector y was passed when a 1d array was expected; it is used raveled, "
-                          "shape (n_samples,)", _scikit_learns(DataConversionWarning), stacklevel=3)
+                          "shape (n_samples,)", scikit_learns(DataConversionWarning), stacklevel=3)
             y = y.ravel()
         if y.ndim != 1 or y.shape[0] != m:
             raise ValueError(f"y must be 1-D with one label per sample ({m}), got shape {y.shape}")
@@ -316,22 +296,28 @@ class DNNClassifier:
             frozen_layers=params["frozen_layers"], seed=seed, state=state, **self._hyperparameters(params, m),
         )
 
-    def restore(self, classes, parameters, state=None, mini_batch_size=None):
-        """Make this estimator the fitted network ``parameters`` (a ``Parameters``) over ``classes``, with the
-        training ``state`` (a ``TrainingState`` holding those parameters) to continue from, if given.
+    def _ready_engine(self, params, Xs, m, seed, warm):
+        """The engine for training on ``m`` rows of ``Xs``: the fitted one with the options as set now
+        (``warm``: the network must be the same), else a new one seeded with ``seed``."""
+        if warm:
+            self._check_same_network(params)
+            self.engine_.configure(**self._hyperparameters(params, m))
+            self.engine_.frozen_layers = params["frozen_layers"]
+        else:
+            self.n_features_in_ = Xs.shape[1]
+            self._new_engine(params, Xs.shape[1], Xs.dtype.type, seed, m, self._pretrained_parameters(Xs, params, seed))
 
-        How model files and checkpoints come back (``fastdnn.io``); the options are this estimator's.
-        """
+    def restore(self, record):
+        """Make this estimator the fitted classifier that a model file or checkpoint holds, and return it: a
+        ``fastdnn.io.ModelRecord`` (checked as it was read) gives the network over its classes and the training
+        state to go on from; the options are this estimator's (the record's, as ``load`` builds it)."""
         params = self._check_params()
-        self.classes_ = np.asarray(classes)
+        parameters = record.parameters
+        self.classes_ = np.asarray(record.classes)
         self.n_features_in_ = parameters.dims[0]
-        if list(parameters.dims[1:-1]) != list(params["hidden_layer_sizes"]):
-            raise ValueError(f"hidden_layer_sizes {params['hidden_layer_sizes']} disagree with the layer sizes {parameters.dims}")
-        if params["frozen_layers"] > len(parameters.dims) - 2:
-            raise ValueError(f"frozen_layers {params['frozen_layers']} leaves no layer to train")
         seed = params["random_state"] if params["random_state"] is not None else 0
-        self._new_engine(params, parameters.dims[0], parameters.flat.dtype.type, seed, 1, parameters, state)
-        self.engine_.mini_batch_size = mini_batch_size
+        self._new_engine(params, parameters.dims[0], parameters.flat.dtype.type, seed, 1, parameters, record.state)
+        self.engine_.mini_batch_size = record.mini_batch_size
         return self
 
     def _forget(self):
@@ -419,14 +405,9 @@ class DNNClassifier:
             validation = (Xs, y[held], held)
         m_train = Xs.shape[0] if train_rows is None else train_rows.size
         params = self._check_params(m_train)
-        if warm:
-            self._check_same_network(params)
-            self.engine_.configure(**self._hyperparameters(params, m_train))
-            self.engine_.frozen_layers = params["frozen_layers"]
-        else:
+        if not warm:
             self.classes_ = classes
-            self.n_features_in_ = Xs.shape[1]
-            self._new_engine(params, Xs.shape[1], Xs.dtype.type, seed, m_train, self._pretrained_parameters(Xs, params, seed))
+        self._ready_engine(params, Xs, m_train, seed, warm)
         if isinstance(Xs, DiskDataset):
             n_out = output_units(len(self.classes_), params["output"])
             block = block_rows_for(params["memory"], Xs.n_features, n_out, Xs.dtype, self.engine_.mini_batch_size)
@@ -457,19 +438,12 @@ class DNNClassifier:
         unless y holds every class."""
         Xs = self._check_X(X)
         y = self._check_y(y, Xs.shape[0])
-        if "engine_" not in self.__dict__:
+        warm = "engine_" in self.__dict__
+        if not warm:
             self.classes_ = np.unique(y if classes is None else classes)
             if len(self.classes_) < 2:
                 raise ValueError(f"partial_fit needs at least 2 classes, got {self.classes_.tolist()}; pass classes=")
-            self.n_features_in_ = Xs.shape[1]
-            params = self._check_params()
-            seed = self._seed()
-            self._new_engine(params, Xs.shape[1], Xs.dtype.type, seed, Xs.shape[0], self._pretrained_parameters(Xs, params, seed))
-        else:
-            params = self._check_params()
-            self._check_same_network(params)
-            self.engine_.configure(**self._hyperparameters(params, Xs.shape[0]))
-            self.engine_.frozen_layers = params["frozen_layers"]
+        self._ready_engine(self._check_params(), Xs, Xs.shape[0], None if warm else self._seed(), warm)
         # A batch larger than this call's samples is one full batch of them.
         batch = self.engine_.mini_batch_size
         if batch is not None and batch > Xs.shape[0]:
@@ -592,23 +566,20 @@ class DNNClassifier:
     # -- files -------------------------------------------------------------------------------
     def save(self, path):
         """Write the fitted model to ``path`` (.npz, atomically; see ``fastdnn.io``)."""
-        from fastdnn.io import save_model
-
-        save_model(self, path)
+        fio.save_model(self, path)
 
     def to_onnx(self, path=None):
         """The fitted network as an ONNX model (``fastdnn.export``; needs ``fastdnn[onnx]``), written to
         ``path`` when given; returns the ``onnx.ModelProto``."""
-        from fastdnn.export import to_onnx
-
-        return to_onnx(self, path)
+        return export.to_onnx(self, path)
 
     @classmethod
     def load(cls, path):
-        """The model (or checkpoint, as its model) saved at ``path``."""
-        from fastdnn.io import load_model
-
-        return load_model(path)
+        """The model (or checkpoint, as its model) saved at ``path``, ready to ``predict``: ``fit`` with
+        ``warm_start=True`` continues from its parameters (with a fresh optimizer state, unless a checkpoint
+        saved one)."""
+        record = fio.read_model(path)
+        return cls(**record.options).restore(record)
 
 
 class _Verbose(Monitor):
@@ -642,6 +613,28 @@ class _Callback(Monitor):
         if stop is not None and not isinstance(stop, (bool, np.bool_)):
             raise ValueError(f"a callback returns True (stop), False or None, got {stop!r} from {self.callback!r}")
         return bool(stop)
+
+
+@dataclass
+class Checkpoint:
+    """A restored training state: the estimator, ready to continue with ``fit`` (warm_start) or to predict,
+    and the caller's ``run`` dict and ``arrays`` as saved."""
+
+    estimator: DNNClassifier
+    run: dict = field(default_factory=dict)
+    arrays: dict = field(default_factory=dict)
+
+
+def load_model(path):
+    """The DNNClassifier saved at ``path`` (``DNNClassifier.load``)."""
+    return DNNClassifier.load(path)
+
+
+def load_checkpoint(path):
+    """A ``Checkpoint``: the estimator with its optimizer state, step and shuffling Generator restored,
+    so that ``fit`` with ``warm_start=True`` continues exactly where the saved run was."""
+    record = fio.read_checkpoint(path)
+    return Checkpoint(DNNClassifier(**record.options).restore(record), record.run, record.arrays)
 
 
 def cross_val_score(estimator, X, y, k=10, random_state=0):

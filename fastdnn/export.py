@@ -18,7 +18,8 @@ import json
 
 import numpy as np
 
-from fastdnn.data import import_optional
+from fastdnn import __version__
+from fastdnn.files import atomic_write, import_optional
 
 OPSET = 13  # Softmax over one axis; Gemm, ArgMax, Gather, Concat as in every runtime since 2021
 IR_VERSION = 7  # the ONNX IR version of opset 13, which runtimes far older than this file read
@@ -31,9 +32,6 @@ def to_onnx(estimator, path=None):
     ``path`` (atomically) when given."""
     onnx = import_optional("onnx", "onnx", "ONNX export")
     from onnx import TensorProto, helper, numpy_helper
-
-    from fastdnn import __version__
-    from fastdnn.io import atomic_write
 
     params = estimator.parameters_  # NotFittedError if not fitted
     net = estimator.network_

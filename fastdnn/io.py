@@ -1,10 +1,12 @@
 """Model files and checkpoints: portable .npz archives, written atomically, read without pickle.
 
-``save_model``/``load_model`` keep what predicting needs; ``save_checkpoint``/
-``load_checkpoint`` add what continuing training needs, so that a resumed run
-goes on bit for bit as if it had never stopped. Every entry is a plain array
-(text is a 0-d unicode array, structured values are JSON text), so any numpy
-reads the files with ``np.load(path, allow_pickle=False)``:
+``save_model`` keeps what predicting needs; ``save_checkpoint`` adds what
+continuing training needs, so that a resumed run goes on bit for bit as if it
+had never stopped; ``read_model``/``read_checkpoint`` give them back as a
+``ModelRecord`` (``fastdnn.load_model``/``load_checkpoint`` build the
+estimator from it). Every entry is a plain array (text is a 0-d unicode array,
+structured values are JSON text), so any numpy reads the files with
+``np.load(path, allow_pickle=False)``:
 
     format            "fastdnn-model" or "fastdnn-checkpoint"
     format_version    int; a reader refuses versions newer than its FORMAT_VERSION
@@ -27,34 +29,43 @@ reads the files with ``np.load(path, allow_pickle=False)``:
     best_parameters   (P,) early stopping's best parameters so far, if any (version 2)
     gram_W1_init, gram_C, gram_V, gram_carry, gram_norms
                       the Gram route's carried state, for a run saved mid-way on it (version 2)
+    stream_spans, stream_position, stream_total, stream_grad
+                      where an epoch over data streamed from disk stopped, mid-epoch (version 2)
     run               JSON: the caller's own state (the CLI's epoch target, data fingerprint, ...)
     run_<name>        the caller's own arrays
-  A version-1 checkpoint (optimizer_state, step, rng_state) still loads.
+  A version-1 checkpoint (optimizer_state, step, rng_state; the command kept early stopping's record
+  in its run: best, best_epoch, stall, stopped, scores and run_best_params) still loads.
 
-Writes go to a temporary file in the target's directory, are fsynced, then
-``os.replace``d over the target: a crash or an error mid-save leaves the old
-file as it was. Every problem reading a file raises ``ModelFileError`` (a
-ValueError) naming the file and the problem in one line.
+Writes go through ``fastdnn.files.atomic_write``: a crash or an error mid-save
+leaves the old file as it was. Reading checks everything a file holds against
+itself (its layer sizes, parameters, classes, options through the options
+table, training state) and returns a plain ``ModelRecord``, from which
+``fastdnn.estimator`` builds the classifier; every problem raises
+``ModelFileError`` (``fastdnn.errors``, a ValueError) naming the file and the
+problem in one line. Older versions' entries become the current fields here,
+when read, and nowhere else.
 """
 
-import contextlib
 import errno
 import json
 import math
 import numbers
 import os
-import tempfile
 import tokenize
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastdnn import __version__
+from fastdnn import options as O
+from fastdnn import validation as V
+from fastdnn.errors import ModelFileError, NotFittedError, scikit_learns
+from fastdnn.files import atomic_write
 from fastdnn.labels import output_for, output_units
+from fastdnn.pipeline import pack_parameters
 from fastdnn.routes import GRAM_MAX_EXAMPLES
 from fastdnn.state import GramCarry, StreamPosition, TrainingState
-from fastdnn import validation as V
-from fastdnn.pipeline import pack_parameters
 
 MODEL_FORMAT = "fastdnn-model"
 CHECKPOINT_FORMAT = "fastdnn-checkpoint"
@@ -72,21 +83,19 @@ STREAM_ENTRIES = ("stream_spans", "stream_position", "stream_total", "stream_gra
 _ZIP_SIGNATURE = b"PK\x03\x04"
 
 
-class ModelFileError(ValueError):
-    """A model or checkpoint file that cannot be read: ``path`` and ``problem`` say which and why."""
-
-    def __init__(self, path, problem):
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-
 @dataclass
-class Checkpoint:
-    """A restored training state: the estimator, ready to continue with ``fit`` (warm_start) or to predict,
-    and the caller's ``run`` dict and ``arrays`` as saved."""
+class ModelRecord:
+    """What a model file or checkpoint at ``path`` holds, checked: the estimator's ``options`` as saved (names of
+    ``fastdnn.options.OPTIONS``), its ``classes``, the ``parameters`` (a ``Parameters``), the ``state`` (a
+    ``TrainingState`` holding them) and the trainer's ``mini_batch_size`` (None: full batch); a checkpoint's
+    ``run`` dict and ``arrays`` are its caller's own state, as saved."""
 
-    estimator: object
+    path: str
+    options: dict
+    classes: np.ndarray
+    parameters: object
+    state: TrainingState
+    mini_batch_size: int | None
     run: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)
 
@@ -189,65 +198,6 @@ def _stream_position(arrays, P, dtype):
 # ---------------------------------------------------------------------------- writing
 
 
-def atomic_write(path, write):
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
-
-    On any error (or interrupt) the temporary file is removed and ``path`` is
-    untouched. A new file gets the permissions the umask allows (an existing
-    one keeps its own), not mkstemp's owner-only 0600.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(path) or "."  # as the system resolves it ("sub/../x" needs sub), like the rename
-    try:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    except OSError as exc:  # a full disk, a read-only folder: named as the file, not its hidden temporary
-        raise OSError(exc.errno, f"{exc.strerror or exc}; {path} was not written (it is as it was)", path) from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, new_file_mode(path))
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if exc.filename is None:
-            # A full disk or quota raises without a file name (from write or fsync): name the file it was for.
-            raise OSError(exc.errno, f"{exc.strerror or exc}; {path} was not written (it is as it was)", path) from None
-        raise
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # The rename itself is durable only once the directory is.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-def new_file_mode(path):
-    """The permissions a file written over ``path`` gets: an existing file's own, else what the umask allows
-    (every writer renames a temporary file, which mkstemp makes owner-only 0600, so each sets this)."""
-    try:
-        return os.stat(path).st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _savez(path, arrays):
-    for name, value in arrays.items():
-        if value.dtype.hasobject:
-            # np.savez would pickle it (and numpy < 2.1 has no allow_pickle= to forbid that).
-            raise ValueError(f"cannot save {name!r}: an object array needs pickle, which fastdnn files never hold")
-    atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
 def _text(value):
     return np.array(value, dtype=np.str_)
 
@@ -256,9 +206,9 @@ def _options_json(params):
     """get_params() as JSON; numpy scalars and dtypes become plain values, tuples lists."""
 
     def plain(value):
-        if isinstance(value, (str, bool, type(None))):
+        if isinstance(value, (str, type(None))):
             return value
-        if isinstance(value, (np.bool_,)):
+        if isinstance(value, (bool, np.bool_)):
             return bool(value)
         if isinstance(value, numbers.Integral):
             return int(value)
@@ -275,9 +225,7 @@ def _options_json(params):
 
 def _classes_array(classes):
     classes = np.asarray(classes)
-    if classes.dtype.kind in "biuf":
-        return classes
-    if classes.dtype.kind == "U":
+    if classes.dtype.kind in "biufU":
         return classes
     if classes.dtype.kind == "S" or (classes.dtype == object and all(isinstance(c, str) for c in classes)):
         return classes.astype(np.str_)
@@ -286,12 +234,10 @@ def _classes_array(classes):
 
 def _model_arrays(estimator, fmt):
     if not hasattr(estimator, "parameters_"):
-        from fastdnn.estimator import NotFittedError
-
-        raise NotFittedError("this DNNClassifier is not fitted yet; nothing to save")
+        raise scikit_learns(NotFittedError)("this DNNClassifier is not fitted yet; nothing to save")
     params = estimator.parameters_
     if not np.isfinite(params.flat).all():
-        # A model that load_model would refuse as corrupted is never written.
+        # A model that read_model would refuse as corrupted is never written.
         bad = [key for key, value in params.items() if not np.isfinite(value).all()]
         raise ValueError(f"the parameters {', '.join(bad)} hold NaN or Inf; a non-finite model is not saved")
     dims = list(params.dims)
@@ -309,7 +255,7 @@ def _model_arrays(estimator, fmt):
     arrays = {
         "format": _text(fmt),
         "format_version": np.array(FORMAT_VERSION, np.int64),
-        "fastdnn_version": _text(_version()),
+        "fastdnn_version": _text(__version__),
         "layer_sizes": np.array(dims, np.int64),
         "dtype": _text(params.flat.dtype.name),
         "activations": np.array([network["activation"]] * (L - 1) + [network["output"]], dtype=np.str_),
@@ -331,22 +277,16 @@ def _model_arrays(estimator, fmt):
     return arrays
 
 
-def _version():
-    from fastdnn import __version__
-
-    return __version__
-
-
 def save_model(estimator, path):
-    """Write a fitted DNNClassifier to ``path`` (.npz, atomically): everything ``load_model`` needs to predict."""
-    _savez(path, _model_arrays(estimator, MODEL_FORMAT))
+    """Write a fitted DNNClassifier to ``path`` (.npz, atomically): everything predicting needs."""
+    write_archive(path, _model_arrays(estimator, MODEL_FORMAT))
 
 
 def save_checkpoint(estimator, path, run=None, arrays=None):
     """Write a model plus its training state (optimizer state, step, shuffling Generator) atomically.
 
     ``run`` (a JSON-able dict) and ``arrays`` (name -> ndarray) are the
-    caller's own state, returned as they were by ``load_checkpoint``.
+    caller's own state, returned as they were by ``read_checkpoint``.
     """
     write_archive(path, checkpoint_arrays(estimator, run, arrays))
 
@@ -371,7 +311,11 @@ def checkpoint_arrays(estimator, run=None, arrays=None):
 
 def write_archive(path, arrays):
     """Write ``arrays`` (name -> ndarray, no objects) as an .npz at ``path``, atomically."""
-    _savez(path, arrays)
+    for name, value in arrays.items():
+        if value.dtype.hasobject:
+            # np.savez would pickle it (and numpy < 2.1 has no allow_pickle= to forbid that).
+            raise ValueError(f"cannot save {name!r}: an object array needs pickle, which fastdnn files never hold")
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 # ---------------------------------------------------------------------------- reading
@@ -403,7 +347,8 @@ def _read_archive(path):
 
 
 # The entries fastdnn writes (W1, b1, ... and a checkpoint's run_* arrays besides); anything else is refused.
-_MEMBERS = {*MODEL_ENTRIES, *STATE_ENTRIES, *GRAM_ENTRIES, *STREAM_ENTRIES, "run"}
+# A version-1 checkpoint kept its optimizer's step count as the entry "step".
+_MEMBERS = {*MODEL_ENTRIES, *STATE_ENTRIES, *GRAM_ENTRIES, *STREAM_ENTRIES, "run", "step"}
 # Besides what the layer sizes imply: the loss curve, text, a stream's block list, a checkpoint's run arrays.
 _EXTRA_BYTES = 64 * 2**20
 
@@ -413,42 +358,55 @@ def _check_members(path):
     no objects, W and b of the shapes the layer sizes give, each no larger than its header declares, and all
     of them together no larger than a model of those layer sizes can hold (a few MB of zip can declare GB)."""
     with zipfile.ZipFile(path) as z:
-        names = [i.filename[:-4] if i.filename.endswith(".npy") else i.filename for i in z.infolist()]
+        names = [_member_name(info) for info in z.infolist()]
         if "format" not in names:
             _not_a_model(path, names)
-        headers = {}
-        for info in z.infolist():
-            name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if not (name in _MEMBERS or name.startswith("run_") or (name[:1] in "Wb" and name[1:].isdigit())):
-                raise ModelFileError(path, f"is not a fastdnn model file: it holds an entry fastdnn does not write "
-                                           f"({info.filename!r})")
-            with z.open(info) as f:
-                try:
-                    version = np.lib.format.read_magic(f)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(f)
-                except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:  # the header is Python text
-                    raise ModelFileError(path, f"is corrupted: the entry {name!r} is not an array ({exc})") from None
-            if dtype.hasobject:
-                raise ModelFileError(path, f"is corrupted: the entry {name!r} holds Python objects")
-            size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
-            if info.file_size > size + 65536:
-                raise ModelFileError(path, f"is corrupted: the entry {name!r} holds more bytes than its header declares")
-            headers[name] = (tuple(shape), size)
+        headers = {_member_name(info): _member_header(path, z, info) for info in z.infolist()}
         if "layer_sizes" not in headers or headers["layer_sizes"][1] > 8 * 4096:
             return  # not a model, or one to refuse by its own checks (after this small read)
         with z.open("layer_sizes.npy") as f:
             dims = np.lib.format.read_array(f, allow_pickle=False)
     if dims.ndim != 1 or dims.dtype.kind not in "iu" or dims.size < 2 or (dims < 1).any():
         return  # refused by the model's own check
-    dims = [int(d) for d in dims]
+    _check_declared_sizes(path, headers, [int(d) for d in dims])
+
+
+def _member_name(info):
+    return info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+
+
+def _member_header(path, z, info):
+    """(shape, bytes) that the member's .npy header declares; ModelFileError for a name fastdnn does not
+    write, a header that is not an array's, objects, or more bytes stored than declared."""
+    name = _member_name(info)
+    if not (name in _MEMBERS or name.startswith("run_") or (name[:1] in "Wb" and name[1:].isdigit())):
+        raise ModelFileError(path, f"is not a fastdnn model file: it holds an entry fastdnn does not write "
+                                   f"({info.filename!r})")
+    with z.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, _, dtype = read(f)
+        except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:  # the header is Python text
+            raise ModelFileError(path, f"is corrupted: the entry {name!r} is not an array ({exc})") from None
+    if dtype.hasobject:
+        raise ModelFileError(path, f"is corrupted: the entry {name!r} holds Python objects")
+    size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if info.file_size > size + 65536:
+        raise ModelFileError(path, f"is corrupted: the entry {name!r} holds more bytes than its header declares")
+    return tuple(shape), size
+
+
+def _check_declared_sizes(path, headers, dims):
+    """W and b declared in the shapes the layer sizes ``dims`` give, and all entries within what such a
+    model holds."""
     for l in range(1, len(dims)):
         for key, shape in ((f"W{l}", (dims[l], dims[l - 1])), (f"b{l}", (dims[l], 1))):
             if key in headers and headers[key][0] != shape:
                 raise ModelFileError(path, f"is corrupted: {key} declares shape {headers[key][0]}, but its layer sizes "
                                            f"{dims} give {shape}")
     params = sum(dims[l] * (dims[l - 1] + 1) for l in range(1, len(dims))) * 8
-    gram = dims[1] * (dims[0] + 2 * GRAM_MAX_EXAMPLES + 1) * 8 if len(dims) > 1 else 0
+    gram = dims[1] * (dims[0] + 2 * GRAM_MAX_EXAMPLES + 1) * 8
     budget = 5 * params + gram + _EXTRA_BYTES  # parameters, Adam's two moments, the best epoch's, a stream's gradient
     total = sum(size for _, size in headers.values())
     if total > budget:
@@ -499,6 +457,7 @@ def _not_a_model(path, names):
 
 
 def _check_format(arrays, path, accept):
+    """The file's format version (its format one of ``accept``)."""
     if "format" not in arrays:
         _not_a_model(path, arrays)
     fmt = arrays["format"]
@@ -510,28 +469,29 @@ def _check_format(arrays, path, accept):
         writer = str(arrays.get("fastdnn_version", "a newer version"))
         raise ModelFileError(
             path,
-            f"was written by fastdnn {writer} in model format version {version}; this fastdnn {_version()} reads "
+            f"was written by fastdnn {writer} in model format version {version}; this fastdnn {__version__} reads "
             f"versions up to {FORMAT_VERSION}: upgrade fastdnn to read it",
         )
     if version < 1:
         raise ModelFileError(path, f"is corrupted: format version {version}")
     if fmt not in accept:
         raise ModelFileError(path, f"is a {fmt} file, not a {' or '.join(accept)} file")
-    return fmt
+    return version
 
 
-def _estimator_from(arrays, path):
-    """A DNNClassifier with the archive's options, parameters and classes, ready to predict."""
-    from fastdnn.estimator import DNNClassifier
-
+def _layer_sizes(arrays, path):
     dims = _require(arrays, "layer_sizes", path)
     if dims.ndim != 1 or dims.dtype.kind not in "iu" or dims.size < 2 or (dims < 1).any():
         raise ModelFileError(path, f"is corrupted: layer_sizes is {dims!r}")
-    dims = [int(d) for d in dims]
-    L = len(dims) - 1
+    return [int(d) for d in dims]
+
+
+def _parameters(arrays, path, dims):
+    """W1, b1, .. WL, bL as a ``Parameters``: the shapes ``dims`` give, the file's dtype, finite, no more."""
     dtype = _scalar_text(arrays, "dtype", path)
     if dtype not in ("float32", "float64"):
         raise ModelFileError(path, f"is corrupted: dtype {dtype!r} (float32 or float64 expected)")
+    L = len(dims) - 1
     raw = {}
     for l in range(1, L + 1):
         for key, shape in ((f"W{l}", (dims[l], dims[l - 1])), (f"b{l}", (dims[l], 1))):
@@ -546,6 +506,12 @@ def _estimator_from(arrays, path):
             raw[key] = value
     if any(k[0] in "Wb" and k[1:].isdigit() and int(k[1:]) > L for k in arrays):
         raise ModelFileError(path, f"is corrupted: it has more W/b entries than its {L} layers")
+    return pack_parameters(raw, np.dtype(dtype).type)
+
+
+def _classes(arrays, path, n_out):
+    """The labels: distinct and sorted (as np.unique gives them), at least two, as many as the ``n_out``
+    output units encode."""
     classes = _require(arrays, "classes", path)
     if classes.ndim != 1 or classes.dtype.kind not in "biufU":
         raise ModelFileError(path, f"is corrupted: classes has shape {classes.shape} and dtype {classes.dtype}")
@@ -556,8 +522,13 @@ def _estimator_from(arrays, path):
         shown = classes[:8].tolist()
         raise ModelFileError(path, f"is corrupted: its classes {shown}{' ...' if K > 8 else ''} are not distinct "
                                    "and sorted")
-    if K < 2 or dims[-1] not in (1, K) or (dims[-1] == 1 and K != 2):
-        raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units")
+    if K < 2 or n_out not in (1, K) or (n_out == 1 and K != 2):
+        raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {n_out} units")
+    return classes
+
+
+def _options(arrays, path):
+    """The estimator's options as saved: a JSON object of settings this fastdnn knows (hidden sizes a tuple)."""
     options = _json(arrays, "options", path, "options")
     if not isinstance(options, dict):
         raise ModelFileError(path, "is corrupted: its options are not a JSON object")
@@ -567,33 +538,57 @@ def _estimator_from(arrays, path):
             raise ModelFileError(path, f"is corrupted: its option {name!r} is a nested JSON value, not a setting")
     if isinstance(options.get("hidden_layer_sizes"), list):
         options["hidden_layer_sizes"] = tuple(options["hidden_layer_sizes"])
-    valid = DNNClassifier.param_names()
-    unknown = sorted(set(options) - set(valid))
+    unknown = sorted(set(options) - set(O.BY_NAME))
     if unknown:
         raise ModelFileError(path, f"has options this fastdnn does not know: {', '.join(unknown)}")
-    estimator = DNNClassifier(**options)
-    activations = _require(arrays, "activations", path)
-    if dims[-1] != output_units(K, estimator.output):
+    return options
+
+
+def _check_network(arrays, path, options, dims, K):
+    """The options (checked by the options table, the defaults where the file has none) describe the
+    network the parameters are: its hidden layers, activations and output layer. Returns them checked."""
+    try:
+        checked = O.check({**O.DEFAULTS, **options})
+        output = output_for(K, checked["output"])
+    except (TypeError, ValueError) as exc:
+        raise _inconsistent(path, exc) from None
+    if dims[-1] != output_units(K, checked["output"]):
         raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units with output "
-                                   f"{estimator.output!r}")
-    expected = [estimator.activation] * (L - 1) + [output_for(K, estimator.output)]
+                                   f"{checked['output']!r}")
+    if list(checked["hidden_layer_sizes"]) != dims[1:-1]:
+        raise _inconsistent(path, f"hidden_layer_sizes {checked['hidden_layer_sizes']} disagree with the layer "
+                                  f"sizes {dims}")
+    activations = _require(arrays, "activations", path)
+    expected = [checked["activation"]] * (len(dims) - 2) + [output]
     if activations.dtype.kind != "U" or activations.tolist() != expected:
         raise ModelFileError(path, f"is corrupted: activations {activations.tolist()} disagree with its options ({expected})")
-    batch = _scalar_int(arrays, "mini_batch_size", path)
+    return checked
 
-    parameters = pack_parameters(raw, np.dtype(dtype).type)
+
+def _inconsistent(path, problem):
+    return ModelFileError(path, f"is corrupted: its options or training state are inconsistent "
+                                f"({problem if isinstance(problem, str) else _first_line(problem)})")
+
+
+def _record(arrays, path, version, run=None, run_arrays=None):
+    """The ``ModelRecord`` of a file's entries, every one checked (``run``: a checkpoint's run dict)."""
+    dims = _layer_sizes(arrays, path)
+    parameters = _parameters(arrays, path, dims)
+    classes = _classes(arrays, path, dims[-1])
+    options = _options(arrays, path)
+    checked = _check_network(arrays, path, options, dims, classes.size)
+    batch = _scalar_int(arrays, "mini_batch_size", path)
     try:
-        state = _training_state(arrays, path, parameters, estimator.optimizer)
-        estimator.restore(classes, parameters, state, None if batch < 0 else batch)
+        state = _training_state(arrays, path, parameters, checked["optimizer"], version, run)
     except ModelFileError:
         raise
     except (TypeError, ValueError, KeyError, RecursionError) as exc:  # RecursionError: rng_state nested too deeply
-        raise ModelFileError(path, f"is corrupted: its options or training state are inconsistent "
-                                   f"({_first_line(exc)})") from None
-    return estimator
+        raise _inconsistent(path, exc) from None
+    return ModelRecord(os.fspath(path), options, classes, parameters, state, None if batch < 0 else batch, run or {},
+                       run_arrays or {})
 
 
-def _training_state(arrays, path, parameters, optimizer):
+def _training_state(arrays, path, parameters, optimizer, version, run):
     """The engine's ``TrainingState``: a checkpoint's as saved, a model's with its curve and counts
     (its optimizer state starts afresh)."""
     loss_curve = _require(arrays, "loss_curve", path)
@@ -610,34 +605,43 @@ def _training_state(arrays, path, parameters, optimizer):
         scalars.update(_json(arrays, "state", path, "training state values"))
     elif "step" in arrays:  # a version-1 checkpoint
         scalars["step"] = _scalar_int(arrays, "step", path)
-    saved["scalars"] = _text(json.dumps(scalars))
     for key in ("best_parameters", *GRAM_ENTRIES, *STREAM_ENTRIES):
         if key in arrays:
             saved[key] = arrays[key]
+    if version == 1 and isinstance(run, dict) and "best_epoch" in run:
+        _early_stopping_of_version_1(run, arrays, scalars, saved)
+    saved["scalars"] = _text(json.dumps(scalars))
     return state_from_arrays(parameters, saved)
 
 
-def load_model(path):
-    """The DNNClassifier saved at ``path``, ready to ``predict``.
+def _early_stopping_of_version_1(run, arrays, scalars, saved):
+    """Version 1's command kept early stopping's record in its run dict (best, best_epoch, stall, stopped,
+    scores) and the best parameters as its run array best_params: they become version 2's fields of the
+    training state (checked as those are), mid-run, as the command saved them."""
+    if run["best_epoch"] is not None:
+        scalars["best_score"], scalars["best_epoch"] = run["best"], run["best_epoch"]
+        if "run_best_params" in arrays:
+            saved["best_parameters"] = arrays["run_best_params"]
+    scalars["stall"], scalars["stopped"] = run.get("stall", 0), run.get("stopped", False)
+    saved["validation_scores"] = np.asarray(run.get("scores", []), np.float64)
+    scalars["in_progress"] = True
 
-    A checkpoint loads too (as the model at its epoch). The returned
-    estimator continues training with ``warm_start=True`` from the saved
-    parameters with a fresh optimizer state; a checkpoint restores that state.
-    """
+
+def read_model(path):
+    """The ``ModelRecord`` of the model saved at ``path`` (a checkpoint reads as the model at its epoch,
+    with its training state)."""
     arrays = _read_archive(path)
-    _check_format(arrays, path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
-    return _estimator_from(arrays, path)
+    version = _check_format(arrays, path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
+    return _record(arrays, path, version)
 
 
-def load_checkpoint(path):
-    """A ``Checkpoint``: the estimator with its optimizer state, step and shuffling Generator restored,
-    so that ``fit`` with ``warm_start=True`` continues exactly where the saved run was."""
+def read_checkpoint(path):
+    """The ``ModelRecord`` of the checkpoint at ``path``, with its caller's ``run`` dict and ``arrays``."""
     arrays = _read_archive(path)
-    _check_format(arrays, path, (CHECKPOINT_FORMAT,))
-    estimator = _estimator_from(arrays, path)
+    version = _check_format(arrays, path, (CHECKPOINT_FORMAT,))
     run = _json(arrays, "run", path, "run values")
     extra = {name[len("run_"):]: value for name, value in arrays.items() if name.startswith("run_")}
-    return Checkpoint(estimator, run, extra)
+    return _record(arrays, path, version, run, extra)
 
 
 def file_format(path):

@@ -35,7 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fastdnn.data import DataError, HDF5_PAIRS, checked_labels, import_optional, labels_path_for, regular_file
+from fastdnn.data import HDF5_PAIRS, checked_labels, labels_path_for
+from fastdnn.errors import DataError
+from fastdnn.files import import_optional, regular_file
 
 # Raw bytes read at once when rows are converted, selected or checked: bounds the scratch memory.
 PIECE_BYTES = 8 * 2**20

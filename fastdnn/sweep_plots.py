@@ -43,7 +43,7 @@ def _figure(figsize, rows=1, columns=1):
 
 def _save(fig, folder, name):
     """``fig`` as the PNG ``name`` in ``folder``, replaced atomically; its path."""
-    from fastdnn.io import atomic_write
+    from fastdnn.files import atomic_write
 
     path = os.path.join(folder, name)
     buffer = io.BytesIO()

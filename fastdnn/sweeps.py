@@ -228,7 +228,7 @@ class Results:
         """The CSV at ``path`` and the JSON beside it (``json_path``), each replaced atomically. While the
         sweep runs (``final`` False) the JSON holds the rows only and each configuration's curves are
         appended to ``curves_path`` (``append_curves``), so that a write costs the rows, not every curve."""
-        from fastdnn.io import atomic_write
+        from fastdnn.files import atomic_write
 
         atomic_write(path, lambda f: f.write(self.csv_text().encode()))
         atomic_write(json_path(path), lambda f: f.write(self.json_text(curves=final).encode()))
@@ -255,7 +255,7 @@ class Results:
     def read(cls, path, names, setup):
         """The results a previous run of this sweep wrote at ``path`` (None if there are none); DataError if
         they are another sweep's, or if the JSON beside ``path`` is not a sweep's."""
-        from fastdnn.data import DataError
+        from fastdnn.errors import DataError
 
         beside = json_path(path)
         if not os.path.exists(path):
@@ -331,7 +331,7 @@ def results_lock(out):
     run) given either file is refused at its start, instead of both succeeding with one's rows lost. The
     command takes it before loading the data and its ``sweep`` call takes it again: held by this thread
     already, it is not taken twice; another thread of this process is refused like another process."""
-    from fastdnn.cli.common import OutputLock
+    from fastdnn.files import OutputLock
 
     key = os.path.abspath(out)
     if key in _HELD.paths:

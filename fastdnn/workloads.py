@@ -93,7 +93,8 @@ def cat_data(data_dir, dtype="float64"):
     data of the same shape and range when the file or h5py is absent; ``source``
     says which, and why.
     """
-    from fastdnn.data import MissingDependencyError, load_dataset
+    from fastdnn.data import load_dataset
+    from fastdnn.errors import MissingDependencyError
 
     path = os.path.join(data_dir, CAT_FILE) if data_dir else None
     if path and os.path.isfile(path):

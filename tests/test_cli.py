@@ -16,7 +16,8 @@ import pytest
 import fastdnn
 from fastdnn.data import cat_data_dir
 from fastdnn import DNNClassifier, cli
-from fastdnn.io import load_model, save_model
+from fastdnn.estimator import load_model
+from fastdnn.io import save_model
 
 # The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).
 CAT_FOLDER = Path(cat_data_dir())
@@ -466,7 +467,7 @@ def test_two_runs_never_write_one_model_and_a_fresh_run_keeps_an_unfinished_chec
     """A second run given a model file that another run is writing is refused at its start (both used to report
     success, one model lost); temporary files that a killed save left beside it are removed; a fresh run does
     not replace a checkpoint of a run that stopped before its end."""
-    from fastdnn.cli.common import OutputLock
+    from fastdnn.files import OutputLock
 
     out = tmp_path / "m.npz"
     (tmp_path / ".m.npz.x1y2.tmp").write_bytes(b"half a model")
@@ -491,16 +492,16 @@ def test_two_runs_never_write_one_model_and_a_fresh_run_keeps_an_unfinished_chec
 def test_a_plot_that_cannot_be_written_says_the_model_was_saved(tmp_path, capsys, monkeypatch):
     import errno
 
-    from fastdnn import io as fio
+    from fastdnn import files
 
-    real = fio.atomic_write
+    real = files.atomic_write
 
     def full_for_images(path, write):
         if str(path).endswith(".png"):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, write)
 
-    monkeypatch.setattr(fio, "atomic_write", full_for_images)
+    monkeypatch.setattr(files, "atomic_write", full_for_images)
     out, plot = tmp_path / "m.npz", tmp_path / "cost.png"
     status, _, err = run(capsys, "train", *SMALL, "--epochs", 1, "--out", out, "--plot", plot, "--quiet")
     assert status == 1 and f"{plot}: No space left on device; the model itself was saved to {out}" in err, err
@@ -543,7 +544,7 @@ def test_a_run_removes_only_its_own_leftovers_and_its_lock_cannot_be_shared(tmp_
     let two runs hold "the" lock; "sub/../m.npz" without sub passed the check and failed after training."""
     import fcntl
 
-    from fastdnn.cli.common import OutputLock
+    from fastdnn.files import OutputLock
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / ".R.v2.npz.abc123.tmp").write_bytes(b"another run's")

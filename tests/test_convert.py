@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fastdnn import cli
-from fastdnn.data import DataError, convert_csv, labels_path_for, load_dataset
+from fastdnn.data import convert_csv, labels_path_for, load_dataset
+from fastdnn.errors import DataError
 
 
 def write_csv(path, header, rows):

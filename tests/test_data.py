@@ -14,13 +14,12 @@ import numpy.testing as npt
 import pytest
 
 from fastdnn.data import (
-    DataError,
-    MissingDependencyError,
     builtin_dataset,
     fingerprint,
     cat_data_dir,
     load_dataset,
 )
+from fastdnn.errors import DataError, MissingDependencyError
 from fastdnn.labels import split_rows
 
 # The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).

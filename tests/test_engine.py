@@ -13,7 +13,7 @@ import pytest
 
 import fastdnn
 from fastdnn import cli, options
-from fastdnn.io import load_model
+from fastdnn.estimator import load_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -357,7 +357,7 @@ def test_output_encoding_a_two_way_softmax_for_two_classes(tmp_path):
     assert est.score(X, y) > 0.8
     assert list(est.predict(X[:5])) == [est.classes_[i] for i in np.argmax(P[:5], axis=1)]
     fio.save_model(est, tmp_path / "m.npz")
-    again = fio.load_model(tmp_path / "m.npz")
+    again = DNNClassifier.load(tmp_path / "m.npz")
     assert again.output == "softmax" and np.array_equal(again.predict_proba(X), P)
     sigmoid = DNNClassifier(hidden_layer_sizes=(6,), max_iter=3, random_state=0).fit(X, y)
     assert sigmoid.parameters_["W2"].shape == (1, 6)

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 
 from fastdnn import DNNClassifier
 from fastdnn import io as fio
-from fastdnn.data import DataError, load_dataset
-from fastdnn.io import ModelFileError
+from fastdnn.data import load_dataset
+from fastdnn.errors import DataError, ModelFileError
+from fastdnn.estimator import load_checkpoint, load_model
 from fastdnn.stream import open_disk_dataset
 
 # Derandomized: CI sees the same examples every run (a failure reproduces); raise max_examples to explore.
@@ -49,8 +50,8 @@ def valid_files(folder):
 
 
 LOADERS = {
-    "model": (lambda p: fio.load_model(p), ModelFileError),
-    "checkpoint": (lambda p: fio.load_checkpoint(p), ModelFileError),
+    "model": (lambda p: load_model(p), ModelFileError),
+    "checkpoint": (lambda p: load_checkpoint(p), ModelFileError),
     "npz": (lambda p: load_dataset(p), DataError),
     "csv": (lambda p: load_dataset(p), DataError),
     "h5": (lambda p: load_dataset(p), DataError),

@@ -12,7 +12,10 @@ import pytest
 
 from fastdnn import DNNClassifier, NotFittedError
 from fastdnn import io as fio
-from fastdnn.io import ModelFileError, load_checkpoint, load_model, save_checkpoint, save_model
+from fastdnn import files
+from fastdnn.errors import ModelFileError
+from fastdnn.estimator import load_checkpoint, load_model
+from fastdnn.io import save_checkpoint, save_model
 
 
 def problem(m=300, n=6, classes=2, seed=0, labels="int"):
@@ -298,9 +301,6 @@ def test_a_saved_model_records_the_architecture_it_was_trained_with(tmp_path):
 def test_a_model_whose_classes_are_not_distinct_and_sorted_is_refused(tmp_path, classes):
     """The output's index k means classes[k] in np.unique's order: [0, 0] would predict 0 for everything and
     [1, 0] flip every label, silently."""
-    from fastdnn import io as fio
-    from fastdnn.io import ModelFileError
-
     X, y = problem()
     est = DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
     fio.save_model(est, tmp_path / "m.npz")
@@ -309,7 +309,7 @@ def test_a_model_whose_classes_are_not_distinct_and_sorted_is_refused(tmp_path, 
     arrays["classes"] = np.array(classes)
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(ModelFileError, match=r"bad.npz: is corrupted: its classes .* are not distinct and sorted"):
-        fio.load_model(tmp_path / "bad.npz")
+        load_model(tmp_path / "bad.npz")
 
 
 def test_a_model_saved_after_set_params_keeps_the_output_it_was_trained_with(tmp_path):
@@ -319,12 +319,12 @@ def test_a_model_saved_after_set_params_keeps_the_output_it_was_trained_with(tmp
     est = DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, output="softmax").fit(X, y)
     est.set_params(output="auto")
     fio.save_model(est, tmp_path / "m.npz")
-    again = fio.load_model(tmp_path / "m.npz")
+    again = load_model(tmp_path / "m.npz")
     assert again.network_["output"] == "softmax" and np.array_equal(again.predict_proba(X), est.predict_proba(X))
     X3, y3 = problem(classes=3)
     three = DNNClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X3, y3).set_params(output="sigmoid")
     fio.save_model(three, tmp_path / "m3.npz")
-    assert fio.load_model(tmp_path / "m3.npz").output == "softmax"
+    assert load_model(tmp_path / "m3.npz").output == "softmax"
 
 
 def test_a_model_whose_entries_declare_more_than_its_layers_hold_is_refused_before_reading(tmp_path):
@@ -377,7 +377,7 @@ def test_a_full_disk_names_the_file_it_was_writing(tmp_path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(OSError) as info:
-        fio.atomic_write(target, full)
+        files.atomic_write(target, full)
     assert describe(info.value) == f"{target}: No space left on device; {target} was not written (it is as it was)"
     assert target.read_bytes() == b"the old model" and os.listdir(tmp_path) == ["m.npz"]
 
@@ -393,7 +393,7 @@ def test_a_full_disk_before_the_first_byte_names_the_file_too(tmp_path, monkeypa
 
     monkeypatch.setattr(tempfile, "mkstemp", full)
     with pytest.raises(OSError) as info:
-        fio.atomic_write(tmp_path / "m.npz", lambda f: f.write(b"x"))
+        files.atomic_write(tmp_path / "m.npz", lambda f: f.write(b"x"))
     target = tmp_path / "m.npz"
     assert describe(info.value) == f"{target}: No space left on device; {target} was not written (it is as it was)"
 
@@ -437,3 +437,62 @@ def test_a_model_saved_with_more_threads_than_here_is_capped_and_said_once(model
         cores = usable_cores()
         assert err == (f"note: {model_file} was saved with threads={threads}, more than the {cores} usable cores "
                        f"here; using {cores}\n")
+
+
+# ---------------------------------------------------------------------------- older formats
+
+
+def as_version_1(arrays, m, fraction, seed):
+    """A version-2 checkpoint of ``fastdnn train`` as version 1 wrote the same state: the optimizer's step as
+    the entry "step", early stopping's record in the command's run dict and its best parameters as the run
+    array best_params, the data fingerprinted on the training split (the rows split_rows keeps)."""
+    from fastdnn.data import fingerprint
+    from fastdnn.labels import split_rows
+
+    old = {k: v for k, v in arrays.items() if k not in ("state", "best_parameters", "validation_scores")}
+    state, run = json.loads(str(arrays["state"])), json.loads(str(arrays["run"]))
+    old["format_version"] = np.array(1)
+    old["step"] = np.array(state["step"])
+    old["run_best_params"] = arrays["best_parameters"]
+    with np.load(run["data"]["path"]) as f:
+        X, y = f["X"], f["y"]
+    kept, _ = split_rows(m, fraction, seed)
+    run["data"]["fingerprint"] = fingerprint(np.ascontiguousarray(X[kept]), y[kept])
+    run.update(epoch=state["epoch"], best=state["best_score"], best_epoch=state["best_epoch"], stall=state["stall"],
+               stopped=state["stopped"], scores=[float(s) for s in arrays["validation_scores"]])
+    old["run"] = np.array(json.dumps(run))
+    return old
+
+
+def test_a_version_1_checkpoint_resumes_as_the_version_2_one_of_the_same_state(tmp_path, capsys):
+    """Version 1 kept early stopping's record in the command's run dict: read, it becomes the training state's
+    own fields (mid-run, as the command saved it), and the command's resumed run writes the model that resuming
+    the version-2 checkpoint of the same state writes. Version 1's "step" entry was refused as one fastdnn
+    does not write, so no version-1 checkpoint loaded."""
+    from fastdnn import cli
+
+    X, y = problem()
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    train = ["train", "--data", str(tmp_path / "d.npz"), "--early-stopping", "--n-iter-no-change", "50", "--layers",
+             "8", "--seed", "3", "--batch-size", "32", "--quiet"]
+    assert cli.main([*train, "--epochs", "4", "--checkpoint-every", "2", "--out", str(tmp_path / "m.npz")]) == 0
+    with np.load(tmp_path / "m.ckpt.npz") as f:
+        current = dict(f)
+    assert json.loads(str(current["state"]))["best_epoch"] is not None  # a record to carry over
+    np.savez(tmp_path / "v1.ckpt.npz", **as_version_1(current, len(y), 0.1, 3))
+
+    new, old = load_checkpoint(tmp_path / "m.ckpt.npz"), load_checkpoint(tmp_path / "v1.ckpt.npz")
+    a, b = new.estimator.training_state_, old.estimator.training_state_
+    for name in ("step", "epoch", "best_score", "best_epoch", "stall", "stopped", "in_progress", "validation_scores",
+                 "costs"):
+        assert getattr(a, name) == getattr(b, name), name
+    npt.assert_array_equal(a.best_parameters, b.best_parameters)
+    npt.assert_array_equal(a.optimizer_state, b.optimizer_state)
+
+    for name in ("m.ckpt.npz", "v1.ckpt.npz"):
+        assert cli.main(["train", "--resume", str(tmp_path / name), "--epochs", "7", "--quiet",
+                         "--out", str(tmp_path / f"{name}.out.npz")]) == 0, capsys.readouterr().err
+    with np.load(tmp_path / "m.ckpt.npz.out.npz") as f, np.load(tmp_path / "v1.ckpt.npz.out.npz") as g:
+        assert sorted(f.files) == sorted(g.files)
+        for key in f.files:
+            npt.assert_array_equal(f[key], g[key], err_msg=key)

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from fastdnn import DNNClassifier
-from fastdnn.data import DataError, load_dataset
+from fastdnn.data import load_dataset
 from fastdnn.engine import Engine
-from fastdnn.errors import DivergenceError, TrainingInterrupted
+from fastdnn.errors import DataError, DivergenceError, TrainingInterrupted
 from fastdnn.labels import class_targets
 from fastdnn.io import state_arrays, state_from_arrays
 from fastdnn.kernels import compiled
@@ -442,7 +442,7 @@ def test_the_command_refuses_bad_streaming_input_in_one_line(big_npy, tmp_path, 
 def test_predict_and_evaluate_read_npy_data_a_block_at_a_time(big_npy, tmp_path, capsys):
     """A model trained with --memory 1MB predicts a 1.9 MB .npy in blocks; the predictions are those of the
     array in memory, and a .npy without labels beside it can be predicted."""
-    from fastdnn.io import load_model
+    from fastdnn.estimator import load_model
 
     path, labels, X, y = big_npy
     model = tmp_path / "m.npz"

@@ -85,7 +85,7 @@ def test_an_interrupted_sweep_continues_and_skips_what_it_finished(tmp_path):
     # Nothing left: nothing trained, the results as they were.
     again = sweep(X, y, GRID, fixed=FIXED, seed=2, workers=2, out=out, progress=lambda d, t: runs.append(-1))
     assert runs[-1] == 5 and strip(again.rows) == strip(continued.rows)
-    from fastdnn.data import DataError
+    from fastdnn.errors import DataError
 
     with pytest.raises(DataError, match="holds another sweep's results"):
         sweep(X, y, GRID, fixed={**FIXED, "max_iter": 16}, seed=2, workers=1, out=out)
@@ -184,7 +184,7 @@ def test_failures_are_recorded_tried_again_and_cleared(tmp_path, monkeypatch):
 
 
 def test_the_results_never_replace_a_json_that_is_not_theirs(tmp_path):
-    from fastdnn.data import DataError
+    from fastdnn.errors import DataError
 
     X, y = blobs()
     (tmp_path / "settings.json").write_text('{"my": "settings"}')
@@ -230,7 +230,7 @@ def test_a_second_sweep_of_results_being_written_is_refused_and_the_first_loses_
     the last to write replaced the other's rows); so is one whose CSV is the first's JSON."""
     import threading
 
-    from fastdnn.cli.common import CLIError
+    from fastdnn.errors import FileInUseError
 
     X, y = blobs()
     out = tmp_path / "r.csv"
@@ -249,7 +249,7 @@ def test_a_second_sweep_of_results_being_written_is_refused_and_the_first_loses_
     try:
         assert writing.wait(120)
         for other in (out, tmp_path / "r.json"):
-            with pytest.raises(CLIError, match=f"{other}: another fastdnn run is writing this results file"):
+            with pytest.raises(FileInUseError, match=f"{other}: another fastdnn run is writing this results file"):
                 sweep(X, y, {"learning_rate": [0.03, 0.3]}, fixed=FIXED, workers=1, out=other)
     finally:
         go_on.set()
@@ -262,7 +262,7 @@ def test_a_second_sweep_of_results_being_written_is_refused_and_the_first_loses_
 
 
 def test_the_command_refuses_results_another_run_is_writing_before_loading_the_data(tmp_path, capsys):
-    from fastdnn.cli.common import OutputLock
+    from fastdnn.files import OutputLock
 
     X, y = blobs()
     np.savez(tmp_path / "d.npz", X=X, y=y)

@@ -25,7 +25,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     import numpy as np
 
-    from fastdnn.data import builtin_dataset, import_optional, load_dataset
+    from fastdnn.data import builtin_dataset, load_dataset
+    from fastdnn.files import import_optional
     from fastdnn.estimator import DNNClassifier
 
     try:

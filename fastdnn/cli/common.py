@@ -1,7 +1,8 @@
 """What every ``fastdnn`` command shares: the one-line error, printing, and checking destinations."""
 
-import contextlib
 import os
+
+from fastdnn.errors import DivergenceError, MissingDependencyError
 
 
 class CLIError(Exception):
@@ -14,15 +15,10 @@ def say(*lines):
 
 
 def describe(exc):
-    """One line for the user."""
-    from fastdnn.data import DataError, MissingDependencyError
-    from fastdnn.errors import DivergenceError
-    from fastdnn.io import ModelFileError
-
+    """One line for the user (the file problems of ``fastdnn.errors`` are ValueErrors naming their file)."""
     if isinstance(exc, OSError) and exc.filename is not None:
         text = f"{exc.filename}: {exc.strerror or exc}"
-    elif isinstance(exc, (CLIError, DataError, ModelFileError, MissingDependencyError, DivergenceError, ValueError,
-                          TypeError, OSError)):
+    elif isinstance(exc, (CLIError, MissingDependencyError, DivergenceError, ValueError, TypeError, OSError)):
         text = str(exc)
     else:
         text = f"internal error, {type(exc).__name__}: {exc} (run with --debug for the traceback)"
@@ -51,61 +47,6 @@ def check_writable(path, explicit, what, inputs):
         raise CLIError(f"{path}: cannot write the {what}: the directory {directory} is not writable")
     if os.path.exists(path) and not explicit and file_format(path) is None:
         raise CLIError(f"{path}: exists and is not a fastdnn file; not overwriting it (choose the {what} file explicitly)")
-
-
-class OutputLock:
-    """Held while a run may write ``path`` (and its checkpoint): a second fastdnn run given the same file is
-    refused at its start instead of both reporting success with one model lost. An advisory lock
-    (``fcntl.flock``) on a hidden ``.NAME.lock`` beside it, released when the process ends however it ends.
-    Holding it, the hidden temporary files that killed saves of ``path`` left (``.NAME.*.tmp``) are
-    removed: no other run is writing them."""
-
-    def __init__(self, path, what="model"):
-        self.path, self.what = os.path.abspath(path), what
-        folder, name = os.path.split(self.path)
-        self.lock_path = os.path.join(folder, f".{name}.lock")
-        self.fd = None
-
-    def __enter__(self):
-        import fcntl
-
-        for _ in range(100):
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                raise CLIError(f"{self.path}: another fastdnn run is writing this {self.what}; wait for it or "
-                               "choose another file") from None
-            try:
-                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            # The lock file was removed (its holder finished) between our open and our lock: what we hold
-            # locks nothing anyone else will open. Again, on the file at the path now.
-            os.close(fd)
-        else:
-            raise CLIError(f"{self.path}: could not take the lock {self.lock_path}")
-        self.fd = fd
-        folder, name = os.path.split(self.path)
-        prefix = f".{name}."
-        for entry in os.listdir(folder):
-            # Only this file's own leftovers: .NAME.<mkstemp's random letters>.tmp, never another file's
-            # (.NAME.v2.npz.<random>.tmp belongs to NAME.v2.npz, which another run may be writing).
-            middle = entry[len(prefix):-len(".tmp")]
-            if entry.startswith(prefix) and entry.endswith(".tmp") and middle and "." not in middle:
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(folder, entry))
-        return self
-
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                os.remove(self.lock_path)
-            os.close(self.fd)
-            self.fd = None
 
 
 def threads_option(requested):

@@ -2,7 +2,8 @@
 
 import os
 
-from fastdnn.cli.common import CLIError, OutputLock, check_writable, say
+from fastdnn.cli.common import CLIError, check_writable, say
+from fastdnn.files import OutputLock, import_optional
 
 
 def add_parser(sub, common, fmt):
@@ -18,9 +19,8 @@ def add_parser(sub, common, fmt):
 
 
 def run(args):
-    from fastdnn.data import import_optional
+    from fastdnn.estimator import load_model
     from fastdnn.export import to_onnx
-    from fastdnn.io import load_model
 
     import_optional("onnx", "onnx", "fastdnn export")
     check_writable(args.out, True, "ONNX model", [args.model])

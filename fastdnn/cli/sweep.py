@@ -128,7 +128,7 @@ def run(args):
         check_writable(args.out, True, "results", [p for p in (args.data, args.test) if p])
         check_writable(json_path(args.out), True, "results", [p for p in (args.data, args.test) if p])
     if args.plot:
-        from fastdnn.data import import_optional
+        from fastdnn.files import import_optional
 
         import_optional("matplotlib", "plot", "--plot")
         if os.path.exists(args.plot) and not os.path.isdir(args.plot):

@@ -23,7 +23,6 @@ import numpy as np
 from fastdnn import options as O
 from fastdnn.cli.common import (
     CLIError,
-    OutputLock,
     describe,
     check_writable,
     say,
@@ -33,9 +32,10 @@ from fastdnn.cli.common import (
 from fastdnn.cli.progress import Checkpointer, CompileNotes, ProgressBar
 from fastdnn.cli.run_state import RunState
 from fastdnn.cli.train_data import BUILTIN_FEATURES, BUILTIN_SAMPLES, load_examples
-from fastdnn.data import fingerprint, import_optional
+from fastdnn.data import fingerprint
 from fastdnn.distributed import AllRanksError, active, join, local_ranks, together
 from fastdnn.errors import DivergenceError, TrainingInterrupted, divergence_message
+from fastdnn.files import OutputLock, import_optional
 from fastdnn.labels import output_for, output_units
 from fastdnn.monitors import EarlyStopping
 from fastdnn.threads import rank_threads
@@ -147,7 +147,7 @@ def run(args):
 class _Plan:
     """What the run does, settled before any data are read."""
 
-    checkpoint: object  # the fastdnn.io.Checkpoint resumed, or None
+    checkpoint: object  # the fastdnn.estimator.Checkpoint resumed, or None
     saved: RunState | None  # its run state
     params: dict  # the estimator's parameters
     memory: int  # bytes: larger data stream from disk
@@ -210,11 +210,11 @@ def _run(args, comm, writes):
 def _plan(args, writes, locks):
     """The checkpoint resumed and its run state, the options, the destinations (checked; locked where this
     rank writes)."""
-    from fastdnn import io as fio
+    from fastdnn.estimator import load_checkpoint
 
     checkpoint = saved = None
     if args.resume:
-        checkpoint = fio.load_checkpoint(args.resume)
+        checkpoint = load_checkpoint(args.resume)
         saved = RunState.from_json(args.resume, checkpoint.run)
     params = _options(args, checkpoint)
     # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
@@ -275,8 +275,6 @@ def _restored(args, plan, examples):
         raise CLIError(f"{args.resume}: was trained on other data than {examples.data.describe()} (or on another "
                        "split of it)")
     est = checkpoint.estimator
-    if v1:
-        _adopt_version_1(checkpoint)
     target = args.max_iter or saved.epochs or est.max_iter
     threads = threads_option(args.threads) or est.threads
     state = est.training_state_
@@ -394,6 +392,7 @@ def _diverged(exc, est, comm):
 
 def _report_and_save(args, plan, examples, start, saver, seconds):
     """The costs and accuracies printed, then the model and the plot written."""
+    from fastdnn import files
     from fastdnn import io as fio
 
     est, state = start.est, start.est.training_state_
@@ -411,7 +410,7 @@ def _report_and_save(args, plan, examples, start, saver, seconds):
         say(f"checkpoint at epoch {saver.last if saver.last is not None else start.done}: {plan.ckpt_path}")
     if args.plot:
         try:
-            fio.atomic_write(args.plot, lambda f: f.write(image))
+            files.atomic_write(args.plot, lambda f: f.write(image))
         except OSError as exc:
             raise CLIError(f"{describe(exc)}; the model itself was saved to {plan.out}") from None
         say(f"cost curve plotted to {args.plot}")
@@ -426,27 +425,15 @@ def _version_1(checkpoint):
     return "best_epoch" in checkpoint.run
 
 
-def _adopt_version_1(checkpoint):
-    """A version-1 checkpoint kept the command's run state in its run dict: put early stopping's record into
-    the engine's state, mid-run, as version 2 keeps it."""
-    run, state = checkpoint.run, checkpoint.estimator.training_state_
-    if run.get("best_epoch") is not None:
-        state.best_score, state.best_epoch = run["best"], run["best_epoch"]
-        state.best_parameters = checkpoint.arrays.get("best_params")
-    state.stall, state.stopped = int(run.get("stall", 0)), bool(run.get("stopped", False))
-    state.validation_scores = [float(x) for x in run.get("scores", [])]
-    state.in_progress = True
-
-
 def _refuse_to_replace_an_unfinished_run(path):
     """A fresh run would replace ``path``: refuse when it holds a run that stopped before its end (Ctrl-C,
     a kill), which --resume would continue."""
-    from fastdnn import io as fio
+    from fastdnn.estimator import load_checkpoint
 
     if not os.path.exists(path):
         return
     try:
-        saved = fio.load_checkpoint(path)
+        saved = load_checkpoint(path)
         target = RunState.from_json(path, saved.run).epochs
     except (ValueError, OSError, CLIError):
         return  # not a run to keep (a foreign file was refused above, unless named)

@@ -30,7 +30,7 @@ def _model_and_data(model_path, data_path, label, require_labels):
     """The model and the data, with the data's features as predict takes them: an array, or the
     ``DiskDataset`` itself when they are larger than the model's ``memory`` (read a block at a time)."""
     from fastdnn import options as O
-    from fastdnn.io import load_model
+    from fastdnn.estimator import load_model
     from fastdnn.stream import DiskDataset
     from fastdnn.threads import usable_cores
 
@@ -59,7 +59,7 @@ def _outputs(args, what, X):
 
 
 def predict(args):
-    from fastdnn.io import atomic_write
+    from fastdnn.files import atomic_write
 
     est, data, X = _model_and_data(args.model, args.data, args.label, require_labels=False)
     if args.out:
