@@ -353,9 +353,6 @@ class DNNClassifier:
         if data is None:
             Xs = self._check_X(X)
             return Xs, self._check_y(y, Xs.shape[0])
-        if "n_features_in_" in self.__dict__ and data.n_features != self.n_features_in_:
-            raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
-                             f"with {self.n_features_in_}")
         if data.y is None:
             raise ValueError(f"{data.describe()} has no labels to train on")
         dtype = (self.engine_.state.parameters.flat.dtype if "engine_" in self.__dict__
@@ -364,15 +361,19 @@ class DNNClassifier:
         y = V.check_class_labels(data.y)
         return (data.load(), y) if data.fits(O.BY_NAME["memory"].validate(self.memory)) else (data, y)
 
-    @staticmethod
-    def _disk_data(X, y, require_labels=True):
+    def _disk_data(self, X, y, require_labels=True):
         """X as a ``DiskDataset`` when it is a path (labels: y, a path or an array, or beside a .npy) or one
-        (labels: its own, or y)."""
+        (labels: its own, or y), of as many features as the fitted classifier takes."""
         if isinstance(X, DiskDataset):
-            return X if y is None else X.with_labels(y)
-        if isinstance(X, (str, os.PathLike)):
-            return open_disk_dataset(X, labels=y, require_labels=require_labels)
-        return None
+            data = X if y is None else X.with_labels(y)
+        elif isinstance(X, (str, os.PathLike)):
+            data = open_disk_dataset(X, labels=y, require_labels=require_labels)
+        else:
+            return None
+        if "n_features_in_" in self.__dict__ and data.n_features != self.n_features_in_:
+            raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
+                             f"with {self.n_features_in_}")
+        return data
 
     def _fit(self, Xs, y, warm, callbacks, validation_data, rows, comm=None):
         train_rows = None if rows is None else self._check_rows(rows, Xs.shape[0])
@@ -528,9 +529,6 @@ class DNNClassifier:
         if data is None:
             Xs = self._check_X(X)
             return (Xs, self._check_y(y, Xs.shape[0])) if labels else Xs
-        if data.n_features != self.n_features_in_:
-            raise ValueError(f"{data.describe()} has {data.n_features} features, but this classifier was fitted "
-                             f"with {self.n_features_in_}")
         return (data, data.y) if labels else data
 
     def predict_proba(self, X):

@@ -224,6 +224,18 @@ def test_bad_data_raise_clear_errors():
         fastdnn.DNNClassifier().fit(X, y[:10])
 
 
+def test_data_on_disk_of_another_width_is_refused_naming_the_file_for_every_use(tmp_path):
+    X, y = blobs()
+    clf = fastdnn.DNNClassifier(max_iter=1, random_state=0).fit(X, y)
+    np.save(tmp_path / "narrow.npy", np.ascontiguousarray(X[:, :5]))
+    np.save(tmp_path / "narrow.labels.npy", y)
+    message = r"narrow.npy .*has 5 features, but this classifier was fitted with 8"
+    for use in (clf.predict, clf.predict_proba, lambda path: clf.score(path, None),
+                lambda path: clf.set_params(warm_start=True).fit(path, None)):
+        with pytest.raises(ValueError, match=message):
+            use(str(tmp_path / "narrow.npy"))
+
+
 def test_values_held_as_objects_that_are_not_numbers_are_named_with_where_they_are():
     """A pandas frame with a missing value (pd.NA, which float() refuses), or an object array holding a dict
     or text, is one TypeError naming the value and its index; float()'s own words stay (scikit-learn's
