@@ -594,13 +594,19 @@ def block_rows_for(memory, n_features, n_outputs, dtype, batch):
 
 def epoch_blocks(rng, n_rows, block_rows, shuffle):
     """The order of one epoch over ``n_rows`` examples cut into blocks of ``block_rows``: a list of
-    (first, stop, order within the block or None).
+    (first, stop) row ranges, in the order they are trained.
 
     Blocks are rows [k b, (k + 1) b). With ``shuffle``, the full blocks come in the order
     ``rng.permutation(n_full)`` (not drawn when there is only one), the shorter last block (if any)
     after them, so that every minibatch but the epoch's last is full, as in memory; then each block in
-    turn draws ``rng.permutation(its rows)``, at the moment it is trained. Without shuffling the blocks
-    come in file order. A dataset of one block is the in-memory epoch: one ``rng.permutation(m)``.
+    turn draws ``rng.permutation(its rows)``, at the moment it is trained (the route draws it, not this
+    function). Without shuffling the blocks come in file order. A dataset of one block is the in-memory
+    epoch: one ``rng.permutation(m)``.
+
+    >>> epoch_blocks(np.random.default_rng(0), 10, 4, shuffle=False)
+    [(0, 4), (4, 8), (8, 10)]
+    >>> epoch_blocks(np.random.default_rng(0), 10, 3, shuffle=True)
+    [(6, 9), (0, 3), (3, 6), (9, 10)]
     """
     n_full = n_rows // block_rows
     order = list(range(n_full))

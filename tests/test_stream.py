@@ -56,6 +56,14 @@ def in_memory_order(seed, m, block_rows, epochs):
     return np.stack(orders)
 
 
+def test_epoch_blocks_documents_what_it_returns():
+    """Its docstring's examples run: it said 3-tuples (first, stop, order within the block) and returns pairs."""
+    import doctest
+
+    (test,) = doctest.DocTestFinder().find(epoch_blocks, "epoch_blocks", globs={"np": np, "epoch_blocks": epoch_blocks})
+    assert test.examples and doctest.DocTestRunner().run(test).failed == 0
+
+
 def test_epoch_blocks_is_the_documented_order():
     rng = np.random.default_rng(0)
     spans = epoch_blocks(rng, 1003, 96, shuffle=True)
