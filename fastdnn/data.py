@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.recfunctions import structured_to_unstructured
 
+from fastdnn.datasets import DEFAULT_FEATURES, DEFAULT_SAMPLES, make_default_dataset
 from fastdnn.errors import DataError
 from fastdnn.files import import_optional, new_file_mode, regular_file
 
@@ -376,10 +377,8 @@ def cat_data_dir():
     return os.environ.get("FASTDNN_CAT_DATA") or os.path.join(os.path.dirname(checkout), "shared", "data", "catvnoncat")
 
 
-def builtin_dataset(n_samples=300_000, n_features=200, seed=0):
+def builtin_dataset(n_samples=DEFAULT_SAMPLES, n_features=DEFAULT_FEATURES, seed=0):
     """``fastdnn.datasets.make_default_dataset`` in the estimator's layout (a view, no copy), labels 0/1."""
-    from fastdnn.datasets import make_default_dataset
-
     X, Y = make_default_dataset(n_samples=n_samples, n_features=n_features, seed=seed)
     return Dataset(X.T, Y.ravel(), f"built-in dataset ({n_samples:,} x {n_features}, seed {seed})")
 

@@ -9,8 +9,13 @@ visible. Same arguments, same arrays, on any machine (numpy's PCG64 stream).
 
 import numpy as np
 
+# The built-in dataset's size, wherever it is made (the command's default, the README's 300,000 x 200).
+DEFAULT_SAMPLES = 300_000
+DEFAULT_FEATURES = 200
 
-def make_default_dataset(n_samples=200_000, n_features=200, seed=0, dtype=np.float32, teacher_units=16):
+
+def make_default_dataset(n_samples=DEFAULT_SAMPLES, n_features=DEFAULT_FEATURES, seed=0, dtype=np.float32,
+                         teacher_units=16):
     """Returns ``(X, Y)``: X (n_features, n_samples), Y (1, n_samples) of 0/1, in the course's layout.
 
     X is an F-ordered view of a sample-major buffer (``X.T`` is C-contiguous),

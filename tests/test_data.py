@@ -381,3 +381,16 @@ def test_a_csv_line_longer_than_any_row_is_refused_naming_it(tmp_path):
     path.write_text("a,label\n" + "".join(f"{i},{i % 2}\n" for i in range(3000)))
     D._check_line_lengths(str(path), 1000)  # many short lines pass
     assert load_dataset(path).X.shape == (3000, 1)
+
+
+def test_the_built_in_dataset_has_one_size_the_readme_states():
+    import inspect
+
+    from fastdnn import datasets
+
+    for function in (datasets.make_default_dataset, builtin_dataset):
+        defaults = inspect.signature(function).parameters
+        assert (defaults["n_samples"].default, defaults["n_features"].default) == (
+            datasets.DEFAULT_SAMPLES, datasets.DEFAULT_FEATURES), function
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"({datasets.DEFAULT_SAMPLES:,} examples x {datasets.DEFAULT_FEATURES} features" in readme
