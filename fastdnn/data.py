@@ -216,11 +216,11 @@ def _load_npz(path, label, require_labels, prefer):
 MAX_HEADER_CHARS = 16 * 2**20
 
 
-def _check_line_lengths(path, limit=None):
-    """DataError naming the line when a line of ``path`` is longer than ``limit`` (MAX_HEADER_CHARS) bytes:
-    the parser would hold it whole (a file of one endless line would take all the memory). One pass over the
-    file in 8 MiB pieces."""
-    limit = limit or MAX_HEADER_CHARS
+def _check_line_lengths(path):
+    """DataError naming the line when a line of ``path`` is longer than MAX_HEADER_CHARS bytes: the parser
+    would hold it whole (a file of one endless line would take all the memory). One pass over the file in
+    8 MiB pieces."""
+    limit = MAX_HEADER_CHARS
     since, line = 0, 1  # bytes of the line in progress before this piece; its number
     with open(path, "rb") as f:
         while piece := f.read(8 * 2**20):

@@ -228,24 +228,36 @@ def test_bad_files_are_refused_with_their_name(tmp_path, data):
         open_disk_dataset(p, labels=tmp_path / "missing.npy")
 
 
-class _Hook:
-    """Runs ``action`` once, when the feed starts reading block ``at`` (on the reader thread)."""
+def on_each_read(monkeypatch, path, call):
+    """``call(position, nbytes)`` as each read of ``path``'s rows begins, before it: the readers read a file's
+    rows with os.preadv, one call a block of the small files here (their blocks are far below a piece)."""
+    inode, real = os.stat(path).st_ino, os.preadv
 
-    def __init__(self, feed, at, action):
-        self.calls, self.at, self.action = 0, at, action
-        read = feed._read
+    def preadv(fd, buffers, position):
+        if os.fstat(fd).st_ino == inode:
+            call(position, sum(len(b) for b in buffers))
+        return real(fd, buffers, position)
 
-        def hooked(*args):
-            self.calls += 1
-            if self.calls == self.at:
-                self.action()
-            return read(*args)
+    monkeypatch.setattr(os, "preadv", preadv)
 
-        feed._read = hooked
+
+def at_read(monkeypatch, path, at, action):
+    """Runs ``action`` once, when the feed starts reading block ``at`` of ``path`` (on the reader thread): the
+    reader opens the file for each block's read (no file stays open between reads)."""
+    real, calls = os.open, []
+
+    def opening(name, *args, **kwargs):
+        if os.path.realpath(name) == os.path.realpath(path):
+            calls.append(name)
+            if len(calls) == at:
+                action()
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", opening)
 
 
 @pytest.mark.parametrize("change", ["truncated", "replaced"])
-def test_a_file_changed_during_training_stops_it_with_its_name(data, change):
+def test_a_file_changed_during_training_stops_it_with_its_name(data, change, monkeypatch):
     X, y, path = data
 
     def act():
@@ -258,7 +270,7 @@ def test_a_file_changed_during_training_stops_it_with_its_name(data, change):
     engine = Engine(initialize_parameters([N0, 8, 1], "he", 1, np.float64), seed=1, mini_batch_size=32)
     with open_disk_dataset(path) as disk:
         feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
-        _Hook(feed, 3, act)
+        at_read(monkeypatch, path, 3, act)
         with pytest.raises(DataError, match=r"d\.npy: (changed|was replaced)"):
             engine.train(feed, None, 2)
         feed.close()
@@ -266,7 +278,7 @@ def test_a_file_changed_during_training_stops_it_with_its_name(data, change):
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
 @pytest.mark.parametrize("batch", [32, None])
-def test_an_interrupted_streamed_epoch_resumes_exactly_from_its_saved_state(tmp_path, data, batch):
+def test_an_interrupted_streamed_epoch_resumes_exactly_from_its_saved_state(tmp_path, data, batch, monkeypatch):
     """Ctrl-C mid-epoch is taken at the end of a block; the saved state holds the block order and position
     (and for full batch the gradient summed so far), and a run resumed from it ends bit for bit where the
     uninterrupted run does."""
@@ -284,7 +296,7 @@ def test_an_interrupted_streamed_epoch_resumes_exactly_from_its_saved_state(tmp_
     def feed(disk, interrupt_at=None):
         f = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
         if interrupt_at:
-            _Hook(f, interrupt_at, lambda: os.kill(os.getpid(), signal.SIGINT))
+            at_read(monkeypatch, path, interrupt_at, lambda: os.kill(os.getpid(), signal.SIGINT))
         return f
 
     with open_disk_dataset(path) as disk:
@@ -398,8 +410,6 @@ def big_npy(tmp_path):
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
 def test_the_command_streams_and_a_ctrl_c_mid_epoch_checkpoints_a_run_that_resumes_exactly(big_npy, tmp_path, capsys,
                                                                                          monkeypatch):
-    import fastdnn.stream
-
     path, labels, X, y = big_npy
     options = ["--data", path, "--labels", labels, "--memory", "1MB", "--layers", "8", "--batch-size", 64,
                "--epochs", 3, "--quiet", "--seed", 4]
@@ -408,15 +418,8 @@ def test_the_command_streams_and_a_ctrl_c_mid_epoch_checkpoints_a_run_that_resum
     assert status == 0, err
     assert "streaming from disk: 1.8 MiB of float32 features, more than --memory 1.0 MiB: two buffers of 7,680 rows" in out
 
-    read, calls = fastdnn.stream.Feed._read, [0]
-
-    def interrupting(self, *args):
-        calls[0] += 1
-        if calls[0] == 7:  # epoch 2's second block (5 blocks an epoch): stops before training it
-            os.kill(os.getpid(), signal.SIGINT)
-        return read(self, *args)
-
-    monkeypatch.setattr(fastdnn.stream.Feed, "_read", interrupting)
+    # Epoch 2's second block (5 blocks an epoch): stops before training it.
+    at_read(monkeypatch, path, 7, lambda: os.kill(os.getpid(), signal.SIGINT))
     parted, ckpt = tmp_path / "parted.npz", tmp_path / "parted.ckpt.npz"
     status, out, err = run_cli(capsys, "train", *options, "--out", parted, "--checkpoint-every", 5)
     monkeypatch.undo()
@@ -503,7 +506,7 @@ def test_review_fixes_for_files_labels_and_options(tmp_path, data):
 
 
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals go to the main thread")
-def test_a_ctrl_c_after_the_last_block_still_stops_the_run(data):
+def test_a_ctrl_c_after_the_last_block_still_stops_the_run(data, monkeypatch):
     """Ctrl-C during the last epoch's monitors (after every block) is not lost: the run raises TrainingInterrupted
     at its end, its state complete and marked in progress."""
     from fastdnn.monitors import Monitor
@@ -530,7 +533,7 @@ def test_a_ctrl_c_after_the_last_block_still_stops_the_run(data):
     with open_disk_dataset(path) as disk:
         feed = Feed(disk, disk.y.astype(np.int64), 2, class_targets, np.float64, 128)
         engine2.state.stream = None
-        _Hook(feed, 3, lambda: os.kill(os.getpid(), signal.SIGINT))
+        at_read(monkeypatch, path, 3, lambda: os.kill(os.getpid(), signal.SIGINT))
         with pytest.raises(TrainingInterrupted):
             engine2.train(feed, None, 2)
         engine2.configure(optimizer="gd", learning_rate=0.0075, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8,
@@ -544,13 +547,16 @@ def test_a_ctrl_c_after_the_last_block_still_stops_the_run(data):
 def test_selected_rows_of_a_page_or_more_are_read_run_by_run(tmp_path, dtype, monkeypatch):
     """Rows of 4 KiB or more are read only where selected (what a rank of a distributed run reads), converted to
     the buffer's dtype and checked, a bad value named by its file row."""
-    from fastdnn.stream import _FileRows
-
     X = np.random.default_rng(0).standard_normal((300, 1024)).astype(dtype)
     rows = np.array([0, 1, 2, 7, 8, 100, 299])
     path = write_npy(tmp_path, "wide.npy", X, np.zeros(300, np.int8))
-    read, seen = _FileRows._raw, []
-    monkeypatch.setattr(_FileRows, "_raw", lambda self, fd, a, b, out: (seen.append((a, b)), read(self, fd, a, b, out)))
+    row_bytes, offset, seen = 1024 * X.itemsize, os.path.getsize(path) - X.nbytes, []
+
+    def rows_read(position, nbytes):
+        first = (position - offset) // row_bytes
+        seen.append((first, first + nbytes // row_bytes))
+
+    on_each_read(monkeypatch, path, rows_read)
     with open_disk_dataset(path) as disk:
         out = np.empty((rows.size, 1024))
         assert disk.read(rows, out) == rows.size
@@ -569,18 +575,16 @@ def edited_at_first_read(monkeypatch, path, rows, value):
     whatever the clock's granularity."""
     os.utime(path, ns=(0, 0))
     offset = os.path.getsize(path) - M * N0 * 8
-    real, inode = os.preadv, os.stat(path).st_ino
+    edited = []
 
-    def preadv(fd, buffers, position):
-        if os.fstat(fd).st_ino == inode and not edited:
+    def edit(position, nbytes):
+        if not edited:
             edited.append(True)
             with open(path, "r+b") as f:
                 f.seek(offset + rows.start * N0 * 8)
                 f.write(np.full((rows.stop - rows.start, N0), value).tobytes())
-        return real(fd, buffers, position)
 
-    edited = []
-    monkeypatch.setattr(os, "preadv", preadv)
+    on_each_read(monkeypatch, path, edit)
     return edited
 
 
