@@ -2,11 +2,8 @@
 
 Formats, one loader each, looked up by the file's suffix in ``LOADERS``:
 
-    .h5 .hdf5  the course's layout: ``train_set_x``/``train_set_y`` (or ``test_set_x``/
-               ``test_set_y``; plain ``X``/``y`` too). Images are flattened and
-               integer pixels scaled as the course does: ``x.reshape(m, -1) / 255``.
-               Needs h5py (``pip install "fastdnn[h5]"``).
-    .npz       arrays ``X`` (n_samples, ...) and ``y`` (n_samples,); never unpickled.
+    .h5 .hdf5  read whole by the reader streaming uses (``fastdnn.readers``, which
+    .npz       describes their layouts): the course's train_set_x/train_set_y, or X/y.
     .csv       a header row naming the columns, one of them the label (``label=``);
                every other column a numeric feature.
 
@@ -30,7 +27,9 @@ from numpy.lib.recfunctions import structured_to_unstructured
 
 from fastdnn.datasets import DEFAULT_FEATURES, DEFAULT_SAMPLES, make_default_dataset
 from fastdnn.errors import DataError
-from fastdnn.files import import_optional, new_file_mode, regular_file
+from fastdnn.files import new_file_mode, regular_file
+from fastdnn.readers import checked_labels, first_line, labels_path_for
+from fastdnn.stream import open_disk_dataset
 
 
 @dataclass
@@ -73,141 +72,29 @@ def load_dataset(path, label="label", require_labels=True, prefer="train"):
     regular_file(path)  # a FIFO would block, a device (a link to /dev/zero) never end
     try:
         X, y, source = LOADERS[suffix](path, label=label, require_labels=require_labels, prefer=prefer)
-        data = _checked(path, X, y, source, require_labels)
     except MemoryError:
         raise DataError(path, "is larger than the memory this process can take; convert it to .npy (fastdnn "
                               "convert) and train with --memory, which streams it") from None
-    except DataError:
-        raise
-    except (OSError, RuntimeError, KeyError, ValueError, TypeError) as exc:
-        if suffix not in (".h5", ".hdf5"):
-            raise
-        # h5py reports a damaged file from deep inside the library, in several exception types.
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise DataError(path, f"is a damaged HDF5 file ({first})") from None
-    data.path = path
-    return data
+    return Dataset(X, y, source, path)
+
+
+def _load_stored(path, label, require_labels, prefer):
+    """An .npz or HDF5 file read whole by the reader that streams it: its features (n_samples, n_features) in
+    its float dtype, else float64, checked finite; its labels or None."""
+    disk = open_disk_dataset(path, prefer=prefer, require_labels=require_labels)
+    return disk.load(), disk.y, disk.source
 
 
 def _checked(path, X, y, source, require_labels):
-    if X.dtype.kind not in "fiub":
-        raise DataError(path, f"the features ({source}) are not numeric (dtype {X.dtype})")
-    if X.ndim < 2:
-        raise DataError(path, f"the features ({source}) must be 2-D (n_samples, n_features), got shape {X.shape}")
-    m = X.shape[0]
-    if m == 0 or 0 in X.shape[1:]:
-        raise DataError(path, f"has no examples or no features ({source}: shape {X.shape})")
-    X = X.reshape(m, -1)
-    if X.shape[1] == 0:
-        raise DataError(path, f"has no examples or no features ({source}: shape {X.shape})")
-    if X.dtype.kind != "f":
-        X = X.astype(np.float64)
-    X = np.ascontiguousarray(X)
+    """A CSV's parsed (X, y, source), X's values checked finite and y's labels checked."""
     if not np.isfinite(X).all():
         row, col = np.argwhere(~np.isfinite(X))[0]
         raise DataError(path, f"example {row}, feature {col} is {X[row, col]} ({source}); clean or impute the data first")
     if y is None:
         if require_labels:
             raise DataError(path, f"has no labels ({source})")
-        return Dataset(X, None, source)
-    return Dataset(X, checked_labels(path, y, m, source), source)
-
-
-def checked_labels(path, y, m, source):
-    """The labels of ``path``'s m examples as a 1-D array of numbers (whole-valued floats as integers) or text."""
-    y = np.asarray(y)
-    if y.size != m:
-        raise DataError(path, f"has {m} examples but {y.size} labels ({source})")
-    y = y.reshape(m)
-    if y.dtype.kind == "O" and all(isinstance(v, (bytes, str)) for v in y):
-        # Variable-length strings, as h5py writes text labels by default: bytes or str objects.
-        y = np.array([v.decode("utf-8") if isinstance(v, bytes) else v for v in y], dtype=np.str_)
-    if y.dtype.kind == "S":
-        y = np.char.decode(y, "utf-8")
-    if y.dtype.kind not in "iubfU":
-        raise DataError(path, f"the labels ({source}) must be numbers or text, got dtype {y.dtype}")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all():
-            raise DataError(path, f"label of example {int(np.argmax(~np.isfinite(y)))} is not finite ({source})")
-        if np.array_equal(y, np.round(y)):
-            y = y.astype(np.int64)
-    return y
-
-
-# ---------------------------------------------------------------------------- HDF5
-
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-HDF5_PAIRS = {
-    "train": (("train_set_x", "train_set_y"), ("test_set_x", "test_set_y"), ("X", "y")),
-    "test": (("test_set_x", "test_set_y"), ("train_set_x", "train_set_y"), ("X", "y")),
-}
-
-
-def _load_h5(path, label, require_labels, prefer):
-    h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
-    try:
-        with h5py.File(path, "r") as f:
-            keys = sorted(f.keys())
-            for x_key, y_key in HDF5_PAIRS[prefer]:
-                if x_key in f:
-                    break
-            else:
-                raise DataError(
-                    path,
-                    "has neither the course's train_set_x/train_set_y or test_set_x/test_set_y datasets nor X/y; "
-                    f"it holds: {', '.join(keys) or 'nothing'}",
-                )
-            if y_key not in f and require_labels:
-                raise DataError(path, f"has {x_key} but no {y_key} (the labels); it holds: {', '.join(keys)}")
-            x = _h5_array(f, x_key, path)
-            y = _h5_array(f, y_key, path) if y_key in f else None
-    except OSError as exc:
-        with open(path, "rb") as raw:
-            signature = raw.read(len(_HDF5_SIGNATURE))
-        what = "is truncated or corrupted" if signature == _HDF5_SIGNATURE else "is not an HDF5 file"
-        raise DataError(path, f"{what} ({exc})") from None
-    if x.ndim == 0 or x.shape[0] == 0:
-        raise DataError(path, f"{x_key} holds no examples (shape {x.shape})")
-    m = x.shape[0]
-    if x.dtype.kind in "iu":
-        # The course's preparation: uint8 pixels flattened and scaled to [0, 1].
-        x = x.reshape(m, -1) / 255.0
-    source = f"{x_key}/{y_key}" if y is not None else x_key
-    return x, y, source
-
-
-def _h5_array(f, key, path):
-    obj = f[key]
-    if not hasattr(obj, "shape") or not hasattr(obj, "dtype"):
-        raise DataError(path, f"{key} is a group, not a dataset")
-    return np.asarray(obj[()])
-
-
-# ---------------------------------------------------------------------------- npz
-
-def _load_npz(path, label, require_labels, prefer):
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        raise DataError(path, f"is not an .npz archive ({_first_line(exc)})") from None
-    except Exception as exc:  # zipfile.BadZipFile and its kin for a damaged archive
-        raise DataError(path, f"is truncated or corrupted ({_first_line(exc)})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(path, "is a single .npy array, not an .npz archive holding X and y")
-    with archive:
-        files = sorted(archive.files)
-        if "X" not in files:
-            raise DataError(path, f"has no array 'X' (the features); it holds: {', '.join(files) or 'nothing'}")
-        if "y" not in files and require_labels:
-            raise DataError(path, f"has no array 'y' (the labels); it holds: {', '.join(files)}")
-        try:
-            X = archive["X"]
-            y = archive["y"] if "y" in files else None
-        except ValueError as exc:
-            raise DataError(path, f"holds Python objects, which fastdnn never unpickles ({_first_line(exc)})") from None
-        except Exception as exc:
-            raise DataError(path, f"is truncated or corrupted ({_first_line(exc)})") from None
-    return X, y, "X/y" if y is not None else "X"
+        return X, None, source
+    return X, checked_labels(path, y, X.shape[0], source), source
 
 
 # ---------------------------------------------------------------------------- CSV
@@ -256,7 +143,7 @@ def _load_csv(path, label, require_labels, prefer):
     if X.shape[0] == 0:
         raise DataError(path, "has a header but no data rows")
     source = f"{len(feature_cols)} feature columns" + (f", label column {label!r}" if label_col is not None else "")
-    return X, y, source
+    return _checked(path, X, y, source, require_labels)
 
 
 def _read_csv_body(path, header, feature_cols, label_col):
@@ -355,12 +242,7 @@ def _is_number(text):
     return True
 
 
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-LOADERS = {".h5": _load_h5, ".hdf5": _load_h5, ".npz": _load_npz, ".csv": _load_csv}
+LOADERS = {".h5": _load_stored, ".hdf5": _load_stored, ".npz": _load_stored, ".csv": _load_csv}
 
 
 # ---------------------------------------------------------------------------- built-in data
@@ -395,11 +277,6 @@ def fingerprint(X, y):
 # ---------------------------------------------------------------------------- CSV -> .npy, streaming
 
 CONVERT_CHUNK_BYTES = 8 * 2**20  # float64 bytes of a chunk of rows parsed at once
-
-
-def labels_path_for(path):
-    """The labels file beside the features file ``path``: ``big.npy`` -> ``big.labels.npy``."""
-    return os.path.splitext(os.fspath(path))[0] + ".labels.npy"
 
 
 def convert_csv(src, dst, label="label", labels=None, dtype="float32", chunk_bytes=CONVERT_CHUNK_BYTES):
@@ -519,7 +396,7 @@ def _scan_csv(path, label):
     except UnicodeDecodeError:
         raise DataError(path, "is not UTF-8 text (a CSV file was expected)") from None
     except csv.Error as exc:
-        raise DataError(path, f"could not be parsed as CSV ({_first_line(exc)})") from None
+        raise DataError(path, f"could not be parsed as CSV ({first_line(exc)})") from None
     if rows == 0:
         raise DataError(path, "has a header but no data rows")
     return header, label_col, rows, kind, width

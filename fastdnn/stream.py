@@ -1,18 +1,11 @@
 """Data on disk, read a block of rows at a time: what streaming training and prediction read.
 
 A ``DiskDataset`` is examples whose features stay on disk and whose labels
-(one small value per example) are held in memory:
-
-    .npy          one array (n_samples, ...) of numbers, read at row offsets (never
-                  memory-mapped, so reading costs the block, not the file, in RSS);
-                  the labels in a second .npy (``labels=``; by default
-                  ``<name>.labels.npy`` beside it, as ``fastdnn convert`` writes them)
-    .npz          arrays X and y; X stored uncompressed (``np.savez``), read in place
-    .h5 .hdf5     the datasets ``load_dataset`` reads (the course's train_set_x/y, or X/y),
-                  by slices; integer features scaled by 1/255 as the course does
-    a folder      shards, in name order, that together form one dataset: .npy (each
-                  with its .labels.npy), .npz or HDF5 files, every one with the same
-                  feature count and dtype (a shard that differs is refused by name)
+(one small value per example) are held in memory: one file of a format
+``fastdnn.readers`` reads (.npy with its labels beside it, .npz, HDF5), or a
+folder of shards, in name order, that together form one dataset: .npy (each
+with its .labels.npy), .npz or HDF5 files, every one with the same feature
+count and dtype (a shard that differs is refused by name).
 
 ``Feed`` cuts a training set into blocks of rows sized from a memory budget
 and reads the next block in a background thread while the compiled loop trains
@@ -25,27 +18,16 @@ a non-finite value (by row and feature), a file that is shorter than its
 header says, or one changed, truncated or replaced while it is being read.
 """
 
-import contextlib
 import copy
 import hashlib
 import os
 import re
-import tokenize
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from fastdnn.data import HDF5_PAIRS, checked_labels, labels_path_for
 from fastdnn.errors import DataError
-from fastdnn.files import import_optional, regular_file
-
-# Raw bytes read at once when rows are converted, selected or checked: bounds the scratch memory.
-PIECE_BYTES = 8 * 2**20
-PAGE_BYTES = 4096
-# Pieces of a file hashed to fingerprint it (with its size and header, and all of its labels).
-FINGERPRINT_PIECES = 64
-FINGERPRINT_PIECE_BYTES = 4096
-SUFFIXES = (".npy", ".npz", ".h5", ".hdf5")
+from fastdnn.readers import SUFFIXES, checked_labels, open_file
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([KMGT])(?:I?B)?|B)?\s*$", re.IGNORECASE)
@@ -63,372 +45,7 @@ def parse_memory(text):
     return size
 
 
-# ---------------------------------------------------------------------------- files of rows
-
-
-class _Rows:
-    """Rows of one file: ``read(start, stop, out)`` converts rows [start, stop) into ``out``.
-
-    ``path``, ``n_rows``, ``n_features``, ``dtype`` (the file's), ``scale`` (1/255 for the
-    course's integer pixels, else None). Subclasses open the file once a read (``_opened``, which checks
-    it is still the file first opened) and read raw rows from that handle with ``_raw``.
-    """
-
-    scale = None
-    streamable = True
-    # Whether selected rows are read run by run (one read per run of consecutive rows) rather than as
-    # their whole range: worth it where a read costs a system call, not a library call.
-    scattered = False
-
-    def read(self, start, stop, out, rows=None, check=True):
-        """Rows [start, stop) of this file, or those of them in ``rows`` (sorted file row indices
-        within [start, stop)), into out[:k] (converted to out's dtype); returns k. ``check``: refuse a
-        value that is not finite (DataError naming its row and feature)."""
-        row_bytes = self.n_features * self.dtype.itemsize
-        piece = max(1, PIECE_BYTES // row_bytes)
-        direct = rows is None and self.dtype == out.dtype and self.scale is None
-        with self._opened() as handle:
-            if rows is not None and self.scattered and row_bytes >= PAGE_BYTES:
-                # Rows of a page or more: reading only the selected runs reads only their pages. (Smaller
-                # rows share pages with their neighbours, which the system reads anyway.)
-                return self._read_runs(handle, rows, out, check, piece)
-            return self._read_pieces(handle, start, stop, out, rows, check, piece, direct)
-
-    def _read_runs(self, handle, rows, out, check, piece):
-        same = self.dtype == out.dtype and self.scale is None
-        scratch = None if same else np.empty((min(piece, rows.size), self.n_features), self.dtype)
-        for k in range(0, rows.size, piece):
-            chosen = rows[k : k + piece]
-            raw = out[k : k + chosen.size] if same else scratch[: chosen.size]
-            cuts = np.flatnonzero(np.diff(chosen) != 1) + 1
-            for a, b in zip(np.r_[0, cuts].tolist(), np.r_[cuts, chosen.size].tolist()):
-                self._raw(handle, int(chosen[a]), int(chosen[a]) + b - a, raw[a:b])
-            dest = out[k : k + chosen.size]
-            if not same:
-                dest[...] = raw / 255.0 if self.scale is not None else raw
-            if check:
-                _check_finite(self, dest, 0, chosen)
-        return rows.size
-
-    @contextlib.contextmanager
-    def _opened(self):
-        yield None
-
-    def _read_pieces(self, handle, start, stop, out, rows, check, piece, direct):
-        k = 0
-        scratch = None
-        for a in range(start, stop, piece):
-            b = min(stop, a + piece)
-            if direct:
-                self._raw(handle, a, b, out[k : k + b - a])
-                if check:
-                    _check_finite(self, out[k : k + b - a], a)
-                k += b - a
-                continue
-            if scratch is None:
-                scratch = np.empty((min(piece, stop - start), self.n_features), self.dtype)
-            raw = scratch[: b - a]
-            self._raw(handle, a, b, raw)
-            picked = None
-            if rows is not None:
-                lo, hi = np.searchsorted(rows, (a, b))
-                picked = rows[lo:hi] - a
-            n = raw.shape[0] if picked is None else picked.size
-            dest = out[k : k + n]
-            if self.scale is not None:
-                dest[...] = (raw if picked is None else raw[picked]) / 255.0  # the course's x / 255, in float64
-            elif picked is not None and raw.dtype == dest.dtype:
-                np.take(raw, picked, axis=0, out=dest)  # one copy, straight into the block
-            else:
-                dest[...] = raw if picked is None else raw[picked]
-            if check:
-                _check_finite(self, dest, a, picked)
-            k += n
-        return k
-
-    def identity(self, st):
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def verify(self, st=None):
-        """DataError if the file changed since it was opened (truncated, rewritten, replaced or removed)."""
-        try:
-            st = st or os.stat(self.path)
-        except OSError:
-            raise DataError(self.path, "was removed while it was being read; stopped") from None
-        if self.identity(st) != self.stat:
-            raise DataError(self.path, "changed or was replaced while it was being read (its size, modification "
-                                       "time or inode differ); stopped")
-
-
-@contextlib.contextmanager
-def _verified_after(rows, stat):
-    """``rows.verify(stat())`` once the block's read ends, as it was checked before: a file edited while it
-    was read gave rows of both versions, and the read says the file changed instead of passing them on
-    (training would diverge and blame the learning rate) or blaming a value the edit wrote."""
-    try:
-        yield
-    except DataError:
-        rows.verify(stat())
-        raise
-    rows.verify(stat())
-
-
-def _check_finite(rows, block, first, picked=None):
-    if not np.isfinite(block).all():
-        i, j = np.argwhere(~np.isfinite(block))[0]
-        row = first + (int(picked[i]) if picked is not None else int(i))
-        raise DataError(rows.path, f"example {row}, feature {j} is {block[i, j]}; clean or impute the data first")
-
-
-class _FileRows(_Rows):
-    """Rows stored as one C-ordered array at ``offset`` in a file (a .npy, or a stored .npz member).
-
-    No file stays open between reads (a folder may hold thousands of shards): each read opens the
-    file and checks it is the one that was opened first (device, inode, size, modification time).
-    """
-
-    scattered = True
-
-    def __init__(self, path, offset, shape, dtype, what):
-        self.path, self.offset, self.dtype, self.what = path, offset, dtype, what
-        self.n_rows = shape[0]
-        self.n_features = int(np.prod(shape[1:])) if len(shape) > 1 else 0
-        st = regular_file(path)
-        self.stat = self.identity(st)
-        end = offset + self.n_rows * self.n_features * dtype.itemsize
-        if st.st_size < end:
-            raise DataError(path, f"is truncated: {what} of shape {shape} needs {end:,} bytes, the file has {st.st_size:,}")
-
-    @contextlib.contextmanager
-    def _opened(self):
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError as exc:
-            raise DataError(self.path, f"could not be opened again ({exc.strerror}); stopped") from None
-        try:
-            self.verify(os.fstat(fd))
-            with _verified_after(self, lambda: os.fstat(fd)):
-                yield fd
-        finally:
-            os.close(fd)
-
-    def _raw(self, fd, a, b, out):
-        view = memoryview(out.reshape(-1).view(np.uint8))
-        position = self.offset + a * self.n_features * self.dtype.itemsize
-        while len(view):
-            got = os.preadv(fd, [view], position)
-            if got == 0:
-                raise DataError(self.path, "ended early: the file was truncated while it was being read")
-            view, position = view[got:], position + got
-
-    def sample(self, digest):
-        """Feed the file's identity into a hash: header, size and FINGERPRINT_PIECES pieces spread over it."""
-        size = self.stat[2]
-        digest.update(f"{self.offset}:{size}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
-        with open(self.path, "rb") as f:
-            for i in range(FINGERPRINT_PIECES):
-                f.seek(max(0, (size - FINGERPRINT_PIECE_BYTES) * i // max(1, FINGERPRINT_PIECES - 1)))
-                digest.update(f.read(FINGERPRINT_PIECE_BYTES))
-
-
-class _CompressedRows(_Rows):
-    """A compressed .npz member (np.savez_compressed): no row can be read without inflating all before it,
-    so it is read whole (when it fits the memory budget, which ``fits`` decides) and never streamed."""
-
-    streamable = False
-
-    def __init__(self, path, shape, dtype):
-        self.path, self.dtype, self.n_rows = path, dtype, shape[0]
-        self.n_features = int(np.prod(shape[1:]))
-        self.stat = self.identity(regular_file(path))
-        self.whole = None
-
-    def _raw(self, handle, a, b, out):
-        if self.whole is None:
-            self.verify()
-            with np.load(self.path, allow_pickle=False) as npz:
-                self.whole = npz["X"].reshape(self.n_rows, self.n_features)
-        out[...] = self.whole[a:b]
-
-    def sample(self, digest):
-        digest.update(f"{self.stat}".encode())
-        with open(self.path, "rb") as f:
-            digest.update(f.read(2**20))
-
-
-class _H5Rows(_Rows):
-    """Rows of an HDF5 dataset, read by slices (the file opened for each read, as ``_FileRows`` does)."""
-
-    def __init__(self, path, key, shape, dtype):
-        self.path, self.key, self.shape, self.dtype = path, key, shape, dtype
-        self.n_rows, self.n_features = shape[0], int(np.prod(shape[1:]))
-        self.scale = 1 / 255.0 if self.dtype.kind in "iu" else None
-        self.stat = self.identity(regular_file(path))
-
-    def _dataset(self):
-        import h5py
-
-        self.verify()
-        try:
-            return h5py.File(self.path, "r")
-        except OSError as exc:
-            raise DataError(self.path, f"could not be opened again ({exc}); stopped") from None
-
-    @contextlib.contextmanager
-    def _opened(self):
-        with self._dataset() as f, _verified_after(self, lambda: None):
-            yield f
-
-    def _raw(self, f, a, b, out):
-        try:
-            f[self.key].read_direct(out.reshape((b - a, *self.shape[1:])), np.s_[a:b])
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(self.path, f"could not read rows {a}..{b} of {self.key} ({exc}); was it changed?") from None
-
-    def sample(self, digest):
-        digest.update(f"{self.key}:{self.stat[2]}:{self.dtype.str}:{self.n_rows}x{self.n_features}".encode())
-        step = max(1, self.n_rows // FINGERPRINT_PIECES)
-        with self._dataset() as f:
-            data = f[self.key]
-            for row in range(0, self.n_rows, step):
-                digest.update(np.ascontiguousarray(data[row]).tobytes())
-
-
-# ---------------------------------------------------------------------------- opening files
-
-
-def _npy_header(path, f):
-    try:
-        version = np.lib.format.read_magic(f)
-        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read(f)
-    except (ValueError, OSError, SyntaxError, TypeError, tokenize.TokenError) as exc:  # numpy parses the header text
-        raise DataError(path, f"is not a .npy file ({str(exc).splitlines()[0] if str(exc) else exc})") from None
-    return shape, fortran, dtype, f.tell()
-
-
-def _check_array(path, shape, fortran, dtype, what):
-    if dtype.hasobject or dtype.kind not in "fiub":
-        raise DataError(path, f"{what} must hold numbers, got dtype {dtype}")
-    if len(shape) < 2 or shape[0] == 0 or int(np.prod(shape[1:])) == 0:
-        raise DataError(path, f"{what} must be (n_samples, n_features) with both positive, got shape {shape}")
-    if fortran and int(np.prod(shape[1:])) > 1:
-        raise DataError(path, f"{what} is stored in Fortran order; streaming reads rows: save it C-ordered")
-
-
-def _open_npy(path):
-    regular_file(path)
-    with open(path, "rb") as f:
-        shape, fortran, dtype, offset = _npy_header(path, f)
-    _check_array(path, shape, fortran, dtype, "the array")
-    return _FileRows(path, offset, shape, dtype, "the array")
-
-
-def _load_labels(path, source):
-    """A labels file (.npy) read whole."""
-    try:
-        regular_file(path)
-        y = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise DataError(path, f"no such labels file (the labels of {source})") from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(path, f"is not a .npy array of labels ({str(exc).splitlines()[0]})") from None
-    if not isinstance(y, np.ndarray):
-        raise DataError(path, "is not a .npy array of labels")
-    return y
-
-
-def _open_npz(path, require_labels):
-    import zipfile
-
-    regular_file(path)
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise DataError(path, f"is not an .npz archive ({exc})") from None
-    with archive:
-        names = archive.namelist()
-        if "X.npy" not in names:
-            raise DataError(path, f"has no array 'X' (the features); it holds: {', '.join(sorted(names)) or 'nothing'}")
-        if "y.npy" not in names and require_labels:
-            raise DataError(path, "has no array 'y' (the labels)")
-        info = archive.getinfo("X.npy")
-        try:
-            with archive.open(info) as member:
-                shape, fortran, dtype, header = _npy_header(path, member)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise DataError(path, f"is truncated or corrupted ({exc})") from None
-        y = None
-        if "y.npy" in names:
-            try:
-                with np.load(path, allow_pickle=False) as npz:
-                    y = npz["y"]
-            except ValueError as exc:
-                raise DataError(path, f"its labels hold Python objects, which fastdnn never unpickles ({exc})") from None
-            except Exception as exc:  # zipfile.BadZipFile, zlib.error: a damaged member
-                raise DataError(path, f"is truncated or corrupted ({exc})") from None
-    _check_array(path, shape, fortran, dtype, "X")
-    source = "X/y" if y is not None else "X"
-    if info.compress_type != zipfile.ZIP_STORED:
-        return _CompressedRows(path, shape, dtype), y, source + ", compressed"
-    # The member's data start after its local header (30 bytes, the name, the extra field) and the .npy header.
-    with open(path, "rb") as raw:
-        raw.seek(info.header_offset)
-        local = raw.read(30)
-        if len(local) < 30 or local[:4] != b"PK\x03\x04":
-            raise DataError(path, "is a damaged .npz archive (X's local header)")
-        start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
-    return _FileRows(path, start + header, shape, dtype, "X"), y, source
-
-
-def _open_h5(path, prefer, require_labels):
-    h5py = import_optional("h5py", "h5", f"reading {path} (HDF5)")
-    regular_file(path)
-    try:
-        with h5py.File(path, "r") as f:
-            for x_key, y_key in HDF5_PAIRS[prefer]:
-                if x_key in f:
-                    break
-            else:
-                raise DataError(path, "has neither the course's train_set_x/train_set_y or test_set_x/test_set_y "
-                                      f"datasets nor X/y; it holds: {', '.join(sorted(f.keys())) or 'nothing'}")
-            if y_key not in f and require_labels:
-                raise DataError(path, f"has {x_key} but no {y_key} (the labels)")
-            for key in (x_key, y_key):
-                if key in f and not isinstance(f[key], h5py.Dataset):
-                    raise DataError(path, f"{key} is a group, not a dataset")
-            shape, dtype = f[x_key].shape, f[x_key].dtype
-            y = np.asarray(f[y_key][()]) if y_key in f else None
-    except OSError as exc:
-        raise DataError(path, f"is not a readable HDF5 file ({exc})") from None
-    if len(shape) < 2 or shape[0] == 0 or dtype.kind not in "fiub" or int(np.prod(shape[1:])) == 0:
-        raise DataError(path, f"{x_key} must be numeric (n_samples, n_features) data, got shape {shape} {dtype}")
-    return _H5Rows(path, x_key, shape, dtype), y, f"{x_key}/{y_key}" if y is not None else x_key
-
-
-def _open_file(path, labels, prefer, require_labels=True):
-    """(rows, labels array or None, what was read) of one file."""
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".npy":
-        rows = _open_npy(path)
-        if labels is None:
-            labels = labels_path_for(path)
-            if not require_labels and not os.path.exists(labels):
-                return rows, None, "features"
-        if isinstance(labels, (str, os.PathLike)):
-            y = _load_labels(os.fspath(labels), path)
-            source = f"features, labels from {os.path.basename(os.fspath(labels))}"
-        else:
-            y, source = np.asarray(labels), "features, labels given"
-        return rows, y, source
-    if labels is not None:
-        raise DataError(path, "holds its own labels; a labels file or array is for .npy features only")
-    if suffix == ".npz":
-        return _open_npz(path, require_labels)
-    if suffix in (".h5", ".hdf5"):
-        return _open_h5(path, prefer, require_labels)
-    raise DataError(path, f"cannot be streamed: use one of {', '.join(SUFFIXES)} or a folder of them "
-                          "(fastdnn convert turns a CSV into .npy)")
+# ---------------------------------------------------------------------------- data on disk
 
 
 class DiskDataset:
@@ -483,7 +100,10 @@ class DiskDataset:
         return k
 
     def load(self, dtype=None, rows=None):
-        """All examples (or ``rows``) in memory, (n, n_features) of ``dtype``."""
+        """All examples (or ``rows``) in memory, (n, n_features) of ``dtype``: that one array (a file read
+        whole gives the array it read, not a copy of it)."""
+        if rows is None and len(self.parts) == 1:
+            return self.parts[0].load(dtype or self.dtype)
         n = self.n_samples if rows is None else rows.size
         out = np.empty((n, self.n_features), dtype or self.dtype)
         self.read((0, self.n_samples) if rows is None else rows, out)
@@ -507,14 +127,14 @@ class DiskDataset:
 
     def fits(self, memory):
         """Whether the data are read whole (their features as ``dtype`` take at most ``memory`` bytes) rather
-        than streamed; DataError when they must stream but cannot (a compressed .npz member)."""
+        than streamed; DataError when they must stream but cannot (an .npz X compressed or in Fortran order)."""
         if self.nbytes() <= memory:
             return True
         for part in self.parts:
-            if not part.streamable:
-                raise DataError(part.path, f"X is compressed (np.savez_compressed) and larger than the memory budget "
+            if part.unstreamable:
+                raise DataError(part.path, f"{part.unstreamable} and larger than the memory budget "
                                            f"({self.nbytes() / 2**20:,.0f} MiB as {self.dtype}): streaming reads rows "
-                                           "in place, so save it with np.savez or as .npy, or raise --memory")
+                                           "in place, so save it C-ordered with np.savez or as .npy, or raise --memory")
         return False
 
     def fingerprint(self):
@@ -550,18 +170,23 @@ def open_disk_dataset(path, labels=None, prefer="train", require_labels=True):
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file or folder", path)
     if not os.path.isdir(path):
-        rows, y, source = _open_file(path, labels, prefer, require_labels)
+        rows, y, source = open_file(path, labels, prefer, require_labels)
         y = None if y is None else checked_labels(path, y, rows.n_rows, source)
         return DiskDataset(path, [rows], y, source)
     if labels is not None:
         raise DataError(path, "is a folder of shards: each shard's labels are its own (.labels.npy beside each .npy)")
+    return _open_shards(path, prefer, require_labels)
+
+
+def _open_shards(path, prefer, require_labels):
+    """The ``DiskDataset`` of the folder ``path``: its shards in name order, each matching the first."""
     names = sorted(n for n in os.listdir(path) if os.path.splitext(n)[1].lower() in SUFFIXES
                    and not n.lower().endswith(".labels.npy") and os.path.isfile(os.path.join(path, n)))
     if not names:
         raise DataError(path, f"holds no shards ({', '.join(SUFFIXES)} files)")
     parts, ys = [], []
     for name in names:
-        part, y, source = _open_file(os.path.join(path, name), None, prefer, require_labels)
+        part, y, source = open_file(os.path.join(path, name), None, prefer, require_labels)
         first = parts[0] if parts else part
         if part.n_features != first.n_features or part.dtype != first.dtype or part.scale != first.scale:
             raise DataError(part.path, f"is a shard of {part.n_features} features of {part.dtype}, but "

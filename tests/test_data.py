@@ -13,14 +13,11 @@ import numpy as np
 import numpy.testing as npt
 import pytest
 
-from fastdnn.data import (
-    builtin_dataset,
-    fingerprint,
-    cat_data_dir,
-    load_dataset,
-)
+from fastdnn.data import builtin_dataset, cat_data_dir, fingerprint, load_dataset
 from fastdnn.errors import DataError, MissingDependencyError
 from fastdnn.labels import split_rows
+from fastdnn.readers import PIECE_BYTES
+from fastdnn.stream import open_disk_dataset
 
 # The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).
 CAT_FOLDER = Path(cat_data_dir())
@@ -384,6 +381,125 @@ def test_a_csv_line_longer_than_any_row_is_refused_naming_it(tmp_path, monkeypat
     assert load_dataset(path).X.shape == (3000, 1)
 
 
+# ---------------------------------------------------------------------------- one reader, whole or streamed
+
+
+def stored_file(folder, case):
+    """An .npz or HDF5 file that whole loads and streaming both refuse."""
+    if case.startswith("npz"):
+        path = folder / "bad.npz"
+        arrays = {"npz-no-X": {"features": np.zeros((2, 2)), "y": np.zeros(2)}, "npz-no-y": {"X": np.zeros((2, 2))},
+                  "npz-1-D": {"X": np.zeros(4), "y": np.zeros(4)},
+                  "npz-objects": {"X": np.array([[1, {"a": 1}]], dtype=object), "y": np.zeros(1)},
+                  "npz-text": {"X": np.array([["a", "b"]]), "y": np.zeros(1)}}.get(case)
+        if arrays is not None:
+            np.savez(path, **arrays)
+        elif case == "npz-not-zip":
+            path.write_text("label,x\n1,2\n")
+        elif case == "npz-npy":
+            with open(path, "wb") as f:
+                np.save(f, np.zeros((2, 2)))
+        else:
+            np.savez(path, X=np.zeros((50, 50)), y=np.zeros(50))
+            path.write_bytes(path.read_bytes()[:1000])
+        return path
+    path = folder / "bad.h5"
+    if case == "h5-not-hdf5":
+        return write_text(path, "just some text\n")
+    if case == "h5-no-labels":
+        return write_h5(path, train_set_x=np.zeros((3, 2)))
+    return write_h5(path, X=np.zeros(3), y=np.zeros(3))
+
+
+@pytest.mark.parametrize("case", ["npz-no-X", "npz-no-y", "npz-1-D", "npz-objects", "npz-text", "npz-not-zip",
+                                  "npz-npy", "npz-truncated", "h5-not-hdf5", "h5-no-labels", "h5-1-D"])
+def test_whole_loads_and_streaming_refuse_a_file_in_the_same_words(tmp_path, case):
+    """One reader per format: load_dataset reads .npz and HDF5 files as streaming does, so each problem has
+    one wording (they had two: 'it holds: features.npy, y.npy' beside 'it holds: features, y')."""
+    path = stored_file(tmp_path, case)
+    with pytest.raises(DataError) as whole:
+        load_dataset(path)
+    with pytest.raises(DataError) as streamed:
+        open_disk_dataset(path).load()
+    assert str(whole.value) == str(streamed.value)
+    assert_names_file(whole, path)
+
+
+def test_whole_loads_give_what_streaming_reads(tmp_path):
+    rng = np.random.default_rng(4)
+    x, y = course_images(20)
+    files = [write_h5(tmp_path / "course.h5", train_set_x=x, train_set_y=y),
+             write_h5(tmp_path / "plain.h5", X=rng.standard_normal((20, 3)).astype(np.float32), y=y)]
+    np.savez(tmp_path / "ints.npz", X=np.arange(60, dtype=np.int16).reshape(20, 3), y=y)
+    np.savez_compressed(tmp_path / "packed.npz", X=rng.standard_normal((20, 3)), y=y)
+    files += [tmp_path / "ints.npz", tmp_path / "packed.npz"]
+    for path in files:
+        whole = load_dataset(path)
+        with open_disk_dataset(path) as disk:
+            streamed = np.empty_like(whole.X)
+            disk.read((0, disk.n_samples), streamed)
+        assert whole.X.dtype == disk.dtype and np.array_equal(whole.X, streamed), path
+        assert np.array_equal(whole.y, disk.y) and whole.source == disk.source
+
+
+def test_a_changed_byte_of_a_stored_npz_X_is_refused_by_a_whole_load(tmp_path):
+    """np.savez stores X uncompressed and the reader reads it in place, past zipfile: a whole load sums its
+    CRC-32 as zipfile would, so a changed byte is refused rather than trained on."""
+    X = np.arange(600.0).reshape(100, 6)
+    path = tmp_path / "d.npz"
+    np.savez(path, X=X, y=np.arange(100) % 2)
+    data = bytearray(path.read_bytes())
+    data[data.find(X.tobytes()) + 1000] ^= 1
+    path.write_bytes(bytes(data))
+    for load in (lambda: load_dataset(path), lambda: open_disk_dataset(path).load()):
+        with pytest.raises(DataError, match="d.npz: is truncated or corrupted .*CRC-32") as excinfo:
+            load()
+        assert_names_file(excinfo, path)
+
+
+def test_an_npz_X_in_fortran_order_is_read_whole_and_never_streamed(tmp_path):
+    X = np.random.default_rng(1).standard_normal((50, 4))
+    path = tmp_path / "f.npz"
+    np.savez(path, X=np.asfortranarray(X), y=np.arange(50) % 2)
+    data = load_dataset(path)
+    assert np.array_equal(data.X, X) and data.X.flags.c_contiguous
+    with open_disk_dataset(path) as disk:
+        assert disk.fits(2**20) and np.array_equal(disk.load(), X)
+        with pytest.raises(DataError, match=r"f\.npz: X is stored in Fortran order and larger than the memory budget"):
+            disk.fits(X.nbytes - 1)
+
+
+@pytest.mark.parametrize("kind", ["npz", "npz-compressed", "h5-pixels"])
+def test_a_whole_load_holds_the_features_once(tmp_path, kind):
+    """A whole load's peak is the features in their compute dtype, plus the reader's scratch (one piece of raw
+    rows, converted in place), plus the finite check's mask of one piece of the features; never a second
+    full copy of them, nor a full-size mask (the loader's own used to hold both)."""
+    import tracemalloc
+
+    m, n = 4096, 1024  # 32 MiB of float64 features
+    rng = np.random.default_rng(0)
+    y = np.arange(m) % 2
+    if kind == "h5-pixels":
+        raw = rng.integers(0, 256, (m, n), dtype=np.uint8)
+        path = write_h5(tmp_path / "p.h5", train_set_x=raw, train_set_y=y)
+        scratch = min(raw.nbytes, PIECE_BYTES)
+    else:
+        raw = rng.standard_normal((m, n))
+        path = tmp_path / "d.npz"
+        (np.savez_compressed if kind == "npz-compressed" else np.savez)(path, X=raw, y=y)
+        scratch = 0
+    features = m * n * 8
+    mask = min(m, PIECE_BYTES // (n * raw.itemsize)) * n  # one piece's rows, a byte per value
+    tracemalloc.start()
+    try:
+        data = load_dataset(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert data.X.nbytes == features <= peak  # the measure sees numpy's arrays
+    assert peak <= features + scratch + mask + 2**20, (peak, features, scratch, mask)  # 1 MiB: labels, headers
+
+
 def test_the_built_in_dataset_has_one_size_the_readme_states():
     import inspect
 
@@ -395,3 +511,23 @@ def test_the_built_in_dataset_has_one_size_the_readme_states():
             datasets.DEFAULT_SAMPLES, datasets.DEFAULT_FEATURES), function
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     assert f"({datasets.DEFAULT_SAMPLES:,} examples x {datasets.DEFAULT_FEATURES} features" in readme
+
+
+@pytest.mark.parametrize("shape", [(-3, 4), (1, 2**62, 3)], ids=["negative", "past-64-bits"])
+def test_a_header_declaring_an_impossible_shape_is_refused_by_name(tmp_path, shape):
+    """A .npy header may declare any integers: a negative count, or a product past 64 bits (numpy's product
+    wraps to a negative row length), was taken as a shape until an allocation failed with a bare ValueError."""
+    import zipfile
+
+    npy = tmp_path / "d.npy"
+    with open(npy, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f8", "fortran_order": False, "shape": shape})
+        f.write(bytes(96))
+    with zipfile.ZipFile(tmp_path / "d.npz", "w") as z:
+        z.write(npy, "X.npy")
+    # Without labels (as prediction reads them), whose count would have refused the shape by chance.
+    for path, load in ((npy, lambda p: open_disk_dataset(p, require_labels=False).load()),
+                       (tmp_path / "d.npz", lambda p: load_dataset(p, require_labels=False))):
+        with pytest.raises(DataError) as excinfo:
+            load(path)
+        assert_names_file(excinfo, path)
