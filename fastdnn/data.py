@@ -7,8 +7,9 @@ Formats, one loader each, looked up by the file's suffix in ``LOADERS``:
     .csv       a header row naming the columns, one of them the label (``label=``);
                every other column a numeric feature.
 
-Every problem with a file raises ``DataError`` (a ValueError) whose message
-names the file and the problem in one line; a missing file raises
+``load_or_stream`` is the one decision between holding data in memory and streaming
+them from disk. Every problem with a file raises ``DataError`` (a ValueError) whose
+message names the file and the problem in one line; a missing file raises
 FileNotFoundError. Nothing here trains or imports the fast path.
 """
 
@@ -29,7 +30,7 @@ from fastdnn.datasets import DEFAULT_FEATURES, DEFAULT_SAMPLES, make_default_dat
 from fastdnn.errors import DataError
 from fastdnn.files import new_file_mode, regular_file
 from fastdnn.readers import checked_labels, first_line, labels_path_for
-from fastdnn.stream import open_disk_dataset
+from fastdnn.stream import DiskDataset, is_streamable, open_disk_dataset
 
 
 @dataclass
@@ -76,6 +77,32 @@ def load_dataset(path, label="label", require_labels=True, prefer="train"):
         raise DataError(path, "is larger than the memory this process can take; convert it to .npy (fastdnn "
                               "convert) and train with --memory, which streams it") from None
     return Dataset(X, y, source, path)
+
+
+def load_or_stream(data, labels=None, *, memory, dtype=None, prefer="train", label="label", require_labels=True):
+    """The one decision between holding data in memory and streaming them from disk: a ``Dataset``, its X in
+    ``dtype`` (None: the data's own), or the ``DiskDataset`` to stream when its features as ``dtype`` take
+    more than ``memory`` bytes.
+
+    ``data``: a ``DiskDataset`` (``labels``: others for it, or None for its own) or a path: a .npy
+    (``labels``: a labels file or array; default NAME.labels.npy), .npz, HDF5 or a folder of shards, opened by
+    ``open_disk_dataset`` (``prefer``, ``require_labels``: as there); any other file, a CSV, is read whole by
+    ``load_dataset`` (``label``: its label column), as it is converted, not streamed.
+    """
+    if not isinstance(data, DiskDataset):
+        if not is_streamable(data) and labels is None:
+            whole = load_dataset(data, label=label, require_labels=require_labels, prefer=prefer)
+            if dtype is not None:
+                whole.X = np.ascontiguousarray(whole.X, dtype)
+            return whole
+        data = open_disk_dataset(data, labels=labels, prefer=prefer, require_labels=require_labels)
+    elif labels is not None:
+        data = data.with_labels(labels)
+    if dtype is not None:
+        data = data.with_dtype(dtype)
+    if not data.fits(memory):
+        return data
+    return Dataset(data.load(), data.y, data.source, data.path)
 
 
 def _load_stored(path, label, require_labels, prefer):

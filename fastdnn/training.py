@@ -11,6 +11,7 @@ import numpy as np
 
 from fastdnn import options as O
 from fastdnn import validation as V
+from fastdnn.data import load_or_stream
 from fastdnn.engine import Engine
 from fastdnn.errors import DivergenceError, divergence_message
 from fastdnn.labels import class_targets
@@ -97,21 +98,23 @@ def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram,
     index = V.check_class_indices(Y if on_disk and Y is not None else data.y, n_classes)
     if index.size != data.n_samples:
         raise ValueError(f"Y has {index.size} labels for {data.n_samples} examples")
-    data = data.with_dtype(resolve_dtype(dtype) if dtype is not None else data.dtype)
-    params = initialize_parameters(dims, init, seed, data.dtype) if parameters is None else (
-        pack_parameters(parameters, data.dtype).copy())
+    data = load_or_stream(data, memory=budget, dtype=resolve_dtype(dtype) if dtype is not None else None)
+    streamed = isinstance(data, DiskDataset)
+    dtype = data.dtype if streamed else data.X.dtype
+    params = initialize_parameters(dims, init, seed, dtype) if parameters is None else (
+        pack_parameters(parameters, dtype).copy())
     engine = Engine(
         params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
         learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon, lambd=lambd,
         mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
     )
     monitor = _PrintCost("epoch") if print_cost else None
-    if data.fits(budget):
-        Ys = class_targets(index, n_classes, data.dtype)
-        costs = engine.train(data.load(), Ys, num_epochs, gram=gram, monitor=monitor)
+    if not streamed:
+        Ys = class_targets(index, n_classes, dtype)
+        costs = engine.train(data.X, Ys, num_epochs, gram=gram, monitor=monitor)
     else:
-        block = block_rows_for(budget, data.n_features, dims[-1], data.dtype, mini_batch_size)
-        feed = Feed(data, index, n_classes, class_targets, data.dtype, block, batch=mini_batch_size)
+        block = block_rows_for(budget, data.n_features, dims[-1], dtype, mini_batch_size)
+        feed = Feed(data, index, n_classes, class_targets, dtype, block, batch=mini_batch_size)
         try:
             costs = engine.train(feed, None, num_epochs, gram=gram, monitor=monitor)
         finally:

@@ -13,11 +13,11 @@ import numpy as np
 import numpy.testing as npt
 import pytest
 
-from fastdnn.data import builtin_dataset, cat_data_dir, fingerprint, load_dataset
+from fastdnn.data import Dataset, builtin_dataset, cat_data_dir, fingerprint, load_dataset, load_or_stream
 from fastdnn.errors import DataError, MissingDependencyError
 from fastdnn.labels import split_rows
 from fastdnn.readers import PIECE_BYTES
-from fastdnn.stream import open_disk_dataset
+from fastdnn.stream import DiskDataset, open_disk_dataset
 
 # The course's files, by the convention of conftest's cat_data fixture (which skips when they are absent).
 CAT_FOLDER = Path(cat_data_dir())
@@ -498,6 +498,32 @@ def test_a_whole_load_holds_the_features_once(tmp_path, kind):
         tracemalloc.stop()
     assert data.X.nbytes == features <= peak  # the measure sees numpy's arrays
     assert peak <= features + scratch + mask + 2**20, (peak, features, scratch, mask)  # 1 MiB: labels, headers
+
+
+# ---------------------------------------------------------------------------- in memory or streamed
+
+
+def test_one_decision_reads_data_whole_or_gives_them_to_stream(tmp_path):
+    X = np.random.default_rng(2).standard_normal((100, 8))
+    y = np.arange(100) % 3
+    np.save(tmp_path / "d.npy", X)
+    np.save(tmp_path / "d.labels.npy", y)
+    path = tmp_path / "d.npy"
+    whole = load_or_stream(path, memory=X.nbytes // 2, dtype=np.float32)
+    assert isinstance(whole, Dataset) and whole.X.dtype == np.float32 and np.array_equal(whole.X, X.astype(np.float32))
+    assert np.array_equal(whole.y, y) and whole.describe() == f"{path} (features, labels from d.labels.npy)"
+    streamed = load_or_stream(path, memory=X.nbytes // 2 - 1, dtype=np.float32)
+    assert isinstance(streamed, DiskDataset) and streamed.dtype == np.float32
+    # A DiskDataset already open, with other labels; its own dtype when none is asked.
+    other = load_or_stream(open_disk_dataset(path), labels=y[::-1], memory=X.nbytes)
+    assert isinstance(other, Dataset) and other.X.dtype == np.float64 and np.array_equal(other.y, y[::-1])
+    assert isinstance(load_or_stream(open_disk_dataset(path), memory=X.nbytes - 1), DiskDataset)
+    # A CSV is read whole whatever the budget (it is converted, not streamed), its label column named.
+    csv = write_text(tmp_path / "d.csv", "a,kind\n1,0\n2,1\n")
+    data = load_or_stream(csv, memory=1, dtype=np.float32, label="kind")
+    assert isinstance(data, Dataset) and data.X.dtype == np.float32 and data.y.tolist() == [0, 1]
+    with pytest.raises(DataError, match="d.csv: holds its own labels"):
+        load_or_stream(csv, labels=y, memory=2**20)
 
 
 def test_the_built_in_dataset_has_one_size_the_readme_states():
