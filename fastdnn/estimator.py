@@ -13,7 +13,6 @@ defaults and checks are ``fastdnn.options.OPTIONS``.
 import inspect
 import os
 import warnings
-from collections import namedtuple
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,36 +24,10 @@ from fastdnn import validation as V
 from fastdnn.engine import Engine, predict_proba_rows
 from fastdnn.errors import DataConversionWarning, NotFittedError, scikit_learns
 from fastdnn.labels import class_targets, k_folds, output_for, output_units, predicted_index, split_rows
-from fastdnn.monitors import EarlyStopping, Monitor, Monitors
+from fastdnn.monitors import Callback, EarlyStopping, Monitors, PrintCosts
 from fastdnn.pipeline import initialize_parameters, resolve_dtype, samples_as_rows
 from fastdnn.distributed import active
 from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
-
-
-def _numbers_from_objects(X, name):
-    """An object array of numbers (a pandas frame of mixed or nullable columns) as float64; anything else a
-    TypeError naming the first value that is not a number and where it is (pandas' NA, a dict, ...). The
-    words of float()'s own error stay in it: scikit-learn's checks look for them."""
-    try:
-        return X.astype(np.float64)
-    except (TypeError, ValueError) as exc:
-        error = exc
-    for index, value in np.ndenumerate(X):
-        try:
-            float(value)
-        except (TypeError, ValueError) as exc:
-            where = "" if X.ndim != 2 else " of (n_samples, n_features)"
-            shown = " ".join(repr(value).split())  # one line, however the object prints itself
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            raise TypeError(f"{name} must hold numbers, but its value at index {index}{where} is {shown} "
-                            f"({type(value).__name__}): {exc}; convert or impute it first") from None
-    raise TypeError(f"{name} must hold numbers ({error})")  # each value is one, but not all alike (a sequence)
-
-
-# What a callback receives after an epoch: ``epoch`` counts epochs over every fit, ``costs`` are
-# the epochs' costs since its last call (one, unless the callback asked for ``every`` > 1 or None),
-# ``validation_score`` the epoch's validation accuracy when the fit validates, else None.
-EpochInfo = namedtuple("EpochInfo", "epoch cost costs seconds validation_score estimator")
 
 
 class DNNClassifier:
@@ -199,7 +172,7 @@ class DNNClassifier:
                             f"({name}.toarray()) if it fits in memory")
         X = np.asarray(X)
         if X.dtype.kind == "O":
-            X = _numbers_from_objects(X, name)
+            X = V.numbers_from_objects(X, name)
         if X.dtype.kind == "c":
             raise ValueError(f"Complex data not supported: {name} must be real, got dtype {X.dtype}")
         if X.ndim == 1:
@@ -282,19 +255,24 @@ class DNNClassifier:
     def _new_engine(self, params, n_features, dtype, seed, m, parameters=None, state=None):
         """The engine for these options (``parameters`` drawn with ``params["init"]`` unless given; ``state``
         a ``TrainingState`` to continue), and ``network_``, what the parameters are trained as."""
-        K = len(self.classes_)
+        self.engine_, self.network_ = self._engine_for(params, n_features, len(self.classes_), dtype, seed, m,
+                                                       parameters, state)
+
+    def _engine_for(self, params, n_features, K, dtype, seed, m, parameters=None, state=None):
+        """(an Engine for these options on K classes, the network it trains as a dict)."""
         sizes = tuple(params["hidden_layer_sizes"])
         if parameters is None:
             parameters = initialize_parameters([n_features, *sizes, output_units(K, params["output"])], params["init"], seed,
                                                dtype)
-        self.network_ = {
+        network = {
             "hidden_layer_sizes": sizes, "activation": params["activation"], "loss": params["loss"],
             "output": output_for(K, params["output"]), "dtype": np.dtype(dtype).name,
         }
-        self.engine_ = Engine(
+        engine = Engine(
             parameters, hidden_activation=params["activation"], output=output_for(K, params["output"]), loss=params["loss"],
             frozen_layers=params["frozen_layers"], seed=seed, state=state, **self._hyperparameters(params, m),
         )
+        return engine, network
 
     def _ready_engine(self, params, Xs, m, seed, warm):
         """The engine for training on ``m`` rows of ``Xs``: the fitted one with the options as set now
@@ -306,6 +284,17 @@ class DNNClassifier:
         else:
             self.n_features_in_ = Xs.shape[1]
             self._new_engine(params, Xs.shape[1], Xs.dtype.type, seed, m, self._pretrained_parameters(Xs, params, seed))
+
+    def warm_up(self, n_features, classes, dtype=None, comm=None, m=2):
+        """Compile (or load from the disk cache) the kernels that ``fit`` with these options on ``n_features``
+        features, ``classes`` and ``m`` training rows calls, and those of its predictions (``Engine.warm_up``),
+        without fitting this estimator. ``dtype``: the data's (the ``dtype`` option is resolved against it as
+        ``fit`` does). Returns the seconds a compile took, 0.0 when everything came from the cache. With ``comm``
+        (several MPI ranks) it is a collective: every rank calls it."""
+        params = self._check_params()
+        data = np.empty(0, np.float64 if dtype is None else dtype)
+        engine, _ = self._engine_for(params, n_features, len(classes), resolve_dtype(params["dtype"], data), 0, m)
+        return engine.warm_up(comm)
 
     def restore(self, record):
         """Make this estimator the fitted classifier that a model file or checkpoint holds, and return it: a
@@ -465,11 +454,11 @@ class DNNClassifier:
             patience = self.n_iter_no_change if self.early_stopping else None
             monitors.append(EarlyStopping(X_val, self._class_index(y_val), val_rows, self.tol, patience))
         if self.verbose:
-            monitors.append(_Verbose())
+            monitors.append(PrintCosts())
         if callable(callbacks):
             callbacks = [callbacks]
         for callback in callbacks or ():
-            monitors.append(_Callback(callback, self))
+            monitors.append(Callback(callback, self))
         monitor = Monitors(monitors) if monitors else None
         engine.train(Xs, Ys, epochs, rows=rows, monitor=monitor, comm=comm)
         if self.early_stopping:
@@ -578,39 +567,6 @@ class DNNClassifier:
         saved one)."""
         record = fio.read_model(path)
         return cls(**record.options).restore(record)
-
-
-class _Verbose(Monitor):
-    """``verbose=True``: each epoch's cost, printed at the engine's pace; epochs count from 0 over all fits,
-    as divergence messages and the course's ``print_cost`` count them."""
-
-    def look(self, engine, costs, seconds):
-        first = engine.state.epoch - len(costs)
-        for i, cost in enumerate(costs):
-            print(f"epoch {first + i}: cost {cost:.6f}", flush=True)  # counted from 0, as the course's print_cost
-
-
-class _Callback(Monitor):
-    """A user's callback as a monitor (``every`` from the callback, default 1)."""
-
-    needs_parameters = True
-
-    def __init__(self, callback, estimator):
-        if not callable(callback):
-            raise ValueError(f"callbacks must be callables taking an EpochInfo, got {callback!r}")
-        self.callback, self.estimator = callback, estimator
-        self.every = getattr(callback, "every", 1)
-        if self.every is not None:
-            self.every = V.check_positive(self.every, "a callback's every", integer=True)
-
-    def look(self, engine, costs, seconds):
-        state = engine.state
-        score = state.validation_scores[-1] if len(state.validation_scores) else None
-        info = EpochInfo(state.epoch, float(costs[-1]), [float(c) for c in costs], seconds, score, self.estimator)
-        stop = self.callback(info)
-        if stop is not None and not isinstance(stop, (bool, np.bool_)):
-            raise ValueError(f"a callback returns True (stop), False or None, got {stop!r} from {self.callback!r}")
-        return bool(stop)
 
 
 @dataclass

@@ -5,7 +5,11 @@ the parameters; the engine returns to Python only that often, so a monitor that
 needs only costs never makes a run take a slower route or shorter compiled calls.
 """
 
+from collections import namedtuple
+
 import numpy as np
+
+from fastdnn import validation as V
 
 
 class Monitor:
@@ -93,3 +97,42 @@ class EarlyStopping(Monitor):
         """The best epoch's parameters back in place (when early stopping recorded one)."""
         if engine.state.best_parameters is not None:
             engine.state.parameters.flat[:] = engine.state.best_parameters
+
+
+# What a callback receives after an epoch: ``epoch`` counts epochs over every fit, ``costs`` are
+# the epochs' costs since its last call (one, unless the callback asked for ``every`` > 1 or None),
+# ``validation_score`` the epoch's validation accuracy when the fit validates, else None.
+EpochInfo = namedtuple("EpochInfo", "epoch cost costs seconds validation_score estimator")
+
+
+class PrintCosts(Monitor):
+    """``verbose=True``: each epoch's cost, printed at the engine's pace; epochs count from 0 over all fits,
+    as divergence messages and the course's ``print_cost`` count them."""
+
+    def look(self, engine, costs, seconds):
+        first = engine.state.epoch - len(costs)
+        for i, cost in enumerate(costs):
+            print(f"epoch {first + i}: cost {cost:.6f}", flush=True)  # counted from 0, as the course's print_cost
+
+
+class Callback(Monitor):
+    """A user's callback as a monitor (``every`` from the callback, default 1)."""
+
+    needs_parameters = True
+
+    def __init__(self, callback, estimator):
+        if not callable(callback):
+            raise ValueError(f"callbacks must be callables taking an EpochInfo, got {callback!r}")
+        self.callback, self.estimator = callback, estimator
+        self.every = getattr(callback, "every", 1)
+        if self.every is not None:
+            self.every = V.check_positive(self.every, "a callback's every", integer=True)
+
+    def look(self, engine, costs, seconds):
+        state = engine.state
+        score = state.validation_scores[-1] if len(state.validation_scores) else None
+        info = EpochInfo(state.epoch, float(costs[-1]), [float(c) for c in costs], seconds, score, self.estimator)
+        stop = self.callback(info)
+        if stop is not None and not isinstance(stop, (bool, np.bool_)):
+            raise ValueError(f"a callback returns True (stop), False or None, got {stop!r} from {self.callback!r}")
+        return bool(stop)

@@ -21,7 +21,6 @@ from fastdnn import options as O
 TRAIN_SIZE = "train_size"
 
 DATA = {}  # the sweep's arrays in this process, by name (X, y, X_test, y_test), while it runs
-_WARM = set()  # the option sets whose kernels this process has loaded
 
 
 def subset(rows, size, order):
@@ -101,7 +100,6 @@ def watch_parent(parent, every=0.2):
 def run_one(fixed, config, fold, train, held, seed):
     """Train ``config`` over ``fixed`` on rows ``train`` of the attached data; the scores, cost curve and time."""
     from fastdnn.estimator import DNNClassifier
-    from fastdnn.routes import GRAM_MIN_EPOCHS, gram_applies, gram_pays
 
     X, y = DATA["X"], DATA["y"]
     params = {**O.DEFAULTS, **fixed, **{k: v for k, v in config.items() if k != TRAIN_SIZE}, "random_state": seed,
@@ -112,17 +110,9 @@ def run_one(fixed, config, fold, train, held, seed):
     fit = {"rows": rows}
     if params["early_stopping"] and held is not None:
         fit["validation_data"] = (X[held], y[held])  # stops on the sweep's held-out rows, trains on all the rest
-    # What decides the kernels a run loads (or compiles): its options and the route it takes.
-    gram = gram_applies(params["batch_size"], params["optimizer"], params["frozen_layers"]) and gram_pays(
-        (rows.size, X.shape[1]), params["max_iter"])
-    kernels = (params["activation"], params["loss"], params["output"], params["optimizer"], str(params["dtype"]),
-               params["batch_size"] is None, bool(params["l2"]), gram)
-    if kernels not in _WARM:
-        # A worker's first run of these loads or compiles them: untimed, the same fit for at most
-        # GRAM_MIN_EPOCHS epochs.
-        DNNClassifier(**{**params, "max_iter": min(params["max_iter"], GRAM_MIN_EPOCHS)}).fit(X, y, **fit)
-        _WARM.add(kernels)
     est = DNNClassifier(**params)
+    # The kernels this run calls loaded (or compiled) untimed; a few milliseconds once they are in memory.
+    est.warm_up(X.shape[1], np.unique(y[rows]), X.dtype, m=rows.size)
     t0 = time.perf_counter()
     est.fit(X, y, **fit)
     seconds = time.perf_counter() - t0

@@ -342,3 +342,23 @@ def check_class_labels(y, name="y"):
                 f"{name}); a classifier needs class labels"
             )
     return y
+
+
+def numbers_from_objects(X, name):
+    """An object array of numbers (a pandas frame of mixed or nullable columns) as float64; anything else a
+    TypeError naming the first value that is not a number and where it is (pandas' NA, a dict, ...). The
+    words of float()'s own error stay in it: scikit-learn's checks look for them."""
+    try:
+        return X.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        error = exc
+    for index, value in np.ndenumerate(X):
+        try:
+            float(value)
+        except (TypeError, ValueError) as exc:
+            where = "" if X.ndim != 2 else " of (n_samples, n_features)"
+            shown = " ".join(repr(value).split())  # one line, however the object prints itself
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            raise TypeError(f"{name} must hold numbers, but its value at index {index}{where} is {shown} "
+                            f"({type(value).__name__}): {exc}; convert or impute it first") from None
+    raise TypeError(f"{name} must hold numbers ({error})")  # each value is one, but not all alike (a sequence)

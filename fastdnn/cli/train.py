@@ -313,7 +313,7 @@ def _compile(examples, start, logs, comm, writes):
     """The run's kernels compiled (or loaded from the cache) before training; False when a Ctrl-C stopped it."""
     try:
         with logs:
-            compiled = _warm_up(start.est.get_params(), examples.X.shape[1], examples.dtype, examples.classes, comm)
+            compiled = start.est.warm_up(examples.X.shape[1], examples.classes, examples.dtype, comm, examples.m_train)
     except TrainingInterrupted:
         # A Ctrl-C during the ranks' warm-up stops them together (as in training): nothing trained yet.
         if writes:
@@ -456,46 +456,6 @@ def _model_path_for(checkpoint):
         return checkpoint[: -len(".ckpt.npz")] + ".npz"
     return (checkpoint[:-4] if checkpoint.endswith(".npz") else checkpoint) + ".model.npz"
 
-
-def _warm_up(params, n_features, dtype, classes, comm=None):
-    """Compile (or load from the disk cache) the kernels this run uses, on a few rows, outside the timing.
-
-    A first compile takes seconds: it is announced before it starts. Returns the
-    seconds it took, 0.0 when the kernels came from the cache. Full-batch gd and
-    momentum probe the Gram route too (wide data take it).
-    """
-    from fastdnn.routes import GRAM_MIN_EPOCHS
-    from fastdnn.estimator import DNNClassifier
-
-    import logging
-
-    seen = []
-
-    class Seen(logging.Handler):
-        def emit(self, record):
-            seen.append(record)
-
-    logger, handler = logging.getLogger("fastdnn"), Seen()
-    logger.addHandler(handler)
-    t0 = time.perf_counter()
-    try:
-        rows = max(4, len(classes))
-        full = params["batch_size"] is None
-        probe = DNNClassifier(**{**params, "max_iter": GRAM_MIN_EPOCHS if full else 1, "random_state": 0,
-                                 "early_stopping": False, "warm_start": False, "verbose": False,
-                                 "batch_size": None if full else 2})
-        X = np.zeros((rows, n_features), dtype)
-        labels = np.resize(classes, rows)
-        try:
-            probe.fit(X, labels, comm=comm)  # distributed runs compile their own kernels, on every rank alike
-            if full:
-                probe.set_params(max_iter=1, warm_start=True).fit(X, labels, comm=comm)  # the direct route too
-        except DivergenceError:
-            pass  # the compiling is done; the run itself reports a divergence
-        probe.predict(X[:1])
-    finally:
-        logger.removeHandler(handler)
-    return time.perf_counter() - t0 if seen else 0.0
 
 
 def _print_header(examples, start, comm):
