@@ -26,6 +26,7 @@ from fastdnn.errors import DataConversionWarning, NotFittedError, scikit_learns
 from fastdnn.labels import class_targets, k_folds, output_for, output_units, predicted_index, split_rows
 from fastdnn.monitors import Callback, EarlyStopping, Monitors, PrintCosts
 from fastdnn.pipeline import initialize_parameters, resolve_dtype, samples_as_rows
+from fastdnn.data import load_or_stream
 from fastdnn.distributed import active
 from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
 
@@ -346,9 +347,9 @@ class DNNClassifier:
             raise ValueError(f"{data.describe()} has no labels to train on")
         dtype = (self.engine_.state.parameters.flat.dtype if "engine_" in self.__dict__
                  else resolve_dtype(self.dtype) if self.dtype is not None else data.dtype)
-        data = data.with_dtype(dtype)
         y = V.check_class_labels(data.y)
-        return (data.load(), y) if data.fits(O.BY_NAME["memory"].validate(self.memory)) else (data, y)
+        data = load_or_stream(data, memory=O.BY_NAME["memory"].validate(self.memory), dtype=dtype)
+        return (data if isinstance(data, DiskDataset) else data.X), y
 
     def _disk_data(self, X, y, require_labels=True):
         """X as a ``DiskDataset`` when it is a path (labels: y, a path or an array, or beside a .npy) or one

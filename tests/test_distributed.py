@@ -286,17 +286,21 @@ def test_ranks_streaming_from_disk_train_what_one_streaming_process_trains(on_di
 def test_each_rank_reads_only_the_rows_it_trains(on_disk, monkeypatch, batch):
     """Each rank reads its share of every block and no other row: rows of a page or more are read run by run."""
     from fastdnn import distributed as D
-    from fastdnn.stream import _FileRows, epoch_blocks, open_disk_dataset
+    from fastdnn.stream import epoch_blocks, open_disk_dataset
 
     X, y, path = on_disk
     size, rank = COMM.Get_size(), COMM.Get_rank()
-    read, rows_read = _FileRows._raw, []
+    # The reader reads a .npy's rows with os.preadv: each read's rows, from its position and length.
+    row_bytes, offset, rows_read = X.shape[1] * X.itemsize, os.path.getsize(path) - X.nbytes, []
+    inode, preadv = os.stat(path).st_ino, os.preadv
 
-    def counting(self, fd, a, b, out):
-        rows_read.extend(range(a, b))
-        return read(self, fd, a, b, out)
+    def counting(fd, buffers, position):
+        if os.fstat(fd).st_ino == inode:
+            first = (position - offset) // row_bytes
+            rows_read.extend(range(first, first + sum(len(b) for b in buffers) // row_bytes))
+        return preadv(fd, buffers, position)
 
-    monkeypatch.setattr(_FileRows, "_raw", counting)
+    monkeypatch.setattr(os, "preadv", counting)
     options = dict(optimizer="adam", learning_rate=0.005, mini_batch_size=batch, seed=5)
     with open_disk_dataset(path) as disk:
         engine = Engine(initialize_parameters([512, 8, 3], "he", 1, np.float64), output="softmax", **options)
@@ -313,25 +317,25 @@ def test_each_rank_reads_only_the_rows_it_trains(on_disk, monkeypatch, batch):
     assert sum(COMM.allgather(len(rows_read))) == len(X)
 
 
-class _InterruptOnRank:
-    """SIGINT to this process when rank ``rank``'s feed starts reading its ``at``-th block (on the reader thread)."""
+def interrupt_on_rank(monkeypatch, path, at, rank):
+    """SIGINT to this process when rank ``rank``'s feed starts reading its ``at``-th block of ``path`` (on the
+    reader thread): the reader opens the file for each block's read (no file stays open between reads)."""
+    import signal
 
-    def __init__(self, feed, at, rank):
-        import signal
+    real, calls = os.open, []
 
-        calls, read = [0], feed._read
-
-        def hooked(*args):
-            calls[0] += 1
-            if calls[0] == at and COMM.Get_rank() == rank:
+    def opening(name, *args, **kwargs):
+        if os.path.realpath(name) == os.path.realpath(path):
+            calls.append(name)
+            if len(calls) == at and COMM.Get_rank() == rank:
                 os.kill(os.getpid(), signal.SIGINT)
-            return read(*args)
+        return real(name, *args, **kwargs)
 
-        feed._read = hooked
+    monkeypatch.setattr(os, "open", opening)
 
 
 @pytest.mark.parametrize("batch", [16, None])
-def test_a_ctrl_c_on_one_rank_stops_every_rank_at_one_block_and_rank_0s_state_resumes(on_disk, batch):
+def test_a_ctrl_c_on_one_rank_stops_every_rank_at_one_block_and_rank_0s_state_resumes(on_disk, batch, monkeypatch):
     """Ctrl-C on one rank stops every rank at the same block's end (never one rank in a collective alone). Rank 0's
     state, saved and loaded by every rank, continues to the uninterrupted run's parameters: bit for bit with
     minibatches, within the tolerance for full batch (the ranks' partial gradients are summed when it stops, a
@@ -349,7 +353,7 @@ def test_a_ctrl_c_on_one_rank_stops_every_rank_at_one_block_and_rank_0s_state_re
 
         first = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
         feed = feed_of(disk, 3, 64)
-        _InterruptOnRank(feed, 7, COMM.Get_size() - 1)  # the 7th of 12 blocks: epoch 2's third
+        interrupt_on_rank(monkeypatch, path, 7, COMM.Get_size() - 1)  # the 7th of 12 blocks: epoch 2's third
         with pytest.raises(TrainingInterrupted):
             first.train(feed, None, 3, comm=COMM)
         assert first.state.epoch == 1 and first.state.stream.next == 2

@@ -98,27 +98,13 @@ def table_values(args, names, defaults=None):
 
 
 def load_data(path, *, prefer, memory, dtype=None, label="label", labels=None, require_labels=True):
-    """The data at ``path``: a ``Dataset`` in memory, or a ``fastdnn.stream.DiskDataset`` (read a block at a
-    time) when they are .npy, .npz, HDF5 or a folder of shards larger than ``memory`` bytes as ``dtype``.
+    """The data at ``path`` as ``fastdnn.data.load_or_stream`` decides: a ``Dataset`` in memory (its X in
+    ``dtype``), or a ``fastdnn.stream.DiskDataset`` (read a block at a time) when they are .npy, .npz, HDF5 or a
+    folder of shards larger than ``memory`` bytes as ``dtype``. ``labels``: the labels file of .npy data
+    (default NAME.labels.npy beside it)."""
+    from fastdnn.data import load_or_stream
 
-    ``labels``: the labels file of .npy data (default NAME.labels.npy beside it); .npz and HDF5 files that
-    fit are read by ``load_dataset``, as they always were.
-    """
-    import os
-
-    from fastdnn.data import Dataset, load_dataset
-    from fastdnn.stream import is_streamable, open_disk_dataset
-
-    npy = os.path.isdir(path) or path.lower().endswith(".npy")
-    if labels is not None and not npy:
+    if labels is not None and not (os.path.isdir(path) or path.lower().endswith(".npy")):
         raise CLIError(f"--labels: gives the labels of .npy data; {path} holds its own")
-    if not is_streamable(path):
-        return load_dataset(path, label=label, require_labels=require_labels, prefer=prefer)
-    disk = open_disk_dataset(path, labels=labels, prefer=prefer, require_labels=require_labels)
-    if dtype:
-        disk = disk.with_dtype(dtype)
-    if not disk.fits(memory):
-        return disk
-    if not npy:
-        return load_dataset(path, label=label, require_labels=require_labels, prefer=prefer)
-    return Dataset(disk.load(), disk.y, disk.source, disk.path)
+    return load_or_stream(path, labels, memory=memory, dtype=dtype, prefer=prefer, label=label,
+                          require_labels=require_labels)

@@ -31,8 +31,9 @@ from fastdnn.cli.common import (
 )
 from fastdnn.cli.progress import Checkpointer, CompileNotes, ProgressBar
 from fastdnn.cli.run_state import RunState
-from fastdnn.cli.train_data import BUILTIN_FEATURES, BUILTIN_SAMPLES, load_examples
+from fastdnn.cli.train_data import load_examples
 from fastdnn.data import fingerprint
+from fastdnn.datasets import DEFAULT_FEATURES, DEFAULT_SAMPLES
 from fastdnn.distributed import AllRanksError, active, join, local_ranks, together
 from fastdnn.errors import DivergenceError, TrainingInterrupted, divergence_message
 from fastdnn.files import OutputLock, import_optional
@@ -64,8 +65,8 @@ def add_parser(sub, common, fmt):
                    "(default: NAME.labels.npy beside it, as fastdnn convert writes)")
     g.add_argument("--test", metavar="PATH", help="test data, scored at the end")
     g.add_argument("--label", default="label", help="the CSV column holding the labels (default: label)")
-    g.add_argument("--samples", type=int, metavar="N", help=f"built-in dataset: examples (default {BUILTIN_SAMPLES:,})")
-    g.add_argument("--features", type=int, metavar="N", help=f"built-in dataset: features (default {BUILTIN_FEATURES})")
+    g.add_argument("--samples", type=int, metavar="N", help=f"built-in dataset: examples (default {DEFAULT_SAMPLES:,})")
+    g.add_argument("--features", type=int, metavar="N", help=f"built-in dataset: features (default {DEFAULT_FEATURES})")
     O.add_arguments(g, ["validation_fraction"])
     O.add_arguments(train.add_argument_group("network and optimiser (fastdnn.options)"), TRAINING_OPTIONS)
     g = train.add_argument_group("output")

@@ -11,11 +11,9 @@ from fastdnn import validation as V
 from fastdnn.cli.common import CLIError, check_label_kinds, load_data, say
 from fastdnn.cli.run_state import DataSpec
 from fastdnn.data import builtin_dataset, fingerprint
+from fastdnn.datasets import DEFAULT_FEATURES, DEFAULT_SAMPLES
 from fastdnn.labels import split_rows
 from fastdnn.stream import DiskDataset
-
-BUILTIN_SAMPLES = 300_000
-BUILTIN_FEATURES = 200
 
 
 @dataclass
@@ -134,7 +132,7 @@ def _training_data(args, saved, dtype, memory):
         data = load_data(path, prefer="train", memory=memory, dtype=dtype, label=label, labels=labels)
         return data, DataSpec(path=os.path.abspath(path), label=label,
                               labels=os.path.abspath(labels) if labels else None)
-    samples = args.samples or saved.samples or BUILTIN_SAMPLES
-    features = args.features or saved.features or BUILTIN_FEATURES
+    samples = args.samples or saved.samples or DEFAULT_SAMPLES
+    features = args.features or saved.features or DEFAULT_FEATURES
     say(f"generating the built-in dataset ({samples:,} examples x {features} features)")
     return builtin_dataset(samples, features), DataSpec(samples=samples, features=features)
