@@ -51,7 +51,6 @@ import json
 import math
 import numbers
 import os
-import tokenize
 import zipfile
 from dataclasses import dataclass, field
 
@@ -64,6 +63,7 @@ from fastdnn.errors import ModelFileError, NotFittedError, scikit_learns
 from fastdnn.files import atomic_write
 from fastdnn.labels import output_for, output_units
 from fastdnn.pipeline import pack_parameters
+from fastdnn.readers import first_line, read_npy_header
 from fastdnn.routes import GRAM_MAX_EXAMPLES
 from fastdnn.state import GramCarry, StreamPosition, TrainingState
 
@@ -341,9 +341,9 @@ def _read_archive(path):
         raise
     except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError, RuntimeError) as exc:
         # A zip whose directory or members are cut short or altered (CRC-32 mismatch).
-        raise ModelFileError(path, f"is truncated or corrupted ({_first_line(exc)})") from None
+        raise ModelFileError(path, f"is truncated or corrupted ({first_line(exc)})") from None
     except Exception as exc:  # zlib.error and whatever else a damaged stream raises
-        raise ModelFileError(path, f"is truncated or corrupted ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise ModelFileError(path, f"is truncated or corrupted ({type(exc).__name__}: {first_line(exc)})") from None
 
 
 # The entries fastdnn writes (W1, b1, ... and a checkpoint's run_* arrays besides); anything else is refused.
@@ -384,10 +384,8 @@ def _member_header(path, z, info):
                                    f"({info.filename!r})")
     with z.open(info) as f:
         try:
-            version = np.lib.format.read_magic(f)
-            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, _, dtype = read(f)
-        except (ValueError, SyntaxError, TypeError, tokenize.TokenError) as exc:  # the header is Python text
+            shape, _, dtype = read_npy_header(f)
+        except ValueError as exc:
             raise ModelFileError(path, f"is corrupted: the entry {name!r} is not an array ({exc})") from None
     if dtype.hasobject:
         raise ModelFileError(path, f"is corrupted: the entry {name!r} holds Python objects")
@@ -414,11 +412,6 @@ def _check_declared_sizes(path, headers, dims):
                                    f"of layer sizes {dims} holds ({budget:,} at most); it was not read")
 
 
-def _first_line(exc):
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
 def _scalar_text(arrays, key, path):
     value = _require(arrays, key, path)
     if value.shape != () or value.dtype.kind != "U":
@@ -439,7 +432,7 @@ def _json(arrays, key, path, what):
     try:
         return json.loads(_scalar_text(arrays, key, path))
     except ValueError as exc:
-        raise ModelFileError(path, f"is corrupted: its {what} are not valid JSON ({_first_line(exc)})") from None
+        raise ModelFileError(path, f"is corrupted: its {what} are not valid JSON ({first_line(exc)})") from None
     except RecursionError:
         raise ModelFileError(path, f"is corrupted: its {what} are JSON nested too deeply for any fastdnn "
                                    "file") from None
@@ -567,7 +560,7 @@ def _check_network(arrays, path, options, dims, K):
 
 def _inconsistent(path, problem):
     return ModelFileError(path, f"is corrupted: its options or training state are inconsistent "
-                                f"({problem if isinstance(problem, str) else _first_line(problem)})")
+                                f"({problem if isinstance(problem, str) else first_line(problem)})")
 
 
 def _record(arrays, path, version, run=None, run_arrays=None):
