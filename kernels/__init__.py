@@ -53,7 +53,7 @@ def _writable(path):
         return False
 
 
-def _private_dir(path):
+def private_dir(path):
     """``path`` if it is a folder only this user can use: created with mode 0700, or already there, owned by
     this user, not a symlink and closed to everyone else; else None. Numba unpickles what its cache holds,
     so a cache another local user can write is a way to run their code in this process."""
@@ -72,11 +72,11 @@ def _private_dir(path):
     return path
 
 
-def _fallback_cache_dir():
+def fallback_cache_dir():
     """A private folder in the system's temporary directory: ``fastdnn-numba-cache-<uid>`` (kept between runs;
     the user id, not a name: a user without a passwd entry, common in containers, has one too), or a fresh
     private one when that name is taken by something that is not this user's private folder."""
-    return (_private_dir(os.path.join(tempfile.gettempdir(), f"fastdnn-numba-cache-{os.getuid()}"))
+    return (private_dir(os.path.join(tempfile.gettempdir(), f"fastdnn-numba-cache-{os.getuid()}"))
             or tempfile.mkdtemp(prefix="fastdnn-numba-cache-"))
 
 
@@ -88,7 +88,7 @@ def _ensure_cache_dir():
     user = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "numba")
     if _writable(here) or _writable(user):
         return
-    fallback = _fallback_cache_dir()
+    fallback = fallback_cache_dir()
     numba.config.CACHE_DIR = fallback
     warnings.warn(
         f"neither {here} nor {user} is writable; caching compiled kernels in {fallback}. "

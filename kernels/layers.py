@@ -103,7 +103,7 @@ def bias_act_forward(Z, b, A, act):
 
 
 @overload(bias_act_forward, prefer_literal=True, jit_options=_JIT_OPTIONS)
-def _bias_act_forward_for(Z, b, A, act):
+def bias_act_forward_for(Z, b, A, act):
     code = _constant(act, "act")
 
     def impl(Z, b, A, act):
@@ -383,7 +383,7 @@ def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, beta1,
 
 
 @overload(optimizer_update_flat, prefer_literal=True, jit_options=_JIT_OPTIONS)
-def _optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
+def optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
     code = _constant(opt, "opt")
 
     def impl(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):

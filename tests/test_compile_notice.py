@@ -65,12 +65,12 @@ def test_a_kernel_version_is_typed_with_only_its_own_branch():
 
     Z, b, i8, f8 = numba.typeof(np.zeros((2, 3))), numba.typeof(np.zeros(3)), numba.int64, numba.float64
     forward = (Z, b, Z, i8)
-    assert "tanh" in _typed_names(layers._bias_act_forward_for, forward, 3, layers.ACT_TANH)
-    assert "tanh" not in _typed_names(layers._bias_act_forward_for, forward, 3, layers.ACT_RELU)
+    assert "tanh" in _typed_names(layers.bias_act_forward_for, forward, 3, layers.ACT_TANH)
+    assert "tanh" not in _typed_names(layers.bias_act_forward_for, forward, 3, layers.ACT_RELU)
     theta, dims = numba.typeof(np.zeros(5)), numba.typeof(np.zeros(2, np.int64))
     update = (theta, theta, theta, dims, i8, i8, f8, f8, f8, f8, i8)
-    assert "sqrt" in _typed_names(layers._optimizer_update_flat_for, update, 5, layers.OPT_ADAM)
-    assert "sqrt" not in _typed_names(layers._optimizer_update_flat_for, update, 5, layers.OPT_GD)
+    assert "sqrt" in _typed_names(layers.optimizer_update_flat_for, update, 5, layers.OPT_ADAM)
+    assert "sqrt" not in _typed_names(layers.optimizer_update_flat_for, update, 5, layers.OPT_GD)
 
 
 def test_an_option_code_that_is_not_a_constant_is_refused_with_a_clear_error():
@@ -105,14 +105,14 @@ def test_the_fallback_kernel_cache_is_a_folder_only_this_user_can_use(tmp_path, 
     from fastdnn import kernels
 
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    first = kernels._fallback_cache_dir()
+    first = kernels.fallback_cache_dir()
     assert first == str(tmp_path / f"fastdnn-numba-cache-{os.getuid()}")
     assert stat.S_IMODE(os.stat(first).st_mode) == 0o700 and os.stat(first).st_uid == os.getuid()
-    assert kernels._fallback_cache_dir() == first  # kept between runs
+    assert kernels.fallback_cache_dir() == first  # kept between runs
     os.chmod(first, 0o777)  # opened to everyone (or planted so): not used
-    other = kernels._fallback_cache_dir()
+    other = kernels.fallback_cache_dir()
     assert other != first and os.path.basename(other).startswith("fastdnn-numba-cache-")
     assert stat.S_IMODE(os.stat(other).st_mode) == 0o700
     os.rmdir(first)
     os.symlink(other, first)  # a symlink to a private folder is still not the folder itself
-    assert kernels._private_dir(first) is None
+    assert kernels.private_dir(first) is None
