@@ -27,14 +27,18 @@ while the other workers are near, yielding the core after SPIN_LIMIT polls).
 The workers are Python threads calling one compiled ``nogil`` function,
 ``train_worker``, that holds the whole epoch loop: no Python between steps.
 
-What T changes, and nothing else: the row blocks (so the order in which db
-and the cost are summed over blocks: partial sums per block, then the blocks
-in order) and the unit blocks (which BLAS call computes which rows of dW_l,
-and with one row a GEMV; a BLAS call's result for one element does not depend
-on the other rows it computes in OpenBLAS's kernels, measured in
-tests/test_kernels_pool.py). For a fixed T a run repeats bit for bit, and T = 1 is
-``network.train`` bit for bit: one block, the same BLAS calls, the same
-element-wise arithmetic in the same order.
+What T changes, and nothing else: where the batch's rows and each layer's
+units are cut. So (1) db and the cost are summed per row block, then over the
+blocks in block order; (2) every BLAS call has other shapes (a row block's
+Z_l and dZ_{l-1}, a unit block's dW_l, a GEMV for a block of one row or
+unit), for which BLAS may choose other kernels and so other summation orders
+over k. Measured with SciPy's OpenBLAS on an AMD EPYC: [784,256,256,1] on 256
+rows differs between T = 1 and 2 in db and the cost only, at T = 3 in some
+rows of A too; small odd shapes ([50,40,30,3] on 37 rows) in every tensor.
+Each product is still a sum of the same k terms, so the tensors agree within
+rounding bounds (tests/test_kernels_pool.py derives them). For a fixed T a run
+repeats bit for bit, and T = 1 is ``network.train`` bit for bit: one block,
+the same BLAS calls, the same element-wise arithmetic in the same order.
 """
 
 import ctypes
@@ -420,6 +424,13 @@ def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lam
     dt = theta.dtype.type
     lr = dt(hyper.learning_rate)
     beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
+    # The views network.train takes before its first update, taken here by every worker before any
+    # barrier: a short buffer raises the same ValueError in all of them, with nothing written yet.
+    mb = batch_size if batch_size < m else m
+    layer_view(A, mb, dims, L - 1)
+    layer_view(dZ, mb, dims, L - 1)
+    layer_parameters(theta, dims, L - 1)
+    layer_parameters(grad, dims, L - 1)
     arrivals = 0
     l2 = 0.0
     frozen = 0.0
