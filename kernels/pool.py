@@ -70,8 +70,9 @@ from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, layer_parameters, la
 
 Shared = namedtuple("Shared", "sync parts db")
 Shared.__doc__ = """What a call's workers share (``shared``): sync (int64) the barrier counter, its sleepers, the
-abort flag, one sleep's timespec and each worker's count of non-finite updated values, one cache line apart; parts (T, 8) float64 each worker's
-block cost and sum of squares; db (T * sum(n_1..n_L)) each row block's partial db sums."""
+abort flag, one sleep's timespec and each worker's count of non-finite updated values, one cache line
+apart; parts (T, 8) float64 each worker's block cost and sum of squares; db (T * sum(n_1..n_L)) each row
+block's partial db sums."""
 
 # Word offsets in Shared.sync, 64 bytes apart so that the spun-on counter shares its line with nothing.
 ARRIVED = 0

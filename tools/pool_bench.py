@@ -16,6 +16,11 @@ every round, so that a change in the machine's load falls on all of them; the ta
 configuration, the median over rounds and their range (min-max). Every step is a full-batch step on m
 rows (the workload's batch): ReLU hidden layers, sigmoid + cross-entropy, plain gradient descent, the
 workloads of tools/compare.py.
+
+--busy N keeps N other processes spinning through the rounds (a loaded machine, as when other jobs
+share the cores). --cold times first calls instead: each in a fresh process with an empty Numba cache, network.train's,
+train_pool's, and train_pool's after network.train's (what a first run compiles when the engine has
+both), one step each; --rounds of each.
 """
 
 import argparse
@@ -28,6 +33,9 @@ import time
 # name: (layer sizes, rows a step, dtype)
 WORKLOADS = {
     "small": ((64, 32, 32, 1), 64, "float32"),
+    "small16": ((64, 32, 32, 1), 16, "float32"),
+    "small32": ((64, 32, 32, 1), 32, "float32"),
+    "small128": ((64, 32, 32, 1), 128, "float32"),
     "medium": ((784, 256, 256, 1), 256, "float32"),
     "medium64": ((784, 256, 256, 1), 256, "float64"),
     "wide": ((1024, 2048, 2048, 1), 1024, "float32"),
@@ -73,7 +81,8 @@ def _prange_driver():
 
 
 def worker(spec):
-    """ms per step of one configuration: {"ms": median, "n": steps a call}."""
+    """ms per step of one configuration: {"ms": median, "n": steps a call}; with spec["cold"], the
+    seconds of each first call in spec["cold"] (its kernels compiled into an empty cache)."""
     config, T = spec["config"], spec["threads"]
     if config.startswith("prange-"):
         os.environ["NUMBA_THREADING_LAYER"] = config.split("-", 1)[1]
@@ -116,6 +125,18 @@ def worker(spec):
         def run(n):
             driver(X, Y, theta, d, 0, hyper.learning_rate, n, work, pool.shared_buffers(T, d, dtype))
 
+    if "cold" in spec:
+        first = {}
+        with threadpool_limits(1, user_api="blas"):
+            for name in spec["cold"]:
+                t0 = time.perf_counter()
+                if name == "train":
+                    call = (X, Y, theta, d, *codes, hyper, None, state, 0, None, m, 1, np.zeros(1), work)
+                    compiled(N.train, call, "train")(*call)
+                else:
+                    pool.train_pool(X, Y, theta, d, *codes, hyper, None, state, 0, None, m, 1, np.zeros(1), work, T)
+                first[name] = time.perf_counter() - t0
+        return first
     with threadpool_limits(T if config == "train" else 1, user_api="blas"):
         run(1)
         n, seconds = 1, 0.0
@@ -142,6 +163,38 @@ def _run_worker(spec):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _cold(args):
+    import tempfile
+
+    import numpy as np
+
+    print(f"{'workload':<10} {'first calls, empty cache':<26} {'seconds (median, range over rounds)':>40}")
+    for w in args.workloads.split(","):
+        for order in (["train"], ["pool"], ["train", "pool"]):
+            seconds = {name: [] for name in order}
+            for _ in range(args.rounds):
+                with tempfile.TemporaryDirectory() as cache:
+                    os.environ["NUMBA_CACHE_DIR"] = cache
+                    got = _run_worker({"workload": w, "config": "pool", "threads": 2, "cold": order})
+                for name in order:
+                    seconds[name].append(got[name])
+            for i, name in enumerate(order):
+                label = name if len(order) == 1 else f"{name} after {order[0]}" if i else f"{name}, then {order[1]}"
+                v = seconds[name]
+                print(f"{w:<10} {label:<26} {np.median(v):>20.2f} ({min(v):.2f}-{max(v):.2f})")
+    os.environ.pop("NUMBA_CACHE_DIR", None)
+
+
+def _rounds(args, specs, results):
+    for r in range(args.rounds):
+        order = list(range(len(specs)))
+        order = order[r % len(order):] + order[: r % len(order)]
+        for i in order:
+            results[i].append(_run_worker(specs[i])["ms"])
+            print(f"round {r + 1}: {specs[i]['workload']} {specs[i]['config']} T={specs[i]['threads']} "
+                  f"{results[i][-1]:.4f} ms", file=sys.stderr, flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workloads", default="small,medium,medium64,wide",
@@ -151,23 +204,31 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=7, help="rounds of every configuration (default 7)")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls in one process (default 5)")
     parser.add_argument("--target-seconds", type=float, default=0.2, help="length of one timed call (default 0.2)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="keep this many other processes spinning meanwhile (a loaded machine; default 0)")
     parser.add_argument("--json", help="also write every round's numbers here")
+    parser.add_argument("--cold", action="store_true",
+                        help="instead, time first calls compiling into an empty cache, each in a fresh process: "
+                             "network.train alone, train_pool alone, and train_pool after network.train")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    if args.cold:
+        _cold(args)
+        return
     specs = [{"workload": w, "config": c, "threads": int(t), "repeats": args.repeats,
               "target_seconds": args.target_seconds}
              for w in args.workloads.split(",") for t in args.threads.split(",") for c in args.configs.split(",")]
     results = {i: [] for i in range(len(specs))}
-    for r in range(args.rounds):
-        order = list(range(len(specs)))
-        order = order[r % len(order):] + order[: r % len(order)]
-        for i in order:
-            results[i].append(_run_worker(specs[i])["ms"])
-            print(f"round {r + 1}: {specs[i]['workload']} {specs[i]['config']} T={specs[i]['threads']} "
-                  f"{results[i][-1]:.4f} ms", file=sys.stderr, flush=True)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        _rounds(args, specs, results)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
     import numpy as np
 
     print(f"{'workload':<10} {'config':<17} {'T':>2} {'median ms/step':>15} {'range':>21} {'/ train T=1':>12}")
