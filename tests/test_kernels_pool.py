@@ -9,9 +9,9 @@ What is held:
 - whole float64 runs at T = 2, 3 agree with network.train's to 1e-10 relative (RUN_RTOL64);
 - divergence stops, errors and concurrent callers behave as network.train's contract says.
 
-The option sets (CASES) cover each optimizer in both dtypes, both outputs in both dtypes and L2 on and
-off in both: each set compiles its own kernels (seconds on a cold cache), so the table is a covering
-set, not the product; frozen layers and T are arguments and are crossed with every set.
+The option sets (CASES) cover every optimizer, both outputs in both dtypes and L2 on and off in both:
+each set compiles its own kernels (~7 s of this file on a cold cache, both kernels), so the table is a
+covering set, not the product; frozen layers and T are arguments and are crossed with every set.
 """
 
 import threading
@@ -32,10 +32,8 @@ HYPER = N.Hyper(0.05, 0.9, 0.999, 1e-8)
 # (dtype, optimizer code, output code, L2 strength or None)
 CASES = [
     (np.float64, K.OPT_GD, K.OUT_SIGMOID_XENT, None),
-    (np.float64, K.OPT_MOMENTUM, K.OUT_SOFTMAX_XENT, 0.1),
-    (np.float64, K.OPT_ADAM, K.OUT_SIGMOID_XENT, 0.1),
-    (np.float32, K.OPT_GD, K.OUT_SOFTMAX_XENT, 0.1),
-    (np.float32, K.OPT_MOMENTUM, K.OUT_SIGMOID_XENT, None),
+    (np.float64, K.OPT_ADAM, K.OUT_SOFTMAX_XENT, 0.1),
+    (np.float32, K.OPT_MOMENTUM, K.OUT_SIGMOID_XENT, 0.1),
     (np.float32, K.OPT_ADAM, K.OUT_SOFTMAX_XENT, None),
 ]
 IDS = [f"{np.dtype(d).name}-{['gd', 'momentum', 'adam'][o]}-{['sigmoid', 'softmax'][out]}-l2{lam}"
@@ -47,7 +45,7 @@ IDS = [f"{np.dtype(d).name}-{['gd', 'momentum', 'adam'][o]}-{['sigmoid', 'softma
 # (gd, momentum: 1 + lr ||H||, lr = 0.05; Adam: lr / (sqrt(v) + eps) stays below lr / |g|-sized values here,
 # the first step's dependence on g vanishes as eps / g^2), so the parameters carry at most ~1e-13 of
 # their scale: 1e-10 leaves three orders for elements whose sum cancelled (hence the atol on the
-# array's scale, as in tests/test_equivalence.py). Observed worst: ~1e-15.
+# array's scale, as in tests/test_equivalence.py). Observed worst: 3e-15 (Adam, softmax, L2).
 RUN_RTOL64 = 1e-10
 RUN_ATOL64 = 1e-12  # times max |network.train| of the array
 
@@ -125,6 +123,7 @@ def test_a_full_batch_gathers_nothing_and_agrees():
 SIGMOID_ROUNDING = 6
 LOG_ROUNDING = 8
 # The bound is first order in u (computed from one run's operands, not the exact ones): a factor 2 covers it.
+# Observed worst on CASES: 0.5% of the bound on the gradient, 0.4% on the cost.
 BOUND_SAFETY = 2.0
 
 
