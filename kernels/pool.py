@@ -27,9 +27,23 @@ the other workers are near, then sleeping on a futex: ``barrier``).
 The workers are Python threads calling one compiled ``nogil`` function,
 ``train_worker``, that holds the whole epoch loop: no Python between steps.
 
+Why threads of our own and not Numba's ``prange`` (measured on the project's
+2-core AMD EPYC, tools/pool_bench.py, each configuration in its own
+process): a prange loop is a launch per phase, two a step. Under Numba's
+workqueue layer a launch costs ~50 us (a small [64,32,32,1] step took
+0.13-0.18 ms against 0.015), and two Python threads launching at once abort
+the process. The omp layer (GNU OpenMP) launches in microseconds and matched
+this pool on a quiet machine, but its spinning threads lost up to 1000x in
+rounds where other processes shared the cores (15 ms a small step, 16 ms a
+medium one, against at most 0.06 and 8 here), a forked child of a process
+that used it is terminated, and it shares or competes with a user's own
+OpenMP runtime; TBB does not come with Numba's wheel. This pool launches
+once per call and needs no threading layer, and its barriers cost no system
+call when the workers arrive together.
+
 What T changes, and nothing else: where the batch's rows and each layer's
-units are cut. So (1) db and the cost are summed per row block, then over the
-blocks in block order; (2) every BLAS call has other shapes (a row block's
+units are cut. So (1) db and the cost are summed per row block, and L2's sum
+of squares per unit block, then over the blocks in block order; (2) every BLAS call has other shapes (a row block's
 Z_l and dZ_{l-1}, a unit block's dW_l, a GEMV for a block of one row or
 unit), for which BLAS may choose other kernels and so other summation orders
 over k. Measured with SciPy's OpenBLAS on an AMD EPYC: [784,256,256,1] on 256
