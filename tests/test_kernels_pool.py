@@ -14,7 +14,10 @@ each set compiles its own kernels (~7 s of this file on a cold cache, both kerne
 covering set, not the product; frozen layers and T are arguments and are crossed with every set.
 """
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -275,3 +278,27 @@ def test_two_callers_at_once_each_get_their_own_pool():
             thread.join()
     for got in results:
         assert got[0] == expected[0] and np.array_equal(got[1], expected[1]) and np.array_equal(got[3], expected[3])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_starts_threads_of_its_own():
+    """The parent's parked threads are not in a forked child: a child that borrowed them would wait forever."""
+    case = CASES[0]
+    expected = train(case, 2)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            code = 0 if np.array_equal(train(case, 2)[1], expected[1]) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child's train_pool did not return")
