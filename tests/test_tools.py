@@ -199,6 +199,14 @@ def test_overlap_bench_on_two_ranks(tmp_path):
     assert result["same"] is True and len(result["ms"]["blocking"]) == 1
 
 
+@runs("pool_bench.py")
+def test_pool_bench_times_the_pool_beside_a_prange_pool():
+    _, out, _ = tool("pool_bench.py", "--workloads", "tiny", "--threads", 2, "--configs", "pool,prange-workqueue",
+                     "--rounds", 1, "--repeats", 1, "--target-seconds", 0.01)
+    assert [line.split()[:3] for line in out.splitlines()[1:]] == [["tiny", "pool", "2"],
+                                                                   ["tiny", "prange-workqueue", "2"]]
+
+
 @runs("profile_step.py")
 def test_profile_step_on_a_tiny_network():
     _, out, _ = tool("profile_step.py", "--layers", "16,8,1", "--batch", 32, "--repeats", 1)
