@@ -4,7 +4,7 @@
 ``fastdnn train``, the sweeps and distributed runs all train through
 ``Engine.train``. It decides once per call, for everyone, the route
 (``fastdnn.routes``: in memory, streamed from disk, across MPI ranks, or for wide
-full-batch data the Gram route), the BLAS threads and how many epochs each
+full-batch data the Gram route), the threads (the step's own pool's or BLAS's) and how many epochs each
 compiled call runs. Looking at the run (progress, costs, validation,
 checkpoints, callbacks) goes through monitors (``fastdnn.monitors``), which say
 how often they need to look; a monitor that needs only costs never makes the
@@ -40,7 +40,7 @@ from fastdnn.monitors import Monitors
 from fastdnn.pipeline import activation_codes, initialize_parameters
 from fastdnn.state import TrainingState
 from fastdnn.stream import DiskDataset, Feed
-from fastdnn.threads import blas_threads, rank_threads, training_threads
+from fastdnn.threads import blas_threads, rank_threads, split_threads, training_threads, usable_cores
 
 # A chunk of epochs between two looks of a monitor that needs only costs lasts about this long.
 CHUNK_SECONDS = 0.25
@@ -204,7 +204,7 @@ class Engine:
         the last finite epoch, which the monitor has seen.
         """
         state = self.state
-        if not isinstance(X, Feed) and rows is not None and self.mini_batch_size is None:
+        if not isinstance(X, Feed) and rows is not None and (self.mini_batch_size or rows.size) >= rows.size:
             # Full batch on a subset: the batch is those rows, gathered once.
             X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
         distributed = D.active(comm)
@@ -214,8 +214,9 @@ class Engine:
             monitor = Monitors([monitor])
         # The ranks on one machine share its cores. local_ranks is a collective: every rank calls it.
         threads = rank_threads(self.threads, step_dims, batch, D.local_ranks(comm) if distributed else 1)
+        route.workers, blas = split_threads(threads, route.pooled)
         interrupts = _InterruptsAtBlockEnds(isinstance(X, Feed) or distributed)
-        with blas_threads(threads), interrupts as self.stop:
+        with blas_threads(blas), interrupts as self.stop:
             state.in_progress = True
             interrupted = False
             try:
@@ -299,9 +300,10 @@ class Engine:
     def warm_up(self, comm=None):
         """Compile (or load from the disk cache) the kernels that training this configuration and predicting
         with it call, on a few rows of zeros through a throwaway engine of the same network and options (this
-        engine's state is untouched): the direct route, the Gram route where it applies, and across ranks
-        (``comm``, a collective: every rank calls it) the distributed step. Returns the seconds it took when
-        something was compiled, else 0.0 (everything came from the cache or was in memory).
+        engine's state is untouched): the direct route (on the step's pool where training may use it), the Gram
+        route where it applies, and across ranks (``comm``, a collective: every rank calls it) the distributed
+        step. Returns the seconds it took when something was compiled, else 0.0 (everything came from the
+        cache or was in memory).
 
         A first compile takes seconds and is announced on the "fastdnn" logger as it starts; calling this
         before a timed run keeps that out of the timing. A divergence on zeros is ignored: compiling is done."""
@@ -311,7 +313,7 @@ class Engine:
             initialize_parameters(dims, "he", 0, dtype), **self.network, frozen_layers=self.frozen_layers,
             optimizer=self.state.optimizer, learning_rate=self.hyper.learning_rate, beta=self.hyper.beta1,
             beta1=self.hyper.beta1, beta2=self.hyper.beta2, epsilon=self.hyper.epsilon, lambd=self.lambd or 0.0,
-            mini_batch_size=None if self.mini_batch_size is None else 2, threads=1,
+            mini_batch_size=None if self.mini_batch_size is None else 2, threads=2 if self._may_pool() else 1,
         )
         rows = 4
         X, Y = np.zeros((rows, dims[0]), dtype), np.zeros((rows, dims[-1]), dtype)
@@ -325,6 +327,15 @@ class Engine:
                     probe.train(X, Y, 1, gram=gram, comm=comm)
             probe.predict_proba(X[:1])
         return compiles.seconds
+
+    def _may_pool(self):
+        """Whether training may run on the step's pool here: more than one thread asked or picked (for a
+        full batch the number of examples decides, unknown until ``train``)."""
+        if self.threads is not None:
+            return min(int(self.threads), usable_cores()) > 1
+        if self.mini_batch_size is None:
+            return usable_cores() > 1
+        return training_threads(None, list(self.dims), self.mini_batch_size) > 1
 
     # -- prediction ----------------------------------------------------------------------------
     def predict_proba(self, X, rows=None, threads=None):

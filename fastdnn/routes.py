@@ -1,7 +1,8 @@
 """The ways ``Engine.train`` trains epochs, one class each, with one interface.
 
 - ``Direct``: data in memory on one process; chunks of epochs in one compiled call
-  (``kernels.network.train``), shuffling permutations drawn up front.
+  (``kernels.network.train``, or on several threads ``kernels.pool.train_pool``),
+  shuffling permutations drawn up front.
 - ``Streamed``: data on disk (a ``stream.Feed``), an epoch a block at a time; on
   several MPI ranks each reads and trains its share of every block.
 - ``Distributed``: data in memory on several MPI ranks, each global minibatch split
@@ -30,6 +31,7 @@ from fastdnn.kernels import compiled
 from fastdnn.kernels import gram as GR
 from fastdnn.kernels import layers as K
 from fastdnn.kernels import network as N
+from fastdnn.kernels import pool as P
 from fastdnn.state import GramCarry, Snapshot, StreamPosition
 from fastdnn.stream import Feed, epoch_blocks
 
@@ -101,8 +103,12 @@ def _update_args(engine, grad, total, m):
             engine.lambd, total, m, s.step)
 
 
-def _train(engine, *args):
+def _train(engine, workers, *args):
+    """``network.train``'s epochs, on ``workers`` threads of the step's pool (``pool.train_pool``) when more
+    than one; the caller has BLAS single-threaded for them then (``threads.split_threads``)."""
     call = _train_args(engine, *args)
+    if workers > 1:
+        return P.train_pool(*call, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}")
     return compiled(N.train, call, f"the training kernels for {engine.describe(args[0].dtype)}")(*call)
 
 
@@ -135,10 +141,12 @@ class Route:
     """The interface (see the module's docstring); a route trains ``engine``'s state."""
 
     one_epoch_a_call = False  # the route returns to the engine after every epoch
+    pooled = False  # its steps run on the step's pool of threads (``threads.split_threads``)
 
     def __init__(self, engine):
         self.engine = engine
         self.state = engine.state
+        self.workers = 1  # the pool's threads for this call, when pooled (set by ``Engine.train``)
 
     def begin(self):
         pass
@@ -155,7 +163,10 @@ class Route:
 
 class Direct(Route):
     """Data in memory on one process: X (m, n_0), Y (m, n_L) sample-major, ``rows`` the rows trained (None:
-    all), ``batch`` rows a step."""
+    all), ``batch`` rows a step. A batch of all m rows is the data in place: nothing is shuffled or gathered
+    (the order of a full batch's rows changes only the rounding of its sums)."""
+
+    pooled = True
 
     def __init__(self, engine, X, Y, rows, m, batch):
         super().__init__(engine)
@@ -163,7 +174,7 @@ class Direct(Route):
 
     def epochs(self, n, costs, done):
         engine, state, X, Y, m, batch = self.engine, self.state, self.X, self.Y, self.m, self.batch
-        shuffle = engine.mini_batch_size is not None
+        shuffle = batch < m
         if shuffle:
             n = min(n, max(1, PERM_BYTES // (8 * m)))
         # Gather buffers are needed only when batches are shuffled rows.
@@ -174,7 +185,7 @@ class Direct(Route):
             perms = np.stack([state.rng.permutation(m) for _ in range(n)])
             if self.rows is not None:
                 perms = self.rows[perms]
-        finished, step, reason = _train(engine, X, Y, state.step, perms, batch, n, costs[done:], work)
+        finished, step, reason = _train(engine, self.workers, X, Y, state.step, perms, batch, n, costs[done:], work)
         costs[done : done + finished] /= m  # the kernel sums each epoch's cost over its examples
         if reason == N.STOP_PARAMETERS:
             rows_done = _rows_before_divergence(m, batch, step - state.step - finished * -(-m // batch))
@@ -185,7 +196,7 @@ class Direct(Route):
             step = state.step
             if finished:
                 replay = perms[:finished] if shuffle else perms
-                _, step, _ = _train(engine, X, Y, step, replay, batch, finished, np.zeros(finished), work)
+                _, step, _ = _train(engine, self.workers, X, Y, step, replay, batch, finished, np.zeros(finished), work)
             state.step = step
             for _ in range(finished if shuffle else 0):
                 state.rng.permutation(m)
@@ -200,6 +211,12 @@ class Streamed(Route):
     exactly. With ``comm``, data-parallel: every rank reads and trains its share of each block."""
 
     one_epoch_a_call = True
+
+    @property
+    def pooled(self):
+        # Minibatches on one process train through network.train's contract (the pool's); a full batch
+        # sums blocks' gradients (network.accumulate) and several ranks run the distributed step.
+        return self.engine.mini_batch_size is not None and self.comm is None
 
     def __init__(self, engine, feed, batch, comm=None):
         super().__init__(engine)
@@ -253,8 +270,8 @@ class Streamed(Route):
                     perms = state.rng.permutation(n)
                     if where is not None:
                         perms = where[perms]  # the block's rows sit among held-out rows in the buffer
-                    _, step, reason = _train(engine, Xb, Yb, state.step, perms.reshape(1, -1), min(batch, n), 1, total,
-                                             work)
+                    _, step, reason = _train(engine, self.workers, Xb, Yb, state.step, perms.reshape(1, -1),
+                                             min(batch, n), 1, total, work)
                     if reason == N.STOP_PARAMETERS:
                         total[0] /= position.next * feed.block_rows + _rows_before_divergence(n, batch, step - state.step)
                     if reason != N.STOP_NONE:

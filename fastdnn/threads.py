@@ -1,24 +1,22 @@
-"""How fastdnn shares the CPU between BLAS and its own kernels: the one thread policy.
+"""How fastdnn shares the CPU: the one thread policy, for the step's own pool and for BLAS.
 
-The strategy: fastdnn's fused element-wise kernels are serial (``@njit``
-without ``parallel=True``) and run between BLAS calls on the calling thread,
-so all parallelism comes from BLAS and the two never spin at once. Measured on
-this project's 2-core machine (AMD EPYC, 2026-11), Numba's OpenMP/workqueue layers
-beside a 2-thread BLAS were 1.3-2.6x slower per step than serial kernels.
+How many threads a training step uses (``training_threads``; ``fastdnn.model``,
+``L_layer_model``, the estimators, ``fastdnn train``, the sweeps and each MPI
+rank all ask it): ``threads=None`` (the default) picks from the work in one
+step, and from nothing else, so that a run repeats bit for bit on a machine:
+one thread per ``FLOPS_PER_THREAD`` of a step's GEMM FLOPs, at least one, at
+most the usable cores (divided among the MPI ranks that share them). An
+explicit count is used as given, capped at the usable cores with a warning.
 
-How many BLAS threads (``training_threads``, used by ``fastdnn.model``,
-``L_layer_model``, ``DNNClassifier`` and ``fastdnn train`` alike):
-- ``threads=None`` (the default) picks from the work in one step, and from
-  nothing else, so that a run repeats bit for bit (float32 GEMMs round
-  differently with 1 and 2 OpenBLAS threads): one thread when a step's GEMMs
-  are under ``SMALL_STEP_FLOPS``, else every usable core. A second thread
-  gains at most a third below it on a quiet machine, and when other
-  processes share the cores it loses 2.4x, or 40x and more under heavier
-  contention, because OpenBLAS's threads spin and wait for each other
-  (measurements beside the constant). Above it the gain on a quiet machine
-  is 1.5x and more; on a busy one, set ``threads=1``.
-- an explicit count above the usable cores is capped at them, with a
-  warning: more BLAS threads than cores only wait for each other.
+Who runs those threads (``split_threads``): where the route trains batches of
+rows in memory or streamed (``routes.Direct``, ``routes.Streamed`` with
+minibatches), the whole step runs on a pool of that many workers
+(``kernels.pool.train_pool``: each owns a block of the batch's rows and of
+every layer's units, for the products and the element-wise passes alike) with
+BLAS single-threaded inside, so only one pool ever spins. Elsewhere (full
+batch streamed from disk, the Gram route, the distributed step) the element-wise
+kernels are serial and BLAS gets the threads. Numba's threading layers beside
+BLAS were slower still (kernels/pool.py says what was measured).
 
 ``blas_threads`` applies a count for the duration of a block with
 threadpoolctl, which reaches SciPy's bundled OpenBLAS (the variables such as
@@ -31,9 +29,9 @@ import warnings
 
 from fastdnn.validation import check_positive
 
-# Below this many GEMM FLOPs per training step, one BLAS thread. Measured side by side on this
-# project's 2-core machine (AMD EPYC, OpenBLAS Haswell kernels; each configuration in its own
-# process, medians of 5, ms per step, 1 thread vs 2; `loaded` = a busy loop on one core):
+# One thread per this many GEMM FLOPs of a training step. Measured side by side on this project's
+# 2-core machine (AMD EPYC, each configuration in its own process, medians, ms per step, 1 thread vs 2;
+# `loaded` = a busy loop on one core). With BLAS threads (serial element-wise passes, 2026-11):
 #   GEMM MFLOP/step   quiet 1 / 2 threads     loaded 1 / 2 threads
 #   0.018 [16,8,1]    0.0045 / 0.0048         0.0042 / 0.0042
 #   0.93 [64,32,32,1] 0.033 / 0.032           0.030 / 0.031
@@ -42,12 +40,22 @@ from fastdnn.validation import check_positive
 #   206 cat, direct   8.0 / 5.1               8.5 / 12.9
 #   307 [784,256,256] 4.0 / 2.7               4.3 / 9.4
 #   5372 [1024,1024,1024,1] 59 / 38           57 / 88
-# and the course's cat run through the Gram route (3.7 MFLOP a step, as step_flops counts it with
-# the m x m Gram matrix as layer 1's input): 0.191 / 0.149 s per 2500 iterations, quiet. While
-# other tests shared the cores, 2 threads took up to 14.6 ms a digits-like step against 0.33 ms.
-# Up to 64 MFLOP a second thread gains 20-30% when the other core is free and loses 2.4x (or 40x)
-# when it is not: one thread there. From ~200 MFLOP on it gains 36-56%: every core.
-SMALL_STEP_FLOPS = 64e6
+# and with the step's own pool (tools/pool_bench.py --configs train,pool, 5 rounds, Zen 4, 2026-12;
+# "train" is BLAS's threads, "pool" the step's pool, 1 / 2 threads, quiet):
+#   0.002 [8,4,1] b16         train 0.0019 / 0.0016   pool 0.0021 / 0.0036
+#   0.92 [64,32,32,1] b64     train 0.028 / 0.028     pool 0.027 / 0.032
+#   1.8 same, b128            train 0.055 / 0.051     pool 0.050 / 0.054
+#   19 [784,256,256,1] b16    train 0.55 / 0.44       pool 0.56 / 0.51
+#   77 same, b64              train 1.21 / 0.88       pool 1.26 / 0.96
+#   154 same, b128            train 2.14 / 1.26       pool 2.17 / 1.53
+#   307 same, b256            train 4.04 / 2.67       pool 4.21 / 2.68
+#   307 same, b256, float64   train 8.08 / 4.50       pool 8.12 / 4.90
+# Below ~20 MFLOP a second thread gains nothing or loses (a barrier or a BLAS wake-up costs more than
+# half the work saves), and where other processes share the cores it loses 2.4x (or 40x): one thread.
+# From ~60 MFLOP on it gains 20-40%. A thread per 32 MFLOP keeps each thread's share of a step at
+# about half a millisecond of one core's GEMM time, far above a barrier's microseconds; on 2 cores it
+# is the earlier "two threads from 64 MFLOP" rule.
+FLOPS_PER_THREAD = 32e6
 
 
 def usable_cores():
@@ -79,24 +87,31 @@ def rank_threads(threads, dims, batch, sharing):
 
 
 def training_threads(threads, dims, batch):
-    """The BLAS threads for training layer sizes ``dims`` on ``batch`` examples a step.
+    """The threads for training layer sizes ``dims`` on ``batch`` examples a step.
 
-    ``threads`` is the user's setting: None for the policy above, else a
-    positive integer, capped at the usable cores with a RuntimeWarning.
+    ``threads`` is the user's setting: None for the policy above (a thread per
+    ``FLOPS_PER_THREAD``, at most the usable cores), else a positive integer,
+    capped at the usable cores with a RuntimeWarning.
     """
     cores = usable_cores()
     if threads is None:
-        return 1 if step_flops(dims, batch)["useful"] < SMALL_STEP_FLOPS else cores
+        return int(min(cores, max(1, step_flops(dims, batch)["useful"] // FLOPS_PER_THREAD)))
     threads = check_positive(threads, "threads", integer=True)
     if threads > cores:
         warnings.warn(
             f"threads={threads} is more than the {cores} usable cores; using {cores} "
-            "(more BLAS threads than cores only wait for each other)",
+            "(more threads than cores only wait for each other)",
             RuntimeWarning,
             stacklevel=3,
         )
         return cores
     return threads
+
+
+def split_threads(threads, pooled):
+    """(the step pool's workers, BLAS's threads) for a step on ``threads`` threads: all of them the pool's
+    where the route runs its step on the pool (``pooled``), BLAS then single-threaded; else BLAS's."""
+    return (threads, 1) if pooled and threads > 1 else (1, threads)
 
 
 @contextlib.contextmanager

@@ -486,7 +486,7 @@ def _print_header(examples, start, comm):
     say(
         f"network: {' -> '.join(map(str, dims))} ({params['activation']}, {output}, {params['loss']}, init {params['init']}); "
         f"{opt} {lr_text}, {batch_text}, {target} epochs, seed {params['random_state']}, "
-        f"{ranks}{used} BLAS thread{'s' if used != 1 else ''}"
+        f"{ranks}{used} thread{'s' if used != 1 else ''}"
         + ("; " + ", ".join(extras) if extras else "")
     )
     if done:
