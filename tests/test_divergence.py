@@ -53,10 +53,14 @@ def test_parameters_that_turn_nan_under_a_finite_cost_raise_and_keep_the_start()
     npt.assert_array_equal(clf.parameters_.flat, start.flat)
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["serial", "pool"])
 @pytest.mark.parametrize("scale, options", DIVERGING.values(), ids=DIVERGING.keys())
-def test_diverged_fit_keeps_exactly_the_last_finite_epoch(scale, options):
+def test_diverged_fit_keeps_exactly_the_last_finite_epoch(scale, options, threads, monkeypatch):
+    from fastdnn import threads as T
+
+    monkeypatch.setattr(T, "usable_cores", lambda: 2)  # threads=2 runs the step's pool of 2 workers anywhere
     X, y = exploding_problem(scale)
-    options = dict(hidden_layer_sizes=(16, 8), batch_size=50, random_state=3, **options)
+    options = dict(hidden_layer_sizes=(16, 8), batch_size=50, random_state=3, threads=threads, **options)
     clf = fastdnn.DNNClassifier(max_iter=30, **options)
     with pytest.raises(fastdnn.DivergenceError) as info:
         clf.fit(X, y)

@@ -211,6 +211,7 @@ def test_pool_bench_times_the_pool_beside_a_prange_pool():
 def test_profile_step_on_a_tiny_network():
     _, out, _ = tool("profile_step.py", "--layers", "16,8,1", "--batch", 32, "--repeats", 1)
     assert "GEMM dW2 = dZ2^T A1" in out and "GEMMs together" in out
+    assert "network.train" in out and "train_pool" in out  # the whole step, both ways
 
 
 @runs("split_memory.py")

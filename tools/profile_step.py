@@ -7,7 +7,11 @@ of one direct-route step (``network.forward``, ``network.backward``,
 ``network.optimizer_step``) and, separately, every GEMM the step makes
 (layer by layer: Z_l, dW_l, and dA_{l-1} for l >= 2) through the same BLAS
 call the kernels use. What the stages take beyond their GEMMs is the fused
-element-wise work. Medians over repeats; threads set with threadpoolctl.
+element-wise work. Then one whole step as training runs it, both ways:
+``network.train`` (serial element-wise passes, BLAS on --threads threads) and
+``pool.train_pool`` (the whole step on --threads workers, BLAS single-threaded
+inside: what fastdnn trains with when it picks more than one thread). Medians
+over repeats; threads set with threadpoolctl.
 """
 
 import argparse
@@ -74,6 +78,34 @@ def profile(dims, m, dtype, repeats):
     return stages, gemms
 
 
+def whole_steps(dims, m, dtype, repeats, threads):
+    """ms for one full-batch gd step: {"network.train": .., "train_pool": ..} (BLAS threads as the caller set
+    them for the first; one BLAS thread inside the pool's workers)."""
+    from threadpoolctl import threadpool_limits
+
+    from fastdnn.kernels import compiled
+    from fastdnn.kernels import layers as K
+    from fastdnn.kernels import network as N
+    from fastdnn.kernels import pool
+    from fastdnn.pipeline import activation_codes, initialize_parameters_deep
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((m, dims[0])).astype(dtype)
+    Y = rng.integers(0, 2, (m, 1)).astype(dtype)
+    d = np.asarray(dims, np.int64)
+    theta = initialize_parameters_deep(dims, dtype).flat
+    A = np.empty(m * int(d[1:].sum()), dtype)
+    work = N.Workspace(np.empty((0, 0), dtype), np.empty((0, 0), dtype), A, np.empty_like(A), np.empty_like(theta))
+    state = np.zeros(2 * theta.size, dtype)
+    hyper = N.Hyper(1e-6, 0.9, 0.999, 1e-8)
+    args = (X, Y, theta, d, *activation_codes(), 0, K.OPT_GD, hyper, None, state, 0, None, m, 1, np.zeros(1), work)
+    train = compiled(N.train, args, "network.train")
+    times = {"network.train": _median_ms(lambda: train(*args), repeats)}
+    with threadpool_limits(1, user_api="blas"):
+        times["train_pool"] = _median_ms(lambda: pool.train_pool(*args, threads, "pool.train_pool"), repeats)
+    return times
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layers", default="1024,2048,2048,1", help="layer sizes n_0,...,n_L (default: the wide workload)")
@@ -87,6 +119,7 @@ def main(argv=None):
     dims = [int(x) for x in args.layers.split(",")]
     with threadpool_limits(args.threads, user_api="blas"):
         stages, gemms = profile(dims, args.batch, np.dtype(args.dtype).type, args.repeats)
+        steps = whole_steps(dims, args.batch, np.dtype(args.dtype).type, args.repeats, args.threads)
     total = sum(stages.values())
     gemm_total = sum(t for _, _, t in gemms)
     print(f"step {dims}, batch {args.batch}, {args.dtype}, {args.threads} BLAS threads; medians of {args.repeats}")
@@ -96,6 +129,9 @@ def main(argv=None):
     for name, flops, ms in gemms:
         print(f"  GEMM {name:<22} {ms:9.3f} ms  {flops / ms / 1e6:7.1f} GFLOP/s")
     print(f"  GEMMs together {gemm_total:.3f} ms = {100 * gemm_total / total:.0f}% of the step; the rest is the fused passes")
+    print(f"whole step (one compiled call of one step), {args.threads} threads:")
+    for name, ms in steps.items():
+        print(f"  {name:<14} {ms:9.3f} ms  = {ms / gemm_total:.2f}x the GEMMs together")
 
 
 if __name__ == "__main__":
