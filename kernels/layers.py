@@ -352,6 +352,52 @@ def l2_terms(theta, grad, dims, first, trainable, scale):
     return total
 
 
+def update_range(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
+    """``optimizer_update_flat``'s step (the formulas there) on one contiguous range: th, g, and the range's
+    state (mo: momentum's v or Adam's m, v: Adam's v; unused ones may be empty). ``optimizer_update_flat``
+    runs it on the trainable tail, the step's pool (``pool.units_block``) on each worker's rows, so a range's
+    values are the same bit for bit. Returns the count of non-finite values written (compiled code only;
+    ``opt`` a compile-time constant)."""
+    raise NotImplementedError(_COMPILED_ONLY)
+
+
+@overload(update_range, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _update_range_for(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
+    code = _constant(opt, "opt")
+
+    def impl(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
+        one = th.dtype.type(1)
+        zero = th.dtype.type(0)
+        bad = 0
+        if code == OPT_GD:
+            for i in range(th.shape[0]):
+                ti = th[i] - lr * g[i]
+                th[i] = ti
+                bad += (ti - ti) != zero
+        elif code == OPT_MOMENTUM:
+            for i in range(th.shape[0]):
+                vi = beta1 * mo[i] + (one - beta1) * g[i]
+                mo[i] = vi
+                ti = th[i] - lr * vi
+                th[i] = ti
+                bad += (ti - ti + vi - vi) != zero
+        else:
+            c1 = one - beta1**t
+            c2 = one - beta2**t
+            for i in range(th.shape[0]):
+                gi = g[i]
+                m1 = beta1 * mo[i] + (one - beta1) * gi
+                v1 = beta2 * v[i] + (one - beta2) * gi * gi
+                mo[i] = m1
+                v[i] = v1
+                ti = th[i] - lr * (m1 / c1) / (math.sqrt(v1 / c2) + eps)
+                th[i] = ti
+                bad += (ti - ti + m1 - m1 + v1 - v1) != zero
+        return bad
+
+    return impl
+
+
 def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
     """One optimizer step over the flat buffers, from layer first_layer+1 on; earlier layers untouched.
 
@@ -384,49 +430,19 @@ def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, beta1,
 
 @overload(optimizer_update_flat, prefer_literal=True, jit_options=_JIT_OPTIONS)
 def optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
-    code = _constant(opt, "opt")
+    _constant(opt, "opt")
 
     def impl(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
         P = theta.shape[0]
-        one = theta.dtype.type(1)
-        zero = theta.dtype.type(0)
         lo = P  # where the trainable tail starts: P (nothing to update) when every layer is frozen
         o = 0
         for l in range(dims.shape[0] - 1):
             if l == first_layer:
                 lo = o
             o += dims[l + 1] * (dims[l] + 1)
-        th = theta[lo:P]
-        g = grad[lo:P]
-        bad = 0
-        if code == OPT_GD:
-            for i in range(th.shape[0]):
-                ti = th[i] - lr * g[i]
-                th[i] = ti
-                bad += (ti - ti) != zero
-        elif code == OPT_MOMENTUM:
-            v = state[lo:P]
-            for i in range(th.shape[0]):
-                vi = beta1 * v[i] + (one - beta1) * g[i]
-                v[i] = vi
-                ti = th[i] - lr * vi
-                th[i] = ti
-                bad += (ti - ti + vi - vi) != zero
-        else:
-            c1 = one - beta1**t
-            c2 = one - beta2**t
-            mo = state[lo:P]
-            v = state[P + lo : 2 * P]
-            for i in range(th.shape[0]):
-                gi = g[i]
-                m1 = beta1 * mo[i] + (one - beta1) * gi
-                v1 = beta2 * v[i] + (one - beta2) * gi * gi
-                mo[i] = m1
-                v[i] = v1
-                ti = th[i] - lr * (m1 / c1) / (math.sqrt(v1 / c2) + eps)
-                th[i] = ti
-                bad += (ti - ti + m1 - m1 + v1 - v1) != zero
-        return bad == 0
+        # state is (2P,) for momentum (its v first) and Adam (m, then v); gd's may be empty.
+        return update_range(theta[lo:P], grad[lo:P], state[lo:P], state[P + lo : 2 * P], opt, lr, beta1, beta2,
+                            eps, t) == 0
 
     return impl
 

@@ -73,6 +73,7 @@ from numba.extending import intrinsic, overload
 
 from .blas import blas_address, data_ptr, gemm
 from .layers import (
+    update_range,
     OPT_GD,
     OPT_MOMENTUM,
     bias_act_backward,
@@ -80,7 +81,7 @@ from .layers import (
     gather_rows,
     output_backward,
 )
-from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, layer_parameters, layer_view
+from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, check_rates, epoch_rate, layer_parameters, layer_view
 
 Shared = namedtuple("Shared", "sync parts db")
 Shared.__doc__ = """What a call's workers share (``shared``): sync (int64) the barrier counter, its sleepers, the
@@ -302,63 +303,6 @@ def _dw_rows_impl(alpha, dZ, j0, j1, A, C):
 
 
 # ---------------------------------------------------------------------------
-# The optimizer on a range of parameters
-# ---------------------------------------------------------------------------
-
-
-def update_range(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
-    """``layers.optimizer_update_flat``'s step on one contiguous range: th, g, and the range's state (mo:
-    momentum's v or Adam's m, v: Adam's v; unused ones may be empty). The same arithmetic, element for
-    element, so a range's values are that kernel's bit for bit. Returns the count of non-finite values
-    written (compiled code only; ``opt`` a compile-time constant)."""
-    raise NotImplementedError("fastdnn.kernels.pool.update_range is callable from compiled code only")
-
-
-def _constant(arg, name):
-    if not isinstance(arg, types.IntegerLiteral):
-        raise TypingError(f"{name} must be a compile-time constant; call through fastdnn.kernels.compiled")
-    return arg.literal_value
-
-
-@overload(update_range, prefer_literal=True,
-          jit_options={"cache": True, "no_cfunc_wrapper": True, "error_model": "numpy"})
-def _update_range_for(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
-    code = _constant(opt, "opt")
-
-    def impl(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
-        one = th.dtype.type(1)
-        zero = th.dtype.type(0)
-        bad = 0
-        if code == OPT_GD:
-            for i in range(th.shape[0]):
-                ti = th[i] - lr * g[i]
-                th[i] = ti
-                bad += (ti - ti) != zero
-        elif code == OPT_MOMENTUM:
-            for i in range(th.shape[0]):
-                vi = beta1 * mo[i] + (one - beta1) * g[i]
-                mo[i] = vi
-                ti = th[i] - lr * vi
-                th[i] = ti
-                bad += (ti - ti + vi - vi) != zero
-        else:
-            c1 = one - beta1**t
-            c2 = one - beta2**t
-            for i in range(th.shape[0]):
-                gi = g[i]
-                m1 = beta1 * mo[i] + (one - beta1) * gi
-                v1 = beta2 * v[i] + (one - beta2) * gi * gi
-                mo[i] = m1
-                v[i] = v1
-                ti = th[i] - lr * (m1 / c1) / (math.sqrt(v1 / c2) + eps)
-                th[i] = ti
-                bad += (ti - ti + m1 - m1 + v1 - v1) != zero
-        return bad
-
-    return impl
-
-
-# ---------------------------------------------------------------------------
 # One worker's share of a step
 # ---------------------------------------------------------------------------
 
@@ -486,7 +430,7 @@ def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lam
     m = X.shape[0] if perms is None else perms.shape[1]
     L = dims.shape[0] - 1
     dt = theta.dtype.type
-    lr = dt(hyper.learning_rate)
+    check_rates(hyper.learning_rate, n_epochs)
     beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
     # The views network.train takes before its first update, taken here by every worker before any
     # barrier: a short buffer raises the same ValueError in all of them, with nothing written yet.
@@ -509,6 +453,7 @@ def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lam
         for b in range(T):
             l2 += parts[b, PART_SQUARES]
     for e in range(n_epochs):
+        lr = dt(epoch_rate(hyper.learning_rate, e))  # the epoch's rate, as network.train reads it
         total = costs[e]
         for s in range(0, m, batch_size):
             mb = batch_size if batch_size < m - s else m - s
