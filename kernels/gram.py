@@ -56,6 +56,8 @@ from .network import (
     STOP_COST,
     STOP_NONE,
     STOP_PARAMETERS,
+    check_rates,
+    epoch_rate,
     layer_parameters,
     layer_view,
 )
@@ -89,7 +91,8 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
     """n_epochs of full-batch gd or momentum on the Gram route, resuming from (C, V, carry, state, theta).
 
     G, Z0: from ``gram_setup``. Y (m, n_L). opt: ``layers.OPT_GD`` or
-    ``OPT_MOMENTUM`` (momentum's beta is hyper.beta1). hyper: a ``network.Hyper``;
+    ``OPT_MOMENTUM`` (momentum's beta is hyper.beta1). hyper: a ``network.Hyper``
+    (epoch e of the call steps at its learning_rate[e], as in ``network.train``);
     lambd the L2 strength or None, as in ``network.train``.
     state (2P,): optimizer state as in ``network.train``; the Gram route keeps
     the velocities of b1 and of layers 2..L there and never touches W1's block
@@ -110,7 +113,8 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
     n1 = dims[1]
     L = dims.shape[0] - 1
     dt = theta.dtype.type
-    lr, beta = hyper.learning_rate, hyper.beta1
+    check_rates(hyper.learning_rate, n_epochs)
+    beta = hyper.beta1
     l2s = 0.0 if lambd is None else lambd / m
     one = dt(1)
     CG = np.empty((n1, m), np.float64)
@@ -121,6 +125,7 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
     _, vb1 = layer_parameters(state, dims, LAYER1)
     scale = 1.0 / m
     for e in range(n_epochs):
+        lr = epoch_rate(hyper.learning_rate, e)  # float64: s and C move in float64, b1 at dt(lr)
         for j in range(m):
             for i in range(n1):
                 Z1_64[j, i] = Z0[j, i]

@@ -34,7 +34,7 @@ import math
 from collections import namedtuple
 
 import numpy as np
-from numba import carray, njit
+from numba import carray, njit, types
 from numba.extending import overload
 
 from .blas import data_ptr, gemm
@@ -49,11 +49,14 @@ from .layers import (
 )
 
 # The training kernels' grouped arguments. Numba types a namedtuple by its
-# fields (Hyper of five float64 is one type) and caches it on disk like a tuple.
-# Hyper's fields must be floats: an int field would compile another specialisation.
+# fields (Hyper of a float64 array and three float64 is one type) and caches it on disk like a tuple.
+# Hyper's fields must keep their types: an int field would compile another specialisation.
 Hyper = namedtuple("Hyper", "learning_rate beta1 beta2 epsilon")
-Hyper.__doc__ = """Optimizer hyperparameters (floats): beta1 is momentum's beta too. The L2 strength is an argument
-of its own (a float, or None for no L2: None compiles a version without the L2 terms)."""
+Hyper.__doc__ = """Optimizer hyperparameters: beta1 is momentum's beta too (floats). learning_rate is each epoch's
+rate: a float64 array of one rate per epoch of the call (epoch e of a call steps at learning_rate[e], the
+learning-rate schedule; the engine's routes always pass one, so a run compiles that version only), or one float
+for every epoch alike (what direct callers of the kernels may pass; ``epoch_rate``). The L2 strength is an
+argument of its own (a float, or None for no L2: None compiles a version without the L2 terms)."""
 Workspace = namedtuple("Workspace", "Xb Yb A dZ grad")
 Workspace.__doc__ = """``train``'s scratch arrays, overwritten by every call (see ``train``)."""
 
@@ -94,6 +97,41 @@ def _layer_parameters_for(theta, dims, l):
             raise ValueError("fastdnn kernels: a parameter buffer is shorter than the network's layer sizes")
         return carray(data_ptr(theta[o : o + n * k]), (n, k)), theta[o + n * k : o + n * k + n]
 
+    return impl
+
+
+def epoch_rate(learning_rate, e):
+    """Epoch e's learning rate (a float64) from ``Hyper.learning_rate``: ``learning_rate[e]`` of a per-epoch
+    array, or the float itself (compiled code only, as above). Read once per epoch: a step's cost is unchanged."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(epoch_rate, jit_options=_VIEW_JIT)
+def _epoch_rate_for(learning_rate, e):
+    if isinstance(learning_rate, types.Array):
+        def impl(learning_rate, e):
+            return learning_rate[e]
+    else:
+        def impl(learning_rate, e):
+            return learning_rate
+    return impl
+
+
+def check_rates(learning_rate, n_epochs):
+    """Raise ValueError when a per-epoch ``learning_rate`` array holds fewer than ``n_epochs`` rates (compiled
+    code only, as above; a float covers any number of epochs)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(check_rates, jit_options=_VIEW_JIT)
+def _check_rates_for(learning_rate, n_epochs):
+    if isinstance(learning_rate, types.Array):
+        def impl(learning_rate, n_epochs):
+            if learning_rate.shape[0] < n_epochs:
+                raise ValueError("fastdnn kernels: fewer learning rates than epochs")
+    else:
+        def impl(learning_rate, n_epochs):
+            pass
     return impl
 
 
@@ -198,7 +236,8 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
           work):
     """n_epochs of minibatch training in one compiled call.
 
-    hyper: a ``Hyper``. lambd: the L2 strength, or None for none (the version
+    hyper: a ``Hyper``: epoch e of the call steps at its learning_rate[e] (or
+    its one float). lambd: the L2 strength, or None for none (the version
     compiled for None holds no L2 code: Numba prunes on a None argument). state (2P,): optimizer state (momentum's v, Adam's m and v).
     step: optimizer steps taken before this call (Adam's t counts from it + 1).
     perms (n_epochs, m) int64: each epoch's example order, as row indices into X
@@ -229,9 +268,10 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
     m = X.shape[0] if perms is None else perms.shape[1]
     L = dims.shape[0] - 1
     dt = theta.dtype.type
-    lr = dt(hyper.learning_rate)
+    check_rates(hyper.learning_rate, n_epochs)
     beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
     for e in range(n_epochs):
+        lr = dt(epoch_rate(hyper.learning_rate, e))
         total = costs[e]
         for s in range(0, m, batch_size):
             mb = batch_size if batch_size < m - s else m - s
@@ -310,17 +350,19 @@ def full_batch_update(theta, grad, state, dims, first_layer, opt, hyper, lambd, 
 
     cost: the epoch's cost summed over its m examples; grad: the whole batch's
     gradient. Adds the L2 terms (lambd None: none), then, if the mean cost is
-    finite, takes the optimizer's step ``step`` + 1. Returns (mean cost,
-    STOP_* reason), as ``train`` would for that epoch.
+    finite, takes the optimizer's step ``step`` + 1 at the epoch's rate (a
+    ``Hyper`` whose learning_rate holds it first, or is it). Returns (mean
+    cost, STOP_* reason), as ``train`` would for that epoch.
     """
     dt = theta.dtype.type
+    check_rates(hyper.learning_rate, 1)
     cost = cost / m
     if lambd is not None:
         cost += lambd / (2 * m) * l2_terms(theta, grad, dims, LAYER1, first_layer, dt(lambd / m))
     if not math.isfinite(cost):
         return cost, STOP_COST
     finite = optimizer_update_flat(
-        theta, grad, state, dims, first_layer, opt, dt(hyper.learning_rate), dt(hyper.beta1), dt(hyper.beta2),
+        theta, grad, state, dims, first_layer, opt, dt(epoch_rate(hyper.learning_rate, 0)), dt(hyper.beta1), dt(hyper.beta2),
         dt(hyper.epsilon), step + 1,
     )
     return cost, STOP_NONE if finite else STOP_PARAMETERS
