@@ -178,10 +178,17 @@ def _draw_parameters(layer_dims, init, randn, dtype):
 
 
 def activation_codes(hidden_activation="relu", output="sigmoid", loss="cross_entropy"):
-    """The kernels' option codes (hidden, output): the hidden layers' activation and the fused output+loss code."""
+    """The kernels' option codes (hidden, output): the hidden layers' activation and the fused output+loss code.
+
+    An identity output has one code, its squared error's, whatever ``loss`` names: predictions name no loss
+    (``engine.predict_proba_rows`` defaults it to cross-entropy) and need only the output's activation, while
+    training's entry points check the pair first (``validation.check_output_loss``).
+    """
     V.check_choice(hidden_activation, V.HIDDEN_ACTIVATIONS, "hidden_activation")
     V.check_choice(output, V.OUTPUTS, "output")
     V.check_choice(loss, V.LOSSES, "loss")
+    if output == "identity":
+        loss = "mse"
     return K.ACTIVATION_CODES[hidden_activation], K.OUTPUT_CODES[(output, loss)]
 
 
@@ -284,6 +291,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output="sigmoid", 
         )
     Xs, params, dims_a, Z, A = caches.buffers
     m, L = Xs.shape[0], dims_a.shape[0] - 1
+    V.check_output_loss(output, loss)
     hidden, out = activation_codes(hidden_activation, output, loss)
     Ys = np.ascontiguousarray(np.asarray(Y).T, dtype=Xs.dtype)
     if Ys.shape != (m, dims_a[-1]):
@@ -357,14 +365,17 @@ def update_parameters_with_adam(
 
 
 def predict_proba(X, parameters, hidden_activation="relu", output="sigmoid"):
-    """The network's output probabilities (n_L, m)."""
+    """The network's outputs (n_L, m): probabilities, or an identity output's predicted values."""
     AL, _ = L_model_forward(X, parameters, hidden_activation, output)
     return AL
 
 
 def predict(X, parameters, hidden_activation="relu", output="sigmoid"):
-    """(1, m) predictions: 0/1 where a sigmoid's probability exceeds 0.5, or a softmax's argmax."""
+    """(1, m) predictions: 0/1 where a sigmoid's probability exceeds 0.5, or a softmax's argmax; an identity
+    output's values (n_L, m)."""
     AL = predict_proba(X, parameters, hidden_activation, output)
+    if output == "identity":
+        return AL
     if output == "softmax":
         return np.argmax(AL, axis=0).reshape(1, -1).astype(np.int64)
     return (AL > 0.5).astype(np.int64)

@@ -9,7 +9,8 @@ them stage by stage. This module never imports the fast path.
 
 Layout: examples are columns.
     X, A[l]  : (n_l, m)          W[l] : (n_l, n_{l-1})      b[l] : (n_l, 1)
-    Y        : (1, m) of 0/1 for a sigmoid output; (K, m) one-hot for a softmax output
+    Y        : (1, m) of 0/1 for a sigmoid output; (K, m) one-hot for a softmax output; (K, m) real
+               targets for an identity output (regression, with the squared error)
 Parameters live in a dict ``{"W1": ..., "b1": ..., "WL": ..., "bL": ...}``.
 
 The course's network (ReLU hidden layers, a sigmoid output, cross-entropy cost,
@@ -29,6 +30,7 @@ from fastdnn.validation import (
     OUTPUTS,
     check_choice,
     check_l2,
+    check_output_loss,
     check_layers_dims,
     check_model_options,
     check_parameters,
@@ -96,6 +98,16 @@ def tanh_backward(dA, cache):
     return dA * (1 - t**2)
 
 
+def identity(Z):
+    """A = Z: the output of a regression network; cache is Z."""
+    return Z, Z
+
+
+def identity_backward(dA, cache):
+    """dZ = dA: the identity's derivative is 1."""
+    return dA
+
+
 def softmax(Z):
     """A[:, j] = exp(Z[:, j]) / sum(exp(Z[:, j])), one column per example; cache is Z.
 
@@ -128,7 +140,7 @@ HIDDEN_ACTIVATIONS = {
     "sigmoid": (sigmoid, sigmoid_backward),
 }
 # Every activation a layer can have: the hidden ones and the outputs.
-ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": (softmax, softmax_backward)}
+ACTIVATIONS = {**HIDDEN_ACTIVATIONS, "softmax": (softmax, softmax_backward), "identity": (identity, identity_backward)}
 
 
 def _activation(name):
@@ -221,8 +233,8 @@ def L_model_forward(X, parameters, hidden_activation="relu", output="sigmoid"):
     """[LINEAR -> hidden_activation] * (L-1) -> LINEAR -> output; by default RELU and SIGMOID.
 
     Returns AL: (1, m) for a sigmoid output, (K, m) of column-wise class
-    probabilities for a softmax one, and caches: a list of L caches from
-    linear_activation_forward.
+    probabilities for a softmax one, (K, m) of predicted values for an identity
+    one, and caches: a list of L caches from linear_activation_forward.
     """
     check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
     check_choice(output, OUTPUTS, "output")
@@ -262,7 +274,8 @@ def compute_cost(AL, Y, parameters=None, lambd=0.0, loss="cross_entropy"):
     loss "cross_entropy": with AL of one row (sigmoid output) the course's
     J = -1/m * sum(Y log AL + (1 - Y) log(1 - AL)); with AL (K, m), K > 1 (softmax
     output, Y one-hot (K, m)) J = -1/m * sum(Y log AL).
-    loss "mse": J = 1/(2m) * sum((AL - Y)^2).
+    loss "mse": J = 1/(2m) * sum((AL - Y)^2), half the squared error summed over the
+    K outputs, averaged over the m examples (for an identity output, regression's cost).
     With lambd > 0, plus lambd/(2m) * sum_l sum(W[l]^2) (parameters required).
 
     The cross-entropy formulas are the course's: they take log(0) (and return
@@ -318,12 +331,12 @@ def L_model_backward(
       sigmoid + cross_entropy: dAL = -(Y/AL - (1-Y)/(1-AL)), the course's form,
                                then sigmoid_backward;
       softmax + cross_entropy: dZL = AL - Y directly;
-      any output + mse:        dAL = AL - Y, then the output's backward.
+      any output + mse:        dAL = AL - Y, then the output's backward
+                               (for the identity output, regression's: dZL = dAL = AL - Y).
     With lambd > 0, dW[l] = 1/m dZ[l] A[l-1]^T + lambd/m * W[l] (db unchanged).
     """
     check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
-    check_choice(output, OUTPUTS, "output")
-    check_choice(loss, LOSSES, "loss")
+    check_output_loss(output, loss)
     check_l2(lambd, "lambd")
     grads = {}
     L = len(caches)
@@ -503,7 +516,8 @@ def model(
     """Train an L-layer network with the chosen options for num_epochs passes over the data.
 
     X: (n_x, m). Y: (1, m) of 0/1 for output="sigmoid"; one-hot (K, m) with
-    K = layers_dims[-1] >= 2 for output="softmax".
+    K = layers_dims[-1] >= 2 for output="softmax"; real targets (K, m) for
+    output="identity" (regression), which takes loss="mse" only.
     Starts from initialize_parameters(layers_dims, init, seed), or from a copy
     of ``parameters`` when given. Each epoch is one full batch in the original
     column order (mini_batch_size=None, no shuffling) or the mini-batches of
@@ -574,10 +588,13 @@ def model(
 
 def predict(X, parameters, hidden_activation="relu", output="sigmoid"):
     """Predictions (1, m): for a sigmoid output 0/1, 1 where the probability exceeds 0.5;
-    for a softmax output the class index, the row of the largest probability."""
+    for a softmax output the class index, the row of the largest probability; for an
+    identity output the predicted values themselves, (K, m)."""
     X = check_X(X)
     check_parameters(parameters, X.shape[0])
     probas, _ = L_model_forward(X.astype(np.float64, copy=False), parameters, hidden_activation, output)
+    if output == "identity":
+        return probas
     if output == "softmax":
         return np.argmax(probas, axis=0).reshape(1, -1).astype(np.int64)
     return (probas > 0.5).astype(np.int64)

@@ -176,9 +176,12 @@ def check_training_inputs(X, Y, layers_dims, learning_rate, num_iterations):
 # Option names, one table each; the reference's function tables and the
 # kernels' code tables are tested to have exactly these keys.
 HIDDEN_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid")
-OUTPUTS = ("sigmoid", "softmax")
+# The output layers: sigmoid and softmax for classes, identity for regression (continuous targets).
+OUTPUTS = ("sigmoid", "softmax", "identity")
 OUTPUT_ENCODINGS = ("auto", "sigmoid", "softmax")
 LOSSES = ("cross_entropy", "mse")
+# The losses each output takes: cross-entropy needs probabilities, so an identity output has squared error only.
+OUTPUT_LOSSES = {"sigmoid": LOSSES, "softmax": LOSSES, "identity": ("mse",)}
 OPTIMIZERS = ("gd", "momentum", "adam")
 INITIALIZATIONS = ("deep", "he", "xavier")
 
@@ -188,6 +191,28 @@ def check_choice(value, choices, name):
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}; choose one of {sorted(choices)}")
     return value
+
+
+def check_output_loss(output, loss):
+    """``output`` and ``loss`` each a name of its table, and a pair ``OUTPUT_LOSSES`` allows."""
+    check_choice(output, OUTPUTS, "output")
+    check_choice(loss, LOSSES, "loss")
+    if loss not in OUTPUT_LOSSES[output]:
+        allowed = " or ".join(map(repr, OUTPUT_LOSSES[output]))
+        raise ValueError(f"loss {loss!r} does not apply to output {output!r}, which takes loss {allowed}")
+    return output, loss
+
+
+def check_targets(Y, K, m, name="Y"):
+    """Regression targets: a finite numeric ``(K, m)`` array; returns it as an ndarray."""
+    Y = np.asarray(Y)
+    if Y.dtype == object or not (np.issubdtype(Y.dtype, np.number) or Y.dtype == bool) or np.iscomplexobj(Y):
+        raise TypeError(f"{name} must hold real numbers (regression targets), got dtype {Y.dtype}")
+    if Y.ndim != 2 or Y.shape != (K, m):
+        raise ValueError(f"{name} must have shape ({K}, {m}) for an identity output with {K} units, got {Y.shape}")
+    if not np.isfinite(Y).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return Y
 
 
 def check_one_hot(Y, K, m):
@@ -226,7 +251,12 @@ def check_model_options(
     m = X.shape[1]
     dims = check_layers_dims(layers_dims, X.shape[0])
     check_output_layer(dims, output)
-    Y = check_one_hot(Y, dims[-1], m) if output == "softmax" else check_Y(Y, m)
+    if output == "softmax":
+        Y = check_one_hot(Y, dims[-1], m)
+    elif output == "identity":
+        Y = check_targets(Y, dims[-1], m)
+    else:
+        Y = check_Y(Y, m)
     check_model_choices(
         dims, m, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd,
         hidden_activation, output, loss, init, frozen_layers, seed, parameters,
@@ -260,7 +290,7 @@ def check_model_choices(
     """``model``'s options other than the data, for ``dims`` (checked) and m examples."""
     check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
     check_output_layer(dims, output)
-    check_choice(loss, LOSSES, "loss")
+    check_output_loss(output, loss)
     check_choice(optimizer, OPTIMIZERS, "optimizer")
     check_choice(init, INITIALIZATIONS, "init")
     check_positive(learning_rate, "learning_rate")

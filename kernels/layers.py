@@ -43,6 +43,7 @@ OUT_SIGMOID_XENT = 0
 OUT_SOFTMAX_XENT = 1
 OUT_SIGMOID_MSE = 2
 OUT_SOFTMAX_MSE = 3
+OUT_IDENTITY_MSE = 4
 
 OPT_GD = 0
 OPT_MOMENTUM = 1
@@ -54,6 +55,7 @@ OUTPUT_CODES = {
     ("softmax", "cross_entropy"): OUT_SOFTMAX_XENT,
     ("sigmoid", "mse"): OUT_SIGMOID_MSE,
     ("softmax", "mse"): OUT_SOFTMAX_MSE,
+    ("identity", "mse"): OUT_IDENTITY_MSE,  # regression: an identity output has squared error only
 }
 OPTIMIZER_CODES = {"gd": OPT_GD, "momentum": OPT_MOMENTUM, "adam": OPT_ADAM}
 
@@ -203,7 +205,8 @@ def _bias_act_backward_for(dZ, A, act, scale, db):
 
 
 def output_forward(Z, b, A, out_code):
-    """Bias add and output activation in one pass: Z (mb, K) += b, then A = sigmoid per entry or softmax per row.
+    """Bias add and output activation in one pass: Z (mb, K) += b, then A = sigmoid per entry, softmax per row,
+    or for the identity output (regression) A = Z itself.
 
     For predictions; training takes the logits instead (bias added, no
     activation) to ``output_backward``, which fuses the activation with the cost.
@@ -222,6 +225,13 @@ def _output_forward_for(Z, b, A, out_code):
         # Loops of its own rather than calls to bias_act_forward: each activation of that would
         # compile another version on a first prediction.
         mb, K = Z.shape
+        if code == OUT_IDENTITY_MSE:
+            for i in range(mb):
+                for k in range(K):
+                    z = Z[i, k] + b[k]
+                    Z[i, k] = z
+                    A[i, k] = z
+            return
         if code == OUT_SIGMOID_XENT or code == OUT_SIGMOID_MSE:
             for i in range(mb):
                 for k in range(K):
@@ -256,6 +266,10 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
       softmax + cross-entropy: cost logsumexp(z) - sum_k y_k z_k; dZ = softmax(z) - y
       sigmoid + MSE: cost sum_k (a - y)^2 / 2; dZ = (a - y) a (1 - a)
       softmax + MSE: cost sum_k (a - y)^2 / 2; dZ = a * (g - sum_k g_k a_k), g = a - y
+      identity + MSE (regression): a = z; cost sum_k (a - y)^2 / 2; dZ = a - y
+    Every MSE cost is half the squared error summed over the K outputs and averaged over the rows, whose
+    gradient (a - y per output) is the one scikit-learn's MLPRegressor steps by; for one output it is its
+    loss_ too (for K > 1 scikit-learn reports the cost divided by K, though its gradients are this cost's).
     The cost is accumulated in float64 whatever the array dtype.
 
     Compiled code only: ``out_code`` must be a compile-time constant, and each
@@ -274,7 +288,13 @@ def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
         for k in range(K):
             db[k] = 0
         for i in range(mb):
-            if code == OUT_SIGMOID_XENT:
+            if code == OUT_IDENTITY_MSE:
+                for k in range(K):
+                    d = ZL[i, k] - Y[i, k]
+                    dZ[i, k] = d
+                    db[k] += d
+                    cost += 0.5 * d * d
+            elif code == OUT_SIGMOID_XENT:
                 for k in range(K):
                     z = ZL[i, k]
                     y = Y[i, k]

@@ -145,23 +145,27 @@ def stage_inputs(dims, m, order, init, dtype):
     return X, Y, fast_params, ref_params
 
 
-def stages(impl, X, Y, parameters, learning_rate, backward=None):
+def stages(impl, X, Y, parameters, learning_rate, backward=None, output="sigmoid", loss="cross_entropy"):
     """Every tensor of one gradient-descent step of ``impl``, by name.
 
     A{l-1}, W{l}, b{l}, Z{l}: the forward caches of layer l (A0 is X); AL; cost;
     dW{l}, db{l}; dA{l} for l >= 1 (the fast path does not compute dA0); and
     "updated W{l}", "updated b{l}" after update_parameters. Cache entries stay
     views, so a backward pass that overwrote them would show. ``backward``
-    replaces ``impl.L_model_backward``.
+    replaces ``impl.L_model_backward``. ReLU hidden layers; ``output`` and ``loss``
+    the output layer's (the course's sigmoid and cross-entropy by default).
     """
-    AL, caches = impl.L_model_forward(X, parameters)
+    AL, caches = impl.L_model_forward(X, parameters, output=output)
     L = len(caches)
     out = {}
     for l, ((A_prev, W, b), Z) in enumerate(caches, start=1):
         out[f"A{l - 1}"], out[f"W{l}"], out[f"b{l}"], out[f"Z{l}"] = A_prev, W, b, Z
     out["AL"] = AL
-    out["cost"] = np.float64(impl.compute_cost(AL, Y))
-    grads = (backward or impl.L_model_backward)(AL, Y, caches)
+    out["cost"] = np.float64(impl.compute_cost(AL, Y, loss=loss))
+    if backward is None:
+        grads = impl.L_model_backward(AL, Y, caches, output=output, loss=loss)
+    else:
+        grads = backward(AL, Y, caches)
     for l in range(1, L + 1):
         out[f"dW{l}"], out[f"db{l}"] = grads[f"dW{l}"], grads[f"db{l}"]
     for l in range(1, L):
@@ -183,7 +187,7 @@ def assert_stages_close64(fast_out, ref_out):
             assert_close(fast_out[name], expected, rtol=STAGE_RTOL64, scale_rtol=STAGE_ATOL64, name=name)
 
 
-def float32_error_bounds(ref_out, Y, learning_rate):
+def float32_error_bounds(ref_out, Y, learning_rate, output="sigmoid"):
     """Element-wise bounds on |fast float32 - reference float64| for every stage of ``stages``.
 
     Running error analysis (Higham, "Accuracy and Stability of Numerical
@@ -196,7 +200,10 @@ def float32_error_bounds(ref_out, Y, learning_rate):
       - ReLU is exact and 1-Lipschitz, but its mask may flip where |Z| <= error(Z),
         where dZ can then differ by all of |dA|;
       - sigmoid moves by s (1 - s) * error(Z) plus its own SIGMOID_ROUNDING;
-      - the cost term of example i moves by |d loss / d a| * error(a) plus LOG_ROUNDING.
+      - the cost term of example i moves by |d loss / d a| * error(a) plus LOG_ROUNDING;
+      - ``output="identity"`` (regression, squared error; Y exact in float32): A_L is Z_L, exact, and the
+        cost term (a - y)^2 / 2, taken in float64 from the float32 a, moves by |a - y| e + e^2 / 2 for an
+        error e in a, plus float64's rounding of the sum.
     The result is scaled by BOUND_SAFETY. It holds for any summation order,
     so it does not depend on how the kernels block their loops.
     """
@@ -222,16 +229,24 @@ def float32_error_bounds(ref_out, Y, learning_rate):
         if l < L:
             err_A.append(e)
     s = ref_out["AL"]
-    err_AL = s * (1 - s) * err_Z[L] + SIGMOID_ROUNDING * u * s
-    bound["AL"] = err_AL
+    if output == "identity":
+        err_AL = err_Z[L]
+        bound["AL"] = err_AL
+        residual = np.abs(s - Y)
+        terms = (residual + err_AL) ** 2 / 2
+        bound["cost"] = np.float64(np.sum(residual * err_AL + err_AL**2 / 2)
+                                   + 2 * (Y.size + 2) * 2.0**-53 * np.sum(terms)) / Y.shape[1]  # each path's float64 sum
+    else:
+        err_AL = s * (1 - s) * err_Z[L] + SIGMOID_ROUNDING * u * s
+        bound["AL"] = err_AL
 
-    loss = -(Y * np.log(s) + (1 - Y) * np.log1p(-s))
-    sensitivity = np.where(Y == 1, 1 / s, 1 / (1 - s))
-    # Plus the reference's own float64 log(1 - a) (see COST_ATOL64): negligible unless the cost is tiny.
-    bound["cost"] = np.float64(np.mean(sensitivity * err_AL + LOG_ROUNDING * u * loss)) + COST_ATOL64
+        loss = -(Y * np.log(s) + (1 - Y) * np.log1p(-s))
+        sensitivity = np.where(Y == 1, 1 / s, 1 / (1 - s))
+        # Plus the reference's own float64 log(1 - a) (see COST_ATOL64): negligible unless the cost is tiny.
+        bound["cost"] = np.float64(np.mean(sensitivity * err_AL + LOG_ROUNDING * u * loss)) + COST_ATOL64
 
     dZ = s - Y
-    err_dZ = err_AL + u * np.abs(dZ)  # the fast path's dZ_L = sigmoid(Z_L) - Y
+    err_dZ = err_AL + u * np.abs(dZ)  # the fast path's dZ_L = sigmoid(Z_L) - Y (or Z_L - Y)
     for l in range(L, 0, -1):
         A_prev, e_prev = np.abs(ref_out[f"A{l - 1}"]), err_A[l - 1]
         big_dZ, big_A = np.abs(dZ) + err_dZ, A_prev + e_prev
@@ -253,8 +268,8 @@ def float32_error_bounds(ref_out, Y, learning_rate):
     return {name: BOUND_SAFETY * value for name, value in bound.items()}
 
 
-def assert_stages_within_float32_bounds(fast_out, ref_out, Y, learning_rate):
-    bounds = float32_error_bounds(ref_out, Y, learning_rate)
+def assert_stages_within_float32_bounds(fast_out, ref_out, Y, learning_rate, output="sigmoid"):
+    bounds = float32_error_bounds(ref_out, Y, learning_rate, output)
     assert list(fast_out) == list(ref_out)
     for name, expected in ref_out.items():
         if name != "cost":
@@ -395,13 +410,14 @@ def backward_from_logits(AL, Y, caches):
     return grads
 
 
-def reference_run(X, Y, dims, learning_rate, num_iterations, dtype, permutation_seed):
+def reference_run(X, Y, dims, learning_rate, num_iterations, dtype, permutation_seed, output="sigmoid"):
     """The reference's L_layer_model loop, in ``dtype``, on a relabelled but identical network.
 
     Input features and hidden units are permuted (with their weights), which
     changes the order of every sum and so gives another rounding realisation of
     the same mathematical trajectory. Returns the float64 cost curve (from the
-    logits) and the final parameters in the original labelling.
+    logits) and the final parameters in the original labelling. ``output="identity"``
+    trains regression's output and squared error instead of the sigmoid's cross-entropy.
     """
     rng = np.random.default_rng(permutation_seed)
     perms = [rng.permutation(n) for n in dims[:-1]] + [np.arange(dims[-1])]
@@ -413,9 +429,12 @@ def reference_run(X, Y, dims, learning_rate, num_iterations, dtype, permutation_
     Xp = X[perms[0]].astype(dtype)
     costs = []
     for _ in range(num_iterations):
-        AL, caches = ref.L_model_forward(Xp, params)
+        AL, caches = ref.L_model_forward(Xp, params, output=output)
         ZL = caches[-1][1].astype(np.float64)
-        costs.append(np.mean(np.logaddexp(0, ZL) - ZL * Y))
+        if output == "identity":
+            costs.append(np.sum((ZL - Y) ** 2) / (2 * Y.shape[1]))
+        else:
+            costs.append(np.mean(np.logaddexp(0, ZL) - ZL * Y))
         params = ref.update_parameters(params, backward_from_logits(AL, Y, caches), learning_rate)
     assert all(value.dtype == dtype for value in params.values())  # numpy kept the dtype throughout
     inverse = [np.argsort(p) for p in perms]

@@ -9,7 +9,8 @@ What is held:
 - whole float64 runs at T = 2, 3 agree with network.train's to 1e-10 relative (RUN_RTOL64);
 - divergence stops, errors and concurrent callers behave as network.train's contract says.
 
-The option sets (CASES) cover every optimizer, both outputs in both dtypes and L2 on and off in both:
+The option sets (CASES) cover every optimizer, both classifier outputs in both dtypes, the identity output
+(regression) and L2 on and off in both:
 each set compiles its own kernels (~7 s of this file on a cold cache, both kernels), so the table is a
 covering set, not the product; frozen layers and T are arguments and are crossed with every set.
 """
@@ -43,9 +44,10 @@ CASES = [
     (np.float64, K.OPT_ADAM, K.OUT_SOFTMAX_XENT, 0.1),
     (np.float32, K.OPT_MOMENTUM, K.OUT_SIGMOID_XENT, 0.1),
     (np.float32, K.OPT_ADAM, K.OUT_SOFTMAX_XENT, None),
+    (np.float64, K.OPT_ADAM, K.OUT_IDENTITY_MSE, 0.1),  # regression: real targets, the squared error
 ]
-IDS = [f"{np.dtype(d).name}-{['gd', 'momentum', 'adam'][o]}-{['sigmoid', 'softmax'][out]}-l2{lam}"
-       for d, o, out, lam in CASES]
+OUTPUT_NAMES = {K.OUT_SIGMOID_XENT: "sigmoid", K.OUT_SOFTMAX_XENT: "softmax", K.OUT_IDENTITY_MSE: "identity"}
+IDS = [f"{np.dtype(d).name}-{['gd', 'momentum', 'adam'][o]}-{OUTPUT_NAMES[out]}-l2{lam}" for d, o, out, lam in CASES]
 
 # float64 whole runs at T = 2, 3. One step's tensors differ by rounding: at most 2 gamma_k sum|terms|
 # for a sum of k <= 17 terms (gamma_k ~ k 2^-53 ~ 2e-15), i.e. ~4e-15 of an element's scale. Nine steps
@@ -66,6 +68,8 @@ def problem(dtype, output, seed=0):
     X = rng.standard_normal((M, d[0]))
     if output == K.OUT_SOFTMAX_XENT:
         Y = np.eye(d[-1])[rng.integers(0, d[-1], M)]
+    elif output == K.OUT_IDENTITY_MSE:
+        Y = 2 * rng.standard_normal((M, d[-1]))
     else:
         Y = (rng.random((M, d[-1])) < 0.5).astype(float)
     perms = np.stack([rng.permutation(M) for _ in range(EPOCHS)])
@@ -169,6 +173,12 @@ def rounding_bound(X, Y, theta, dims, output, first_layer, A, dZ, lambd):
         EdZ = Ez / 4 + (SIGMOID_ROUNDING + 1) * u * (p + f(Y))
         terms = (np.maximum(z, 0) + np.abs(z * Y) + np.log1p(np.exp(-np.abs(z)))).sum()
         Ecost = (Ez.sum() + 2 * LOG_ROUNDING * u * terms) / m
+    elif output == K.OUT_IDENTITY_MSE:
+        # dZ = z - y, one rounding; the cost term (z - y)^2 / 2 moves by |d| e + e^2 / 2 for an error e in d.
+        d = f(grads[L - 1])
+        EdZ = Ez + u * d
+        terms = (d**2 / 2).sum()
+        Ecost = (d * EdZ + EdZ**2 / 2).sum() / m
     else:
         EdZ = 2 * p * Ez.max(axis=1, keepdims=True) + (K_ + 4) * u * p + u * f(grads[L - 1])
         lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)

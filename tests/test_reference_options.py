@@ -41,9 +41,11 @@ def _seed(*case):
 
 
 def _labels(output, K, m, rng):
-    """Y (1, m) of 0/1 for a sigmoid output, one-hot (K, m) for softmax."""
+    """Y (1, m) of 0/1 for a sigmoid output, one-hot (K, m) for softmax, real (K, m) for identity (regression)."""
     if output == "softmax":
         return np.eye(K)[:, rng.integers(0, K, m)]
+    if output == "identity":
+        return rng.standard_normal((K, m))
     return (rng.random((1, m)) < 0.5).astype(np.float64)
 
 
@@ -68,7 +70,7 @@ def _gradcheck_case(hidden_activation, output, depth, m, seed):
     Draws again (deterministically) until the margin holds: a draw fails with
     probability ~1e-2, so the loop ends within a few tries.
     """
-    K = 3 if output == "softmax" else 1
+    K = {"softmax": 3, "identity": 2}.get(output, 1)
     dims = [5, *HIDDEN_SIZES[: depth - 1], K]
     rng = np.random.default_rng(seed)
     for _ in range(100):
@@ -79,9 +81,10 @@ def _gradcheck_case(hidden_activation, output, depth, m, seed):
     raise AssertionError("no draw kept the pre-activations away from 0")
 
 
-GRADCHECK_CASES = list(
-    itertools.product(R.HIDDEN_ACTIVATIONS, R.OUTPUTS, R.LOSSES, (0.0, 0.7), DEPTHS, EXAMPLE_COUNTS)
-)
+GRADCHECK_CASES = [
+    case for case in itertools.product(R.HIDDEN_ACTIVATIONS, R.OUTPUTS, R.LOSSES, (0.0, 0.7), DEPTHS, EXAMPLE_COUNTS)
+    if case[2] in V.OUTPUT_LOSSES[case[1]]  # an identity output takes the squared error only
+]
 
 
 @pytest.mark.parametrize("hidden_activation, output, loss, lambd, depth, m", GRADCHECK_CASES)
@@ -173,7 +176,7 @@ def test_reference_function_tables_cover_exactly_the_option_tables():
         (lambda: R.L_model_forward(np.ones((2, 1)), ONE_UNIT, hidden_activation="softmax"),
          "unknown hidden_activation 'softmax'; choose one of ['leaky_relu', 'relu', 'sigmoid', 'tanh']"),
         (lambda: R.L_model_forward(np.ones((2, 1)), ONE_UNIT, output="linear"),
-         "unknown output 'linear'; choose one of ['sigmoid', 'softmax']"),
+         "unknown output 'linear'; choose one of ['identity', 'sigmoid', 'softmax']"),
         (lambda: R.compute_cost(np.full((1, 1), 0.5), np.ones((1, 1)), loss="hinge"),
          "unknown loss 'hinge'; choose one of ['cross_entropy', 'mse']"),
         (lambda: R.initialize_parameters([2, 1], init="zeros"),
@@ -495,7 +498,7 @@ def test_softmax_model_separates_three_classes():
 
 
 @pytest.mark.parametrize("optimizer", R.OPTIMIZERS)
-@pytest.mark.parametrize("output, loss", list(itertools.product(R.OUTPUTS, R.LOSSES)))
+@pytest.mark.parametrize("output, loss", [(o, l) for o in R.OUTPUTS for l in V.OUTPUT_LOSSES[o]])
 def test_every_combination_lowers_the_cost(optimizer, output, loss):
     if output == "softmax":
         X, Y, _ = _three_blobs(m=60)
