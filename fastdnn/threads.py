@@ -2,11 +2,13 @@
 
 How many threads a training step uses (``training_threads``; ``fastdnn.model``,
 ``L_layer_model``, the estimators, ``fastdnn train``, the sweeps and each MPI
-rank all ask it): ``threads=None`` (the default) picks from the work in one
-step, and from nothing else, so that a run repeats bit for bit on a machine:
-one thread per ``FLOPS_PER_THREAD`` of a step's GEMM FLOPs, at least one, at
-most the usable cores (divided among the MPI ranks that share them). An
-explicit count is used as given, capped at the usable cores with a warning.
+rank all ask it): one thread per ``FLOPS_PER_THREAD`` of a step's GEMM FLOPs,
+at least one, at most the cap: the user's ``threads`` (capped in turn at the
+usable cores, with a warning) or, with ``threads=None`` (the default), the
+usable cores divided among the MPI ranks that share them. It depends on the
+step and the cap alone, so that a run repeats bit for bit on a machine. (The
+cap is a cap, as OpenBLAS's own thread count always was: OpenBLAS runs a small
+product on one thread whatever it is allowed.)
 
 Who runs those threads (``split_threads``): where the route trains batches of
 rows in memory or streamed (``routes.Direct``, ``routes.Streamed`` with
@@ -80,32 +82,34 @@ def step_flops(dims, m):
 
 
 def rank_threads(threads, dims, batch, sharing):
-    """``training_threads`` for one of ``sharing`` MPI ranks on this machine: the policy's threads divided
-    among them (they share its cores); a rank given ``threads`` keeps its own."""
-    used = training_threads(threads, dims, batch)
-    return max(1, used // sharing) if threads is None else used
+    """``training_threads`` for one of ``sharing`` MPI ranks on this machine: with ``threads=None`` the
+    usable cores are divided among them (they share them); a rank given ``threads`` keeps that cap."""
+    if threads is None and sharing > 1:
+        threads = max(1, usable_cores() // sharing)
+    return training_threads(threads, dims, batch)
 
 
 def training_threads(threads, dims, batch):
-    """The threads for training layer sizes ``dims`` on ``batch`` examples a step.
+    """The threads for training layer sizes ``dims`` on ``batch`` examples a step: one per
+    ``FLOPS_PER_THREAD`` of the step's GEMMs, at least 1, at most ``threads``.
 
-    ``threads`` is the user's setting: None for the policy above (a thread per
-    ``FLOPS_PER_THREAD``, at most the usable cores), else a positive integer,
-    capped at the usable cores with a RuntimeWarning.
+    ``threads`` is the user's setting: None for every usable core, else a
+    positive integer, capped at the usable cores with a RuntimeWarning.
     """
     cores = usable_cores()
     if threads is None:
-        return int(min(cores, max(1, step_flops(dims, batch)["useful"] // FLOPS_PER_THREAD)))
-    threads = check_positive(threads, "threads", integer=True)
-    if threads > cores:
-        warnings.warn(
-            f"threads={threads} is more than the {cores} usable cores; using {cores} "
-            "(more threads than cores only wait for each other)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return cores
-    return threads
+        cap = cores
+    else:
+        cap = check_positive(threads, "threads", integer=True)
+        if cap > cores:
+            warnings.warn(
+                f"threads={cap} is more than the {cores} usable cores; using {cores} "
+                "(more threads than cores only wait for each other)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            cap = cores
+    return int(min(cap, max(1, step_flops(dims, batch)["useful"] // FLOPS_PER_THREAD)))
 
 
 def split_threads(threads, pooled):

@@ -58,7 +58,8 @@ def test_parameters_that_turn_nan_under_a_finite_cost_raise_and_keep_the_start()
 def test_diverged_fit_keeps_exactly_the_last_finite_epoch(scale, options, threads, monkeypatch):
     from fastdnn import threads as T
 
-    monkeypatch.setattr(T, "usable_cores", lambda: 2)  # threads=2 runs the step's pool of 2 workers anywhere
+    monkeypatch.setattr(T, "usable_cores", lambda: 2)  # threads=2 runs the step's pool of 2 workers anywhere,
+    monkeypatch.setattr(T, "FLOPS_PER_THREAD", 1.0)  # on steps this small too
     X, y = exploding_problem(scale)
     options = dict(hidden_layer_sizes=(16, 8), batch_size=50, random_state=3, threads=threads, **options)
     clf = fastdnn.DNNClassifier(max_iter=30, **options)
