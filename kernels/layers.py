@@ -256,11 +256,15 @@ def _output_forward_for(Z, b, A, out_code):
     return impl
 
 
-def output_backward(ZL, Y, out_code, scale, dZ, db):
+def output_backward(ZL, Y, out_code, scale, dZ, db, w=None):
     """Backward of ``output_forward`` with its cost: output activation, cost, dZ_L and db_L in one pass from the logits.
 
     Mean cost over rows, dZ at the logits and db = scale * sum(dZ).
     ZL (logits, bias added), Y, dZ: (mb, K); db: (K,). Overwrites dZ and db; returns the cost (float64).
+    w: None, or the rows' weights (mb,): each row's dZ is multiplied by its weight (so db sums the weighted
+    rows) and the cost is the weighted mean sum_i w_i c_i / sum_i w_i (sums in float64, in row order);
+    scale is then the caller's 1 / (the batch's total weight). A row of weight 0 counts for nothing (rows
+    whose weights are all 0 cost 0).
       sigmoid + cross-entropy: cost max(z,0) - z y + log1p(exp(-|z|)) (the course's
         -[y log a + (1-y) log(1-a)] without log(0)); dZ = a - y
       softmax + cross-entropy: cost logsumexp(z) - sum_k y_k z_k; dZ = softmax(z) - y
@@ -279,21 +283,30 @@ def output_backward(ZL, Y, out_code, scale, dZ, db):
 
 
 @overload(output_backward, prefer_literal=True, jit_options=_JIT_OPTIONS)
-def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
+def _output_backward_for(ZL, Y, out_code, scale, dZ, db, w=None):
     code = _constant(out_code, "out_code")
+    # A compile-time constant: the unweighted version holds no weight code.
+    weighted = w is not None and not isinstance(w, (types.NoneType, types.Omitted))
 
-    def impl(ZL, Y, out_code, scale, dZ, db):
+    def impl(ZL, Y, out_code, scale, dZ, db, w=None):
         mb, K = ZL.shape
         cost = 0.0
+        total = 0.0
         for k in range(K):
             db[k] = 0
         for i in range(mb):
+            if weighted:
+                # Row i's terms go to a row subtotal, weighted as a whole; dZ's row is scaled as it is formed.
+                wi = w[i]
+                row_cost = cost
+                cost = 0.0
             if code == OUT_IDENTITY_MSE:
                 for k in range(K):
-                    d = ZL[i, k] - Y[i, k]
+                    g = ZL[i, k] - Y[i, k]
+                    d = g * wi if weighted else g
                     dZ[i, k] = d
                     db[k] += d
-                    cost += 0.5 * d * d
+                    cost += 0.5 * g * g
             elif code == OUT_SIGMOID_XENT:
                 for k in range(K):
                     z = ZL[i, k]
@@ -301,6 +314,8 @@ def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
                     # One exponential for the sigmoid (as _sigmoid takes it) and the cost: exp(-|z|).
                     e = math.exp(-abs(z))
                     d = (1 / (1 + e) if z >= 0 else e / (1 + e)) - y
+                    if weighted:
+                        d = d * wi
                     dZ[i, k] = d
                     db[k] += d
                     cost += (0.0 if z < 0.0 else z) - z * y + math.log1p(e)  # max(z, 0) - z y + log1p(e^-|z|)
@@ -309,6 +324,8 @@ def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
                     a = _sigmoid(ZL[i, k])
                     g = a - Y[i, k]
                     d = g * a * (1 - a)
+                    if weighted:
+                        d = d * wi
                     dZ[i, k] = d
                     db[k] += d
                     cost += 0.5 * g * g
@@ -326,6 +343,8 @@ def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
                     for k in range(K):
                         y = Y[i, k]
                         d = dZ[i, k] / s - y
+                        if weighted:
+                            d = d * wi
                         dZ[i, k] = d
                         db[k] += d
                         cost += y * (lse - ZL[i, k])
@@ -339,10 +358,17 @@ def _output_backward_for(ZL, Y, out_code, scale, dZ, db):
                     for k in range(K):
                         a = dZ[i, k] / s
                         d = a * (a - Y[i, k] - dot)
+                        if weighted:
+                            d = d * wi
                         dZ[i, k] = d
                         db[k] += d
+            if weighted:
+                cost = row_cost + float(wi) * cost
+                total += float(wi)
         for k in range(K):
             db[k] *= scale
+        if weighted:
+            return cost / total if total > 0.0 else 0.0  # rows of weight 0 alone cost nothing
         return cost / mb
 
     return impl

@@ -59,6 +59,12 @@ for every epoch alike (what direct callers of the kernels may pass; ``epoch_rate
 argument of its own (a float, or None for no L2: None compiles a version without the L2 terms)."""
 Workspace = namedtuple("Workspace", "Xb Yb A dZ grad")
 Workspace.__doc__ = """``train``'s scratch arrays, overwritten by every call (see ``train``)."""
+Weights = namedtuple("Weights", "rows batch")
+Weights.__doc__ = """Sample weights for ``train``: rows (m,) one weight per row of X (non-negative, of X's dtype), batch
+(batch_size,) a gather buffer for a shuffled batch's weights. With weights every cost and gradient is a
+weighted mean, sum_i w_i l_i / sum_i w_i over the batch (the normaliser of the L2 term too), so integer
+weights train as repeated rows would; None trains unweighted (the version compiled for None holds no
+weight code)."""
 
 # Layer indices as int64 values for calls between compiled functions: a literal
 # (0) there compiles a separate specialisation of the callee, seconds of a first compile.
@@ -135,6 +141,66 @@ def _check_rates_for(learning_rate, n_epochs):
     return impl
 
 
+def batch_weights(weights, perms, e, s, mb):
+    """The weights of epoch e's batch of mb rows from s (``train``'s batching): a view of ``weights.rows`` when
+    batches are consecutive rows (perms None), else gathered into ``weights.batch``; None without weights
+    (compiled code only, as above)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(batch_weights, jit_options=_VIEW_JIT)
+def _batch_weights_for(weights, perms, e, s, mb):
+    if weights is None or isinstance(weights, types.NoneType):
+        def impl(weights, perms, e, s, mb):
+            return None
+    elif perms is None or isinstance(perms, types.NoneType):
+        def impl(weights, perms, e, s, mb):
+            return weights.rows[s : s + mb]
+    else:
+        def impl(weights, perms, e, s, mb):
+            out = weights.batch[:mb]
+            for i in range(mb):
+                out[i] = weights.rows[perms[e, s + i]]
+            return out
+    return impl
+
+
+def rows_of(w, s, mb):
+    """w[s : s + mb], or None without weights (compiled code only, as above)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(rows_of, jit_options=_VIEW_JIT)
+def _rows_of_for(w, s, mb):
+    if w is None or isinstance(w, (types.NoneType, types.Omitted)):
+        def impl(w, s, mb):
+            return None
+    else:
+        def impl(w, s, mb):
+            return w[s : s + mb]
+    return impl
+
+
+def weight_total(w, m):
+    """The total weight of m rows: float(m) without weights (w None), else sum(w) in float64, in row order
+    (compiled code only, as above)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(weight_total, jit_options=_VIEW_JIT)
+def _weight_total_for(w, m):
+    if w is None or isinstance(w, (types.NoneType, types.Omitted)):
+        def impl(w, m):
+            return float(m)
+    else:
+        def impl(w, m):
+            total = 0.0
+            for i in range(w.shape[0]):
+                total += float(w[i])
+            return total
+    return impl
+
+
 def layer_view(work, m, dims, l):
     """View of layer l+1's (m, dims[l+1]) block in a flat activation workspace (compiled code only, as above)."""
     raise NotImplementedError(_VIEWS_ONLY)
@@ -186,10 +252,11 @@ def forward(X, theta, dims, hidden, output, Z, A, apply_output):
 
 
 @njit(cache=True, no_cfunc_wrapper=True, inline="always")
-def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer):
+def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer, w=None):
     """The cost, and dW_l, db_l into grad for layers first_layer+1..L, from the logits ZL.
 
-    Gradients carry the course's 1/m (m = X's row count). A holds the forward
+    Gradients carry the course's 1/m (m = X's row count); with ``w`` (the rows' weights, (m,)) the
+    cost and gradients are weighted means: dZ_L's rows times their weights, 1/sum(w) for 1/m. A holds the forward
     activations of layers 1..L-1 (A_L is not read). dA and dZ are flat
     workspaces laid out like A and may be one array: dA's blocks receive the
     back-propagated gradients W_l^T dZ_l, dZ's the gradients at the
@@ -197,11 +264,11 @@ def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
-    scale = 1.0 / m
+    scale = 1.0 / weight_total(w, m)
     keep_dA = dA.ctypes.data != dZ.ctypes.data
     dZl = layer_view(dZ, m, dims, L - 1)
     _, dbL = layer_parameters(grad, dims, L - 1)
-    cost = output_backward(ZL, Y, output, scale, dZl, dbL)
+    cost = output_backward(ZL, Y, output, scale, dZl, dbL, w)
     for l in range(L - 1, first_layer - 1, -1):
         A_prev = X if l == 0 else layer_view(A, m, dims, l - 1)
         # dW_l = (1/m) dZ_l^T A_{l-1}: (n_l, m) @ (m, n_{l-1}), no transposed copy.
@@ -233,7 +300,7 @@ STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-f
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
 def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size, n_epochs, costs,
-          work):
+          work, weights=None):
     """n_epochs of minibatch training in one compiled call.
 
     hyper: a ``Hyper``: epoch e of the call steps at its learning_rate[e] (or
@@ -248,11 +315,14 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
     work: a ``Workspace``: Xb (batch_size, n_0), Yb (batch_size, n_L) gather
     buffers for shuffled batches (unused without shuffling); A and dZ flat
     activation workspaces of batch_size * sum(n_1..n_L); grad (P,).
+    weights: a ``Weights`` (rows indexed like X's rows, as perms index them), or None. A batch whose
+    weights are all 0 takes no step (repeated rows: it has no rows).
     costs[e] receives epoch e's cost summed over its examples: the sum over
     its batches of each batch's mean cost before its update (L2 term
-    included) times the batch's size, added to the value costs[e] holds on
-    entry (zero, or the epoch's total so far when an epoch spans several
-    calls: the blocks of data streamed from disk); the caller divides by m.
+    included) times the batch's size (with weights: its total weight), added
+    to the value costs[e] holds on entry (zero, or the epoch's total so far
+    when an epoch spans several calls: the blocks of data streamed from
+    disk); the caller divides by m (the epoch's total weight).
 
     Returns (epochs completed, steps taken so far, STOP_* reason). Fewer epochs
     than asked means epoch ``completed`` diverged: a batch's cost was not
@@ -284,13 +354,17 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
                 Ye = Yb[:mb]
                 gather_rows(X, perms[e, s : s + mb], Xe)
                 gather_rows(Y, perms[e, s : s + mb], Ye)
+            We = batch_weights(weights, perms, e, s, mb)
+            M = weight_total(We, mb)  # the batch's size, or its total weight
+            if M == 0.0:
+                continue  # rows of weight 0 alone: as if they were not there, no step
             forward(Xe, theta, dims, hidden, output, A, A, False)
             ZL = layer_view(A, mb, dims, L - 1)
-            cost = backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer)
+            cost = backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer, We)
             if lambd is not None:
                 # The penalty counts frozen layers' weights too (a constant), as the reference's cost does;
                 # the gradient term goes to the trainable layers.
-                cost += lambd / (2 * mb) * l2_terms(theta, grad, dims, LAYER1, first_layer, dt(lambd / mb))
+                cost += lambd / (2 * M) * l2_terms(theta, grad, dims, LAYER1, first_layer, dt(lambd / M))
             if not math.isfinite(cost):
                 costs[e] = cost
                 return e, step, STOP_COST
@@ -298,7 +372,7 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
             finite = optimizer_update_flat(
                 theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, step
             )
-            total += cost * mb
+            total += cost * M
             if not finite:
                 costs[e] = total
                 return e, step, STOP_PARAMETERS
@@ -307,7 +381,7 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
 
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
-def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, work, grad_sum, add):
+def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, work, grad_sum, add, w=None):
     """Full-batch training over data read in blocks: one block's share of the whole batch's gradient.
 
     X, Y: the block's rows, taken ``chunk`` rows at a time; each chunk's
@@ -319,6 +393,9 @@ def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, w
     large buffer). X must have at least one row.
     Returns the block's cost summed over its rows (float64). work: a
     ``Workspace`` whose A and dZ hold chunk * sum(n_1..n_L), and grad (P,).
+    w: None, or the block's rows' weights (m,); then m_total is the whole
+    batch's total weight, a chunk counts its total weight / m_total and the
+    cost returned is summed with the rows' weights.
     """
     A, dZ, grad = work.A, work.dZ, work.grad
     m = X.shape[0]
@@ -331,16 +408,24 @@ def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, w
         mb = chunk if chunk < m - s else m - s
         Xe = X[s : s + mb]
         Ye = Y[s : s + mb]
+        We = rows_of(w, s, mb)
+        M = weight_total(We, mb)
+        if M == 0.0:
+            continue  # rows of weight 0 alone add nothing
         forward(Xe, theta, dims, hidden, output, A, A, False)
         ZL = layer_view(A, mb, dims, L - 1)
-        cost += mb * backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer)
-        w = grad.dtype.type(mb / m_total)
-        if add or s > 0:
+        cost += M * backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer, We)
+        share = grad.dtype.type(M / m_total)
+        if add:
             for i in range(o, grad.shape[0]):
-                grad_sum[i] += w * grad[i]
+                grad_sum[i] += share * grad[i]
         else:
             for i in range(o, grad.shape[0]):
-                grad_sum[i] = w * grad[i]
+                grad_sum[i] = share * grad[i]
+            add = True
+    if not add:
+        for i in range(o, grad.shape[0]):
+            grad_sum[i] = 0  # every row weighed 0: its share is nothing
     return cost
 
 
@@ -348,8 +433,8 @@ def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, w
 def full_batch_update(theta, grad, state, dims, first_layer, opt, hyper, lambd, cost, m, step):
     """The update that ends a full-batch epoch over data read in blocks (``accumulate``).
 
-    cost: the epoch's cost summed over its m examples; grad: the whole batch's
-    gradient. Adds the L2 terms (lambd None: none), then, if the mean cost is
+    cost: the epoch's cost summed over its m examples (with weights: weighted, m their total); grad: the
+    whole batch's gradient. Adds the L2 terms (lambd None: none), then, if the mean cost is
     finite, takes the optimizer's step ``step`` + 1 at the epoch's rate (a
     ``Hyper`` whose learning_rate holds it first, or is it). Returns (mean
     cost, STOP_* reason), as ``train`` would for that epoch.

@@ -81,7 +81,17 @@ from .layers import (
     gather_rows,
     output_backward,
 )
-from .network import STOP_COST, STOP_NONE, STOP_PARAMETERS, check_rates, epoch_rate, layer_parameters, layer_view
+from .network import (
+    STOP_COST,
+    STOP_NONE,
+    STOP_PARAMETERS,
+    check_rates,
+    epoch_rate,
+    layer_parameters,
+    layer_view,
+    rows_of,
+    weight_total,
+)
 
 Shared = namedtuple("Shared", "sync parts db")
 Shared.__doc__ = """What a call's workers share (``shared``): sync (int64) the barrier counter, its sleepers, the
@@ -303,16 +313,46 @@ def _dw_rows_impl(alpha, dZ, j0, j1, A, C):
 
 
 # ---------------------------------------------------------------------------
+# Sample weights
+# ---------------------------------------------------------------------------
+
+
+def block_weights(weights, perms, e, s, mb, r0, r1):
+    """``network.batch_weights`` for a worker of rows r0..r1: it gathers only those rows' weights (a shuffled
+    batch's), and returns the whole batch's view, complete once every worker has passed the next barrier;
+    None without weights (compiled code only)."""
+    raise NotImplementedError("fastdnn.kernels.pool.block_weights is callable from compiled code only")
+
+
+@overload(block_weights, jit_options={"cache": True, "no_cfunc_wrapper": True})
+def _block_weights_for(weights, perms, e, s, mb, r0, r1):
+    if weights is None or isinstance(weights, types.NoneType):
+        def impl(weights, perms, e, s, mb, r0, r1):
+            return None
+    elif perms is None or isinstance(perms, types.NoneType):
+        def impl(weights, perms, e, s, mb, r0, r1):
+            return weights.rows[s : s + mb]
+    else:
+        def impl(weights, perms, e, s, mb, r0, r1):
+            out = weights.batch[:mb]
+            for i in range(r0, r1):
+                out[i] = weights.rows[perms[e, s + i]]
+            return out
+    return impl
+
+
+# ---------------------------------------------------------------------------
 # One worker's share of a step
 # ---------------------------------------------------------------------------
 
 
 @njit(cache=True, no_cfunc_wrapper=True, inline="always")
-def rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, db):
+def rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, db, We):
     """Forward and backward of rows r0..r1 of the batch (Xe, Ye): their rows of the activations in A and of
     the gradients at the pre-activations in dZ (the flat workspaces of ``network.train``, for Xe's rows),
     their unscaled column sums of dZ_l in db (laid out like the biases: layer l's n_l sums after layer
-    l-1's), for the layers that backpropagation reaches. Returns their mean cost (float64)."""
+    l-1's), for the layers that backpropagation reaches. Returns their mean cost (float64). We: the batch's
+    weights (None: unweighted): the rows' dZ_L carry them and the mean is theirs."""
     mb = Xe.shape[0]
     L = dims.shape[0] - 1
     A_prev = Xe[r0:r1]
@@ -333,7 +373,7 @@ def rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, 
         o += dims[l + 1]
     dZl = layer_view(dZ, mb, dims, L - 1)[r0:r1]
     # scale 1: the blocks' sums are added first, then scaled, as one block's would be.
-    cost = output_backward(A_prev, Ye[r0:r1], output, 1.0, dZl, db[o : o + dims[L]])
+    cost = output_backward(A_prev, Ye[r0:r1], output, 1.0, dZl, db[o : o + dims[L]], rows_of(We, r0, r1 - r0))
     for l in range(L - 1, first_layer, -1):
         o -= dims[l]
         dZ_prev = layer_view(dZ, mb, dims, l - 1)[r0:r1]
@@ -361,16 +401,16 @@ def squares(theta, dims, first, last, t, T, total):
 
 @njit(cache=True, no_cfunc_wrapper=True, inline="always")
 def units_block(t, T, Xe, theta, dims, first_layer, opt, lr, beta1, beta2, eps, step, lambd, state, A, dZ, grad,
-                db, squares_from):
+                db, squares_from, M):
     """Worker t's rows of every trainable layer: dW_l and db_l from the whole batch (db from the row blocks'
     partial sums ``db``, T blocks of sum(n_1..n_L)), the L2 term when lambd is not None, then the
-    optimizer's step on those rows of W_l, b_l and their state. Returns (non-finite values written, the
-    updated rows' sum of squares added to ``squares_from``)."""
+    optimizer's step on those rows of W_l, b_l and their state; M the batch's size (float), or its total
+    weight. Returns (non-finite values written, the updated rows' sum of squares added to ``squares_from``)."""
     mb = Xe.shape[0]
     L = dims.shape[0] - 1
     P = theta.shape[0]
     S = db.shape[0] // T
-    scale = 1.0 / mb
+    scale = 1.0 / M
     dt = theta.dtype.type
     bad = 0
     total = squares_from
@@ -393,7 +433,7 @@ def units_block(t, T, Xe, theta, dims, first_layer, opt, lr, beta1, beta2, eps, 
             if lambd is not None:
                 G = grad[w0:w1]
                 W = theta[w0:w1]
-                l2 = dt(lambd / mb)
+                l2 = dt(lambd / M)
                 for i in range(W.shape[0]):
                     G[i] = G[i] + l2 * W[i]
             # State past its end is an empty slice: gd's state may be empty.
@@ -417,7 +457,7 @@ def units_block(t, T, Xe, theta, dims, first_layer, opt, lr, beta1, beta2, eps, 
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
 def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-                 n_epochs, costs, work, shared, t):
+                 n_epochs, costs, work, weights, shared, t):
     """Worker t of ``shared``'s T running ``network.train``'s loop (arguments as there, ``train_pool``'s
     docstring), its share of every pass; the T workers must run at once (each waits for all at every
     barrier). Every worker returns (epochs completed, steps taken so far, STOP_* reason), the same in all;
@@ -466,8 +506,10 @@ def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lam
                 Ye = Yb[:mb]
                 gather_rows(X, perms[e, s + r0 : s + r1], Xe[r0:r1])
                 gather_rows(Y, perms[e, s + r0 : s + r1], Ye[r0:r1])
+            We = block_weights(weights, perms, e, s, mb, r0, r1)  # the whole batch's, once past the barrier
             if r1 > r0:
-                parts[t, PART_COST] = rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, db)
+                parts[t, PART_COST] = rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, db,
+                                                 We)
             else:
                 parts[t, PART_COST] = 0.0
                 for j in range(S):
@@ -475,25 +517,29 @@ def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lam
             arrivals += T
             if not barrier(sync, arrivals):
                 return ABORTED, step, ABORTED
+            M = weight_total(We, mb)  # as network.train sums it: the same bits
+            if M == 0.0:
+                continue  # every worker sees it: no step, as in network.train
             cost = 0.0
             for b in range(T):
-                # Each block's mean weighted by its share of the batch: one block's weight is exactly 1.
-                cost += parts[b, PART_COST] * (((b + 1) * mb // T - b * mb // T) / mb)
+                # Each block's mean weighted by its share of the batch (rows, or weight): one block's is exactly 1.
+                b0, b1 = b * mb // T, (b + 1) * mb // T
+                cost += parts[b, PART_COST] * (weight_total(rows_of(We, b0, b1 - b0), b1 - b0) / M)
             if lambd is not None:
-                cost += lambd / (2 * mb) * l2
+                cost += lambd / (2 * M) * l2
             if not math.isfinite(cost):
                 if t == 0:
                     costs[e] = cost
                 return e, step, STOP_COST
             step += 1
             bad, squares_t = units_block(t, T, Xe, theta, dims, first_layer, opt, lr, beta1, beta2, eps, step,
-                                         lambd, state, A, dZ, grad, dbp, frozen)
+                                         lambd, state, A, dZ, grad, dbp, frozen, M)
             sync[BAD + 8 * t] = bad
             parts[t, PART_SQUARES] = squares_t
             arrivals += T
             if not barrier(sync, arrivals):
                 return ABORTED, step, ABORTED
-            total += cost * mb
+            total += cost * M
             bad = 0
             l2 = 0.0
             for b in range(T):
@@ -546,7 +592,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def train_pool(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-               n_epochs, costs, work, threads, what="the pool training kernels"):
+               n_epochs, costs, work, weights, threads, what="the pool training kernels"):
     """``network.train`` (the same arguments, results and effects) with every pass of a step split across
     ``threads`` workers: this thread and threads - 1 pool threads (kept between calls), each running
     ``train_worker``.
@@ -564,7 +610,7 @@ def train_pool(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd
     T = int(threads)
     shared = shared_buffers(T, dims, theta.dtype)
     call = (X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-            n_epochs, costs, work, shared)
+            n_epochs, costs, work, weights, shared)
     worker = compiled(train_worker, (*call, 0), what)
     if T == 1:
         return worker(*call, 0)

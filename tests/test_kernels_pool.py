@@ -76,9 +76,10 @@ def problem(dtype, output, seed=0):
     return d, theta.astype(dtype), X.astype(dtype), Y.astype(dtype), perms
 
 
-def train(case, T, first_layer=0, epochs=EPOCHS, batch=BATCH, shuffle=True, hyper=HYPER, X=None, work=None):
+def train(case, T, first_layer=0, epochs=EPOCHS, batch=BATCH, shuffle=True, hyper=HYPER, X=None, work=None,
+          weights=None):
     """(returned counts, theta, state, costs, workspace) of one run from the case's fresh parameters;
-    T None is network.train."""
+    T None is network.train. ``weights``: the rows' sample weights, or None."""
     dtype, opt, output, lambd = case
     d, theta, X0, Y, perms = problem(dtype, output)
     X = X0 if X is None else X
@@ -90,8 +91,10 @@ def train(case, T, first_layer=0, epochs=EPOCHS, batch=BATCH, shuffle=True, hype
         work = N.Workspace(np.zeros((rows, d[0]), dtype), np.zeros((rows, d[-1]), dtype), A, np.zeros_like(A),
                            np.zeros_like(theta))
     costs = np.zeros(epochs)
+    if weights is not None:
+        weights = N.Weights(weights.astype(dtype), np.zeros(batch, dtype))
     call = (X, Y, theta, d, K.ACT_RELU, output, first_layer, opt, hyper, lambd, state, 0,
-            perms[:epochs] if shuffle else None, batch, epochs, costs, work)
+            perms[:epochs] if shuffle else None, batch, epochs, costs, work, weights)
     with threadpool_limits(1, user_api="blas"):
         if T is None:
             result = compiled(N.train, call, "network.train")(*call)
@@ -115,6 +118,27 @@ def test_one_thread_is_network_train_bit_for_bit_and_each_thread_count_repeats(c
                 assert np.array_equal(a, b)
             if case[0] == np.float64:
                 for a, b in zip(first[1:4], ref[1:4]):
+                    np.testing.assert_allclose(a, b, rtol=RUN_RTOL64, atol=RUN_ATOL64 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("case", CASES[:2] + CASES[3:], ids=IDS[:2] + IDS[3:])
+def test_sample_weights_on_the_pool_as_in_network_train(case):
+    """Weighted runs (weights 0 to 3, a zero among them): T = 1 bit for bit, T = 2, 3 within RUN_RTOL64 in
+    float64, shuffled minibatches and the full batch in place."""
+    w = np.random.default_rng(5).integers(0, 4, M).astype(float)
+    w[0] = 0.0
+    for shuffle, batch in ((True, BATCH), (False, M)):
+        ref = train(case, None, batch=batch, shuffle=shuffle, weights=w)
+        unweighted = train(case, None, batch=batch, shuffle=shuffle)
+        assert not np.array_equal(ref[1], unweighted[1])  # the weights changed the run
+        one = train(case, 1, batch=batch, shuffle=shuffle, weights=w)
+        for a, b in zip(one[1:4], ref[1:4]):
+            assert np.array_equal(a, b)
+        for T in (2, 3):
+            got = train(case, T, batch=batch, shuffle=shuffle, weights=w)
+            assert got[0] == ref[0]
+            if case[0] == np.float64:
+                for a, b in zip(got[1:4], ref[1:4]):
                     np.testing.assert_allclose(a, b, rtol=RUN_RTOL64, atol=RUN_ATOL64 * np.abs(b).max())
 
 
@@ -268,7 +292,7 @@ def test_a_worker_left_alone_returns_when_another_aborts():
     shared = pool.shared_buffers(2, d, theta.dtype)
     shared.sync[pool.ABORT] = 1
     call = (X, Y, theta, d, K.ACT_RELU, case[2], 0, case[1], HYPER, case[3], np.zeros(2 * theta.size), 0, perms,
-            BATCH, EPOCHS, np.zeros(EPOCHS), work, shared, 0)
+            BATCH, EPOCHS, np.zeros(EPOCHS), work, None, shared, 0)
     with threadpool_limits(1, user_api="blas"):
         assert compiled(pool.train_worker, call, "train_worker")(*call)[2] == pool.ABORTED
 

@@ -85,7 +85,7 @@ def pool_calls(monkeypatch):
     real = pool.train_pool
 
     def spy(*args, **kwargs):
-        seen.append(args[17])  # train_pool's ``threads``, after network.train's 17 arguments
+        seen.append(args[18])  # train_pool's ``threads``, after network.train's 18 arguments
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pool, "train_pool", spy)

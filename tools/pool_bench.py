@@ -70,13 +70,13 @@ def _prange_driver():
             for t in prange(T):
                 r0, r1 = t * mb // T, (t + 1) * mb // T
                 parts[t, 0] = pool.rows_block(X, Y, r0, r1, theta, dims, hidden, output, first_layer, A, dZ,
-                                              dbp[t * S : (t + 1) * S])
+                                              dbp[t * S : (t + 1) * S], None)
             cost = 0.0
             for b in range(T):
                 cost += parts[b, 0] * (((b + 1) * mb // T - b * mb // T) / mb)
             for t in prange(T):
                 bad, _ = pool.units_block(t, T, X, theta, dims, first_layer, opt, dt(lr), one, one, one, step, None,
-                                          theta[:0], A, dZ, grad, dbp, 0.0)
+                                          theta[:0], A, dZ, grad, dbp, 0.0, float(mb))
                 sync[pool.BAD + 8 * t] = bad
         return cost
 
@@ -118,7 +118,7 @@ def worker(spec):
             compiled(N.train, call, "train")(*call)
     elif config == "pool":
         def run(n):
-            pool.train_pool(X, Y, theta, d, *codes, hyper, None, state, 0, None, m, n, np.zeros(n), work, T)
+            pool.train_pool(X, Y, theta, d, *codes, hyper, None, state, 0, None, m, n, np.zeros(n), work, None, T)
     else:
         import numba
 
@@ -137,7 +137,7 @@ def worker(spec):
                     call = (X, Y, theta, d, *codes, hyper, None, state, 0, None, m, 1, np.zeros(1), work)
                     compiled(N.train, call, "train")(*call)
                 else:
-                    pool.train_pool(X, Y, theta, d, *codes, hyper, None, state, 0, None, m, 1, np.zeros(1), work, T)
+                    pool.train_pool(X, Y, theta, d, *codes, hyper, None, state, 0, None, m, 1, np.zeros(1), work, None, T)
                 first[name] = time.perf_counter() - t0
         return first
     with threadpool_limits(T if config == "train" else 1, user_api="blas"):

@@ -98,7 +98,7 @@ def whole_steps(dims, m, dtype, repeats, threads):
     work = N.Workspace(np.empty((0, 0), dtype), np.empty((0, 0), dtype), A, np.empty_like(A), np.empty_like(theta))
     state = np.zeros(2 * theta.size, dtype)
     hyper = N.Hyper(1e-6, 0.9, 0.999, 1e-8)
-    args = (X, Y, theta, d, *activation_codes(), 0, K.OPT_GD, hyper, None, state, 0, None, m, 1, np.zeros(1), work)
+    args = (X, Y, theta, d, *activation_codes(), 0, K.OPT_GD, hyper, None, state, 0, None, m, 1, np.zeros(1), work, None)
     train = compiled(N.train, args, "network.train")
     times = {"network.train": _median_ms(lambda: train(*args), repeats)}
     with threadpool_limits(1, user_api="blas"):
