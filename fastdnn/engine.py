@@ -14,6 +14,11 @@ What persists from epoch to epoch is a ``TrainingState`` (``fastdnn.state``) of
 plain arrays and numbers, which model files and checkpoints store and restore:
 a resumed run goes on bit for bit.
 
+The learning rate of each epoch is the engine's ``Schedule``'s (``options.LR_SCHEDULES``):
+each compiled call is given one rate per epoch it trains (a float64 array), so a
+schedule never shortens the calls, except plateau's, whose rate is known only
+once the epoch before it was validated (one epoch a call then).
+
 Data are the sample-major ``(m, n_0)`` X and ``(m, n_L)`` Y; a subset of X's
 rows (a training split) is given as row indices, never as a copy of X, except
 that full-batch training on a subset gathers it once (the batch itself).
@@ -21,6 +26,7 @@ that full-batch training on a subset gathers it once (the batch itself).
 
 import contextlib
 import logging
+import math
 import signal
 import threading
 import time
@@ -29,6 +35,7 @@ import warnings
 import numpy as np
 
 from fastdnn import distributed as D
+from fastdnn import options as O
 from fastdnn import routes as R
 from fastdnn import validation as V
 from fastdnn.errors import DivergenceError, OutputOverflowError, TrainingInterrupted
@@ -48,6 +55,91 @@ CHUNK_SECONDS = 0.25
 PREDICT_ROWS = 8192
 
 
+class Schedule:
+    """The learning rate of every epoch: ``kind`` a name of ``options.LR_SCHEDULES`` with its ``params`` (as
+    ``options.parse_lr_schedule`` gives them, checked), times the base rate lr0 (the engine's learning_rate).
+
+    Epoch e counts from 0 over every ``train`` call of a run (``TrainingState.epoch``, so n_iter_ over every
+    fit). Its rate is a function of e and the state's lr_* fields only, computed in Python's float64 one
+    epoch at a time (the same operations whether a call trains one epoch or many), so a run cut into calls,
+    checkpointed and resumed trains at the same rates, bit for bit. The course's ``inverse`` is its model()'s
+    loop exactly: the rate is updated after each epoch's minibatches, so epoch 0 trains at lr0 and epoch
+    e >= 1 at ``update_lr(lr0, e - 1, decay_rate)`` (``schedule_lr_decay(lr0, e - 1, decay_rate,
+    time_interval)`` with an interval): epochs 0 and 1 both at lr0. The others start at lr0 in epoch 0.
+    ``threshold``: plateau's least improvement of the validation score (the estimator's tol).
+    """
+
+    def __init__(self, kind="constant", params=None, threshold=0.0):
+        self.kind, self.params, self.threshold = kind, dict(params or {}), float(threshold)
+        # The rates depend on validation scores (plateau): known one epoch at a time, after a validation.
+        self.by_epoch = kind in O.VALIDATED_SCHEDULES
+
+    @classmethod
+    def from_option(cls, text, threshold=0.0):
+        """The schedule of an ``lr_schedule`` option's text (checked by the options table)."""
+        return cls(*O.parse_lr_schedule(text), threshold=threshold)
+
+    @classmethod
+    def course(cls, decay_rate=None, time_interval=None):
+        """The course's decay of ``model(..., decay_rate, time_interval)`` (``options.check_decay``): constant
+        without a decay_rate, else ``inverse``."""
+        decay_rate, time_interval = O.check_decay(decay_rate, time_interval)
+        if decay_rate is None:
+            return cls()
+        return cls("inverse", {"decay_rate": decay_rate, "time_interval": time_interval})
+
+    def describe(self):
+        """The option's canonical text: "step:10:0.5"."""
+        return O.lr_schedule_text(self.kind, self.params)
+
+    def fix_period(self, state, epochs):
+        """A cosine without a period of its own anneals to its floor by the end of the ``epochs`` that start
+        the run: fixed in ``state`` (lr_period) the first time, so a resumed run keeps it."""
+        if self.kind == "cosine" and self.params["period"] is None and state.lr_period is None:
+            state.lr_period = state.epoch + int(epochs)
+
+    def rate(self, lr0, epoch, state):
+        """The rate epoch ``epoch`` trains at (plateau: the rate now, whatever the epoch)."""
+        kind, p = self.kind, self.params
+        if kind == "constant":
+            return lr0
+        if kind == "inverse":
+            if epoch == 0:
+                return lr0
+            k = epoch - 1 if p["time_interval"] is None else (epoch - 1) // p["time_interval"]
+            return 1 / (1 + p["decay_rate"] * k) * lr0  # the course's update_lr / schedule_lr_decay
+        if kind == "step":
+            return lr0 * p["factor"] ** (epoch // p["every"])
+        if kind == "exponential":
+            return lr0 * p["gamma"] ** epoch
+        if kind == "cosine":
+            period = p["period"] if p["period"] is not None else state.lr_period
+            if period is None:
+                raise ValueError(f"lr_schedule {self.describe()!r} has no period and this run fixed none: give "
+                                 "one (cosine:floor:period)")
+            t = min(epoch, period)
+            return lr0 * (p["floor"] + (1 - p["floor"]) * (1 + math.cos(math.pi * t / period)) / 2)
+        return lr0 * p["factor"] ** state.lr_drops  # plateau
+
+    def rates(self, lr0, state, n):
+        """The rates of the run's next n epochs (from ``state.epoch``), float64, as the kernels take them."""
+        return np.array([self.rate(lr0, state.epoch + e, state) for e in range(n)], np.float64)
+
+    def observe(self, state, score):
+        """plateau: the epoch just trained scored ``score`` on the validation data; after ``patience`` epochs
+        without a score better than the best by more than ``threshold`` the rate drops by ``factor`` (the
+        count starting again). Other schedules ignore scores."""
+        if not self.by_epoch:
+            return
+        if state.lr_best is None or score > state.lr_best + self.threshold:
+            state.lr_best, state.lr_stall = float(score), 0
+        else:
+            state.lr_stall += 1
+            if state.lr_stall >= self.params["patience"]:
+                state.lr_drops += 1
+                state.lr_stall = 0
+
+
 class Engine:
     """One network's training: its architecture, hyperparameters, ``TrainingState`` and buffers.
 
@@ -57,8 +149,8 @@ class Engine:
 
     def __init__(
         self, parameters, *, hidden_activation="relu", output="sigmoid", loss="cross_entropy", frozen_layers=0,
-        optimizer="gd", learning_rate=0.0075, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, lambd=0.0,
-        mini_batch_size=None, threads=None, seed=1, state=None,
+        optimizer="gd", learning_rate=0.0075, lr_schedule=None, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8,
+        lambd=0.0, mini_batch_size=None, threads=None, seed=1, state=None,
     ):
         dims = parameters.dims
         self.dims = np.asarray(dims, np.int64)
@@ -72,9 +164,11 @@ class Engine:
         self._route = None  # the route of a train call in progress
         self._work = None
         self._drifted = False  # warned once that the MPI ranks' parameters drifted apart
+        self.last_rate = None  # the rate the last epoch this engine trained stepped at
+        self._validated = None  # the epoch count when the validation monitor last reported (``validated``)
         self.configure(
-            optimizer=optimizer, learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon,
-            lambd=lambd, mini_batch_size=mini_batch_size, threads=threads,
+            optimizer=optimizer, learning_rate=learning_rate, lr_schedule=lr_schedule, beta=beta, beta1=beta1,
+            beta2=beta2, epsilon=epsilon, lambd=lambd, mini_batch_size=mini_batch_size, threads=threads,
         )
 
     def __getstate__(self):
@@ -88,11 +182,13 @@ class Engine:
         self.__dict__.update(state)
         self.stop = threading.Event()
 
-    def configure(self, *, optimizer, learning_rate, beta, beta1, beta2, epsilon, lambd, mini_batch_size, threads):
+    def configure(self, *, optimizer, learning_rate, beta, beta1, beta2, epsilon, lambd, mini_batch_size, threads,
+                  lr_schedule=None):
         """Everything a later ``train`` may train with differently; the network itself stays.
 
         A change of optimizer starts its state (velocity, Adam's moments and step
-        count) afresh: one optimizer's state means nothing to another.
+        count) afresh: one optimizer's state means nothing to another. ``lr_schedule``:
+        a ``Schedule`` (None: constant) over the base rate ``learning_rate``.
         """
         V.check_choice(optimizer, V.OPTIMIZERS, "optimizer")
         state = self.state
@@ -104,6 +200,7 @@ class Engine:
         self.hyper = N.Hyper(
             float(learning_rate), float(beta if optimizer == "momentum" else beta1), float(beta2), float(epsilon)
         )
+        self.schedule = lr_schedule if lr_schedule is not None else Schedule()
         # The kernels take the L2 strength apart: None (no L2) compiles a version without its code.
         self.lambd = float(lambd) if lambd else None
         self.mini_batch_size = mini_batch_size
@@ -202,8 +299,14 @@ class Engine:
         Raises DivergenceError naming the epoch if a cost, a parameter or the
         optimizer state stops being finite; the engine then holds the end of
         the last finite epoch, which the monitor has seen.
+        A schedule on the validation score (plateau) needs a monitor that validates every epoch
+        (``Monitor.validates``): ValueError before training otherwise.
         """
         state = self.state
+        if self.schedule.by_epoch and not (monitor is not None and monitor.validates):
+            raise ValueError(f"lr_schedule {self.schedule.describe()!r} lowers the rate when the validation score "
+                             "stops improving, but this run has no validation data: set early_stopping=True "
+                             "(fastdnn train --early-stopping) or pass fit(..., validation_data=(X_val, y_val))")
         if not isinstance(X, Feed) and rows is not None and (self.mini_batch_size or rows.size) >= rows.size:
             # Full batch on a subset: the batch is those rows, gathered once.
             X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
@@ -254,13 +357,18 @@ class Engine:
                 n = min(n, every - state.epoch % every)
             if paced:
                 n = min(n, chunk)
-            if route.one_epoch_a_call or comm is not None:
-                n = 1  # across ranks, every rank looks after every epoch and they decide together (below)
+            if route.one_epoch_a_call or comm is not None or self.schedule.by_epoch:
+                # Across ranks, every rank looks after every epoch and they decide together (below); a rate
+                # set by the validation score is known an epoch at a time.
+                n = 1
+            rates = self.schedule.rates(self.hyper.learning_rate, state, n)
             t0 = time.perf_counter()
             start = state.epoch
             try:
-                n = route.epochs(n, costs, done)
+                n = route.epochs(n, costs, done, rates)
             except DivergenceError:
+                if state.epoch > start:
+                    self.last_rate = float(rates[state.epoch - start - 1])
                 # The finite epochs of this chunk are shown before the error goes up.
                 if monitor is not None:
                     if monitor.needs_parameters:
@@ -271,6 +379,7 @@ class Engine:
             state.costs.extend(costs[done : done + n].tolist())
             state.epoch += n
             done += n
+            self.last_rate = float(rates[n - 1])
             stop = False
             if monitor is not None:
                 if monitor.needs_parameters:
@@ -278,6 +387,14 @@ class Engine:
                 stop = monitor.look(self, costs[done - n : done], seconds, final=done == epochs)
                 if paced:
                     chunk = max(1, int(CHUNK_SECONDS * n / max(seconds, 1e-9)))
+            if self.schedule.by_epoch:
+                if self._validated != state.epoch:
+                    raise ValueError(f"lr_schedule {self.schedule.describe()!r} needs a validation score after "
+                                     f"every epoch; none came after epoch {state.epoch - 1}")
+                if comm is not None:
+                    # Rank 0's decision for every rank (a score may round differently on another CPU).
+                    record = comm.bcast((state.lr_drops, state.lr_best, state.lr_stall), root=0)
+                    state.lr_drops, state.lr_best, state.lr_stall = record
             if comm is not None:
                 # A stop that one rank's monitor asks for (a callback on rank 0 only, an early-stopping
                 # score that rounds differently on another CPU) stops every rank, never leaving the
@@ -327,6 +444,19 @@ class Engine:
                     probe.train(X, Y, 1, gram=gram, comm=comm)
             probe.predict_proba(X[:1])
         return compiles.seconds
+
+    # -- the learning rate -------------------------------------------------------------------------
+    def validated(self, score):
+        """The validation score of the epoch just trained: a plateau schedule's input. The validating monitor
+        reports it as it looks, before the monitors after it (a checkpoint written then holds the schedule's
+        record after that epoch)."""
+        self.schedule.observe(self.state, score)
+        self._validated = self.state.epoch
+
+    def rate_of(self, epoch):
+        """The rate epoch ``epoch`` (counted from 0 over the run) trains at under the schedule (plateau: the
+        rate now)."""
+        return self.schedule.rate(self.hyper.learning_rate, epoch, self.state)
 
     def _may_pool(self):
         """Whether training may run on the step's pool here: more than one thread asked or picked (for a

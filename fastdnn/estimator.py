@@ -21,7 +21,7 @@ from fastdnn import export
 from fastdnn import io as fio
 from fastdnn import options as O
 from fastdnn import validation as V
-from fastdnn.engine import Engine, predict_proba_rows
+from fastdnn.engine import Engine, Schedule, predict_proba_rows
 from fastdnn.errors import DataConversionWarning, NotFittedError, scikit_learns
 from fastdnn.labels import class_targets, k_folds, output_for, output_units, predicted_index, split_rows
 from fastdnn.monitors import Callback, EarlyStopping, Monitors, PrintCosts
@@ -45,6 +45,12 @@ class DNNClassifier:
         "softmax" a softmax over two classes too; "sigmoid" one unit (two classes only).
     optimizer : "gd", "momentum" or "adam".
     learning_rate : step size; "auto" (default) picks one per optimizer (``options.AUTO_LEARNING_RATES``).
+    lr_schedule : the learning rate of each epoch, one text "NAME[:P1[:P2]]" (``options.LR_SCHEDULES``):
+        "constant" (default); "inverse:decay_rate:time_interval" (the course's decay); "step:every:factor";
+        "exponential:gamma"; "cosine:floor:period" (period default: max_iter); "plateau:factor:patience"
+        (on the validation score, improving by more than ``tol``: needs ``early_stopping`` or ``fit``'s
+        ``validation_data``). Epochs count over every fit, so warm starts, partial_fit and resumed
+        checkpoints go on with the schedule; one text, so GridSearchCV and sweeps take it as one value.
     batch_size : minibatch size, "auto" for min(200, n_samples), None for full batch (the course).
     max_iter : epochs (passes over the data) per ``fit``.
     l2 : L2 strength lambda (the course's ``lambd``): cost + l2/(2m) sum ||W||^2.
@@ -77,8 +83,8 @@ class DNNClassifier:
 
     def __init__(
         self, hidden_layer_sizes=(100,), activation="relu", loss="cross_entropy", output="auto", optimizer="adam",
-        learning_rate="auto", batch_size="auto", max_iter=200, l2=0.0, beta=0.9, beta1=0.9, beta2=0.999,
-        epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
+        learning_rate="auto", lr_schedule="constant", batch_size="auto", max_iter=200, l2=0.0, beta=0.9, beta1=0.9,
+        beta2=0.999, epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
         validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, frozen_layers=0, dtype=None,
         threads=None, memory="1GB", verbose=False,
     ):
@@ -88,6 +94,7 @@ class DNNClassifier:
         self.output = output
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.l2 = l2
@@ -249,6 +256,7 @@ class DNNClassifier:
     def _hyperparameters(self, params, m):
         return dict(
             optimizer=params["optimizer"], learning_rate=O.resolve_learning_rate(params["learning_rate"], params["optimizer"]),
+            lr_schedule=Schedule.from_option(params["lr_schedule"], threshold=params["tol"]),
             beta=params["beta"], beta1=params["beta1"], beta2=params["beta2"], epsilon=params["epsilon"],
             lambd=params["l2"], mini_batch_size=O.resolve_batch_size(params["batch_size"], m), threads=params["threads"],
         )
@@ -285,6 +293,9 @@ class DNNClassifier:
         else:
             self.n_features_in_ = Xs.shape[1]
             self._new_engine(params, Xs.shape[1], Xs.dtype.type, seed, m, self._pretrained_parameters(Xs, params, seed))
+        # A cosine without a period anneals over this fit's max_iter: fixed in the state once, so a resumed run
+        # (whose fit may be asked for fewer epochs) keeps it.
+        self.engine_.schedule.fix_period(self.engine_.state, params["max_iter"])
 
     def warm_up(self, n_features, classes, dtype=None, comm=None, m=2):
         """Compile (or load from the disk cache) the kernels that ``fit`` with these options on ``n_features``

@@ -25,7 +25,9 @@ structured values are JSON text), so any numpy reads the files with
                       all zeros (gd's), which a reader then assumes
     rng_state         JSON: the shuffling Generator's ``bit_generator.state``
     state             JSON: optimizer, step, epoch, early stopping's best score, epoch, stall,
-                      stopped, and whether the run was in progress (version 2)
+                      stopped, whether the run was in progress (version 2), and the learning-rate
+                      schedule's record: lr_period, lr_drops, lr_best, lr_stall (the schedule itself is
+                      the options' lr_schedule; a file without them loads as a run at the constant rate)
     best_parameters   (P,) early stopping's best parameters so far, if any (version 2)
     gram_W1_init, gram_C, gram_V, gram_carry, gram_norms
                       the Gram route's carried state, for a run saved mid-way on it (version 2)
@@ -178,6 +180,12 @@ def _check_scalars(state):
                                                     and math.isfinite(state.best_score)), "null or a number"),
         ("stopped", isinstance(state.stopped, bool), "true or false"),
         ("in_progress", isinstance(state.in_progress, bool), "true or false"),
+        ("lr_period", state.lr_period is None or (whole(state.lr_period) and state.lr_period > 0),
+         "null or a positive integer"),
+        ("lr_drops", whole(state.lr_drops), "a non-negative integer"),
+        ("lr_stall", whole(state.lr_stall), "a non-negative integer"),
+        ("lr_best", state.lr_best is None or (isinstance(state.lr_best, (int, float)) and not isinstance(
+            state.lr_best, bool) and math.isfinite(state.lr_best)), "null or a number"),
     ):
         if not ok:
             raise ValueError(f"the training state's {name} must be {what}, got {getattr(state, name)!r}")
@@ -593,7 +601,9 @@ def _training_state(arrays, path, parameters, optimizer, version, run):
         "rng_state": arrays.get("rng_state", _text(json.dumps(np.random.default_rng(0).bit_generator.state))),
     }
     scalars = {"optimizer": optimizer, "step": t, "epoch": n_iter, "best_score": None, "best_epoch": None,
-               "stall": 0, "stopped": False, "in_progress": False}
+               "stall": 0, "stopped": False, "in_progress": False,
+               # Files written before learning-rate schedules hold none: a fresh record.
+               "lr_period": None, "lr_drops": 0, "lr_best": None, "lr_stall": 0}
     if "state" in arrays:
         scalars.update(_json(arrays, "state", path, "training state values"))
     elif "step" in arrays:  # a version-1 checkpoint

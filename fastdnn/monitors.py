@@ -19,12 +19,15 @@ class Monitor:
     pace, about every ``engine.CHUNK_SECONDS``. Every monitor also looks at the run's last epoch (the end of
     the call, a stop asked by another monitor, or the last finite epoch before a divergence).
     ``needs_parameters``: whether ``look`` reads the parameters (on the Gram route the engine then forms W1
-    first). ``look(engine, costs, seconds)`` gets the costs of the epochs since this monitor's last look
+    first). ``validates``: whether it scores the validation data after every epoch and reports the score
+    (``Engine.validated``), which a learning-rate schedule on the validation score needs.
+    ``look(engine, costs, seconds)`` gets the costs of the epochs since this monitor's last look
     and the seconds they took; a true result stops the run there.
     """
 
     every = None
     needs_parameters = False
+    validates = False
 
     def look(self, engine, costs, seconds):
         return False
@@ -44,6 +47,7 @@ class Monitors(Monitor):
                 self.every = int(np.gcd(self.every, e))  # every multiple of each is a multiple of this
         self.paced = any(m.every is None for m in self.monitors)
         self.needs_parameters = any(m.needs_parameters for m in self.monitors)
+        self.validates = any(m.validates for m in self.monitors)
         self.pending = [([], 0.0) for _ in self.monitors]
 
     def look(self, engine, costs, seconds, final=False):
@@ -68,11 +72,14 @@ class EarlyStopping(Monitor):
     The record (best score, epoch, parameters, stall) lives in the engine's
     ``TrainingState``, so chunked fits and resumed runs behave alike;
     ``keep_best`` puts the best parameters back at the end. With
-    ``patience=None`` it only records the scores.
+    ``patience=None`` it only records the scores. Each score goes to the
+    engine as it is taken (``Engine.validated``: the plateau schedule's input),
+    before the monitors after this one look.
     """
 
     every = 1
     needs_parameters = True
+    validates = True
 
     def __init__(self, X, labels, rows=None, tol=1e-4, patience=10):
         self.X, self.labels, self.rows, self.tol, self.patience = X, labels, rows, tol, patience
@@ -81,6 +88,7 @@ class EarlyStopping(Monitor):
         state = engine.state
         score = engine.accuracy(self.X, self.labels, self.rows)
         state.validation_scores.append(score)
+        engine.validated(score)
         if self.patience is None:
             return False
         if state.best_score is None or score > state.best_score + self.tol:
@@ -101,8 +109,9 @@ class EarlyStopping(Monitor):
 
 # What a callback receives after an epoch: ``epoch`` counts epochs over every fit, ``costs`` are
 # the epochs' costs since its last call (one, unless the callback asked for ``every`` > 1 or None),
-# ``validation_score`` the epoch's validation accuracy when the fit validates, else None.
-EpochInfo = namedtuple("EpochInfo", "epoch cost costs seconds validation_score estimator")
+# ``validation_score`` the epoch's validation accuracy when the fit validates, else None,
+# ``learning_rate`` the rate the last of those epochs trained at (the schedule's, ``lr_schedule``).
+EpochInfo = namedtuple("EpochInfo", "epoch cost costs seconds validation_score estimator learning_rate")
 
 
 class PrintCosts(Monitor):
@@ -131,7 +140,8 @@ class Callback(Monitor):
     def look(self, engine, costs, seconds):
         state = engine.state
         score = state.validation_scores[-1] if len(state.validation_scores) else None
-        info = EpochInfo(state.epoch, float(costs[-1]), [float(c) for c in costs], seconds, score, self.estimator)
+        info = EpochInfo(state.epoch, float(costs[-1]), [float(c) for c in costs], seconds, score, self.estimator,
+                         engine.last_rate)
         stop = self.callback(info)
         if stop is not None and not isinstance(stop, (bool, np.bool_)):
             raise ValueError(f"a callback returns True (stop), False or None, got {stop!r} from {self.callback!r}")

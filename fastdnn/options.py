@@ -114,6 +114,111 @@ def _dtype(value, name):
 DTYPES = ("float32", "float64")
 
 
+# ---------------------------------------------------------------------------- learning-rate schedules
+
+
+def _whole(value, name):
+    return V.check_positive(value, name, integer=True)
+
+
+def _whole_or_none(value, name):
+    return None if value is None else V.check_positive(value, name, integer=True)
+
+
+def _open_fraction(value, name):
+    return V.check_open_fraction(value, name)
+
+
+def _gamma(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    return float(value)
+
+
+# Each schedule: what it does, and its parameters in the order ``lr_schedule`` gives them ("name:p1:p2", each
+# omitted or left empty from the right taking its default) as (name, default, check, int or float). Epoch e counts
+# from 0 over every fit of a run (n_iter_), so a resumed run, a warm start and partial_fit go on with it; lr0 is
+# learning_rate. engine.Schedule computes the rates.
+LR_SCHEDULES = {
+    "constant": ("lr0 every epoch", ()),
+    # The course's model() updates the rate after each epoch's minibatches: epoch 0 trains at lr0 and epoch
+    # e >= 1 at update_lr(lr0, e - 1, decay_rate), or with time_interval at schedule_lr_decay(lr0, e - 1, ...).
+    "inverse": ("the course's decay: epoch e >= 1 at lr0 / (1 + decay_rate k), k = e - 1 or with time_interval "
+                "floor((e - 1) / time_interval)",
+                (("decay_rate", 1.0, V.check_non_negative, float), ("time_interval", None, _whole_or_none, int))),
+    "step": ("lr0 factor^floor(e / every)", (("every", 10, _whole, int), ("factor", 0.5, _open_fraction, float))),
+    "exponential": ("lr0 gamma^e", (("gamma", 0.95, _gamma, float),)),
+    "cosine": ("from lr0 down a half cosine to floor lr0 at epoch period (none: the run's max_iter), then there",
+               (("floor", 0.0, V.check_fraction, float), ("period", None, _whole_or_none, int))),
+    "plateau": ("times factor after patience epochs without a validation score better by more than tol; needs "
+                "validation data (early_stopping, or fit's validation_data)",
+                (("factor", 0.1, _open_fraction, float), ("patience", 10, _whole, int))),
+}
+# Schedules whose rates depend on the run's validation scores, known only epoch by epoch.
+VALIDATED_SCHEDULES = ("plateau",)
+
+
+def check_decay(decay_rate, time_interval):
+    """The course's decay arguments of ``model`` (reference and fast path): decay_rate None (no decay) or a
+    finite number >= 0; time_interval None (the rate decays every epoch) or a positive integer, which needs a
+    decay_rate. Returns them checked."""
+    if decay_rate is None:
+        if time_interval is not None:
+            raise ValueError(f"time_interval ({time_interval!r}) schedules a decay: give decay_rate too")
+        return None, None
+    return V.check_non_negative(decay_rate, "decay_rate"), _whole_or_none(time_interval, "time_interval")
+
+
+def parse_lr_schedule(value, name="lr_schedule"):
+    """(schedule name, {parameter: value}) of an ``lr_schedule`` text such as "step:10:0.5", every parameter
+    there (defaults filled in) and checked; one clear ValueError naming the option otherwise."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be text like 'step:10:0.5' (one of {', '.join(LR_SCHEDULES)}, then its "
+                         f"parameters after colons), got {value!r}")
+    kind, *parts = value.strip().split(":")
+    V.check_choice(kind, tuple(LR_SCHEDULES), name)
+    table = LR_SCHEDULES[kind][1]
+    if len(parts) > len(table):
+        names = ":".join(p[0] for p in table)
+        raise ValueError(f"{name} {value!r}: {kind!r} takes at most {len(table)} parameter(s) "
+                         f"({kind}{':' + names if names else ''}), got {len(parts)}")
+    out = {}
+    for i, (param, default, check, kind_of) in enumerate(table):
+        text = parts[i].strip() if i < len(parts) else ""
+        if text == "" or text.lower() == "none":
+            number = default
+        else:
+            try:
+                number = kind_of(text)
+            except ValueError:
+                what = "an integer" if kind_of is int else "a number"
+                raise ValueError(f"{name} {value!r}: {param} must be {what}, got {text!r}") from None
+        out[param] = None if number is None else check(number, f"{name} {value!r}: {param}")
+    return kind, out
+
+
+def lr_schedule_text(kind, params):
+    """The canonical text of a parsed schedule: every parameter given, a trailing none left out; it parses
+    back to the same values (floats written as repr writes them)."""
+    parts = [repr(float(v)) if isinstance(v, float) else str(v) if v is not None else "none" for v in params.values()]
+    while parts and parts[-1] == "none":
+        parts.pop()
+    return ":".join([kind, *parts])
+
+
+def _lr_schedule(value, name):
+    return lr_schedule_text(*parse_lr_schedule(value, name))
+
+
+def _lr_schedule_help():
+    def shown(value):
+        return "none" if value is None else f"{value:g}"
+
+    return ("the learning rate of epoch e (from 0): NAME[:P1[:P2]], parameters from the right optional: " + "; ".join(
+        kind + "".join(f":{p[0]}={shown(p[1])}" for p in table) + f" ({what})"
+        for kind, (what, table) in LR_SCHEDULES.items()))
+
+
 # ---------------------------------------------------------------------------- command-line text -> value
 
 
@@ -190,6 +295,8 @@ OPTIONS = (
     Option("learning_rate", "auto", _learning_rate,
            "step size; 'auto' picks one per optimizer (" + ", ".join(f"{k} {v:g}" for k, v in AUTO_LEARNING_RATES.items()) + ")",
            flag="--lr", course="learning_rate", parse=_parse_learning_rate, metavar="LR|auto"),
+    Option("lr_schedule", "constant", _lr_schedule, _lr_schedule_help(), flag="--lr-schedule", parse=str,
+           metavar="NAME[:P...]"),
     Option("batch_size", "auto", _batch_size, f"minibatch size; 'auto' min({AUTO_BATCH}, n); 'full' (None in Python) the course's full batch",
            flag="--batch-size", course="mini_batch_size", parse=_parse_batch, metavar="N|full|auto", command_default=256),
     Option("max_iter", 200, _positive_int, "epochs: passes over the data (with --resume, the total)", flag="--epochs",

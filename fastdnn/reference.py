@@ -22,6 +22,9 @@ With its defaults it computes what ``L_layer_model`` computes, bit for bit.
 
 import numpy as np
 
+# The course's decay arguments are checked as the fast path's model checks them.
+from fastdnn.options import check_decay
+
 # The option tables are imported to be read here as well: reference.OUTPUTS etc.
 from fastdnn.validation import (
     INITIALIZATIONS,
@@ -469,6 +472,20 @@ def random_mini_batches(X, Y, mini_batch_size, rng):
     return mini_batches
 
 
+def update_lr(learning_rate0, epoch_num, decay_rate):
+    """The course's learning-rate decay: learning_rate0 / (1 + decay_rate * epoch_num), written as the course
+    writes it."""
+    learning_rate = 1 / (1 + decay_rate * epoch_num) * learning_rate0
+    return learning_rate
+
+
+def schedule_lr_decay(learning_rate0, epoch_num, decay_rate, time_interval=1000):
+    """The course's scheduled decay: learning_rate0 / (1 + decay_rate * floor(epoch_num / time_interval)),
+    the rate lowered once every time_interval epochs."""
+    learning_rate = 1 / (1 + decay_rate * np.floor(epoch_num / time_interval)) * learning_rate0
+    return learning_rate
+
+
 def L_layer_model(X, Y, layers_dims, learning_rate=0.0075, num_iterations=3000, print_cost=False):
     """Full-batch gradient descent for num_iterations steps.
 
@@ -512,6 +529,8 @@ def model(
     parameters=None,
     frozen_layers=0,
     print_cost=False,
+    decay_rate=None,
+    time_interval=None,
 ):
     """Train an L-layer network with the chosen options for num_epochs passes over the data.
 
@@ -531,14 +550,23 @@ def model(
     batches of the cost before each step, weighted by the batch's size. With the
     defaults this is L_layer_model(X, Y, layers_dims, learning_rate, num_epochs),
     bit for bit. Raises FloatingPointError when a cost is not finite.
+
+    decay_rate (None: no decay) is the course's learning-rate decay, as its
+    model() applies it: after epoch i's minibatches, learning_rate =
+    update_lr(learning_rate0, i, decay_rate), or with time_interval
+    schedule_lr_decay(learning_rate0, i, decay_rate, time_interval). So epoch 0
+    trains at learning_rate0 and epoch i + 1 at the rate after epoch i: epochs 0
+    and 1 both at learning_rate0.
     """
     X, Y, layers_dims = check_model_options(
         X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
         epsilon, lambd, hidden_activation, output, loss, init, frozen_layers, seed, parameters,
     )
+    decay_rate, time_interval = check_decay(decay_rate, time_interval)
     X = X.astype(np.float64, copy=False)
     Y = Y.astype(np.float64, copy=False)
     m = X.shape[1]
+    learning_rate0 = learning_rate  # the original learning rate
     if parameters is None:
         parameters = initialize_parameters(layers_dims, init, seed)
     else:
@@ -580,8 +608,15 @@ def model(
             # The weight m_b / m is computed first so that a full batch adds
             # cost * 1.0, exactly L_layer_model's cost.
             epoch_cost += cost * (X_b.shape[1] / m)
+        if decay_rate is not None:
+            if time_interval is None:
+                learning_rate = update_lr(learning_rate0, i, decay_rate)
+            else:
+                learning_rate = schedule_lr_decay(learning_rate0, i, decay_rate, time_interval)
         if print_cost and i % 100 == 0:
             print(f"Cost after epoch {i}: {epoch_cost:.6f}")
+            if decay_rate is not None:
+                print(f"learning rate after epoch {i}: {learning_rate:f}")
         costs.append(epoch_cost)
     return parameters, costs
 

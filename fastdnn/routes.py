@@ -10,8 +10,9 @@
 - ``Gram``: wide full-batch data in memory (m <= n_0 / 2), the first layer carried
   in the example space (``kernels.gram``).
 
-Every route: ``begin()`` once, ``epochs(n, costs, done)`` as often as the engine
-asks (it trains up to n epochs, writes their costs at ``costs[done:]``, returns how
+Every route: ``begin()`` once, ``epochs(n, costs, done, rates)`` as often as the engine
+asks (it trains up to n epochs, epoch i of them at the learning rate ``rates[i]``
+(float64, the schedule's), writes their costs at ``costs[done:]``, returns how
 many it trained, or raises ``DivergenceError`` with the state at the end of the
 last finite epoch), ``form_parameters()`` before anyone reads the parameters and
 ``end()`` once, also after an error. Which route a call takes is ``choose``'s rule.
@@ -86,9 +87,15 @@ def choose(engine, gram, shape, epochs):
 # ---------------------------------------------------------------------------- the kernels' arguments
 
 
-def _train_args(engine, X, Y, step, perms, batch, n, costs, work):
+def _hyper(engine, rates):
+    """The kernels' ``Hyper``: the engine's betas and epsilon with ``rates``, one learning rate per epoch of the
+    call (a float64 array: every route passes one, so a run compiles one version whatever its schedule)."""
+    return engine.hyper._replace(learning_rate=rates)
+
+
+def _train_args(engine, hyper, X, Y, step, perms, batch, n, costs, work):
     s = engine.state
-    return (X, Y, s.parameters.flat, engine.dims, *engine.codes, engine.frozen_layers, engine.opt, engine.hyper,
+    return (X, Y, s.parameters.flat, engine.dims, *engine.codes, engine.frozen_layers, engine.opt, hyper,
             engine.lambd, s.optimizer_state, step, perms, batch, n, costs, work)
 
 
@@ -97,16 +104,17 @@ def _accumulate_args(engine, X, Y, chunk, m, work, grad, add):
             add)
 
 
-def _update_args(engine, grad, total, m):
+def _update_args(engine, hyper, grad, total, m):
     s = engine.state
-    return (s.parameters.flat, grad, s.optimizer_state, engine.dims, engine.frozen_layers, engine.opt, engine.hyper,
+    return (s.parameters.flat, grad, s.optimizer_state, engine.dims, engine.frozen_layers, engine.opt, hyper,
             engine.lambd, total, m, s.step)
 
 
-def _train(engine, workers, *args):
-    """``network.train``'s epochs, on ``workers`` threads of the step's pool (``pool.train_pool``) when more
-    than one; the caller has BLAS single-threaded for them then (``threads.split_threads``)."""
-    call = _train_args(engine, *args)
+def _train(engine, workers, hyper, *args):
+    """``network.train``'s epochs at ``hyper``'s rates, on ``workers`` threads of the step's pool
+    (``pool.train_pool``) when more than one; the caller has BLAS single-threaded for them then
+    (``threads.split_threads``)."""
+    call = _train_args(engine, hyper, *args)
     if workers > 1:
         return P.train_pool(*call, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}")
     return compiled(N.train, call, f"the training kernels for {engine.describe(args[0].dtype)}")(*call)
@@ -151,7 +159,7 @@ class Route:
     def begin(self):
         pass
 
-    def epochs(self, n, costs, done):
+    def epochs(self, n, costs, done, rates):
         raise NotImplementedError
 
     def form_parameters(self):
@@ -172,11 +180,12 @@ class Direct(Route):
         super().__init__(engine)
         self.X, self.Y, self.rows, self.m, self.batch = X, Y, rows, m, batch
 
-    def epochs(self, n, costs, done):
+    def epochs(self, n, costs, done, rates):
         engine, state, X, Y, m, batch = self.engine, self.state, self.X, self.Y, self.m, self.batch
         shuffle = batch < m
         if shuffle:
             n = min(n, max(1, PERM_BYTES // (8 * m)))
+        hyper = _hyper(engine, rates[:n])
         # Gather buffers are needed only when batches are shuffled rows.
         work = engine.buffers(batch, X.shape[1] if shuffle else 0, Y.shape[1] if shuffle else 0)
         start = Snapshot(state)
@@ -185,7 +194,8 @@ class Direct(Route):
             perms = np.stack([state.rng.permutation(m) for _ in range(n)])
             if self.rows is not None:
                 perms = self.rows[perms]
-        finished, step, reason = _train(engine, self.workers, X, Y, state.step, perms, batch, n, costs[done:], work)
+        finished, step, reason = _train(engine, self.workers, hyper, X, Y, state.step, perms, batch, n, costs[done:],
+                                        work)
         costs[done : done + finished] /= m  # the kernel sums each epoch's cost over its examples
         if reason == N.STOP_PARAMETERS:
             rows_done = _rows_before_divergence(m, batch, step - state.step - finished * -(-m // batch))
@@ -196,7 +206,8 @@ class Direct(Route):
             step = state.step
             if finished:
                 replay = perms[:finished] if shuffle else perms
-                _, step, _ = _train(engine, self.workers, X, Y, step, replay, batch, finished, np.zeros(finished), work)
+                _, step, _ = _train(engine, self.workers, hyper, X, Y, step, replay, batch, finished,
+                                    np.zeros(finished), work)
             state.step = step
             for _ in range(finished if shuffle else 0):
                 state.rng.permutation(m)
@@ -229,9 +240,10 @@ class Streamed(Route):
                              f"the same data with the same memory budget and batch size (now: "
                              f"{was(feed.block_rows, batch)})")
 
-    def epochs(self, n, costs, done):
+    def epochs(self, n, costs, done, rates):
         engine, state, feed = self.engine, self.state, self.feed
         shuffle = engine.mini_batch_size is not None
+        hyper = _hyper(engine, rates[:1])  # one epoch a call, resumed mid-way at its own rate
         start = Snapshot(state)  # the position is copied: it moves as blocks are trained
         if state.stream is None:
             spans = np.array(epoch_blocks(state.rng, feed.n_rows, feed.block_rows, shuffle), np.int64).reshape(-1, 2)
@@ -241,19 +253,19 @@ class Streamed(Route):
         spans = [tuple(int(i) for i in span) for span in position.spans[position.next :]]
         try:
             if self.comm is not None:
-                self._distributed_blocks(spans, position, shuffle, start, costs, done)
+                self._distributed_blocks(spans, position, shuffle, start, costs, done, hyper)
             else:
-                self._blocks(spans, position, shuffle, start, costs, done)
+                self._blocks(spans, position, shuffle, start, costs, done, hyper)
         except KeyboardInterrupt as exc:
             if not isinstance(exc, TrainingInterrupted):
                 # A second Ctrl-C, raised wherever Python was (perhaps between a block's update and its
                 # bookkeeping): back to the epoch's start, a state that resumes exactly.
                 start.restore(state)
             raise
-        self._end_epoch(position, shuffle, start, costs, done)
+        self._end_epoch(position, shuffle, start, costs, done, hyper)
         return 1
 
-    def _blocks(self, spans, position, shuffle, start, costs, done):
+    def _blocks(self, spans, position, shuffle, start, costs, done, hyper):
         engine, state, feed, batch = self.engine, self.state, self.feed, self.batch
         work = engine.buffers(batch if shuffle else min(ACCUMULATE_ROWS, batch), feed.n_features if shuffle else 0,
                               int(engine.dims[-1]) if shuffle else 0)
@@ -270,7 +282,7 @@ class Streamed(Route):
                     perms = state.rng.permutation(n)
                     if where is not None:
                         perms = where[perms]  # the block's rows sit among held-out rows in the buffer
-                    _, step, reason = _train(engine, self.workers, Xb, Yb, state.step, perms.reshape(1, -1),
+                    _, step, reason = _train(engine, self.workers, hyper, Xb, Yb, state.step, perms.reshape(1, -1),
                                              min(batch, n), 1, total, work)
                     if reason == N.STOP_PARAMETERS:
                         total[0] /= position.next * feed.block_rows + _rows_before_divergence(n, batch, step - state.step)
@@ -283,7 +295,7 @@ class Streamed(Route):
                 position.total = float(total[0])
                 position.next += 1
 
-    def _distributed_blocks(self, spans, position, shuffle, start, costs, done):
+    def _distributed_blocks(self, spans, position, shuffle, start, costs, done, hyper):
         """The blocks ``spans`` of a streamed epoch across ranks: the global row order is one process's
         (``epoch_blocks``, then each block's permutation), each minibatch is split as in memory
         (``distributed.mine``), and each rank reads only the rows it trains. Full batch: each rank sums
@@ -315,7 +327,7 @@ class Streamed(Route):
                         k = min(batch, n - s)
                         lo, hi = D.share(k, size, rank)
                         # A Ctrl-C is taken at the block's end (above), a resumable point.
-                        cost, reason, _ = step(Xb, Yb, where[order[s + lo : s + hi]], k)
+                        cost, reason, _ = step(Xb, Yb, where[order[s + lo : s + hi]], k, hyper)
                         if reason != N.STOP_NONE:
                             start.restore(state)
                             diverged(state, reason, np.concatenate([costs[:done], [cost]]), done, 0)
@@ -326,12 +338,12 @@ class Streamed(Route):
                     position.total += _accumulate(engine, Xb, Yb, feed.n_rows, work, position.grad)
                 position.next += 1
 
-    def _end_epoch(self, position, shuffle, start, costs, done):
+    def _end_epoch(self, position, shuffle, start, costs, done, hyper):
         state, m = self.state, self.feed.n_rows
         if self.comm is not None:
             share_partial_sums(self.comm, position)
         if not shuffle:
-            call = _update_args(self.engine, position.grad, position.total, m)
+            call = _update_args(self.engine, hyper, position.grad, position.total, m)
             update = compiled(N.full_batch_update, call,
                               f"the full-batch kernels for {self.engine.describe(state.parameters.flat.dtype)}")
             cost, reason = update(*call)
@@ -356,20 +368,21 @@ class Distributed(Route):
         super().__init__(engine)
         self.comm, self.X, self.Y, self.rows, self.m, self.batch = comm, X, Y, rows, m, batch
 
-    def epochs(self, n, costs, done):
+    def epochs(self, n, costs, done, rates):
         engine, state, X, Y, rows, m, batch = self.engine, self.state, self.X, self.Y, self.rows, self.m, self.batch
         size, rank = self.comm.Get_size(), self.comm.Get_rank()
         shuffle = engine.mini_batch_size is not None
         step = distributed_step(engine, self.comm, -(-batch // size), X.shape[1], Y.shape[1], X.dtype)
         for e in range(n):
             start = Snapshot(state)
+            hyper = _hyper(engine, rates[e : e + 1])
             order = state.rng.permutation(m) if shuffle else None
             total = 0.0
             for s in range(0, m, batch):
                 b = min(batch, m - s)
                 lo, hi = D.share(b, size, rank)
                 index = order[s + lo : s + hi] if shuffle else np.arange(s + lo, s + hi)
-                cost, reason, interrupted = step(X, Y, index if rows is None else rows[index], b)
+                cost, reason, interrupted = step(X, Y, index if rows is None else rows[index], b, hyper)
                 if interrupted:
                     # Every rank learns of a Ctrl-C at the same step: back to the epoch's start together, a
                     # state that resumes exactly (a run in memory has no resumable point within an epoch).
@@ -404,13 +417,18 @@ def begin_distributed(engine, comm, X, Y, rows, m, epochs):
         **data,
         "epochs": epochs, "layer sizes": [int(d) for d in engine.dims], "activations": engine.network,
         "optimizer": state.optimizer,
-        "learning rate, beta1, beta2, epsilon": tuple(engine.hyper), "l2": engine.lambd,
+        "learning rate, beta1, beta2, epsilon": tuple(engine.hyper),
+        "learning-rate schedule": engine.schedule.describe(), "l2": engine.lambd,
         "batch size": engine.mini_batch_size, "frozen layers": engine.frozen_layers,
     })
     D.broadcast(comm, state.parameters.flat)
     D.broadcast(comm, state.optimizer_state)
-    shared = comm.bcast((state.step, state.epoch, state.rng.bit_generator.state, state.stream), root=0)
-    state.step, state.epoch, state.rng.bit_generator.state, state.stream = shared
+    schedule = ("lr_period", "lr_drops", "lr_best", "lr_stall")  # the schedule's record, rank 0's
+    shared = comm.bcast((state.step, state.epoch, state.rng.bit_generator.state, state.stream,
+                         [getattr(state, k) for k in schedule]), root=0)
+    state.step, state.epoch, state.rng.bit_generator.state, state.stream, record = shared
+    for key, value in zip(schedule, record):
+        setattr(state, key, value)
     if state.stream is not None and state.stream.grad is not None and comm.Get_rank() != 0:
         # A full-batch epoch stopped mid-way: rank 0 holds the sums so far (``share_partial_sums``),
         # each rank adds its share of the blocks still to come.
@@ -428,10 +446,11 @@ def share_partial_sums(comm, position):
 
 
 def distributed_step(engine, comm, part, n_features, n_outputs, dtype):
-    """A function step(X, Y, index, b) -> (mean cost, stop reason, interrupted): one synchronous step of a
+    """A function step(X, Y, index, b, hyper) -> (mean cost, stop reason, interrupted): one synchronous step of a
     global minibatch of b rows, of which this rank trains rows ``index`` of X, Y (at most ``part``,
     perhaps none): their gradient and summed cost (``accumulate``), one Allreduce of both and of
-    whether a Ctrl-C reached any rank, the same update on every rank (``full_batch_update``)."""
+    whether a Ctrl-C reached any rank, the same update on every rank (``full_batch_update``, at the rate that
+    ``hyper``, a ``Hyper`` of the epoch's rate alone, holds)."""
     state = engine.state
     flat = state.parameters.flat
     P = flat.size
@@ -447,10 +466,10 @@ def distributed_step(engine, comm, part, n_features, n_outputs, dtype):
     # most of a small network's distributed step.
     accumulate = compiled(N.accumulate, _accumulate_args(engine, Xb[:1], Yb[:1], 1, 1, work, buffer[:P], False),
                           f"the distributed gradient kernels for {label}")
-    update = compiled(N.full_batch_update, _update_args(engine, buffer[:P], 0.0, 1),
+    update = compiled(N.full_batch_update, _update_args(engine, _hyper(engine, np.zeros(1)), buffer[:P], 0.0, 1),
                       f"the distributed update kernels for {label}")
 
-    def step(X, Y, index, b):
+    def step(X, Y, index, b, hyper):
         if index.size == 0:  # an empty share (a batch smaller than the ranks): contribute nothing
             buffer[first_trainable:] = 0
         else:
@@ -460,7 +479,7 @@ def distributed_step(engine, comm, part, n_features, n_outputs, dtype):
             buffer[P] = accumulate(*_accumulate_args(engine, xb, yb, index.size, b, work, buffer[:P], False))
         buffer[P + 1] = engine.stop.is_set()
         D.sum_in_place(comm, buffer)
-        cost, reason = update(*_update_args(engine, buffer[:P], float(buffer[P]), b))
+        cost, reason = update(*_update_args(engine, hyper, buffer[:P], float(buffer[P]), b))
         return cost, reason, buffer[P + 1] > 0
 
     return step
@@ -508,14 +527,14 @@ class Gram(Route):
         state.gram = carry
         self.G, self.Z0, self.work = G, Z0, engine.buffers(m, 0, 0)
 
-    def epochs(self, n, costs, done):
+    def epochs(self, n, costs, done, rates):
         engine, state, carry, work = self.engine, self.state, self.state.gram, self.work
         flat = state.parameters.flat
         saved = (flat.copy(), state.optimizer_state.copy(), carry.C.copy(), carry.V.copy(), carry.carry.copy())
         # The W1 velocity V only for momentum: gd passes None and compiles no momentum code for W1.
         V = carry.V if engine.opt == K.OPT_MOMENTUM else None
-        head = (self.G, self.Z0, self.Y, flat, engine.dims, *engine.codes, engine.opt, engine.hyper, engine.lambd,
-                state.optimizer_state, carry.carry, carry.C, V)
+        head = (self.G, self.Z0, self.Y, flat, engine.dims, *engine.codes, engine.opt, _hyper(engine, rates[:n]),
+                engine.lambd, state.optimizer_state, carry.carry, carry.C, V)
         call = (*head, n, costs[done:], work.A, work.dZ, work.grad)
         train_gram = compiled(GR.train_gram, call,
                               f"the Gram-route training kernels for {engine.describe(self.Y.dtype)}")

@@ -59,10 +59,17 @@ class TrainingState:
                        record included) rather than starting a new one
     stream             mid-epoch on data streamed from disk (an interrupted epoch), else None: a
                        ``StreamPosition``, the epoch's blocks and how far it got
+    lr_period          the learning-rate schedule's period where the run fixed it (a cosine without one of
+                       its own anneals over the max_iter of the fit that started it), else None
+    lr_drops, lr_best, lr_stall
+                       the plateau schedule's record: the rate's drops so far (the rate is
+                       learning_rate x factor^lr_drops), the best validation score and the epochs since
+    The schedule's rates are a function of ``epoch`` and these, so a resumed run continues it exactly.
     """
 
     # The fields that are plain numbers, text or flags (a checkpoint keeps them as one JSON object).
-    SCALARS = ("optimizer", "step", "epoch", "best_score", "best_epoch", "stall", "stopped", "in_progress")
+    SCALARS = ("optimizer", "step", "epoch", "best_score", "best_epoch", "stall", "stopped", "in_progress",
+               "lr_period", "lr_drops", "lr_best", "lr_stall")
 
     def __init__(self, parameters, seed=None, optimizer="gd"):
         self.parameters = parameters
@@ -81,6 +88,10 @@ class TrainingState:
         self.gram = None
         self.in_progress = False
         self.stream = None
+        self.lr_period = None
+        self.lr_drops = 0
+        self.lr_best = None
+        self.lr_stall = 0
 
     def reset_early_stopping(self):
         self.validation_scores = []

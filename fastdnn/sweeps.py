@@ -10,7 +10,8 @@ amount of training data:
     cost function          loss (--loss)                  initialisation  init (--init)
     activation             activation (--activation)      training data train_size (--train-size)
 
-Any other option of the table may be swept too (the optimizer, Adam's betas). ``train_size`` is a
+Any other option of the table may be swept too (the optimizer, Adam's betas, the learning-rate schedule: one
+text a value, ``lr_schedule=["constant", "step:20:0.5"]``, ``--lr-schedule constant step:20:0.5``). ``train_size`` is a
 fraction (0, 1] or a count of the training examples: the first that many of one seeded permutation, so
 that larger sizes hold the smaller ones (a learning curve).
 

@@ -12,7 +12,7 @@ import numpy as np
 from fastdnn import options as O
 from fastdnn import validation as V
 from fastdnn.data import load_or_stream
-from fastdnn.engine import Engine
+from fastdnn.engine import Engine, Schedule
 from fastdnn.errors import DivergenceError, divergence_message
 from fastdnn.labels import class_targets
 from fastdnn.monitors import Monitor
@@ -27,16 +27,20 @@ from fastdnn.stream import DiskDataset, Feed, block_rows_for, open_disk_dataset
 
 
 class _PrintCost(Monitor):
-    """The course's ``print_cost``: the cost every 100 epochs (iterations), as training goes."""
+    """The course's ``print_cost``: the cost every 100 epochs (iterations), as training goes, and with a decay
+    the learning rate after that epoch (the next epoch's), as the course's model() prints it."""
 
-    def __init__(self, word):
-        self.word = word
+    def __init__(self, word, decay=False):
+        self.word, self.decay = word, decay
 
     def look(self, engine, costs, seconds):
         first = engine.state.epoch - len(costs)
         for i, cost in enumerate(costs):
             if (first + i) % 100 == 0:
                 print(f"Cost after {self.word} {first + i}: {cost:.6f}", flush=True)
+                if self.decay:
+                    print(f"learning rate after {self.word} {first + i}: {engine.rate_of(first + i + 1):f}",
+                          flush=True)
 
 
 def _targets(Y, dtype):
@@ -47,9 +51,18 @@ def model(
     X, Y, layers_dims, learning_rate=0.0075, num_epochs=3000, mini_batch_size=None, optimizer="gd",
     beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, lambd=0.0, hidden_activation="relu",
     output="sigmoid", loss="cross_entropy", init="deep", seed=1, parameters=None, frozen_layers=0,
-    print_cost=False, dtype=None, threads=None, gram="auto", memory="1GB",
+    print_cost=False, dtype=None, threads=None, gram="auto", memory="1GB", decay_rate=None, time_interval=None,
 ):
     """The reference's ``model`` with every option, trained in compiled code; returns (parameters, costs).
+
+    ``decay_rate`` and ``time_interval`` are the course's learning-rate decay, as the
+    reference's: None (default) keeps learning_rate; with a decay_rate the rate is
+    updated after each epoch's minibatches, so epoch 0 trains at learning_rate and
+    epoch e >= 1 at ``update_lr(learning_rate, e - 1, decay_rate)`` = learning_rate /
+    (1 + decay_rate (e - 1)), or with time_interval at ``schedule_lr_decay(learning_rate,
+    e - 1, decay_rate, time_interval)`` = learning_rate / (1 + decay_rate floor((e - 1) /
+    time_interval)). The rates reach the compiled loop one per epoch: the decay
+    never shortens its calls, and every route (the Gram route, data on disk) follows it.
 
     Plus ``dtype`` (float32/float64; default X's float dtype, else float64),
     ``threads`` (BLAS threads for the run; None leaves the library's setting)
@@ -65,8 +78,9 @@ def model(
     """
     options = (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd,
                hidden_activation, output, loss, init, frozen_layers, seed, parameters)
+    schedule = Schedule.course(decay_rate, time_interval)
     if isinstance(X, (str, os.PathLike, DiskDataset)):
-        return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory)
+        return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory, schedule)
     X, Y, dims = V.check_model_options(X, Y, layers_dims, *options)
     dtype = resolve_dtype(dtype, X)
     if parameters is None:
@@ -75,16 +89,16 @@ def model(
         params = pack_parameters(parameters, dtype).copy()
     engine = Engine(
         params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
-        learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon, lambd=lambd,
-        mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
+        learning_rate=learning_rate, lr_schedule=schedule, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon,
+        lambd=lambd, mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
     )
     Xs = samples_as_rows(X, dtype)
-    monitor = _PrintCost("epoch") if print_cost else None
+    monitor = _PrintCost("epoch", decay_rate is not None) if print_cost else None
     costs = engine.train(Xs, _targets(Y, dtype), num_epochs, gram=gram, monitor=monitor).tolist()
     return params, costs
 
 
-def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory):
+def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory, schedule):
     (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd, hidden_activation,
      output, loss, init, frozen_layers, seed, parameters) = options
     budget = O.BY_NAME["memory"].validate(memory)
@@ -105,10 +119,10 @@ def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram,
         pack_parameters(parameters, dtype).copy())
     engine = Engine(
         params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
-        learning_rate=learning_rate, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon, lambd=lambd,
-        mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
+        learning_rate=learning_rate, lr_schedule=schedule, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon,
+        lambd=lambd, mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
     )
-    monitor = _PrintCost("epoch") if print_cost else None
+    monitor = _PrintCost("epoch", schedule.kind != "constant") if print_cost else None
     if not streamed:
         Ys = class_targets(index, n_classes, dtype)
         costs = engine.train(data.X, Ys, num_epochs, gram=gram, monitor=monitor)

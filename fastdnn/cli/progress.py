@@ -9,8 +9,9 @@ from fastdnn.cli.common import say
 
 
 class ProgressBar:
-    """A callback: tqdm's bar over the epochs, with the cost, examples/s and validation accuracy;
-    called at the engine's pace (``every = None``), so it never shortens the compiled calls."""
+    """A callback: tqdm's bar over the epochs, with the cost, the learning rate the last epoch trained at
+    (the schedule's), examples/s and validation accuracy; called at the engine's pace (``every = None``), so it
+    never shortens the compiled calls."""
 
     every = None
 
@@ -27,7 +28,8 @@ class ProgressBar:
     def __call__(self, info):
         if self.bar is None:
             return False
-        status = f"cost {info.cost:.4f}, {self.examples * len(info.costs) / max(info.seconds, 1e-9):,.0f} examples/s"
+        status = (f"cost {info.cost:.4f}, lr {info.learning_rate:.3g}, "
+                  f"{self.examples * len(info.costs) / max(info.seconds, 1e-9):,.0f} examples/s")
         if info.validation_score is not None:
             status += f", validation accuracy {info.validation_score:.4f}"
         self.bar.set_description_str(status, refresh=False)

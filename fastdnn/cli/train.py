@@ -111,7 +111,12 @@ def _options(args, checkpoint):
             # Trained without --dtype: in its data's float type, which its parameters hold.
             saved = checkpoint.estimator.parameters_.flat.dtype.name
             source = " (its data's: it was trained without --dtype)"
-        same = value == saved or (isinstance(saved, float) and isinstance(value, float) and math.isclose(value, saved))
+        try:
+            checked = O.BY_NAME[name].validate(saved)  # as the command line's value was: "step:2" is "step:2:0.5"
+        except (KeyError, TypeError, ValueError):
+            checked = saved
+        same = value in (saved, checked) or (isinstance(saved, float) and isinstance(value, float)
+                                            and math.isclose(value, saved))
         if not same:
             raise CLIError(
                 f"{args.resume}: {_flag(name)} {_shown(name, value)} differs from the checkpoint's "
@@ -480,6 +485,8 @@ def _print_header(examples, start, comm):
     opt = params["optimizer"] + (f" (beta {params['beta']})" if params["optimizer"] == "momentum" else "")
     lr = O.resolve_learning_rate(params["learning_rate"], params["optimizer"])
     lr_text = f"lr {lr:g}" + (" (auto)" if params["learning_rate"] == "auto" else "")
+    if params["lr_schedule"] != "constant":
+        lr_text += f" on schedule {O.BY_NAME['lr_schedule'].validate(params['lr_schedule'])}"
     extras = [f"l2 {params['l2']}"] if params["l2"] else []
     if params["early_stopping"]:
         extras.append(f"early stopping after {params['n_iter_no_change']} epochs without +{params['tol']}")
