@@ -284,7 +284,7 @@ class Engine:
         return route, batch, [m, *self.dims[1:]] if name == "gram" else list(self.dims)
 
     # -- training --------------------------------------------------------------------------
-    def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None, comm=None):
+    def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None, comm=None, workers=None):
         """Train ``epochs`` epochs over the rows of (X (m, n_0), Y (m, n_L)); returns their costs.
 
         ``rows`` (sorted indices) trains on those rows of X only. X may instead
@@ -299,6 +299,8 @@ class Engine:
         Raises DivergenceError naming the epoch if a cost, a parameter or the
         optimizer state stops being finite; the engine then holds the end of
         the last finite epoch, which the monitor has seen.
+        ``workers`` runs a pooled route's steps on that many threads of the step's pool whatever the thread
+        policy says (compiling ahead on a few rows uses it); None follows the policy (``fastdnn.threads``).
         A schedule on the validation score (plateau) needs a monitor that validates every epoch
         (``Monitor.validates``): ValueError before training otherwise.
         """
@@ -317,7 +319,7 @@ class Engine:
             monitor = Monitors([monitor])
         # The ranks on one machine share its cores. local_ranks is a collective: every rank calls it.
         threads = rank_threads(self.threads, step_dims, batch, D.local_ranks(comm) if distributed else 1)
-        route.workers, blas = split_threads(threads, route.pooled)
+        route.workers, blas = split_threads(threads if workers is None else workers, route.pooled)
         interrupts = _InterruptsAtBlockEnds(isinstance(X, Feed) or distributed)
         with blas_threads(blas), interrupts as self.stop:
             state.in_progress = True
@@ -430,8 +432,9 @@ class Engine:
             initialize_parameters(dims, "he", 0, dtype), **self.network, frozen_layers=self.frozen_layers,
             optimizer=self.state.optimizer, learning_rate=self.hyper.learning_rate, beta=self.hyper.beta1,
             beta1=self.hyper.beta1, beta2=self.hyper.beta2, epsilon=self.hyper.epsilon, lambd=self.lambd or 0.0,
-            mini_batch_size=None if self.mini_batch_size is None else 2, threads=2 if self._may_pool() else 1,
+            mini_batch_size=None if self.mini_batch_size is None else 2, threads=1,
         )
+        workers = 2 if self._may_pool() else None
         rows = 4
         X, Y = np.zeros((rows, dims[0]), dtype), np.zeros((rows, dims[-1]), dtype)
         routes = [False]
@@ -441,7 +444,7 @@ class Engine:
         with compiles:
             for gram in routes:
                 with contextlib.suppress(DivergenceError):
-                    probe.train(X, Y, 1, gram=gram, comm=comm)
+                    probe.train(X, Y, 1, gram=gram, comm=comm, workers=workers)
             probe.predict_proba(X[:1])
         return compiles.seconds
 
@@ -459,13 +462,13 @@ class Engine:
         return self.schedule.rate(self.hyper.learning_rate, epoch, self.state)
 
     def _may_pool(self):
-        """Whether training may run on the step's pool here: more than one thread asked or picked (for a
-        full batch the number of examples decides, unknown until ``train``)."""
-        if self.threads is not None:
-            return min(int(self.threads), usable_cores()) > 1
+        """Whether training may run on the step's pool here: the thread policy gives a step more than one
+        thread (for a full batch the number of examples decides, unknown until ``train``: then whether the
+        cap allows more than one)."""
+        cap = usable_cores() if self.threads is None else min(int(self.threads), usable_cores())
         if self.mini_batch_size is None:
-            return usable_cores() > 1
-        return training_threads(None, list(self.dims), self.mini_batch_size) > 1
+            return cap > 1
+        return training_threads(cap, list(self.dims), self.mini_batch_size) > 1
 
     # -- prediction ----------------------------------------------------------------------------
     def predict_proba(self, X, rows=None, threads=None):

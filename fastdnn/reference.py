@@ -271,7 +271,7 @@ def l2_regularization_cost(parameters, lambd, m):
     return float((1.0 / m) * (lambd / 2) * squares)
 
 
-def compute_cost(AL, Y, parameters=None, lambd=0.0, loss="cross_entropy"):
+def compute_cost(AL, Y, parameters=None, lambd=0.0, loss="cross_entropy", weights=None):
     """The cost J of predictions AL against labels Y, a Python float; m = Y.shape[1].
 
     loss "cross_entropy": with AL of one row (sigmoid output) the course's
@@ -283,10 +283,27 @@ def compute_cost(AL, Y, parameters=None, lambd=0.0, loss="cross_entropy"):
 
     The cross-entropy formulas are the course's: they take log(0) (and return
     inf or nan) when AL saturates to exactly 0 or 1.
+
+    weights (m,): sample weights; J is then the weighted mean of the examples'
+    costs, sum_i w_i J_i / sum_i w_i, and the L2 term's m is sum_i w_i (so that
+    integer weights cost what repeated examples would).
     """
     check_choice(loss, LOSSES, "loss")
     check_l2(lambd, "lambd")
     m = Y.shape[1]
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64).reshape(-1)
+        if loss == "mse":
+            per_example = 0.5 * np.sum(np.square(AL - Y), axis=0)
+        elif AL.shape[0] == 1:
+            per_example = -(Y * np.log(AL) + (1 - Y) * np.log(1 - AL))[0]
+        else:
+            per_example = -np.sum(Y * np.log(AL), axis=0)
+        total = np.sum(weights)
+        cost = float(np.sum(weights * per_example) / total)
+        if lambd > 0:
+            cost = cost + l2_regularization_cost(parameters, lambd, total)
+        return cost
     if loss == "mse":
         cost = float(1.0 / (2 * m) * np.sum(np.square(AL - Y)))
     elif AL.shape[0] == 1:
@@ -325,7 +342,7 @@ def linear_activation_backward(dA, cache, activation):
 
 
 def L_model_backward(
-    AL, Y, caches, hidden_activation="relu", output="sigmoid", loss="cross_entropy", lambd=0.0
+    AL, Y, caches, hidden_activation="relu", output="sigmoid", loss="cross_entropy", lambd=0.0, weights=None
 ):
     """Gradients of the cost for every layer.
 
@@ -337,6 +354,9 @@ def L_model_backward(
       any output + mse:        dAL = AL - Y, then the output's backward
                                (for the identity output, regression's: dZL = dAL = AL - Y).
     With lambd > 0, dW[l] = 1/m dZ[l] A[l-1]^T + lambd/m * W[l] (db unchanged).
+    weights (m,): the gradients of compute_cost's weighted mean: example i's
+    output gradient counts m w_i / sum(w) times (linear_backward divides by m),
+    and the L2 term's m is sum(w).
     """
     check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
     check_output_loss(output, loss)
@@ -345,16 +365,26 @@ def L_model_backward(
     L = len(caches)
     Y = Y.reshape(AL.shape)
 
+    m = AL.shape[1]
+    counts = 1.0
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64).reshape(1, -1)
+        counts = weights * (m / np.sum(weights))
     current_cache = caches[L - 1]
     if output == "softmax" and loss == "cross_entropy":
         # The softmax Jacobian applied to the cross-entropy's dAL = -Y/AL is AL - Y.
         linear_cache, _ = current_cache
-        dA_prev, dW, db = linear_backward(AL - Y, linear_cache)
+        dZL = AL - Y
+        if weights is not None:
+            dZL = dZL * counts
+        dA_prev, dW, db = linear_backward(dZL, linear_cache)
     else:
         if loss == "cross_entropy":
             dAL = -(np.divide(Y, AL) - np.divide(1 - Y, 1 - AL))
         else:
             dAL = AL - Y
+        if weights is not None:
+            dAL = dAL * counts
         dA_prev, dW, db = linear_activation_backward(dAL, current_cache, output)
     grads["dA" + str(L - 1)] = dA_prev
     grads["dW" + str(L)] = dW
@@ -370,7 +400,8 @@ def L_model_backward(
         grads["db" + str(l + 1)] = db
 
     if lambd > 0:
-        m = AL.shape[1]
+        if weights is not None:
+            m = np.sum(weights)
         for l in range(1, L + 1):
             (_, W, _), _ = caches[l - 1]
             grads["dW" + str(l)] = grads["dW" + str(l)] + lambd / m * W
@@ -454,12 +485,14 @@ def update_parameters_with_adam(
 # ---------------------------------------------------------------------------
 
 
-def random_mini_batches(X, Y, mini_batch_size, rng):
+def random_mini_batches(X, Y, mini_batch_size, rng, weights=None):
     """Shuffle the columns once with ``rng.permutation(m)`` and cut them into mini-batches.
 
     X: (n_x, m), Y: (n_y, m), rng: a numpy Generator. Returns a list of
     (X_b, Y_b), consecutive chunks of mini_batch_size shuffled columns; the
     last one holds the m % mini_batch_size left over, when there are any.
+    With ``weights`` (m,) each mini-batch is (X_b, Y_b, weights_b), the weights
+    shuffled with their examples.
     """
     m = X.shape[1]
     permutation = rng.permutation(m)
@@ -468,7 +501,10 @@ def random_mini_batches(X, Y, mini_batch_size, rng):
     mini_batches = []
     for start in range(0, m, mini_batch_size):
         end = start + mini_batch_size
-        mini_batches.append((shuffled_X[:, start:end], shuffled_Y[:, start:end]))
+        if weights is None:
+            mini_batches.append((shuffled_X[:, start:end], shuffled_Y[:, start:end]))
+        else:
+            mini_batches.append((shuffled_X[:, start:end], shuffled_Y[:, start:end], weights[permutation][start:end]))
     return mini_batches
 
 
@@ -531,6 +567,7 @@ def model(
     print_cost=False,
     decay_rate=None,
     time_interval=None,
+    sample_weight=None,
 ):
     """Train an L-layer network with the chosen options for num_epochs passes over the data.
 
@@ -557,6 +594,11 @@ def model(
     schedule_lr_decay(learning_rate0, i, decay_rate, time_interval). So epoch 0
     trains at learning_rate0 and epoch i + 1 at the rate after epoch i: epochs 0
     and 1 both at learning_rate0.
+
+    sample_weight (m,) of non-negative numbers, not all 0 (None: every example
+    weighs 1): each batch's cost and gradients are weighted means
+    (compute_cost, L_model_backward), a batch whose weights are all 0 takes no
+    step, and costs[e] weights each batch by its share of the total weight.
     """
     X, Y, layers_dims = check_model_options(
         X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
@@ -566,6 +608,11 @@ def model(
     X = X.astype(np.float64, copy=False)
     Y = Y.astype(np.float64, copy=False)
     m = X.shape[1]
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        if sample_weight.shape != (m,) or not np.all(np.isfinite(sample_weight)) or np.any(sample_weight < 0) \
+                or not np.any(sample_weight > 0):
+            raise ValueError(f"sample_weight must hold {m} finite non-negative numbers, not all 0")
     learning_rate0 = learning_rate  # the original learning rate
     if parameters is None:
         parameters = initialize_parameters(layers_dims, init, seed)
@@ -580,18 +627,22 @@ def model(
     costs = []
     for i in range(num_epochs):
         if mini_batch_size is None:
-            mini_batches = [(X, Y)]
+            mini_batches = [(X, Y, sample_weight)]
+        elif sample_weight is None:
+            mini_batches = [(X_b, Y_b, None) for X_b, Y_b in random_mini_batches(X, Y, mini_batch_size, rng)]
         else:
-            mini_batches = random_mini_batches(X, Y, mini_batch_size, rng)
+            mini_batches = random_mini_batches(X, Y, mini_batch_size, rng, sample_weight)
         epoch_cost = 0.0
-        for X_b, Y_b in mini_batches:
+        for X_b, Y_b, w_b in mini_batches:
+            if w_b is not None and not np.any(w_b > 0):
+                continue  # examples of weight 0 alone: no step
             AL, caches = L_model_forward(X_b, parameters, hidden_activation, output)
-            cost = compute_cost(AL, Y_b, parameters, lambd, loss)
+            cost = compute_cost(AL, Y_b, parameters, lambd, loss, w_b)
             if not np.isfinite(cost):
                 raise FloatingPointError(
                     f"the cost became {cost} at epoch {i}; try a smaller learning_rate"
                 )
-            grads = L_model_backward(AL, Y_b, caches, hidden_activation, output, loss, lambd)
+            grads = L_model_backward(AL, Y_b, caches, hidden_activation, output, loss, lambd, w_b)
             if optimizer == "gd":
                 updated = update_parameters(parameters, grads, learning_rate)
             elif optimizer == "momentum":
@@ -607,7 +658,10 @@ def model(
             parameters = updated
             # The weight m_b / m is computed first so that a full batch adds
             # cost * 1.0, exactly L_layer_model's cost.
-            epoch_cost += cost * (X_b.shape[1] / m)
+            if w_b is None:
+                epoch_cost += cost * (X_b.shape[1] / m)
+            else:
+                epoch_cost += cost * (np.sum(w_b) / np.sum(sample_weight))
         if decay_rate is not None:
             if time_interval is None:
                 learning_rate = update_lr(learning_rate0, i, decay_rate)

@@ -116,7 +116,7 @@ def _train(engine, workers, hyper, *args):
     (``threads.split_threads``)."""
     call = _train_args(engine, hyper, *args)
     if workers > 1:
-        return P.train_pool(*call, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}")
+        return P.train_pool(*call, None, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}")
     return compiled(N.train, call, f"the training kernels for {engine.describe(args[0].dtype)}")(*call)
 
 

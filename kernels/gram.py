@@ -60,6 +60,7 @@ from .network import (
     epoch_rate,
     layer_parameters,
     layer_view,
+    weight_total,
 )
 
 
@@ -87,7 +88,8 @@ def gram_setup(X, theta, dims, G, Z0, W1_init):
 
 
 @njit(cache=True, no_cfunc_wrapper=True)
-def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, carry, C, V, n_epochs, costs, A, dZ, grad):
+def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, carry, C, V, n_epochs, costs, A, dZ, grad,
+               w=None):
     """n_epochs of full-batch gd or momentum on the Gram route, resuming from (C, V, carry, state, theta).
 
     G, Z0: from ``gram_setup``. Y (m, n_L). opt: ``layers.OPT_GD`` or
@@ -104,6 +106,9 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
     workspaces of m * sum(n_1..n_L) as in ``network.train``; grad (P,).
     theta's W1 block is neither read nor written (``gram_weights`` forms it):
     layer 1 is s, C. theta's other blocks train as in ``network.train``.
+    w: None, or the m examples' sample weights (``network.Weights``' rows): the cost and gradients are then
+    weighted means, 1/sum(w) for 1/m (dZ_L's rows carry the weights, and every later product is linear in
+    them, C's update included); costs[e] is then the weighted mean too.
 
     Returns (epochs completed, STOP_* reason) as ``network.train`` does; after
     a stop in epoch ``completed`` theta, state, C, V and carry hold the middle
@@ -115,7 +120,8 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
     dt = theta.dtype.type
     check_rates(hyper.learning_rate, n_epochs)
     beta = hyper.beta1
-    l2s = 0.0 if lambd is None else lambd / m
+    W_total = weight_total(w, m)  # m, or the total weight
+    l2s = 0.0 if lambd is None else lambd / W_total
     one = dt(1)
     CG = np.empty((n1, m), np.float64)
     Z1_64 = np.empty((m, n1), np.float64)
@@ -123,7 +129,7 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
     _, b1 = layer_parameters(theta, dims, LAYER1)
     _, db1 = layer_parameters(grad, dims, LAYER1)
     _, vb1 = layer_parameters(state, dims, LAYER1)
-    scale = 1.0 / m
+    scale = 1.0 / W_total
     for e in range(n_epochs):
         lr = epoch_rate(hyper.learning_rate, e)  # float64: s and C move in float64, b1 at dt(lr)
         for j in range(m):
@@ -151,7 +157,7 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
         ZL = layer_view(A, m, dims, L - 1)
         dZl = layer_view(dZ, m, dims, L - 1)
         _, dbL = layer_parameters(grad, dims, L - 1)
-        cost = output_backward(ZL, Y, output, scale, dZl, dbL)
+        cost = output_backward(ZL, Y, output, scale, dZl, dbL, w)
         for l in range(L - 1, 0, -1):
             A_prev = layer_view(A, m, dims, l - 1)
             dWl, _ = layer_parameters(grad, dims, l)
@@ -174,7 +180,7 @@ def train_gram(G, Z0, Y, theta, dims, hidden, output, opt, hyper, lambd, state, 
                     cross += Z0[j, i] * C[i, j]
                     quad += CG[i, j] * C[i, j]
             w_sq = s * s * w1_sq + 2 * s * cross + quad + penalty
-            cost += lambd / (2 * m) * w_sq
+            cost += lambd / (2 * W_total) * w_sq
         costs[e] = cost
         if not math.isfinite(cost):
             return e, STOP_COST

@@ -123,3 +123,38 @@ def test_blocks_of_a_full_batch_weigh_as_the_batch(chunk):
     np.testing.assert_allclose(cost, ref[3][0] / w.sum(), rtol=1e-12)
     np.testing.assert_allclose(th, ref[1], rtol=REPEAT_RTOL, atol=REPEAT_ATOL * np.abs(ref[1]).max())
     np.testing.assert_allclose(state, ref[2], rtol=REPEAT_RTOL, atol=REPEAT_ATOL * np.abs(ref[2]).max())
+
+
+def as_course_parameters(theta, dims):
+    """The flat theta (W1, b1, W2, ...) as the reference's dict of W (n_l, n_{l-1}) and b (n_l, 1)."""
+    out, o = {}, 0
+    for l in range(1, len(dims)):
+        n, k = int(dims[l]), int(dims[l - 1])
+        out[f"W{l}"] = theta[o : o + n * k].reshape(n, k).copy()
+        out[f"b{l}"] = theta[o + n * k : o + n * k + n].reshape(n, 1).copy()
+        o += n * (k + 1)
+    return out
+
+
+COURSE = {"sigmoid": ("sigmoid", "cross_entropy"), "softmax": ("softmax", "cross_entropy"), "identity": ("identity", "mse")}
+
+
+@pytest.mark.parametrize("output", OUTPUTS)
+def test_the_reference_weighs_as_the_kernels_and_as_repeated_examples(output):
+    from fastdnn import reference
+
+    dims, code, theta, X, Y, w = problem(output)
+    course = dict(output=COURSE[output][0], loss=COURSE[output][1], optimizer="adam", lambd=0.3, learning_rate=0.05,
+                  num_epochs=EPOCHS)
+    params, costs = reference.model(X.T, Y.T, list(dims), parameters=as_course_parameters(theta, dims),
+                                    sample_weight=w, **course)
+    fast = run(dims, code, theta, X, Y, w, K.OPT_ADAM, 0.3)
+    for key, value in as_course_parameters(fast[1], dims).items():
+        np.testing.assert_allclose(value, params[key], rtol=REPEAT_RTOL, atol=REPEAT_ATOL * np.abs(params[key]).max())
+    np.testing.assert_allclose(fast[3] / w.sum(), costs, rtol=REPEAT_RTOL)
+    repeat = np.repeat(np.arange(M), w.astype(int))
+    again, again_costs = reference.model(X[repeat].T, Y[repeat].T, list(dims), parameters=as_course_parameters(theta, dims),
+                                         **course)
+    for key, value in again.items():
+        np.testing.assert_allclose(params[key], value, rtol=REPEAT_RTOL, atol=REPEAT_ATOL * np.abs(value).max())
+    np.testing.assert_allclose(costs, again_costs, rtol=REPEAT_RTOL)
