@@ -245,7 +245,7 @@ class Engine:
         True, False or "auto" (``routes.choose``)."""
         return R.choose(self, gram, shape, epochs)
 
-    def _plan(self, X, Y, rows, gram, epochs, comm):
+    def _plan(self, X, Y, rows, gram, epochs, comm, weights=None):
         """(the route object for this call, its batch size, its step's layer sizes for the thread policy)."""
         state = self.state
         if gram not in (True, False, "auto"):
@@ -274,17 +274,17 @@ class Engine:
         if isinstance(X, Feed):
             route = R.Streamed(self, X, batch, comm if distributed else None)
         elif distributed:
-            route = R.Distributed(self, comm, X, Y, rows, m, batch)
+            route = R.Distributed(self, comm, X, Y, rows, m, batch, weights)
         elif name == "gram":
-            route = R.Gram(self, X, Y, fresh=state.gram is None)
+            route = R.Gram(self, X, Y, fresh=state.gram is None, weights=weights)
         else:
-            route = R.Direct(self, X, Y, rows, m, batch)
+            route = R.Direct(self, X, Y, rows, m, batch, weights)
         if distributed:
             R.begin_distributed(self, comm, X, Y, rows, m, epochs)
         return route, batch, [m, *self.dims[1:]] if name == "gram" else list(self.dims)
 
     # -- training --------------------------------------------------------------------------
-    def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None, comm=None, workers=None):
+    def train(self, X, Y, epochs, *, rows=None, gram="auto", monitor=None, comm=None, workers=None, weights=None):
         """Train ``epochs`` epochs over the rows of (X (m, n_0), Y (m, n_L)); returns their costs.
 
         ``rows`` (sorted indices) trains on those rows of X only. X may instead
@@ -299,6 +299,10 @@ class Engine:
         Raises DivergenceError naming the epoch if a cost, a parameter or the
         optimizer state stops being finite; the engine then holds the end of
         the last finite epoch, which the monitor has seen.
+        ``weights``: sample weights of X's rows ((m,), finite, non-negative, the trained rows' not all 0;
+        data in memory only): every cost and gradient is then a weighted mean, sum w_i l_i / sum w_i over
+        a batch (L2's 1/m too), so integer weights train as repeated rows would on a full batch; a batch
+        whose weights are all 0 takes no step.
         ``workers`` runs a pooled route's steps on that many threads of the step's pool whatever the thread
         policy says (compiling ahead on a few rows uses it); None follows the policy (``fastdnn.threads``).
         A schedule on the validation score (plateau) needs a monitor that validates every epoch
@@ -311,9 +315,11 @@ class Engine:
                              "(fastdnn train --early-stopping) or pass fit(..., validation_data=(X_val, y_val))")
         if not isinstance(X, Feed) and rows is not None and (self.mini_batch_size or rows.size) >= rows.size:
             # Full batch on a subset: the batch is those rows, gathered once.
-            X, Y, rows = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows]), None
+            X, Y = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows])
+            weights, rows = (None if weights is None else np.asarray(weights)[rows]), None
         distributed = D.active(comm)
-        route, batch, step_dims = self._plan(X, Y, rows, gram, epochs, comm)
+        weights = self._checked_weights(X, rows, weights)
+        route, batch, step_dims = self._plan(X, Y, rows, gram, epochs, comm, weights)
         costs = np.zeros(epochs)
         if monitor is not None and not isinstance(monitor, Monitors):
             monitor = Monitors([monitor])
@@ -460,6 +466,21 @@ class Engine:
         """The rate epoch ``epoch`` (counted from 0 over the run) trains at under the schedule (plateau: the
         rate now)."""
         return self.schedule.rate(self.hyper.learning_rate, epoch, self.state)
+
+    def _checked_weights(self, X, rows, weights):
+        """``weights`` as the kernels take them (X's dtype, contiguous), or one clear ValueError."""
+        if weights is None:
+            return None
+        if isinstance(X, Feed):
+            raise ValueError("sample weights with data streamed from disk are not supported yet: load the data "
+                             "in memory (a larger memory budget), or train unweighted")
+        w = np.ascontiguousarray(weights, dtype=X.dtype)
+        if w.shape != (X.shape[0],):
+            raise ValueError(f"sample weights must be one number per example: {X.shape[0]}, got shape {w.shape}")
+        trained = w if rows is None else w[rows]
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(trained > 0):
+            raise ValueError("sample weights must be finite and non-negative, and not all 0")
+        return w
 
     def _may_pool(self):
         """Whether training may run on the step's pool here: the thread policy gives a step more than one

@@ -110,13 +110,13 @@ def _update_args(engine, hyper, grad, total, m):
             engine.lambd, total, m, s.step)
 
 
-def _train(engine, workers, hyper, *args):
+def _train(engine, workers, hyper, *args, weights=None):
     """``network.train``'s epochs at ``hyper``'s rates, on ``workers`` threads of the step's pool
     (``pool.train_pool``) when more than one; the caller has BLAS single-threaded for them then
-    (``threads.split_threads``)."""
-    call = _train_args(engine, hyper, *args)
+    (``threads.split_threads``). ``weights``: a ``network.Weights``, or None."""
+    call = (*_train_args(engine, hyper, *args), weights)
     if workers > 1:
-        return P.train_pool(*call, None, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}")
+        return P.train_pool(*call, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}")
     return compiled(N.train, call, f"the training kernels for {engine.describe(args[0].dtype)}")(*call)
 
 
@@ -129,6 +129,25 @@ def _accumulate(engine, X, Y, m, work, grad):
 def _rows_before_divergence(m, batch, steps):
     """Examples in the first ``steps`` batches of an epoch of m examples (the last batch may be short)."""
     return min(m, steps * batch)
+
+
+def _batches_weighed(weights, batch):
+    """The steps of an epoch whose rows weigh ``weights`` (in its row order): its batches of positive weight."""
+    return sum(1 for s in range(0, weights.size, batch) if np.sum(weights[s : s + batch], dtype=np.float64) > 0)
+
+
+def _weight_before_divergence(weights, batch, steps):
+    """The total weight of an epoch's batches (``weights`` in its row order) up to its ``steps``-th step: the
+    kernels step on every batch except those whose weights are all 0."""
+    total = 0.0
+    for s in range(0, weights.size, batch):
+        w = float(np.sum(weights[s : s + batch], dtype=np.float64))
+        if w > 0:
+            total += w
+            steps -= 1
+            if steps == 0:
+                break
+    return total
 
 
 def diverged(state, reason, costs, done, finished):
@@ -176,12 +195,20 @@ class Direct(Route):
 
     pooled = True
 
-    def __init__(self, engine, X, Y, rows, m, batch):
+    def __init__(self, engine, X, Y, rows, m, batch, weights=None):
         super().__init__(engine)
         self.X, self.Y, self.rows, self.m, self.batch = X, Y, rows, m, batch
+        self.weights = weights  # X's rows' sample weights, or None
+        if weights is not None:
+            trained = weights if rows is None else weights[rows]
+            self.total = float(np.sum(trained, dtype=np.float64))
+            self.kernel_weights = N.Weights(weights, np.empty(batch, weights.dtype))
+        else:
+            self.total, self.kernel_weights = m, None
 
     def epochs(self, n, costs, done, rates):
         engine, state, X, Y, m, batch = self.engine, self.state, self.X, self.Y, self.m, self.batch
+        weights = self.kernel_weights
         shuffle = batch < m
         if shuffle:
             n = min(n, max(1, PERM_BYTES // (8 * m)))
@@ -195,10 +222,17 @@ class Direct(Route):
             if self.rows is not None:
                 perms = self.rows[perms]
         finished, step, reason = _train(engine, self.workers, hyper, X, Y, state.step, perms, batch, n, costs[done:],
-                                        work)
-        costs[done : done + finished] /= m  # the kernel sums each epoch's cost over its examples
+                                        work, weights=weights)
+        # The kernel sums each epoch's cost over its examples (with weights, weighted).
+        costs[done : done + finished] /= self.total
         if reason == N.STOP_PARAMETERS:
-            rows_done = _rows_before_divergence(m, batch, step - state.step - finished * -(-m // batch))
+            if weights is None:
+                rows_done = _rows_before_divergence(m, batch, step - state.step - finished * -(-m // batch))
+            else:
+                orders = perms if shuffle else [np.arange(m)] * (finished + 1)  # each epoch's rows of X
+                earlier = sum(_batches_weighed(self.weights[orders[e]], batch) for e in range(finished))
+                rows_done = _weight_before_divergence(self.weights[orders[finished]], batch,
+                                                      step - state.step - earlier)
             costs[done + finished] /= rows_done
         if reason != N.STOP_NONE:
             # Back to the chunk's start, then its finite epochs again: the state at the last finite epoch's end.
@@ -207,7 +241,7 @@ class Direct(Route):
             if finished:
                 replay = perms[:finished] if shuffle else perms
                 _, step, _ = _train(engine, self.workers, hyper, X, Y, step, replay, batch, finished,
-                                    np.zeros(finished), work)
+                                    np.zeros(finished), work, weights=weights)
             state.step = step
             for _ in range(finished if shuffle else 0):
                 state.rng.permutation(m)
@@ -364,25 +398,38 @@ class Distributed(Route):
 
     one_epoch_a_call = True
 
-    def __init__(self, engine, comm, X, Y, rows, m, batch):
+    def __init__(self, engine, comm, X, Y, rows, m, batch, weights=None):
         super().__init__(engine)
         self.comm, self.X, self.Y, self.rows, self.m, self.batch = comm, X, Y, rows, m, batch
+        self.weights = weights  # X's rows' sample weights (every rank holds them all), or None
 
     def epochs(self, n, costs, done, rates):
         engine, state, X, Y, rows, m, batch = self.engine, self.state, self.X, self.Y, self.rows, self.m, self.batch
         size, rank = self.comm.Get_size(), self.comm.Get_rank()
         shuffle = engine.mini_batch_size is not None
-        step = distributed_step(engine, self.comm, -(-batch // size), X.shape[1], Y.shape[1], X.dtype)
+        step = distributed_step(engine, self.comm, -(-batch // size), X.shape[1], Y.shape[1], X.dtype,
+                                weighted=self.weights is not None)
         for e in range(n):
             start = Snapshot(state)
             hyper = _hyper(engine, rates[e : e + 1])
             order = state.rng.permutation(m) if shuffle else None
             total = 0.0
+            weight = 0.0
             for s in range(0, m, batch):
                 b = min(batch, m - s)
                 lo, hi = D.share(b, size, rank)
                 index = order[s + lo : s + hi] if shuffle else np.arange(s + lo, s + hi)
-                cost, reason, interrupted = step(X, Y, index if rows is None else rows[index], b, hyper)
+                if self.weights is None:
+                    W = b
+                else:
+                    # The global batch's total weight: every rank holds every weight, so none is sent.
+                    batch_rows = order[s : s + b] if shuffle else np.arange(s, s + b)
+                    W = float(np.sum(self.weights[batch_rows if rows is None else rows[batch_rows]],
+                                     dtype=np.float64))
+                    if W == 0.0:
+                        continue  # a batch of weight 0 takes no step, on every rank alike
+                cost, reason, interrupted = step(X, Y, index if rows is None else rows[index], W, hyper,
+                                                 self.weights)
                 if interrupted:
                     # Every rank learns of a Ctrl-C at the same step: back to the epoch's start together, a
                     # state that resumes exactly (a run in memory has no resumable point within an epoch).
@@ -392,8 +439,9 @@ class Distributed(Route):
                     start.restore(state)
                     diverged(state, reason, np.concatenate([costs[: done + e], [cost]]), done, e)
                 state.step += 1
-                total += cost * b
-            costs[done + e] = total / m
+                total += cost * W
+                weight += W
+            costs[done + e] = total / weight
         return n
 
 
@@ -445,9 +493,10 @@ def share_partial_sums(comm, position):
     position.grad[:], position.total = buffer[:-1], float(buffer[-1])
 
 
-def distributed_step(engine, comm, part, n_features, n_outputs, dtype):
-    """A function step(X, Y, index, b, hyper) -> (mean cost, stop reason, interrupted): one synchronous step of a
-    global minibatch of b rows, of which this rank trains rows ``index`` of X, Y (at most ``part``,
+def distributed_step(engine, comm, part, n_features, n_outputs, dtype, weighted=False):
+    """A function step(X, Y, index, b, hyper, weights=None) -> (mean cost, stop reason, interrupted): one
+    synchronous step of a global minibatch of b rows (with ``weights``, X's rows' sample weights: b is the
+    batch's total weight), of which this rank trains rows ``index`` of X, Y (at most ``part``,
     perhaps none): their gradient and summed cost (``accumulate``), one Allreduce of both and of
     whether a Ctrl-C reached any rank, the same update on every rank (``full_batch_update``, at the rate that
     ``hyper``, a ``Hyper`` of the epoch's rate alone, holds)."""
@@ -464,19 +513,28 @@ def distributed_step(engine, comm, part, n_features, n_outputs, dtype):
     label = engine.describe(dtype)
     # The kernels looked up once: ``compiled`` types every argument (about 0.1 ms), once a step would be
     # most of a small network's distributed step.
-    accumulate = compiled(N.accumulate, _accumulate_args(engine, Xb[:1], Yb[:1], 1, 1, work, buffer[:P], False),
+    # ``weighted``: the versions taking the rows' weights and a batch's total weight (a float) for its size.
+    wb = np.empty(part, dtype) if weighted else None
+    size = 1.0 if weighted else 1
+    # (Unweighted, the arguments the streamed route passes too: one compiled version for both.)
+    accumulate = compiled(N.accumulate, (*_accumulate_args(engine, Xb[:1], Yb[:1], 1, size, work, buffer[:P], False),
+                                         *(() if wb is None else (wb[:1],))),
                           f"the distributed gradient kernels for {label}")
-    update = compiled(N.full_batch_update, _update_args(engine, _hyper(engine, np.zeros(1)), buffer[:P], 0.0, 1),
+    update = compiled(N.full_batch_update, _update_args(engine, _hyper(engine, np.zeros(1)), buffer[:P], 0.0, size),
                       f"the distributed update kernels for {label}")
 
-    def step(X, Y, index, b, hyper):
+    def step(X, Y, index, b, hyper, weights=None):
         if index.size == 0:  # an empty share (a batch smaller than the ranks): contribute nothing
             buffer[first_trainable:] = 0
         else:
             xb, yb = Xb[: index.size], Yb[: index.size]
             np.take(X, index, axis=0, out=xb)
             np.take(Y, index, axis=0, out=yb)
-            buffer[P] = accumulate(*_accumulate_args(engine, xb, yb, index.size, b, work, buffer[:P], False))
+            w = ()
+            if weighted:
+                w = (wb[: index.size],)
+                np.take(weights, index, out=w[0])
+            buffer[P] = accumulate(*_accumulate_args(engine, xb, yb, index.size, b, work, buffer[:P], False), *w)
         buffer[P + 1] = engine.stop.is_set()
         D.sum_in_place(comm, buffer)
         cost, reason = update(*_update_args(engine, hyper, buffer[:P], float(buffer[P]), b))
@@ -490,9 +548,9 @@ class Gram(Route):
     W1 = s W1_init + C X in the example space (``kernels.gram``), so a step costs m^2 n_1 instead of
     2 m n_0 n_1. ``fresh``: start a carry (s = 1, C = V = 0) rather than resume the state's."""
 
-    def __init__(self, engine, X, Y, fresh):
+    def __init__(self, engine, X, Y, fresh, weights=None):
         super().__init__(engine)
-        self.X, self.Y, self.fresh = X, Y, fresh
+        self.X, self.Y, self.fresh, self.weights = X, Y, fresh, weights
         self.G = self.Z0 = self.work = None
         self.stale = False  # W1 in the parameters lags the carry
 
@@ -535,7 +593,7 @@ class Gram(Route):
         V = carry.V if engine.opt == K.OPT_MOMENTUM else None
         head = (self.G, self.Z0, self.Y, flat, engine.dims, *engine.codes, engine.opt, _hyper(engine, rates[:n]),
                 engine.lambd, state.optimizer_state, carry.carry, carry.C, V)
-        call = (*head, n, costs[done:], work.A, work.dZ, work.grad)
+        call = (*head, n, costs[done:], work.A, work.dZ, work.grad, self.weights)
         train_gram = compiled(GR.train_gram, call,
                               f"the Gram-route training kernels for {engine.describe(self.Y.dtype)}")
         finished, reason = train_gram(*call)
@@ -543,7 +601,7 @@ class Gram(Route):
         if reason != N.STOP_NONE:
             flat[:], state.optimizer_state[:], carry.C[:], carry.V[:], carry.carry[:] = saved
             if finished:
-                train_gram(*head, finished, np.zeros(finished), work.A, work.dZ, work.grad)
+                train_gram(*head, finished, np.zeros(finished), work.A, work.dZ, work.grad, self.weights)
             state.step += finished
             diverged(state, reason, costs, done, finished)
         state.step += n

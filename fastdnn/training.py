@@ -52,8 +52,12 @@ def model(
     beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, lambd=0.0, hidden_activation="relu",
     output="sigmoid", loss="cross_entropy", init="deep", seed=1, parameters=None, frozen_layers=0,
     print_cost=False, dtype=None, threads=None, gram="auto", memory="1GB", decay_rate=None, time_interval=None,
+    sample_weight=None,
 ):
     """The reference's ``model`` with every option, trained in compiled code; returns (parameters, costs).
+
+    ``sample_weight`` (m,) as the reference's: each batch's cost and gradients are weighted means
+    (``Engine.train``'s weights; data in memory).
 
     ``decay_rate`` and ``time_interval`` are the course's learning-rate decay, as the
     reference's: None (default) keeps learning_rate; with a decay_rate the rate is
@@ -80,6 +84,8 @@ def model(
                hidden_activation, output, loss, init, frozen_layers, seed, parameters)
     schedule = Schedule.course(decay_rate, time_interval)
     if isinstance(X, (str, os.PathLike, DiskDataset)):
+        if sample_weight is not None:
+            raise ValueError("sample_weight needs the data in memory (an array X), not a file")
         return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory, schedule)
     X, Y, dims = V.check_model_options(X, Y, layers_dims, *options)
     dtype = resolve_dtype(dtype, X)
@@ -94,7 +100,8 @@ def model(
     )
     Xs = samples_as_rows(X, dtype)
     monitor = _PrintCost("epoch", decay_rate is not None) if print_cost else None
-    costs = engine.train(Xs, _targets(Y, dtype), num_epochs, gram=gram, monitor=monitor).tolist()
+    costs = engine.train(Xs, _targets(Y, dtype), num_epochs, gram=gram, monitor=monitor,
+                         weights=None if sample_weight is None else np.asarray(sample_weight).reshape(-1)).tolist()
     return params, costs
 
 

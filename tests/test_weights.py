@@ -158,3 +158,48 @@ def test_the_reference_weighs_as_the_kernels_and_as_repeated_examples(output):
     for key, value in again.items():
         np.testing.assert_allclose(params[key], value, rtol=REPEAT_RTOL, atol=REPEAT_ATOL * np.abs(value).max())
     np.testing.assert_allclose(costs, again_costs, rtol=REPEAT_RTOL)
+
+
+ROUTES = {
+    "full-batch": dict(gram=False),
+    "gram": dict(gram=True, optimizer="momentum"),
+    "minibatch": dict(mini_batch_size=8, gram=False),
+    "minibatch-pool": dict(mini_batch_size=8, gram=False, threads=2),
+}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+def test_fastdnn_model_weighs_as_the_reference_on_every_route(route, monkeypatch):
+    import fastdnn
+    from fastdnn import reference
+    from fastdnn import threads as T
+
+    monkeypatch.setattr(T, "usable_cores", lambda: 2)
+    monkeypatch.setattr(T, "FLOPS_PER_THREAD", 1.0)  # threads=2 runs the step's pool on this small network
+    dims, code, theta, X, Y, w = problem("sigmoid")
+    if route == "gram":
+        X = np.random.default_rng(3).standard_normal((M, 70))  # wide: m <= n_0 / 2
+        dims = dims.copy()
+        dims[0] = 70
+    options = dict(dict(optimizer="adam", lambd=0.3, learning_rate=0.05, num_epochs=EPOCHS, seed=4), **ROUTES[route])
+    gram = options.pop("gram")
+    threads = options.pop("threads", 1)
+    params, costs = fastdnn.model(X.T, Y.T, list(dims), sample_weight=w, gram=gram, threads=threads, **options)
+    ref, ref_costs = reference.model(X.T, Y.T, list(dims), sample_weight=w, **options)
+    for key, value in ref.items():
+        np.testing.assert_allclose(params[key], value, rtol=REPEAT_RTOL, atol=REPEAT_ATOL * np.abs(value).max())
+    np.testing.assert_allclose(costs, ref_costs, rtol=REPEAT_RTOL)
+    unweighted, _ = fastdnn.model(X.T, Y.T, list(dims), gram=gram, threads=threads, **options)
+    assert not np.allclose(unweighted["W1"], params["W1"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros(M), "not all 0"), (-np.ones(M), "non-negative"), (np.full(M, np.nan), "finite"),
+    (np.ones(M - 1), f"one number per example: {M}"),
+])
+def test_bad_weights_are_one_clear_line(bad, message):
+    import fastdnn
+
+    dims, code, theta, X, Y, w = problem("sigmoid")
+    with pytest.raises(ValueError, match=message):
+        fastdnn.model(X.T, Y.T, list(dims), sample_weight=bad, num_epochs=1)
