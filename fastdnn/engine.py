@@ -280,7 +280,7 @@ class Engine:
         else:
             route = R.Direct(self, X, Y, rows, m, batch, weights)
         if distributed:
-            R.begin_distributed(self, comm, X, Y, rows, m, epochs)
+            R.begin_distributed(self, comm, X, Y, rows, m, epochs, weights)
         return route, batch, [m, *self.dims[1:]] if name == "gram" else list(self.dims)
 
     # -- training --------------------------------------------------------------------------

@@ -445,7 +445,7 @@ class Distributed(Route):
         return n
 
 
-def begin_distributed(engine, comm, X, Y, rows, m, epochs):
+def begin_distributed(engine, comm, X, Y, rows, m, epochs, weights=None):
     """Refuse ranks that disagree (naming the first rank and what differs), then rank 0's parameters,
     optimizer state, step and shuffling generator on every rank."""
     state = engine.state
@@ -459,7 +459,7 @@ def begin_distributed(engine, comm, X, Y, rows, m, epochs):
         "rows per block": X.block_rows if streamed else None,
         "data (a hash of sampled rows)": X.data.fingerprint() + D.digest(
             X.index, *(() if X.rows is None else (X.rows,))) if streamed else D.digest(
-            X, Y, *(() if rows is None else (rows,))),
+            X, Y, *(() if rows is None else (rows,)), *(() if weights is None else (weights,))),
     }
     D.agree(comm, {
         **data,

@@ -164,8 +164,9 @@ OPTION_CODES = ("hidden", "output", "opt", "apply_output")
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def _parameter_names(kernel):
-    return list(inspect.signature(kernel.py_func).parameters)
+    return tuple(inspect.signature(kernel.py_func).parameters)
 
 
 def _signature(kernel, args):
@@ -189,8 +190,15 @@ def compiled(kernel, args, what):
     A first compile, which takes seconds, is logged at INFO on the "fastdnn"
     logger before it starts and with its time after; ``what`` names it for the
     reader ("the training kernels for float32"). Once the kernel is in memory
-    this is a dictionary lookup on the argument types.
+    this is a dictionary lookup on the argument types. Trailing arguments left
+    out of ``args`` are the kernel's defaults, which must be None.
     """
+    missing = len(_parameter_names(kernel)) - len(args)
+    if missing > 0:
+        # Trailing parameters left out take their default, None (sample weights, say): compiled as None.
+        pad = (None,) * missing
+        entry = compiled(kernel, (*args, *pad), what)
+        return lambda *given: entry(*given, *pad)
     signature = _signature(kernel, args)
     if signature not in kernel.overloads:
         _compile(kernel, signature, what)
