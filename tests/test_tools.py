@@ -127,6 +127,14 @@ def test_compare_on_the_tiny_workload(tmp_path):
     assert all("per_step" in r or r.get("skipped") == "skipped: sklearn is not installed" for r in results.values())
 
 
+@runs("option_cost.py")
+def test_option_cost_times_a_weighted_step_beside_a_plain_one():
+    _, out, _ = tool("option_cost.py", "--layers", "16,8,1", "--batch", 16, "--batches", 2, "--epochs", 2,
+                     "--threads", 1, "--rounds", 1, "--repeats", 1)
+    assert [line.split()[:3] for line in out.splitlines()[1:]] == [["plain", "threads", "1"],
+                                                                  ["weighted", "threads", "1"]]
+
+
 @runs("defaults.py")
 def test_defaults_on_iris():
     pytest.importorskip("sklearn")
