@@ -300,7 +300,7 @@ def L_model_backward(AL, Y, caches, hidden_activation="relu", output="sigmoid", 
     dA = np.empty_like(A)
     dZ = np.empty_like(A)
     ZL = layer_block(Z, m, dims_a, L - 1)
-    args = (Xs, Ys, params.flat, dims_a, hidden, out, ZL, A, dA, dZ, grads.flat, 0)
+    args = (Xs, Ys, params.flat, dims_a, hidden, out, ZL, A, dA, dZ, grads.flat, 0, None)  # None: no sample weights
     compiled(N.backward, args, f"the backward kernels for {Xs.dtype}")(*args)
     if lambd:
         for l in range(1, L + 1):
