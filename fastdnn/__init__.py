@@ -4,7 +4,8 @@ The functions at the top level are the fast path (``pipeline.py`` for the
 stages, ``training.py`` for whole runs over the one training engine,
 ``engine.py``, both backed by the compiled kernels in ``fastdnn.kernels``);
 their plain-numpy twins with the same names live in ``fastdnn.reference``.
-``DNNClassifier`` (``estimator.py``) trains through the same engine;
+``DNNClassifier`` (``estimator.py``) and ``DNNRegressor`` (``regressor.py``), which share
+``base.py``'s ``DNNEstimator``, train through the same engine;
 ``save_model``/``save_checkpoint`` write its model files and checkpoints
 (``io.py``, which reads them back as records) and ``load_model``/
 ``load_checkpoint`` (``estimator.py``) build the estimator from them; the
@@ -61,6 +62,7 @@ _EXPORTS = {
         "initialize_parameters_deep", "initialize_velocity", "predict", "predict_proba", "update_parameters",
         "update_parameters_with_adam", "update_parameters_with_momentum"), "fastdnn.pipeline"),
     **dict.fromkeys(("DNNClassifier", "cross_val_score", "load_checkpoint", "load_model"), "fastdnn.estimator"),
+    "DNNRegressor": "fastdnn.regressor",
     **dict.fromkeys(("DivergenceError", "NotFittedError"), "fastdnn.errors"),
     **dict.fromkeys(("Engine", "TrainingState"), "fastdnn.engine"),
     **dict.fromkeys(("save_checkpoint", "save_model"), "fastdnn.io"),
@@ -86,6 +88,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DNNClassifier",
+    "DNNRegressor",
     "DivergenceError",
     "Engine",
     "TrainingState",

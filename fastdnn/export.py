@@ -8,10 +8,13 @@ The graph, in the trained dtype (float32 or float64), for a batch of any size N:
     one sigmoid unit:  p = Sigmoid(Z_L); probabilities = Concat(1 - p, p)     (N, 2)
     softmax:           probabilities = Softmax(Z_L, axis=1)                   (N, K)
     label = Gather(classes, ArgMax(probabilities, axis=1))                    (N,)
+    a regressor (identity output): predictions = Z_L                          (N, n_L)
 
-The outputs are ``label`` and ``probabilities``, as scikit-learn's converters give classifiers (columns in
-``classes_`` order: ``predict_proba``'s). The model's metadata holds the fastdnn version and the options it was
-trained with.
+A classifier's outputs are ``label`` and ``probabilities``, as scikit-learn's converters give classifiers (columns
+in ``classes_`` order: ``predict_proba``'s); a regressor's is ``predictions``, one column per target (``predict``
+gives one target's as a 1-D array, ONNX as one column). The model's metadata holds the fastdnn version and the
+options it was trained with; a model fitted on a DataFrame names its columns, in order, in the input's doc_string
+(and the metadata's ``feature_names``).
 """
 
 import json
@@ -28,8 +31,8 @@ _ACTIVATIONS = {"relu": ("Relu", {}), "leaky_relu": ("LeakyRelu", {"alpha": 0.01
 
 
 def to_onnx(estimator, path=None):
-    """The fitted ``DNNClassifier`` as an ``onnx.ModelProto`` (checked by ``onnx.checker``), written to
-    ``path`` (atomically) when given."""
+    """The fitted ``DNNClassifier`` or ``DNNRegressor`` as an ``onnx.ModelProto`` (checked by ``onnx.checker``),
+    written to ``path`` (atomically) when given."""
     onnx = import_optional("onnx", "onnx", "ONNX export")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -57,6 +60,18 @@ def to_onnx(estimator, path=None):
             else:
                 nodes.append(helper.make_node(op, [current], [f"A{l}"], name=f"activation{l}", **attrs))
             current = f"A{l}"
+    names = getattr(estimator, "feature_names_in_", None)
+    input_doc = (f"the {dims[0]} features, as the columns it was fitted on: " + ", ".join(map(str, names))
+                 if names is not None else f"the {dims[0]} features")
+    inputs = [helper.make_tensor_value_info("X", elem, ["N", dims[0]], doc_string=input_doc)]
+    props = {"fastdnn_version": __version__}
+    if names is not None:
+        props["feature_names"] = json.dumps([str(n) for n in names])
+    if net["output"] == "identity":
+        nodes.append(helper.make_node("Identity", [current], ["predictions"], name="output"))
+        outputs = [helper.make_tensor_value_info("predictions", elem, ["N", dims[-1]])]
+        graph = helper.make_graph(nodes, "fastdnn", inputs, outputs, initializer=inits)
+        return _finish(onnx, helper, graph, estimator, dims, net, dtype, "predictions", props, path)
     if net["output"] == "sigmoid":
         inits.append(numpy_helper.from_array(np.ones(1, dtype), "one"))
         nodes += [helper.make_node("Sigmoid", [current], ["p1"], name="output"),
@@ -76,19 +91,25 @@ def to_onnx(estimator, path=None):
     nodes += [helper.make_node("ArgMax", ["probabilities"], ["index"], axis=1, keepdims=0, name="most_probable"),
               helper.make_node("Gather", ["classes", "index"], ["label"], axis=0, name="label")]
     graph = helper.make_graph(
-        nodes, "fastdnn", [helper.make_tensor_value_info("X", elem, ["N", dims[0]])],
+        nodes, "fastdnn", inputs,
         [helper.make_tensor_value_info("label", label_elem, ["N"]),
          helper.make_tensor_value_info("probabilities", elem, ["N", classes.size])],
         initializer=inits,
     )
+    props["classes"] = json.dumps(classes.tolist())
+    return _finish(onnx, helper, graph, estimator, dims, net, dtype, "label and probabilities", props, path)
+
+
+def _finish(onnx, helper, graph, estimator, dims, net, dtype, outputs, props, path):
+    """The model of ``graph`` with its documentation and metadata (``props`` and the options), checked, and
+    written to ``path`` when given."""
     model = helper.make_model(graph, producer_name="fastdnn", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
     model.doc_string = (f"fastdnn {' -> '.join(map(str, dims))} network ({net['activation']} hidden layers, "
-                        f"{net['output']} output, {dtype.name}); outputs label and probabilities")
+                        f"{net['output']} output, {dtype.name}); outputs {outputs}")
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in estimator.get_params().items()}
-    helper.set_model_props(model, {"fastdnn_version": __version__, "options": json.dumps(options, default=str),
-                                   "classes": json.dumps(classes.tolist())})
+    helper.set_model_props(model, {**props, "options": json.dumps(options, default=str)})
     onnx.checker.check_model(model, full_check=True)
     if path is not None:
         data = model.SerializeToString()

@@ -15,8 +15,12 @@ structured values are JSON text), so any numpy reads the files with
     W1, b1, .. WL, bL the course's shapes (n_l, n_{l-1}) and (n_l, 1), in the model's dtype
     dtype             "float32" or "float64"
     activations       (L,) unicode: each layer's activation, the output layer's last
-    classes           (K,) numbers or unicode text: the labels, in output order
-    options           JSON: DNNClassifier.get_params()
+    classes           (K,) numbers or unicode text: the labels, in output order (a classifier's)
+    task              "regression" for a DNNRegressor's model (its output the identity, its n_L units its
+                      targets; it holds no classes); absent: a classifier's, as every older file is
+    feature_names     (n_0,) unicode, the columns of the DataFrame it was fitted on (``feature_names_in_``);
+                      absent when it was fitted on other data, as in older files
+    options           JSON: the estimator's get_params()
     mini_batch_size   the trainer's batch size, -1 for full batch
     loss_curve        (n_iter,) float64, one cost per epoch; n_iter, t (optimizer steps)
     validation_scores (early stopping only) float64
@@ -27,7 +31,9 @@ structured values are JSON text), so any numpy reads the files with
     state             JSON: optimizer, step, epoch, early stopping's best score, epoch, stall,
                       stopped, whether the run was in progress (version 2), and the learning-rate
                       schedule's record: lr_period, lr_drops, lr_best, lr_stall (the schedule itself is
-                      the options' lr_schedule; a file without them loads as a run at the constant rate)
+                      the options' lr_schedule; a file without them loads as a run at the constant rate),
+                      and dropout's seed, dropout_seed (a file without it was trained without dropout:
+                      it loads with none, which the engine draws if dropout is turned on)
     best_parameters   (P,) early stopping's best parameters so far, if any (version 2)
     gram_W1_init, gram_C, gram_V, gram_carry, gram_norms
                       the Gram route's carried state, for a run saved mid-way on it (version 2)
@@ -75,7 +81,9 @@ FORMAT_VERSION = 2
 
 # Every entry a model file holds besides W1, b1, .. WL, bL (the module's docstring says what each is).
 MODEL_ENTRIES = ("format", "format_version", "fastdnn_version", "layer_sizes", "dtype", "activations", "classes",
-                 "options", "loss_curve", "n_iter", "t", "mini_batch_size", "validation_scores")
+                 "task", "feature_names", "options", "loss_curve", "n_iter", "t", "mini_batch_size", "validation_scores")
+# Each task's estimator, for the messages that name it.
+ESTIMATORS = {"classification": "DNNClassifier", "regression": "DNNRegressor"}
 # What a checkpoint adds: the training state's fields. GRAM_ENTRIES are a GramCarry's (W1_init, C, V, carry,
 # norms) in that order; STREAM_ENTRIES a StreamPosition's.
 STATE_ENTRIES = ("state", "optimizer_state", "rng_state", "best_parameters")
@@ -88,9 +96,10 @@ _ZIP_SIGNATURE = b"PK\x03\x04"
 @dataclass
 class ModelRecord:
     """What a model file or checkpoint at ``path`` holds, checked: the estimator's ``options`` as saved (names of
-    ``fastdnn.options.OPTIONS``), its ``classes``, the ``parameters`` (a ``Parameters``), the ``state`` (a
-    ``TrainingState`` holding them) and the trainer's ``mini_batch_size`` (None: full batch); a checkpoint's
-    ``run`` dict and ``arrays`` are its caller's own state, as saved."""
+    ``fastdnn.options.OPTIONS``), its ``classes`` (a regressor's None), the ``parameters`` (a ``Parameters``), the
+    ``state`` (a ``TrainingState`` holding them) and the trainer's ``mini_batch_size`` (None: full batch); a
+    checkpoint's ``run`` dict and ``arrays`` are its caller's own state, as saved; ``task`` "classification" or
+    "regression" (which estimator it is); ``feature_names`` the DataFrame columns it was fitted on, or None."""
 
     path: str
     options: dict
@@ -100,6 +109,8 @@ class ModelRecord:
     mini_batch_size: int | None
     run: dict = field(default_factory=dict)
     arrays: dict = field(default_factory=dict)
+    task: str = "classification"
+    feature_names: object = None
 
 
 # ---------------------------------------------------------------------------- the training state's fields
@@ -186,6 +197,8 @@ def _check_scalars(state):
         ("lr_stall", whole(state.lr_stall), "a non-negative integer"),
         ("lr_best", state.lr_best is None or (isinstance(state.lr_best, (int, float)) and not isinstance(
             state.lr_best, bool) and math.isfinite(state.lr_best)), "null or a number"),
+        ("dropout_seed", state.dropout_seed is None or (whole(state.dropout_seed) and state.dropout_seed < 2**32),
+         "null or an integer in [0, 2**32 - 1]"),
     ):
         if not ok:
             raise ValueError(f"the training state's {name} must be {what}, got {getattr(state, name)!r}")
@@ -242,7 +255,7 @@ def _classes_array(classes):
 
 def _model_arrays(estimator, fmt):
     if not hasattr(estimator, "parameters_"):
-        raise scikit_learns(NotFittedError)("this DNNClassifier is not fitted yet; nothing to save")
+        raise scikit_learns(NotFittedError)(f"this {type(estimator).__name__} is not fitted yet; nothing to save")
     params = estimator.parameters_
     if not np.isfinite(params.flat).all():
         # A model that read_model would refuse as corrupted is never written.
@@ -250,16 +263,21 @@ def _model_arrays(estimator, fmt):
         raise ValueError(f"the parameters {', '.join(bad)} hold NaN or Inf; a non-finite model is not saved")
     dims = list(params.dims)
     L = len(dims) - 1
-    classes = _classes_array(estimator.classes_)
     network = estimator.network_
-    trained = {k: network[k] for k in ("hidden_layer_sizes", "activation", "loss")}
-    # The encoding option as given when it still names the trained output layer ("auto" stays "auto").
-    try:
-        same = output_for(len(classes), estimator.output) == network["output"]
-    except ValueError:  # set_params(output="sigmoid") after fitting more than two classes
-        same = False
-    if not same:
-        trained["output"] = network["output"]
+    regression = getattr(estimator, "task", "classification") == "regression"
+    if regression:
+        # Its output layer is the identity and its loss the squared error, neither an option of a regressor.
+        trained = {k: network[k] for k in ("hidden_layer_sizes", "activation")}
+    else:
+        classes = _classes_array(estimator.classes_)
+        trained = {k: network[k] for k in ("hidden_layer_sizes", "activation", "loss")}
+        # The encoding option as given when it still names the trained output layer ("auto" stays "auto").
+        try:
+            same = output_for(len(classes), estimator.output) == network["output"]
+        except ValueError:  # set_params(output="sigmoid") after fitting more than two classes
+            same = False
+        if not same:
+            trained["output"] = network["output"]
     arrays = {
         "format": _text(fmt),
         "format_version": np.array(FORMAT_VERSION, np.int64),
@@ -267,7 +285,7 @@ def _model_arrays(estimator, fmt):
         "layer_sizes": np.array(dims, np.int64),
         "dtype": _text(params.flat.dtype.name),
         "activations": np.array([network["activation"]] * (L - 1) + [network["output"]], dtype=np.str_),
-        "classes": classes,
+        **({"task": _text("regression")} if regression else {"classes": classes}),
         # The options the parameters were trained with: set_params after fit does not change them.
         "options": _text(_options_json({**estimator.get_params(), **trained})),
         "loss_curve": np.array(getattr(estimator, "loss_curve_", []), np.float64),
@@ -282,11 +300,14 @@ def _model_arrays(estimator, fmt):
     scores = getattr(estimator, "validation_scores_", None)
     if scores is not None:
         arrays["validation_scores"] = np.array(scores, np.float64)
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        arrays["feature_names"] = np.array([str(n) for n in names], dtype=np.str_)
     return arrays
 
 
 def save_model(estimator, path):
-    """Write a fitted DNNClassifier to ``path`` (.npz, atomically): everything predicting needs."""
+    """Write a fitted DNNClassifier or DNNRegressor to ``path`` (.npz, atomically): everything predicting needs."""
     write_archive(path, _model_arrays(estimator, MODEL_FORMAT))
 
 
@@ -528,8 +549,9 @@ def _classes(arrays, path, n_out):
     return classes
 
 
-def _options(arrays, path):
-    """The estimator's options as saved: a JSON object of settings this fastdnn knows (hidden sizes a tuple)."""
+def _options(arrays, path, task="classification"):
+    """The estimator's options as saved: a JSON object of settings this fastdnn knows, all of them the ``task``'s
+    estimator's (hidden sizes a tuple)."""
     options = _json(arrays, "options", path, "options")
     if not isinstance(options, dict):
         raise ModelFileError(path, "is corrupted: its options are not a JSON object")
@@ -542,18 +564,23 @@ def _options(arrays, path):
     unknown = sorted(set(options) - set(O.BY_NAME))
     if unknown:
         raise ModelFileError(path, f"has options this fastdnn does not know: {', '.join(unknown)}")
+    foreign = sorted(set(options) - set(O.names(task)))
+    if foreign:
+        raise ModelFileError(path, f"is corrupted: its options {', '.join(foreign)} are not a {ESTIMATORS[task]}'s")
     return options
 
 
 def _check_network(arrays, path, options, dims, K):
     """The options (checked by the options table, the defaults where the file has none) describe the
-    network the parameters are: its hidden layers, activations and output layer. Returns them checked."""
+    network the parameters are: its hidden layers, activations and output layer (K classes; None: a regressor's
+    identity output, of any number of units). Returns them checked."""
+    task = "classification" if K is not None else "regression"
     try:
-        checked = O.check({**O.DEFAULTS, **options})
-        output = output_for(K, checked["output"])
+        checked = O.check({**{name: O.DEFAULTS[name] for name in O.names(task)}, **options})
+        output = output_for(K, checked["output"]) if K is not None else "identity"
     except (TypeError, ValueError) as exc:
         raise _inconsistent(path, exc) from None
-    if dims[-1] != output_units(K, checked["output"]):
+    if K is not None and dims[-1] != output_units(K, checked["output"]):
         raise ModelFileError(path, f"is corrupted: {K} classes for an output layer of {dims[-1]} units with output "
                                    f"{checked['output']!r}")
     if list(checked["hidden_layer_sizes"]) != dims[1:-1]:
@@ -571,13 +598,39 @@ def _inconsistent(path, problem):
                                 f"({problem if isinstance(problem, str) else first_line(problem)})")
 
 
-def _record(arrays, path, version, run=None, run_arrays=None):
-    """The ``ModelRecord`` of a file's entries, every one checked (``run``: a checkpoint's run dict)."""
+def _task(arrays, path, expected):
+    """The file's task ("classification" unless it says "regression"), which must be ``expected`` when given: a
+    regressor's file is no classifier's, nor the converse (one line saying which to load it with)."""
+    task = _scalar_text(arrays, "task", path) if "task" in arrays else "classification"
+    if task not in ESTIMATORS or (task == "regression" and "classes" in arrays):
+        raise ModelFileError(path, f"is corrupted: its task is {task!r}"
+                                   + (" but it holds classes" if task in ESTIMATORS else ""))
+    if expected is not None and task != expected:
+        raise ModelFileError(path, f"holds a {ESTIMATORS[task]} ({task}), not a {ESTIMATORS[expected]}: load it with "
+                                   f"{ESTIMATORS[task]}.load or fastdnn.load_model")
+    return task
+
+
+def _feature_names(arrays, path, n_features):
+    """The DataFrame columns the model was fitted on, as an object array (``feature_names_in_``), or None."""
+    if "feature_names" not in arrays:
+        return None
+    names = arrays["feature_names"]
+    if names.dtype.kind != "U" or names.shape != (n_features,):
+        raise ModelFileError(path, f"is corrupted: feature_names has shape {names.shape} and dtype {names.dtype}, "
+                                   f"expected {n_features} names (its features) as text")
+    return np.array(names.tolist(), dtype=object)
+
+
+def _record(arrays, path, version, run=None, run_arrays=None, task=None):
+    """The ``ModelRecord`` of a file's entries, every one checked (``run``: a checkpoint's run dict; ``task``: the
+    one the caller's estimator does, None for either)."""
     dims = _layer_sizes(arrays, path)
     parameters = _parameters(arrays, path, dims)
-    classes = _classes(arrays, path, dims[-1])
-    options = _options(arrays, path)
-    checked = _check_network(arrays, path, options, dims, classes.size)
+    task = _task(arrays, path, task)
+    classes = _classes(arrays, path, dims[-1]) if task == "classification" else None
+    options = _options(arrays, path, task)
+    checked = _check_network(arrays, path, options, dims, None if classes is None else classes.size)
     batch = _scalar_int(arrays, "mini_batch_size", path)
     try:
         state = _training_state(arrays, path, parameters, checked["optimizer"], version, run)
@@ -586,7 +639,7 @@ def _record(arrays, path, version, run=None, run_arrays=None):
     except (TypeError, ValueError, KeyError, RecursionError) as exc:  # RecursionError: rng_state nested too deeply
         raise _inconsistent(path, exc) from None
     return ModelRecord(os.fspath(path), options, classes, parameters, state, None if batch < 0 else batch, run or {},
-                       run_arrays or {})
+                       run_arrays or {}, task, _feature_names(arrays, path, dims[0]))
 
 
 def _training_state(arrays, path, parameters, optimizer, version, run):
@@ -603,7 +656,9 @@ def _training_state(arrays, path, parameters, optimizer, version, run):
     scalars = {"optimizer": optimizer, "step": t, "epoch": n_iter, "best_score": None, "best_epoch": None,
                "stall": 0, "stopped": False, "in_progress": False,
                # Files written before learning-rate schedules hold none: a fresh record.
-               "lr_period": None, "lr_drops": 0, "lr_best": None, "lr_stall": 0}
+               "lr_period": None, "lr_drops": 0, "lr_best": None, "lr_stall": 0,
+               # Files written before dropout hold no seed of its masks.
+               "dropout_seed": None}
     if "state" in arrays:
         scalars.update(_json(arrays, "state", path, "training state values"))
     elif "step" in arrays:  # a version-1 checkpoint
@@ -630,21 +685,22 @@ def _early_stopping_of_version_1(run, arrays, scalars, saved):
     scalars["in_progress"] = True
 
 
-def read_model(path):
+def read_model(path, task=None):
     """The ``ModelRecord`` of the model saved at ``path`` (a checkpoint reads as the model at its epoch,
-    with its training state)."""
+    with its training state); ``task`` ("classification", "regression"): refuse another estimator's file."""
     arrays = _read_archive(path)
     version = _check_format(arrays, path, (MODEL_FORMAT, CHECKPOINT_FORMAT))
-    return _record(arrays, path, version)
+    return _record(arrays, path, version, task=task)
 
 
-def read_checkpoint(path):
-    """The ``ModelRecord`` of the checkpoint at ``path``, with its caller's ``run`` dict and ``arrays``."""
+def read_checkpoint(path, task=None):
+    """The ``ModelRecord`` of the checkpoint at ``path``, with its caller's ``run`` dict and ``arrays``; ``task``
+    as ``read_model``'s."""
     arrays = _read_archive(path)
     version = _check_format(arrays, path, (CHECKPOINT_FORMAT,))
     run = _json(arrays, "run", path, "run values")
     extra = {name[len("run_"):]: value for name, value in arrays.items() if name.startswith("run_")}
-    return _record(arrays, path, version, run, extra)
+    return _record(arrays, path, version, run, extra, task)
 
 
 def file_format(path):

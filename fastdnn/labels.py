@@ -2,9 +2,10 @@
 
 One home for the rules every entry point shares: the output layer a number of
 classes gets (``output_for``, ``output_units``), the targets as rows
-(``class_targets``), the most probable class of an output row
-(``predicted_index``), the held-out split of early stopping and the command
-(``split_rows``) and the course's k folds (``k_folds``, used by
+(``class_targets``; a regressor's real targets, ``value_targets``), the most
+probable class of an output row (``predicted_index``), a regressor's score
+(``r2_score``, scikit-learn's), the held-out split of early stopping and the
+command (``split_rows``) and the course's k folds (``k_folds``, used by
 ``cross_val_score`` and the sweeps).
 """
 
@@ -37,6 +38,28 @@ def class_targets(index, n_classes, dtype=np.float64, units=None):
     if (output_units(n_classes) if units is None else units) == 1:
         return index.reshape(-1, 1).astype(dtype)
     return np.eye(n_classes, dtype=dtype)[index]
+
+
+def value_targets(values, n_outputs, dtype=np.float64, units=None):
+    """A regressor's targets as rows (m, n_outputs) of ``dtype`` from its values, (m,) or (m, n_outputs); the
+    arguments are ``class_targets``' (a ``fastdnn.stream.Feed`` calls either), ``units`` n_outputs itself."""
+    return np.asarray(values).reshape(-1, n_outputs if units is None else units).astype(dtype)
+
+
+def r2_score(y_true, y_pred):
+    """The coefficient of determination as scikit-learn's ``r2_score`` computes it (``RegressorMixin.score``):
+    per target 1 - sum (y - p)^2 / sum (y - mean y)^2, then the mean over targets (uniform average), in float64;
+    a constant target scores 1.0 when predicted exactly, else 0.0; fewer than two examples give NaN, as there."""
+    y_true = np.asarray(y_true, np.float64)
+    y_pred = np.asarray(y_pred, np.float64)
+    y_true = y_true.reshape(len(y_true), -1)
+    y_pred = y_pred.reshape(y_true.shape)
+    if y_true.shape[0] < 2:
+        return float("nan")
+    residual = np.sum((y_true - y_pred) ** 2, axis=0)
+    spread = np.sum((y_true - y_true.mean(axis=0)) ** 2, axis=0)
+    scores = np.where(spread > 0, 1 - residual / np.where(spread > 0, spread, 1), np.where(residual == 0, 1.0, 0.0))
+    return float(np.mean(scores))
 
 
 def predicted_index(P):

@@ -67,7 +67,11 @@ class Monitors(Monitor):
 
 
 class EarlyStopping(Monitor):
-    """Validation accuracy after every epoch; stops after ``patience`` epochs without an improvement over ``tol``.
+    """A validation score after every epoch; stops after ``patience`` epochs without an improvement over ``tol``.
+
+    ``score(engine, X, labels, rows)`` scores the engine's network on ``rows`` of X (all of them when None)
+    against ``labels`` (one per scored row), higher being better: by default ``engine.accuracy`` (``labels``
+    class indices); a regressor's is its R^2 (``labels`` its targets).
 
     The record (best score, epoch, parameters, stall) lives in the engine's
     ``TrainingState``, so chunked fits and resumed runs behave alike;
@@ -81,12 +85,13 @@ class EarlyStopping(Monitor):
     needs_parameters = True
     validates = True
 
-    def __init__(self, X, labels, rows=None, tol=1e-4, patience=10):
+    def __init__(self, X, labels, rows=None, tol=1e-4, patience=10, score=None):
         self.X, self.labels, self.rows, self.tol, self.patience = X, labels, rows, tol, patience
+        self.score = score if score is not None else (lambda engine, X, labels, rows: engine.accuracy(X, labels, rows))
 
     def look(self, engine, costs, seconds):
         state = engine.state
-        score = engine.accuracy(self.X, self.labels, self.rows)
+        score = float(self.score(engine, self.X, self.labels, self.rows))
         state.validation_scores.append(score)
         engine.validated(score)
         if self.patience is None:
@@ -109,7 +114,7 @@ class EarlyStopping(Monitor):
 
 # What a callback receives after an epoch: ``epoch`` counts epochs over every fit, ``costs`` are
 # the epochs' costs since its last call (one, unless the callback asked for ``every`` > 1 or None),
-# ``validation_score`` the epoch's validation accuracy when the fit validates, else None,
+# ``validation_score`` the epoch's validation score (accuracy; a regressor's R^2) when the fit validates, else None,
 # ``learning_rate`` the rate the last of those epochs trained at (the schedule's, ``lr_schedule``).
 EpochInfo = namedtuple("EpochInfo", "epoch cost costs seconds validation_score estimator learning_rate")
 

@@ -1,8 +1,9 @@
 """Every training option in one table: its name, the course's name for it, the command's flag, default,
 check and help.
 
-``DNNClassifier``'s parameters are the names here (its signature is tested to
-match the table), ``fastdnn.model``'s are the ``course`` names, and ``fastdnn
+``DNNClassifier``'s parameters are the names here, ``DNNRegressor``'s those whose
+``tasks`` hold "regression" (their signatures are tested to match the table),
+``fastdnn.model``'s are the ``course`` names, and ``fastdnn
 train`` builds its options from the ``flag`` column, so an option is named,
 defaulted, validated and explained once. An unknown choice lists the table's
 choices wherever it is given.
@@ -112,6 +113,49 @@ def _dtype(value, name):
 
 
 DTYPES = ("float32", "float64")
+
+
+# ---------------------------------------------------------------------------- dropout
+
+
+def _keep_probability(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1] (the probability of keeping a hidden unit; 1: no "
+                         f"dropout), or one such number per hidden layer, got {value!r}")
+    return float(value)
+
+
+def _keep_prob(value, name):
+    """keep_prob: one probability in (0, 1] for every hidden layer (a float), or one per hidden layer (a tuple of
+    floats; ``check`` holds its length to hidden_layer_sizes')."""
+    if isinstance(value, numbers.Real) or isinstance(value, (str, bytes)):
+        return _keep_probability(value, name)
+    try:
+        values = list(value)
+    except TypeError:
+        values = None
+    if not values:
+        raise ValueError(f"{name} must be a number in (0, 1] or a non-empty sequence of them (one per hidden layer), "
+                         f"got {value!r}")
+    return tuple(_keep_probability(v, f"{name}[{i}]") for i, v in enumerate(values))
+
+
+def keep_probs(keep_prob, n_hidden, name="keep_prob"):
+    """Each hidden layer's keep probability, checked (one number for every layer, or one per layer): a tuple of
+    ``n_hidden`` floats in (0, 1]. Every entry 1 is no dropout."""
+    value = _keep_prob(keep_prob, name)
+    if isinstance(value, float):
+        return (value,) * n_hidden
+    if len(value) != n_hidden:
+        raise ValueError(f"{name} gives {len(value)} keep probabilities for {n_hidden} hidden layer(s): give one "
+                         "number for every hidden layer, or one per hidden layer")
+    return value
+
+
+def check_dropout_seed(dropout_seed, seed):
+    """``model``'s dropout seed (reference and fast path): the run's ``seed`` when None, else the value; an
+    integer in [0, 2**32 - 1]."""
+    return V.check_seed(seed if dropout_seed is None else dropout_seed, "dropout_seed")
 
 
 # ---------------------------------------------------------------------------- learning-rate schedules
@@ -246,6 +290,20 @@ def _parse_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _parse_keep_prob(text):
+    """"0.8" for every hidden layer, or one per hidden layer: "0.9,0.8" (``fastdnn train``) or "0.9:0.8" (the
+    form a sweep takes, whose commas separate its values)."""
+    parts = [p for p in text.replace(":", ",").split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a keep probability like 0.8, or one per hidden layer like "
+                                         f"0.9,0.8, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a keep probability like 0.8, got {text!r}")
+    return values[0] if len(values) == 1 and ":" not in text and "," not in text else tuple(values)
+
+
 def _parse_learning_rate(text):
     return "auto" if text == "auto" else _parse_float(text)
 
@@ -264,7 +322,8 @@ class Option:
     """One option. ``flag`` None: not on the command line; ``course``: its name in ``fastdnn.model``
     (None where the course has no such option); ``command_default``: the command's default where it
     differs from the estimator's (a larger dataset, fewer epochs); ``parse``: command-line text -> value;
-    ``switch``: a command-line flag without a value (sets True)."""
+    ``switch``: a command-line flag without a value (sets True); ``tasks``: the estimators that take it
+    ("classification": DNNClassifier, "regression": DNNRegressor, whose output is the identity, not a choice)."""
 
     name: str
     default: object
@@ -277,9 +336,14 @@ class Option:
     metavar: str = None
     switch: bool = False
     command_default: object = field(default=None)
+    tasks: tuple = ("classification", "regression")
 
     def validate(self, value):
         return self.check(value, self.name)
+
+
+TASKS = ("classification", "regression")
+CLASSIFIER_ONLY = ("classification",)
 
 
 OPTIONS = (
@@ -287,9 +351,11 @@ OPTIONS = (
            flag="--layers", parse=_parse_sizes, metavar="SIZES", command_default=(64, 32)),
     Option("activation", "relu", _choice(V.HIDDEN_ACTIVATIONS), "hidden activation", flag="--activation",
            course="hidden_activation", choices=V.HIDDEN_ACTIVATIONS),
-    Option("loss", "cross_entropy", _choice(V.LOSSES), "cost function", flag="--loss", course="loss", choices=V.LOSSES),
+    Option("loss", "cross_entropy", _choice(V.LOSSES), "cost function (a regressor's is mse)", flag="--loss", course="loss",
+           choices=V.LOSSES, tasks=CLASSIFIER_ONLY),
     Option("output", "auto", _choice(V.OUTPUT_ENCODINGS), "output encoding: 'auto' one sigmoid unit for two classes and "
-           "a softmax for more; 'softmax' a softmax over two classes too", flag="--output", choices=V.OUTPUT_ENCODINGS),
+           "a softmax for more; 'softmax' a softmax over two classes too (a regressor's is the identity)", flag="--output",
+           choices=V.OUTPUT_ENCODINGS, tasks=CLASSIFIER_ONLY),
     Option("optimizer", "adam", _choice(V.OPTIMIZERS), "update rule", flag="--optimizer", course="optimizer",
            choices=V.OPTIMIZERS),
     Option("learning_rate", "auto", _learning_rate,
@@ -303,6 +369,10 @@ OPTIONS = (
            course="num_epochs", parse=_parse_int, metavar="N", command_default=5),
     Option("l2", 0.0, V.check_l2, "L2 strength lambda: cost + l2/(2m) sum ||W||^2", flag="--l2", course="lambd",
            parse=_parse_float),
+    Option("keep_prob", 1.0, _keep_prob, "inverted dropout: the probability of keeping each hidden unit while "
+           "training, in (0, 1]; one for every hidden layer, or one per hidden layer (0.9,0.8; in a sweep, whose commas "
+           "separate values, 0.9:0.8); 1 keeps every unit (no dropout); predictions never drop", flag="--keep-prob",
+           course="keep_prob", parse=_parse_keep_prob, metavar="P|P1,P2,..."),
     Option("beta", 0.9, V.check_fraction, "momentum's beta", flag="--beta", course="beta", parse=_parse_float),
     Option("beta1", 0.9, V.check_fraction, "Adam's beta1", flag="--beta1", course="beta1", parse=_parse_float),
     Option("beta2", 0.999, V.check_fraction, "Adam's beta2", flag="--beta2", course="beta2", parse=_parse_float),
@@ -313,7 +383,8 @@ OPTIONS = (
            flag="--seed", course="seed", parse=_parse_int, metavar="N", command_default=0),
     Option("warm_start", False, V.check_bool, "fit continues from the fitted parameters and optimizer state"),
     Option("early_stopping", False, V.check_bool,
-           "hold out validation_fraction, stop when its accuracy has not improved by tol for n_iter_no_change epochs, keep the best",
+           "hold out validation_fraction, stop when its score (accuracy; a regressor's R^2) has not improved by tol for "
+           "n_iter_no_change epochs, keep the best",
            flag="--early-stopping", switch=True),
     Option("validation_fraction", 0.1, V.check_open_fraction, "the fraction held out for validation",
            flag="--validation-fraction", parse=_parse_float, metavar="F"),
@@ -337,6 +408,22 @@ BY_NAME = {option.name: option for option in OPTIONS}
 DEFAULTS = {option.name: option.default for option in OPTIONS}
 COMMAND_DEFAULTS = {o.name: o.default if o.command_default is None else o.command_default for o in OPTIONS}
 
+# What the command builds: a row of the command alone, not a parameter of the estimators (DEFAULTS, the sweeps'
+# names and the estimators' signatures are OPTIONS' rows only).
+COMMAND_OPTIONS = (
+    Option("task", "classification", _choice(TASKS), "what to train: 'classification' a DNNClassifier of the labels' "
+           "classes, 'regression' a DNNRegressor of continuous targets (not detected from the labels: give it)",
+           flag="--task", choices=TASKS),
+)
+ROWS = {**BY_NAME, **{option.name: option for option in COMMAND_OPTIONS}}
+
+
+def names(task):
+    """The options an estimator of ``task`` takes ("classification": DNNClassifier's, "regression": DNNRegressor's),
+    in the table's order."""
+    V.check_choice(task, TASKS, "task")
+    return [option.name for option in OPTIONS if task in option.tasks]
+
 
 def check(params, m=None):
     """Every option in ``params`` (estimator names) checked; returns the values as checked.
@@ -351,6 +438,8 @@ def check(params, m=None):
     batch = out.get("batch_size")
     if m is not None and isinstance(batch, int) and batch > m:
         raise ValueError(f"batch_size must be between 1 and the number of training samples {m}, got {batch}")
+    if isinstance(out.get("keep_prob"), tuple) and "hidden_layer_sizes" in out:
+        keep_probs(out["keep_prob"], len(out["hidden_layer_sizes"]))
     if "frozen_layers" in out and "hidden_layer_sizes" in out and out["frozen_layers"] > len(out["hidden_layer_sizes"]):
         n = len(out["hidden_layer_sizes"])
         raise ValueError(f"frozen_layers must be in [0, {n}] (the output layer always trains), got {out['frozen_layers']}")
@@ -362,8 +451,8 @@ def add_arguments(group, names, defaults=None):
     and the help shows ``defaults`` (the command's) or the table's."""
     defaults = defaults or COMMAND_DEFAULTS
     for name in names:
-        option = BY_NAME[name]
-        shown = defaults[name]
+        option = ROWS[name]
+        shown = defaults.get(name, option.default)
         shown = {None: "none"}.get(shown, shown) if not isinstance(shown, tuple) else ",".join(map(str, shown))
         text = f"{option.help} (default {shown})"
         if option.switch:

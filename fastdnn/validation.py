@@ -7,6 +7,7 @@ here converts or copies data.
 """
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -372,6 +373,63 @@ def check_class_labels(y, name="y"):
                 f"{name}); a classifier needs class labels"
             )
     return y
+
+
+def is_frame(X):
+    """Whether X is a pandas DataFrame, seen by what it has (``columns`` and ``dtypes``): pandas itself is never
+    imported, so it stays optional."""
+    return hasattr(X, "columns") and hasattr(X, "dtypes")
+
+
+def feature_names(X, name="X"):
+    """X's column names as scikit-learn keeps them (``feature_names_in_``): an object array when X is a DataFrame
+    whose column names are all text, else None (no frame, or names that are none of them text, such as a frame's
+    default 0, 1, 2, ...). Text mixed with other names is a TypeError, as in scikit-learn."""
+    if not is_frame(X):
+        return None
+    names = np.asarray(list(X.columns), dtype=object)
+    kinds = sorted({type(n).__qualname__ for n in names})
+    if len(kinds) > 1 and "str" in kinds:
+        raise TypeError(f"{name}'s column names mix text with {', '.join(k for k in kinds if k != 'str')}; feature "
+                        f"names are kept only when all are text: convert them ({name}.columns = "
+                        f"{name}.columns.astype(str)) or give none")
+    return names if kinds == ["str"] else None
+
+
+def _shown_names(names, limit=8):
+    shown = ", ".join(map(repr, names[:limit]))
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def check_feature_names(fitted, given, who, name="X", stacklevel=3):
+    """X's column names (``feature_names``) against those ``who`` (the estimator's class name) was fitted with
+    (its ``feature_names_in_``, or None), as scikit-learn checks them: the same names in the same order pass;
+    names on one side only warn (UserWarning, scikit-learn's words: "X does not have valid feature names, but ...
+    was fitted with feature names", or the converse); other names or another order are one ValueError naming
+    the unexpected and the missing columns."""
+    if fitted is None and given is None:
+        return
+    if given is None:
+        warnings.warn(f"{name} does not have valid feature names, but {who} was fitted with feature names",
+                      UserWarning, stacklevel=stacklevel)
+        return
+    if fitted is None:
+        warnings.warn(f"{name} has feature names, but {who} was fitted without feature names", UserWarning,
+                      stacklevel=stacklevel)
+        return
+    if len(fitted) == len(given) and all(a == b for a, b in zip(fitted, given)):
+        return
+    known, seen = set(fitted.tolist()), set(given.tolist())
+    unexpected = [n for n in given.tolist() if n not in known]
+    missing = [n for n in fitted.tolist() if n not in seen]
+    if not unexpected and not missing:
+        problem = "its columns are those seen at fit in another order; reorder them as at fit"
+    else:
+        parts = ([f"unexpected {_shown_names(unexpected)}"] if unexpected else []) + (
+            [f"missing {_shown_names(missing)}"] if missing else [])
+        problem = "; ".join(parts)
+    raise ValueError(f"The feature names should match those that were passed during fit: {name}'s columns are not "
+                     f"those {who} was fitted with ({problem})")
 
 
 def numbers_from_objects(X, name):

@@ -468,3 +468,55 @@ def test_a_rank_in_memory_beside_ranks_streaming_is_refused_by_name(on_disk):
         with pytest.raises(ValueError, match=r"rank 1: its data source in memory differs from rank 0's streamed from "
                                              r"disk"):
             engine.train(*data, 2, comm=COMM)
+
+
+@pytest.mark.parametrize("batch, memory", [(16, "1GB"), (None, "1GB"), (16, "1MB")], ids=["minibatch", "full-batch",
+                                                                                         "streamed"])
+def test_a_regressor_on_ranks_trains_what_it_trains_alone(shared_folder, batch, memory):
+    """DNNRegressor.fit(comm=...) with two targets (the identity output, the squared error) across the ranks: the
+    parameters, costs and validation R^2 of one process, within the tolerance, in memory and streamed from disk
+    (2,000 x 128 float64, 2 MB: more than memory="1MB")."""
+    from fastdnn import DNNRegressor
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((2000, 128))
+    Y = np.stack([X[:, 0] - X[:, 1] ** 2, np.tanh(X[:, 2])], axis=1)
+    path = os.path.join(shared_folder, "r.npy")
+    if COMM.Get_rank() == 0:
+        np.save(path, X)
+    COMM.Barrier()
+    options = dict(hidden_layer_sizes=(16, 8), learning_rate=0.005, batch_size=batch, max_iter=3 if batch else 25,
+                   random_state=3, early_stopping=True, memory=memory)
+    source = X if memory == "1GB" else path
+    alone = DNNRegressor(**options).fit(source, Y)
+    together = DNNRegressor(**options).fit(source, Y, comm=COMM)
+    assert together.n_outputs_ == 2 and together.t_ == alone.t_ > 0
+    assert relative(together.parameters_.flat, alone.parameters_.flat) < RTOL
+    assert relative(np.array(together.loss_curve_), np.array(alone.loss_curve_)) < RTOL
+    assert relative(np.array(together.validation_scores_), np.array(alone.validation_scores_)) < RTOL
+    gathered = COMM.allgather(together.parameters_.flat)
+    assert all(np.array_equal(g, gathered[0]) for g in gathered)
+    # The ranks train together, not each alone: a rank given other targets is refused by name.
+    other = Y + (COMM.Get_rank() == 1)
+    with pytest.raises(ValueError, match=r"rank 1: its data \(a hash of sampled rows\) .* differs from rank 0's"):
+        DNNRegressor(**options).fit(source, other, comm=COMM)
+
+
+@pytest.mark.parametrize("batch", [16, None])
+def test_weighted_ranks_train_what_one_weighted_process_trains(batch):
+    X, Y = data(3)
+    dims = [X.shape[1], 16, 8, Y.shape[1]]
+    w = np.random.default_rng(2).integers(0, 4, X.shape[0]).astype(float)
+    w[:16] = 0.0  # a full batch of weight 0 on the unshuffled... and rows of weight 0 anywhere
+    epochs = 60 if batch is None else 6
+    options = dict(output="softmax", optimizer="adam", learning_rate=0.01, lambd=0.7, mini_batch_size=batch, seed=5)
+    alone = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    expected = alone.train(X, Y, epochs, gram=False, weights=w)
+    together = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    costs = together.train(X, Y, epochs, gram=False, comm=COMM, weights=w)
+    assert together.state.step == alone.state.step
+    assert relative(together.state.parameters.flat, alone.state.parameters.flat) < RTOL
+    assert relative(costs, expected) < RTOL
+    unweighted = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    unweighted.train(X, Y, epochs, gram=False, comm=COMM)
+    assert relative(unweighted.state.parameters.flat, alone.state.parameters.flat) > 1e-6

@@ -1,8 +1,11 @@
 """The ``fastdnn`` command (also ``python -m fastdnn``): thin commands over the library.
 
     fastdnn train [--data FILE [--test FILE]] [options]   train a DNNClassifier, save it as .npz  (train.py)
-    fastdnn predict MODEL DATA [--out preds.csv]            labels (and probabilities) as CSV      (use.py)
-    fastdnn evaluate MODEL DATA                             accuracy and confusion matrix          (use.py)
+                  [--task regression]                     a DNNRegressor instead
+    fastdnn predict MODEL DATA [--out preds.csv]            labels (and probabilities; a regression's values)
+                                                            as CSV                                 (use.py)
+    fastdnn evaluate MODEL DATA                             accuracy and confusion matrix; a regression's
+                                                            R^2, RMSE and MAE                      (use.py)
     fastdnn check [--data FILE] [--layers ...]              fast path vs reference, stage by stage (check.py)
     fastdnn bench [--layers ...]                            step time and GFLOP/s beside the BLAS peak (bench.py)
     fastdnn convert CSV OUT.npy [--label COL]               a CSV as .npy features and labels, streaming (convert.py)

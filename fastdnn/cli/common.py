@@ -78,14 +78,15 @@ def table(header, rows):
 
 
 def table_values(args, names, defaults=None):
-    """The options ``names`` of ``fastdnn.options.OPTIONS`` as given on the command line, each checked by
+    """The options ``names`` of ``fastdnn.options.ROWS`` (the estimators' and the command's own) as given on the
+    command line, each checked by
     the table (a bad value is one line naming the flag); not given: ``defaults[name]``, or left out when
     ``defaults`` is None."""
     from fastdnn import options as O
 
     values = {}
     for name in names:
-        option, value = O.BY_NAME[name], getattr(args, name, None)
+        option, value = O.ROWS[name], getattr(args, name, None)
         if value is None:
             if defaults is not None:
                 values[name] = defaults[name]

@@ -10,8 +10,8 @@ def add_parser(sub, common, fmt):
     p = sub.add_parser(
         "export", parents=[common], formatter_class=fmt, help="write a saved model as ONNX (needs fastdnn[onnx])",
         description="Write MODEL.npz as an ONNX graph of standard operators (Gemm, the activations, Softmax), in\n"
-        "its trained dtype, any batch size, with outputs label and probabilities, for onnxruntime and other ONNX\n"
-        "runtimes.",
+        "its trained dtype, any batch size, with outputs label and probabilities (a regression model: predictions),\n"
+        "for onnxruntime and other ONNX runtimes.",
     )
     p.add_argument("model", metavar="MODEL.npz", help="a model saved by fastdnn train (or save_model)")
     p.add_argument("out", metavar="OUT.onnx", help="the ONNX file to write")

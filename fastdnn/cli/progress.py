@@ -1,5 +1,5 @@
 """What ``fastdnn train`` shows and keeps while it trains: a progress bar and checkpoints, both callbacks of
-``DNNClassifier.fit``, and the library's compile notices."""
+the estimator's ``fit``, and the library's compile notices."""
 
 import logging
 import sys
@@ -15,8 +15,8 @@ class ProgressBar:
 
     every = None
 
-    def __init__(self, target, done, examples, quiet):
-        self.target, self.examples, self.bar = target, examples, None
+    def __init__(self, target, done, examples, quiet, metric="accuracy"):
+        self.target, self.examples, self.bar, self.metric = target, examples, None, metric
         if not quiet:
             from tqdm import tqdm
 
@@ -31,7 +31,7 @@ class ProgressBar:
         status = (f"cost {info.cost:.4f}, lr {info.learning_rate:.3g}, "
                   f"{self.examples * len(info.costs) / max(info.seconds, 1e-9):,.0f} examples/s")
         if info.validation_score is not None:
-            status += f", validation accuracy {info.validation_score:.4f}"
+            status += f", validation {self.metric} {info.validation_score:.4f}"
         self.bar.set_description_str(status, refresh=False)
         self.bar.update(len(info.costs))
         return False

@@ -1,8 +1,8 @@
-"""``fastdnn train``: a ``DNNClassifier`` fitted on a file (or the built-in dataset), with a progress bar,
-checkpoints and a saved model.
+"""``fastdnn train``: a ``DNNClassifier`` (``--task regression``: a ``DNNRegressor``) fitted on a file (or the
+built-in dataset), with a progress bar, checkpoints and a saved model.
 
 A thin layer: the options are ``fastdnn.options``' table (with the command's
-defaults), training is ``DNNClassifier.fit`` through the engine, progress and
+defaults; an estimator takes its task's rows), training is the estimator's ``fit`` through the engine, progress and
 checkpoints are callbacks (``progress.py``), the run state its checkpoints keep is
 one record (``run_state.py``), the data, the test data and the rows held out (by
 ``fastdnn.labels.split_rows``, as early stopping holds them out) are
@@ -37,7 +37,6 @@ from fastdnn.datasets import DEFAULT_FEATURES, DEFAULT_SAMPLES
 from fastdnn.distributed import AllRanksError, active, join, local_ranks, together
 from fastdnn.errors import DivergenceError, TrainingInterrupted, divergence_message
 from fastdnn.files import OutputLock, import_optional
-from fastdnn.labels import output_for, output_units
 from fastdnn.monitors import EarlyStopping
 from fastdnn.threads import rank_threads
 
@@ -52,8 +51,11 @@ ALIKE = tuple(o.name for o in O.OPTIONS if o.flag and o.name not in ("max_iter",
 
 def add_parser(sub, common, fmt):
     train = sub.add_parser(
-        "train", parents=[common], formatter_class=fmt, help="train a classifier and save it",
-        description="Train a DNNClassifier on --data (or the built-in dataset), print its progress and accuracy, save it.\n"
+        "train", parents=[common], formatter_class=fmt, help="train a classifier (or a regressor) and save it",
+        description="Train a DNNClassifier (with --task regression a DNNRegressor) on --data (or the built-in dataset),\n"
+        "print its progress and accuracy (a regressor's R^2), save it. A continuous target is not detected: give\n"
+        "--task regression (--output and --loss are a classifier's; a regressor's output is the identity and its\n"
+        "loss the squared error).\n"
         "Data: the course's .h5 (train_set_x/train_set_y), .npz (X, y), .csv (header row, label column), .npy (labels\n"
         "in a second .npy, --labels) or a folder of .npy/.npz/.h5 shards. Data larger than --memory are streamed\n"
         "from disk in blocks of rows while training.",
@@ -65,6 +67,7 @@ def add_parser(sub, common, fmt):
                    "(default: NAME.labels.npy beside it, as fastdnn convert writes)")
     g.add_argument("--test", metavar="PATH", help="test data, scored at the end")
     g.add_argument("--label", default="label", help="the CSV column holding the labels (default: label)")
+    O.add_arguments(g, ["task"])
     g.add_argument("--samples", type=int, metavar="N", help=f"built-in dataset: examples (default {DEFAULT_SAMPLES:,})")
     g.add_argument("--features", type=int, metavar="N", help=f"built-in dataset: features (default {DEFAULT_FEATURES})")
     O.add_arguments(g, ["validation_fraction"])
@@ -96,12 +99,31 @@ def _given(args):
     return given
 
 
-def _options(args, checkpoint):
-    """The run's estimator parameters: the command line over the command's defaults, or the checkpoint's
-    (which only --epochs and --threads may change)."""
-    given = _given(args)
+def _task(args, checkpoint):
+    """--task as given (checked by the table), or the resumed checkpoint's estimator's, which it must equal."""
+    given = table_values(args, ["task"]).get("task")
     if checkpoint is None:
-        return {**O.COMMAND_DEFAULTS, "verbose": False, "warm_start": False, **given}
+        return given or O.ROWS["task"].default
+    saved = checkpoint.estimator.task
+    if given is not None and given != saved:
+        raise CLIError(f"{args.resume}: --task {given} differs from the checkpoint's {saved}; a resumed run keeps its "
+                       "task")
+    return saved
+
+
+def _options(args, checkpoint, task):
+    """The run's estimator parameters: the command line over the command's defaults, or the checkpoint's
+    (which only --epochs and --threads may change); ``task``'s estimator's options only (a flag of another's
+    is one line)."""
+    given = _given(args)
+    names = O.names(task)
+    for name in given:
+        if name not in names:
+            raise CLIError(f"{_flag(name)}: is a classifier's option; --task {task} trains a DNNRegressor, whose "
+                           "output is the identity and loss the squared error")
+    if checkpoint is None:
+        defaults = {**O.COMMAND_DEFAULTS, "verbose": False, "warm_start": False}
+        return {name: defaults[name] for name in names} | given
     params = checkpoint.estimator.get_params()
     for name, value in given.items():
         saved, source = params[name], ""
@@ -155,6 +177,7 @@ class _Plan:
 
     checkpoint: object  # the fastdnn.estimator.Checkpoint resumed, or None
     saved: RunState | None  # its run state
+    task: str  # "classification" or "regression" (--task)
     params: dict  # the estimator's parameters
     memory: int  # bytes: larger data stream from disk
     out: str
@@ -192,12 +215,12 @@ def _run(args, comm, writes):
         with together(comm, describe) as alike:
             plan = _plan(args, writes, locks)
             examples = load_examples(args, plan.params, plan.memory, plan.saved,
-                                     plan.every or plan.checkpoint is not None)
+                                     plan.every or plan.checkpoint is not None, plan.task)
             start = _start(args, plan, examples)
             alike.update(_alike(examples, start))
         _print_header(examples, start, comm)
         if examples.streamed:
-            _print_streaming(examples, start.est.get_params(), plan.memory)
+            _print_streaming(examples, start.est, plan.memory)
         logs = CompileNotes()
         if not _compile(examples, start, logs, comm, writes):
             return 130
@@ -222,7 +245,8 @@ def _plan(args, writes, locks):
     if args.resume:
         checkpoint = load_checkpoint(args.resume)
         saved = RunState.from_json(args.resume, checkpoint.run)
-    params = _options(args, checkpoint)
+    task = _task(args, checkpoint)
+    params = _options(args, checkpoint, task)
     # A resumed run saves beside its checkpoint (MODEL.ckpt.npz -> MODEL.npz, where the first part saved by
     # default), unless told otherwise now: never at a path read from inside the file, which a crafted
     # checkpoint would choose.
@@ -231,7 +255,7 @@ def _plan(args, writes, locks):
     ckpt_path = args.checkpoint or args.resume or _checkpoint_path_for(out)
     _claim_destinations(args, out, every, ckpt_path, writes, locks)
     memory = O.BY_NAME["memory"].validate(params["memory"])
-    return _Plan(checkpoint, saved, params, memory, out, every, ckpt_path)
+    return _Plan(checkpoint, saved, task, params, memory, out, every, ckpt_path)
 
 
 def _claim_destinations(args, out, every, ckpt_path, writes, locks):
@@ -256,7 +280,7 @@ def _claim_destinations(args, out, every, ckpt_path, writes, locks):
 
 def _start(args, plan, examples):
     """A new estimator of the run's options, or the checkpoint's once its data are known to be the same."""
-    from fastdnn.estimator import DNNClassifier
+    from fastdnn.estimator import ESTIMATORS
 
     if plan.checkpoint:
         return _restored(args, plan, examples)
@@ -265,7 +289,7 @@ def _start(args, plan, examples):
         # The default batch on fewer examples: all of them.
         params["batch_size"] = min(params["batch_size"], examples.m_train)
     threads = threads_option(args.threads)
-    est = DNNClassifier(**{**params, "threads": threads})
+    est = ESTIMATORS[plan.task](**{**params, "threads": threads})
     return _Start(est, params["max_iter"], 0, threads, resumed=False, stopped=False,
                   record=_record(plan, params["max_iter"], examples))
 
@@ -298,18 +322,19 @@ def _alike(examples, start):
     """What every rank must hold alike, each difference named by its option, before the engine would see
     only what it causes (other rows held out, other data)."""
     return {
-        "training data (examples, features)": tuple(examples.X.shape), "classes": examples.classes.tolist(),
+        "training data (examples, features)": tuple(examples.X.shape),
+        "classes": None if examples.classes is None else examples.classes.tolist(),
         **{_flag(name): _shown(name, value) for name, value in start.est.get_params().items() if name in ALIKE},
         "--dtype": examples.dtype.name, "--epochs": start.target, "epochs trained before (--resume)": start.done,
     }
 
 
-def _print_streaming(examples, params, memory):
+def _print_streaming(examples, est, memory):
     from fastdnn.stream import block_rows_for
 
     X, dtype = examples.X, examples.dtype
-    batch = O.resolve_batch_size(params["batch_size"], examples.m_train)
-    block = block_rows_for(memory, X.n_features, output_units(len(examples.classes), params["output"]), dtype, batch)
+    batch = O.resolve_batch_size(est.batch_size, examples.m_train)
+    block = block_rows_for(memory, X.n_features, est.output_layer(examples.targets)[2], dtype, batch)
     say(f"streaming from disk: {_size(X.nbytes())} of {dtype.name} features, more than --memory {_size(memory)}: "
         f"two buffers of {block:,} rows ({_size(block * X.n_features * dtype.itemsize)} each), one read while the "
         "other trains")
@@ -319,7 +344,7 @@ def _compile(examples, start, logs, comm, writes):
     """The run's kernels compiled (or loaded from the cache) before training; False when a Ctrl-C stopped it."""
     try:
         with logs:
-            compiled = start.est.warm_up(examples.X.shape[1], examples.classes, examples.dtype, comm, examples.m_train)
+            compiled = start.est.warm_up(examples.X.shape[1], examples.targets, examples.dtype, comm, examples.m_train)
     except TrainingInterrupted:
         # A Ctrl-C during the ranks' warm-up stops them together (as in training): nothing trained yet.
         if writes:
@@ -336,7 +361,7 @@ def _fit(args, examples, start, saver, logs, comm, writes):
     """The epochs left trained, with the progress bar and ``saver``'s checkpoints: the seconds it took, or None
     when a Ctrl-C stopped it (said, and a checkpoint written that resumes there)."""
     est = start.est
-    progress = ProgressBar(start.target, start.done, examples.m_train, args.quiet or not writes)
+    progress = ProgressBar(start.target, start.done, examples.m_train, args.quiet or not writes, examples.metric)
     if start.complete:
         progress.close()
         say(f"{args.resume}: its run is complete at epoch {start.done}"
@@ -405,9 +430,10 @@ def _report_and_save(args, plan, examples, start, saver, seconds):
     _print_costs(state.costs)
     say("   ".join(examples.accuracies(est)))
     if est.early_stopping and state.best_epoch is not None:
-        say(f"early stopping: kept epoch {state.best_epoch}'s parameters (validation accuracy {state.best_score:.4f})")
+        say(f"early stopping: kept epoch {state.best_epoch}'s parameters (validation {examples.metric} "
+            f"{state.best_score:.4f})")
     # The image is drawn before anything is written: a failure to draw it saves nothing.
-    image = draw_costs(est, _plot_format(args.plot)) if args.plot else None
+    image = draw_costs(est, _plot_format(args.plot), examples.metric) if args.plot else None
     fio.save_model(est, plan.out)
     trained = state.epoch - start.done
     rate = f", {examples.m_train * trained / seconds:,.0f} examples/s" if seconds > 0 and trained else ""
@@ -475,12 +501,13 @@ def _print_header(examples, start, comm):
     if test is not None:
         parts.append(f"{test.n_samples:,} for testing from {test.describe()}")
     say(f"data: {data.describe()}: {data.n_samples:,} examples x {n} features, {dtype.name}; " + ", ".join(parts))
-    K = len(classes)
-    dims = [n, *params["hidden_layer_sizes"], output_units(K, params["output"])]
+    output, loss, units = start.est.output_layer(examples.targets)
+    dims = [n, *params["hidden_layer_sizes"], units]
     batch = O.resolve_batch_size(params["batch_size"], m_train)
     ranks = f"{comm.Get_size()} ranks x " if active(comm) else ""
     used = rank_threads(threads, dims, batch or m_train, local_ranks(comm) if active(comm) else 1)  # a collective
-    output = output_for(K, params["output"]) + ("" if K == 2 and params["output"] != "softmax" else f" over {K} classes")
+    if classes is not None and not (len(classes) == 2 and params["output"] != "softmax"):
+        output += f" over {len(classes)} classes"
     batch_text = {None: "full batch"}.get(batch, f"batch {batch}")
     opt = params["optimizer"] + (f" (beta {params['beta']})" if params["optimizer"] == "momentum" else "")
     lr = O.resolve_learning_rate(params["learning_rate"], params["optimizer"])
@@ -491,7 +518,7 @@ def _print_header(examples, start, comm):
     if params["early_stopping"]:
         extras.append(f"early stopping after {params['n_iter_no_change']} epochs without +{params['tol']}")
     say(
-        f"network: {' -> '.join(map(str, dims))} ({params['activation']}, {output}, {params['loss']}, init {params['init']}); "
+        f"network: {' -> '.join(map(str, dims))} ({params['activation']}, {output}, {loss}, init {params['init']}); "
         f"{opt} {lr_text}, {batch_text}, {target} epochs, seed {params['random_state']}, "
         f"{ranks}{used} thread{'s' if used != 1 else ''}"
         + ("; " + ", ".join(extras) if extras else "")
@@ -515,9 +542,9 @@ def _plot_format(path):
     return suffix
 
 
-def draw_costs(est, fmt):
-    """The cost per epoch (and the validation accuracy) as image bytes in ``fmt``, drawn on matplotlib's
-    Agg canvas: no display, no pyplot state."""
+def draw_costs(est, fmt, metric="accuracy"):
+    """The cost per epoch (and the validation score, ``metric``: accuracy, or a regressor's R^2) as image bytes
+    in ``fmt``, drawn on matplotlib's Agg canvas: no display, no pyplot state."""
     import io
 
     import_optional("matplotlib", "plot", "--plot")
@@ -531,7 +558,7 @@ def draw_costs(est, fmt):
     epochs = np.arange(1, len(curve) + 1)
     ax.plot(epochs, curve, marker="o" if len(curve) <= 30 else None, markersize=3)
     ax.set_xlabel("epoch")
-    ax.set_ylabel(f"cost ({est.loss})")
+    ax.set_ylabel(f"cost ({est.network_['loss']})")
     dims = list(est.parameters_.dims)
     ax.set_title(f"fastdnn: {' -> '.join(map(str, dims))}, {est.optimizer} lr {est.learning_rate}")
     ax.grid(True, alpha=0.3)
@@ -539,7 +566,7 @@ def draw_costs(est, fmt):
     if scores:
         right = ax.twinx()
         right.plot(np.arange(1, len(scores) + 1), scores, color="tab:orange")
-        right.set_ylabel("validation accuracy", color="tab:orange")
+        right.set_ylabel(f"validation {metric}", color="tab:orange")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format=fmt)

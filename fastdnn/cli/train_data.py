@@ -1,6 +1,7 @@
 """The data of a ``fastdnn train`` run: the training data (a file, or the built-in dataset) in the run's
-dtype, the --test data, the rows held out for validation and the classes, checked before any training, and the
-spec of the run state that finds them again on --resume."""
+dtype, the --test data, the rows held out for validation and the classes (or, with --task regression, the
+continuous targets), checked before any training, and the spec of the run state that finds them again on
+--resume."""
 
 import os
 from dataclasses import dataclass
@@ -26,8 +27,19 @@ class Examples:
     test: object  # the --test Dataset or DiskDataset, or None
     train_rows: np.ndarray | None  # None: all of them
     held_rows: np.ndarray | None  # held out for validation, or None
-    classes: np.ndarray  # of the training rows
+    classes: np.ndarray | None  # of the training rows; None for a regression's targets
     spec: DataSpec  # finds them again on --resume
+
+    @property
+    def targets(self):
+        """What the estimator's output layer is for: the classes, or a regression's number of targets (one: a
+        file's labels are one value per example)."""
+        return 1 if self.classes is None else self.classes
+
+    @property
+    def metric(self):
+        """The score the run prints: a classifier's accuracy, a regressor's R^2 (``score``'s)."""
+        return "R^2" if self.classes is None else "accuracy"
 
     @property
     def streamed(self):
@@ -43,22 +55,23 @@ class Examples:
         return self.X.shape[0] if self.train_rows is None else self.train_rows.size
 
     def accuracies(self, est):
-        """``est``'s accuracy on the training rows, the held-out rows and --test, as the command prints them."""
-        scores = [f"train accuracy {est.score(self.X, self.labels, rows=self.train_rows):.4f}"]
+        """``est``'s score (``metric``) on the training rows, the held-out rows and --test, as the command prints
+        them."""
+        scores = [f"train {self.metric} {est.score(self.X, self.labels, rows=self.train_rows):.4f}"]
         if self.held_rows is not None:
-            scores.append(f"validation accuracy {est.score(self.X, self.labels, rows=self.held_rows):.4f}")
+            scores.append(f"validation {self.metric} {est.score(self.X, self.labels, rows=self.held_rows):.4f}")
         if self.test is not None:
             streamed = isinstance(self.test, DiskDataset)
             test_X = self.test if streamed else np.asarray(self.test.X, self.dtype)
-            scores.append(f"test accuracy {est.score(test_X, None if streamed else self.test.y):.4f}")
+            scores.append(f"test {self.metric} {est.score(test_X, None if streamed else self.test.y):.4f}")
         return scores
 
 
-def load_examples(args, params, memory, saved, fingerprinted):
+def load_examples(args, params, memory, saved, fingerprinted, task="classification"):
     """The training data in the run's dtype (``params``' dtype, else theirs), the --test data, the rows held out
-    and the classes, each refused in one line naming the data when unfit. ``saved``: the resumed run's state
-    (or None), whose data and split they must be; ``fingerprinted``: whether the run state needs their
-    fingerprint (checkpoints are written, or read)."""
+    and the classes (``task`` "regression": continuous targets, no classes), each refused in one line naming the
+    data when unfit. ``saved``: the resumed run's state (or None), whose data and split they must be;
+    ``fingerprinted``: whether the run state needs their fingerprint (checkpoints are written, or read)."""
     from fastdnn.pipeline import resolve_dtype  # with the compiled kernels: loaded by a run, not by every command
 
     data, spec = _training_data(args, saved, params["dtype"], memory)
@@ -73,7 +86,7 @@ def load_examples(args, params, memory, saved, fingerprinted):
     # run holds out as its first part did.
     spec.validation = saved.data.validation if saved else (test is None or params["early_stopping"])
     train_rows, held_rows = _held_out(data, X.shape[0], spec.validation, params)
-    classes = _classes(data, train_rows)
+    classes = _classes(data, train_rows) if task == "classification" else _regression_targets(data, test)
     if fingerprinted:
         spec.fingerprint = X.fingerprint() if isinstance(X, DiskDataset) else fingerprint(X, data.y)
     examples = Examples(data, X, dtype, test, train_rows, held_rows, classes, spec)
@@ -110,12 +123,23 @@ def _classes(data, train_rows):
     try:
         V.check_class_labels(data.y, "the labels")
     except ValueError as exc:
-        raise CLIError(f"{data.describe()}: {exc}") from None
+        hint = "; to train on continuous targets give --task regression" if "continuous" in str(exc) else ""
+        raise CLIError(f"{data.describe()}: {exc}{hint}") from None
     classes = np.unique(data.y if train_rows is None else data.y[train_rows])
     if len(classes) < 2:
         raise CLIError(f"{data.describe()}: the training labels hold a single class ({classes.tolist()}); a "
                        "classifier needs two")
     return classes
+
+
+def _regression_targets(data, test):
+    """None (a regression has no classes) once the labels of the training data and of --test are numbers
+    (continuous targets; they are not checked for being classes)."""
+    for d in (data, test):
+        if d is not None and d.y.dtype.kind not in "biuf":
+            raise CLIError(f"{d.describe()}: --task regression needs numeric targets, but its labels are "
+                           f"{'text' if d.y.dtype.kind == 'U' else d.y.dtype}")
+    return None
 
 
 def _training_data(args, saved, dtype, memory):

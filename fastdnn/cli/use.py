@@ -1,4 +1,5 @@
-"""``fastdnn predict`` and ``fastdnn evaluate``: a saved model (``fastdnn.io``) applied to a data file."""
+"""``fastdnn predict`` and ``fastdnn evaluate``: a saved model (``fastdnn.io``) applied to a data file: a
+classifier's labels (and probabilities), accuracy and confusion matrix; a regressor's values, R^2, RMSE and MAE."""
 
 import csv
 import sys
@@ -9,17 +10,23 @@ from fastdnn.cli.common import CLIError, check_label_kinds, check_writable, load
 
 
 def add_parsers(sub, common):
-    predict_parser = sub.add_parser("predict", parents=[common], help="predict labels with a saved model",
-                                    description="Predict a label for every example of DATA; CSV to --out or stdout.")
+    predict_parser = sub.add_parser("predict", parents=[common], help="predict labels (or values) with a saved model",
+                                    description="Predict a label (a regression model: its continuous value, one "
+                                                "column per target) for every example of DATA; CSV to --out or stdout.")
     predict_parser.add_argument("model", metavar="MODEL")
     predict_parser.add_argument("data", metavar="DATA")
     predict_parser.add_argument("--out", metavar="FILE", help="write the predictions here (CSV) instead of stdout")
-    predict_parser.add_argument("--proba", action="store_true", help="add one probability column per class")
+    predict_parser.add_argument("--proba", action="store_true", help="add one probability column per class (a "
+                                "classification model's)")
     predict_parser.add_argument("--label", default="label", help="the CSV label column, ignored if present (default: label)")
     predict_parser.set_defaults(func=predict)
 
-    evaluate_parser = sub.add_parser("evaluate", parents=[common], help="accuracy and confusion matrix of a saved model",
-                                     description="Score a saved model on labelled DATA.")
+    evaluate_parser = sub.add_parser("evaluate", parents=[common], help="accuracy and confusion matrix of a saved model "
+                                     "(a regression model: R^2, RMSE and MAE)",
+                                     description="Score a saved model on labelled DATA: a classification model's "
+                                                 "accuracy and confusion matrix, a regression model's R^2, RMSE and "
+                                                 "MAE (each averaged uniformly over its targets, as scikit-learn's "
+                                                 "metrics average them).")
     evaluate_parser.add_argument("model", metavar="MODEL")
     evaluate_parser.add_argument("data", metavar="DATA")
     evaluate_parser.add_argument("--label", default="label", help="the CSV label column (default: label)")
@@ -62,11 +69,17 @@ def predict(args):
     from fastdnn.files import atomic_write
 
     est, data, X = _model_and_data(args.model, args.data, args.label, require_labels=False)
+    regression = est.task == "regression"
+    if args.proba and regression:
+        raise CLIError(f"--proba: {args.model} is a regression model, which predicts values, not probabilities")
     if args.out:
         check_writable(args.out, True, "predictions", [args.model, args.data])
     predictions = _outputs(args, est.predict, X)
     header = ["prediction"]
     columns = [predictions]
+    if predictions.ndim == 2:  # a regressor of several targets: one column each
+        header = [f"prediction_{k}" for k in range(predictions.shape[1])]
+        columns = [predictions[:, k] for k in range(predictions.shape[1])]
     if args.proba:
         proba = _outputs(args, est.predict_proba, X)
         header += [f"probability_{c}" for c in est.classes_]
@@ -87,8 +100,11 @@ def predict(args):
             text.detach()
 
         atomic_write(args.out, write_bytes)
-        counts = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(predictions, return_counts=True)))
-        print(f"wrote {len(predictions):,} predictions to {args.out} ({counts})", file=sys.stderr)
+        if regression:
+            summary = f"from {float(np.min(predictions)):g} to {float(np.max(predictions)):g}"
+        else:
+            summary = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(predictions, return_counts=True)))
+        print(f"wrote {len(predictions):,} predictions to {args.out} ({summary})", file=sys.stderr)
     else:
         write(sys.stdout)
     return 0
@@ -97,6 +113,8 @@ def predict(args):
 def evaluate(args):
     est, data, X = _model_and_data(args.model, args.data, args.label, require_labels=True)
     y = data.y
+    if est.task == "regression":
+        return _evaluate_regression(args, est, data, X, y)
     check_label_kinds(args.data, y, est.classes_, f"the model {args.model} was trained on")
     predictions = _outputs(args, est.predict, X)
     correct = int(np.sum(predictions == y))
@@ -109,6 +127,25 @@ def evaluate(args):
     say("confusion matrix (rows: true label, columns: predicted):")
     for line in confusion_table(y, predictions, labels):
         say("  " + line)
+    return 0
+
+
+def _evaluate_regression(args, est, data, X, y):
+    """A regression model's R^2 (its ``score``), RMSE and MAE on the data's targets, one line."""
+    from fastdnn.labels import r2_score
+
+    if y.dtype.kind not in "biuf":
+        raise CLIError(f"{args.data}: its labels are text, but the model {args.model} predicts numbers (a regression)")
+    predictions = _outputs(args, est.predict, X)
+    y = np.asarray(y, np.float64).reshape(len(y), -1)
+    if y.shape[1] != est.n_outputs_:
+        raise CLIError(f"{args.data}: has {y.shape[1]} target(s) per example, the model {args.model} predicts "
+                       f"{est.n_outputs_}")
+    errors = predictions.reshape(y.shape) - y
+    rmse = float(np.mean(np.sqrt(np.mean(errors**2, axis=0))))
+    mae = float(np.mean(np.abs(errors)))
+    say(f"{args.model} on {data.describe()}: R^2 {r2_score(y, predictions):.4f}, RMSE {rmse:.6g}, MAE {mae:.6g} "
+        f"({len(y):,} examples)")
     return 0
 
 
