@@ -31,9 +31,7 @@ structured values are JSON text), so any numpy reads the files with
     state             JSON: optimizer, step, epoch, early stopping's best score, epoch, stall,
                       stopped, whether the run was in progress (version 2), and the learning-rate
                       schedule's record: lr_period, lr_drops, lr_best, lr_stall (the schedule itself is
-                      the options' lr_schedule; a file without them loads as a run at the constant rate),
-                      and dropout's seed, dropout_seed (a file without it was trained without dropout:
-                      it loads with none, which the engine draws if dropout is turned on)
+                      the options' lr_schedule; a file without them loads as a run at the constant rate)
     best_parameters   (P,) early stopping's best parameters so far, if any (version 2)
     gram_W1_init, gram_C, gram_V, gram_carry, gram_norms
                       the Gram route's carried state, for a run saved mid-way on it (version 2)
@@ -197,8 +195,6 @@ def _check_scalars(state):
         ("lr_stall", whole(state.lr_stall), "a non-negative integer"),
         ("lr_best", state.lr_best is None or (isinstance(state.lr_best, (int, float)) and not isinstance(
             state.lr_best, bool) and math.isfinite(state.lr_best)), "null or a number"),
-        ("dropout_seed", state.dropout_seed is None or (whole(state.dropout_seed) and state.dropout_seed < 2**32),
-         "null or an integer in [0, 2**32 - 1]"),
     ):
         if not ok:
             raise ValueError(f"the training state's {name} must be {what}, got {getattr(state, name)!r}")
@@ -656,9 +652,7 @@ def _training_state(arrays, path, parameters, optimizer, version, run):
     scalars = {"optimizer": optimizer, "step": t, "epoch": n_iter, "best_score": None, "best_epoch": None,
                "stall": 0, "stopped": False, "in_progress": False,
                # Files written before learning-rate schedules hold none: a fresh record.
-               "lr_period": None, "lr_drops": 0, "lr_best": None, "lr_stall": 0,
-               # Files written before dropout hold no seed of its masks.
-               "dropout_seed": None}
+               "lr_period": None, "lr_drops": 0, "lr_best": None, "lr_stall": 0}
     if "state" in arrays:
         scalars.update(_json(arrays, "state", path, "training state values"))
     elif "step" in arrays:  # a version-1 checkpoint
