@@ -408,7 +408,7 @@ def update_range(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
 
 
 @overload(update_range, prefer_literal=True, jit_options=_JIT_OPTIONS)
-def _update_range_for(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
+def update_range_for(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
     code = _constant(opt, "opt")
 
     def impl(th, g, mo, v, opt, lr, beta1, beta2, eps, t):
@@ -476,7 +476,7 @@ def optimizer_update_flat(theta, grad, state, dims, first_layer, opt, lr, beta1,
 
 @overload(optimizer_update_flat, prefer_literal=True, jit_options=_JIT_OPTIONS)
 def optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
-    _constant(opt, "opt")
+    code = _constant(opt, "opt")
 
     def impl(theta, grad, state, dims, first_layer, opt, lr, beta1, beta2, eps, t):
         P = theta.shape[0]
@@ -487,7 +487,8 @@ def optimizer_update_flat_for(theta, grad, state, dims, first_layer, opt, lr, be
                 lo = o
             o += dims[l + 1] * (dims[l] + 1)
         # state is (2P,) for momentum (its v first) and Adam (m, then v); gd's may be empty.
-        return update_range(theta[lo:P], grad[lo:P], state[lo:P], state[P + lo : 2 * P], opt, lr, beta1, beta2,
+        # The captured constant, not the argument: this version holds its own optimizer's branch only.
+        return update_range(theta[lo:P], grad[lo:P], state[lo:P], state[P + lo : 2 * P], code, lr, beta1, beta2,
                             eps, t) == 0
 
     return impl
