@@ -67,10 +67,11 @@ def test_a_kernel_version_is_typed_with_only_its_own_branch():
     forward = (Z, b, Z, i8)
     assert "tanh" in _typed_names(layers.bias_act_forward_for, forward, 3, layers.ACT_TANH)
     assert "tanh" not in _typed_names(layers.bias_act_forward_for, forward, 3, layers.ACT_RELU)
-    theta, dims = numba.typeof(np.zeros(5)), numba.typeof(np.zeros(2, np.int64))
-    update = (theta, theta, theta, dims, i8, i8, f8, f8, f8, f8, i8)
-    assert "sqrt" in _typed_names(layers.optimizer_update_flat_for, update, 5, layers.OPT_ADAM)
-    assert "sqrt" not in _typed_names(layers.optimizer_update_flat_for, update, 5, layers.OPT_GD)
+    # The optimizer's branches live in update_range (optimizer_update_flat passes its constant on).
+    theta = numba.typeof(np.zeros(5))
+    update = (theta, theta, theta, theta, i8, f8, f8, f8, f8, i8)
+    assert "sqrt" in _typed_names(layers.update_range_for, update, 4, layers.OPT_ADAM)
+    assert "sqrt" not in _typed_names(layers.update_range_for, update, 4, layers.OPT_GD)
 
 
 def test_an_option_code_that_is_not_a_constant_is_refused_with_a_clear_error():
