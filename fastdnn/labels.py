@@ -46,18 +46,21 @@ def value_targets(values, n_outputs, dtype=np.float64, units=None):
     return np.asarray(values).reshape(-1, n_outputs if units is None else units).astype(dtype)
 
 
-def r2_score(y_true, y_pred):
+def r2_score(y_true, y_pred, sample_weight=None):
     """The coefficient of determination as scikit-learn's ``r2_score`` computes it (``RegressorMixin.score``):
     per target 1 - sum (y - p)^2 / sum (y - mean y)^2, then the mean over targets (uniform average), in float64;
-    a constant target scores 1.0 when predicted exactly, else 0.0; fewer than two examples give NaN, as there."""
+    a constant target scores 1.0 when predicted exactly, else 0.0; fewer than two examples give NaN, as there.
+    With ``sample_weight`` each sum weighs its examples and the mean is the weighted mean, as there."""
     y_true = np.asarray(y_true, np.float64)
     y_pred = np.asarray(y_pred, np.float64)
     y_true = y_true.reshape(len(y_true), -1)
     y_pred = y_pred.reshape(y_true.shape)
     if y_true.shape[0] < 2:
         return float("nan")
-    residual = np.sum((y_true - y_pred) ** 2, axis=0)
-    spread = np.sum((y_true - y_true.mean(axis=0)) ** 2, axis=0)
+    w = np.ones((y_true.shape[0], 1)) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(-1, 1)
+    residual = np.sum(w * (y_true - y_pred) ** 2, axis=0)
+    mean = np.sum(w * y_true, axis=0) / np.sum(w)
+    spread = np.sum(w * (y_true - mean) ** 2, axis=0)
     scores = np.where(spread > 0, 1 - residual / np.where(spread > 0, spread, 1), np.where(residual == 0, 1.0, 0.0))
     return float(np.mean(scores))
 
@@ -89,3 +92,27 @@ def k_folds(m, k, random_state=0):
         raise ValueError(f"k must be between 2 and the number of samples {m}, got {k}")
     folds = np.array_split(np.random.default_rng(random_state).permutation(m), k)
     return [(np.concatenate([f for j, f in enumerate(folds) if j != i]), test) for i, test in enumerate(folds)]
+
+
+def class_weights(index, classes, class_weight):
+    """Each example's weight from ``class_weight`` (the option): None for none; "balanced" m / (K count_k)
+    as scikit-learn computes it (K the classes, count_k the examples of class k among these m); a dict of
+    class -> weight, classes not in it weighing 1 (a key may also be the class's text, as the command
+    writes labels). ``index``: each example's class index in ``classes``. Returns (m,) float64, or None."""
+    if class_weight is None:
+        return None
+    K = len(classes)
+    if class_weight == "balanced":
+        counts = np.bincount(index, minlength=K)
+        per_class = np.divide(index.size, K * counts, out=np.zeros(K), where=counts > 0)
+    else:
+        per_class = np.ones(K)
+        by_text = {str(c): k for k, c in enumerate(classes.tolist())}
+        for label, weight in class_weight.items():
+            hits = np.flatnonzero(classes == label) if not isinstance(label, str) or classes.dtype.kind == "U" else []
+            k = int(hits[0]) if len(hits) else by_text.get(str(label))
+            if k is None:
+                raise ValueError(f"class_weight names class {label!r}, which is not among the classes "
+                                 f"{classes.tolist()[:10]}")
+            per_class[k] = float(weight)
+    return per_class[index]

@@ -134,23 +134,24 @@ class DNNRegressor(DNNEstimator):
         return Feed(data, y.reshape(len(y), units), units, value_targets, data.dtype, block, rows,
                     self.engine_.mini_batch_size, units=units)
 
-    def _validation(self, y_val):
-        """(targets, score) of early stopping's monitor: the targets as rows, scored by R^2."""
+    def _validation(self, y_val, weights=None):
+        """(targets, score) of early stopping's monitor: the targets as rows, scored by R^2 (weighted by
+        ``weights``, the held-out rows')."""
         self._fit_targets(y_val, True)
 
         def r2(engine, X, targets, rows):
-            return r2_score(targets, engine.predict_proba(X, rows))
+            return r2_score(targets, engine.predict_proba(X, rows), weights)
 
         return y_val.reshape(len(y_val), self.n_outputs_), r2
 
-    def _score_outputs(self, outputs, y):
+    def _score_outputs(self, outputs, y, sample_weight=None):
         self._fit_targets(y, True)
-        return r2_score(y, outputs)
+        return r2_score(y, outputs, sample_weight)
 
     # -- training and prediction ----------------------------------------------------------------
-    def partial_fit(self, X, y):
-        """One epoch over (X, y), continuing from the current state."""
-        return self._partial_fit(X, y)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing from the current state; ``sample_weight`` as ``fit``'s."""
+        return self._partial_fit(X, y, sample_weight=sample_weight)
 
     def warm_up(self, n_features, n_outputs=1, dtype=None, comm=None, m=2):
         """Compile (or load from the disk cache) the kernels that ``fit`` with these options on ``n_features``

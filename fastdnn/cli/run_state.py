@@ -51,11 +51,12 @@ class DataSpec:
     """Where the training data are, so that --resume finds them again: a file (``path``, its CSV ``label``
     column, the ``labels`` file of .npy data) or the built-in dataset (``path`` None, its ``samples`` and
     ``features``). ``fingerprint`` tells other data (or another split of them) apart; ``validation``: whether
-    the run holds rows out."""
+    the run holds rows out; ``weights``: the --weights file of sample weights, or None."""
 
     path: str | None = _checked(_text, "a path")
     label: str | None = _checked(_text, "a column name")
     labels: str | None = _checked(_text, "a path")
+    weights: str | None = _checked(_text, "a path")
     fingerprint: str | None = _checked(_text, "a hex digest")
     samples: int | None = _checked(_optional_positive, "a positive integer")
     features: int | None = _checked(_optional_positive, "a positive integer")

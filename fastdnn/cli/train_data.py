@@ -29,6 +29,7 @@ class Examples:
     held_rows: np.ndarray | None  # held out for validation, or None
     classes: np.ndarray | None  # of the training rows; None for a regression's targets
     spec: DataSpec  # finds them again on --resume
+    weights: np.ndarray | None = None  # --weights: each example's sample weight, or None
 
     @property
     def targets(self):
@@ -89,11 +90,29 @@ def load_examples(args, params, memory, saved, fingerprinted, task="classificati
     classes = _classes(data, train_rows) if task == "classification" else _regression_targets(data, test)
     if fingerprinted:
         spec.fingerprint = X.fingerprint() if isinstance(X, DiskDataset) else fingerprint(X, data.y)
-    examples = Examples(data, X, dtype, test, train_rows, held_rows, classes, spec)
+    spec.weights = os.path.abspath(args.weights) if args.weights else (saved.data.weights if saved else None)
+    examples = Examples(data, X, dtype, test, train_rows, held_rows, classes, spec,
+                        _sample_weights(spec.weights, X.shape[0]))
     batch = params["batch_size"]
     if isinstance(batch, int) and args.batch_size is not None and batch > examples.m_train:
         raise CLIError(f"--batch-size: {batch} is more than the {examples.m_train:,} training examples")
     return examples
+
+
+def _sample_weights(path, m):
+    """--weights: a .npy of one finite non-negative number per training example (not all 0), or None."""
+    if path is None:
+        return None
+    try:
+        weights = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"--weights {path}: cannot read it as a .npy file ({exc})") from None
+    if weights.shape != (m,) or weights.dtype.kind not in "iuf":
+        raise CLIError(f"--weights {path}: expected {m:,} numbers (one per example of the data), got "
+                       f"{weights.dtype} of shape {weights.shape}")
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0) or not np.any(weights > 0):
+        raise CLIError(f"--weights {path}: the weights must be finite and non-negative, not all 0")
+    return weights
 
 
 def _test_data(args, data, memory, dtype):
