@@ -1,11 +1,12 @@
 """What an option adds to a training step: the same minibatch run with and without it, side by side.
 
-    python tools/option_cost.py --variants plain,weighted --threads 1,2 --rounds 7
+    python tools/option_cost.py --variants plain,weighted,dropout --threads 1,2 --rounds 7
     python tools/option_cost.py --variants plain,weighted --layers 64,32,32,1 --batch 64 --rounds 1   # seconds
 
 Variants (each a ``fastdnn.model`` run of shuffled minibatches on the same data, gd):
     plain      no option
     weighted   sample_weight= random integer weights 1..3 (a weighted mean cost and gradients)
+    dropout    keep_prob=0.8 on every hidden layer (inverted dropout, masks hashed in the fused passes)
 
 Each run of one variant is a fresh process (this script with --worker) that compiles or loads its
 kernels, then times ``--repeats`` pairs of calls of 1 and 1 + E epochs of m = batch x --batches rows:
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import time
 
+VARIANTS = ("plain", "weighted", "dropout")
+
 
 def worker(args):
     import numpy as np
@@ -40,6 +43,8 @@ def worker(args):
     extra = {}
     if args.worker == "weighted":
         extra["sample_weight"] = rng.integers(1, 4, m).astype(float)
+    elif args.worker == "dropout":
+        extra["keep_prob"] = 0.8
 
     def run(epochs):
         fastdnn.model(X, Y, dims, num_epochs=epochs, mini_batch_size=args.batch, learning_rate=1e-4,
@@ -60,7 +65,7 @@ def worker(args):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--variants", default="plain,weighted", help="comma-separated, of plain, weighted")
+    p.add_argument("--variants", default="plain,weighted", help="comma-separated, of " + ", ".join(VARIANTS))
     p.add_argument("--layers", default="784,256,256,1", help="layer sizes (default: the medium workload)")
     p.add_argument("--batch", type=int, default=256, help="rows a step (default 256)")
     p.add_argument("--batches", type=int, default=8, help="steps an epoch (default 8)")
@@ -76,9 +81,9 @@ def main(argv=None):
     if args.worker:
         return worker(args)
     variants = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in variants if v not in ("plain", "weighted")]
+    unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        p.error(f"unknown variants {unknown}; choose from plain, weighted")
+        p.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     threads = [int(t) for t in args.threads.split(",")]
     configs = [(v, t) for t in threads for v in variants]
     passed = ["--layers", args.layers, "--batch", str(args.batch), "--batches", str(args.batches), "--epochs",
