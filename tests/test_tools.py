@@ -138,8 +138,83 @@ def test_option_cost_times_a_weighted_step_beside_a_plain_one():
 @runs("defaults.py")
 def test_defaults_on_iris():
     pytest.importorskip("sklearn")
-    _, out, _ = tool("defaults.py", "--seeds", 0, "--datasets", "iris")
-    assert out.splitlines()[-1].startswith("iris ")
+    _, out, _ = tool("defaults.py", "--parts", "classification", "--seeds", 0, "--datasets", "iris")
+    lines = out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("fastdnn DNNClassifier() ") and lines[-1].startswith("iris ")
+
+
+def test_defaults_regression_on_tiny_sizes():
+    """diabetes' 5 folds and a 1000-row make_regression; the LinearRegression column, recomputed here by the
+    protocol the tool's docstring states (X and y standardised on the training rows), to its 4 decimals."""
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import load_diabetes, make_regression
+    from sklearn.linear_model import LinearRegression
+    from sklearn.metrics import r2_score
+    from sklearn.model_selection import KFold, train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    def linear_r2(Xtr, ytr, Xte, yte):
+        x, t = StandardScaler().fit(Xtr), StandardScaler().fit(ytr[:, None])
+        model = LinearRegression().fit(x.transform(Xtr), t.transform(ytr[:, None]).ravel())
+        return r2_score(t.transform(yte[:, None]).ravel(), model.predict(x.transform(Xte)))
+
+    _, out, _ = tool("defaults.py", "--parts", "regression", "--seeds", 0, "--regression-rows", 1000)
+    lines = out.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("fastdnn DNNRegressor() ")
+    assert lines[2].startswith("diabetes 5-fold ") and lines[3].startswith("make_regression 1000x100 ")
+    X, y = load_diabetes(return_X_y=True)
+    folds = KFold(5, shuffle=True, random_state=0).split(X)
+    expected = [np.mean([linear_r2(X[tr], y[tr], X[te], y[te]) for tr, te in folds])]
+    X, y = make_regression(n_samples=1000, n_features=100, noise=50.0, random_state=0)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+    expected.append(linear_r2(Xtr, ytr, Xte, yte))
+    for line, r2 in zip(lines[2:], expected):
+        words = line.split()
+        # "LABEL LABEL ours ±std [range] theirs ±std [range] linear fit / fit": R^2 is at most 1; the printed
+        # linear R^2 is within half its last decimal (plus the rounding of two fits) of the one computed here.
+        assert float(words[2]) <= 1 and float(words[5]) <= 1
+        assert abs(float(words[-4]) - r2) <= 5e-5 + 1e-9
+    assert "DNNRegressor" not in out.split("MLPRegressor")[-1]  # nothing of the other parts
+
+
+def test_defaults_class_weight_on_tiny_sizes():
+    """A 1000-row 1:50 make_classification; the LogisticRegression rows and the minority counts recomputed here
+    by the protocol the tool's docstring states (stratified 75/25, X standardised on the training rows)."""
+    pytest.importorskip("sklearn")
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import balanced_accuracy_score, recall_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    _, out, _ = tool("defaults.py", "--parts", "class-weight", "--seeds", "0,1", "--class-weight-rows", 1000)
+    lines = out.splitlines()
+    X, y = make_classification(n_samples=1000, weights=[50 / 51], random_state=0)
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    scaler = StandardScaler().fit(Xtr)
+    assert lines[0].startswith(f"class_weight on make_classification(1000 rows, 1:50), minority class 1: "
+                               f"{np.sum(ytr == 1)} of 750 training rows, {np.sum(yte == 1)} of 250 test rows;")
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert list(rows) == ["DNNClassifier()", "DNNClassifier(class_weight='balanced')", "LogisticRegression()",
+                          "LogisticRegression(class_weight='balanced')"]
+    for name, words in rows.items():
+        assert all(0 <= float(v) <= 1 for v in (words[0], words[2]))
+        if name.startswith("LogisticRegression"):
+            weight = "balanced" if "balanced" in name else None
+            predicted = LogisticRegression(class_weight=weight).fit(scaler.transform(Xtr), ytr).predict(
+                scaler.transform(Xte))
+            # A proportion of 250 (or of the minority's test rows) printed to 4 decimals: within half of the last.
+            assert abs(float(words[0]) - balanced_accuracy_score(yte, predicted)) <= 5e-5 + 1e-9
+            assert abs(float(words[2]) - recall_score(yte, predicted, pos_label=1)) <= 5e-5 + 1e-9
+
+
+def test_defaults_refuses_an_unknown_part_or_too_few_rows_in_one_line():
+    # Each with what keeps the run tiny, were it not refused.
+    for args, option in ((["--parts", "classification,regresion", "--datasets", "iris"], "--parts"),
+                         (["--parts", "regression", "--regression-rows", 5], "--regression-rows"),
+                         (["--parts", "class-weight", "--class-weight-rows", 999], "--class-weight-rows")):
+        code, out, err = tool("defaults.py", "--seeds", 0, *args, check=False)
+        assert code == 2 and out == "" and err.splitlines()[-1].startswith(f"defaults.py: error: {option}: ")
 
 
 @runs("entry_points.py", slow=True)
