@@ -243,8 +243,13 @@ class DNNEstimator:
             self.__dict__.pop(attr, None)
 
     # -- training ----------------------------------------------------------------------------
-    def fit(self, X, y, *, callbacks=None, validation_data=None, rows=None, comm=None):
+    def fit(self, X, y, sample_weight=None, *, callbacks=None, validation_data=None, rows=None, comm=None):
         """Train for ``max_iter`` epochs (fewer with early stopping or a callback's stop); returns self.
+
+        sample_weight : (n_samples,) non-negative weights (or one number for all), scikit-learn's: every
+            cost and gradient is a weighted mean, sum w_i l_i / sum w_i over a batch, so integer weights
+            train as repeated rows would on a full batch; a classifier's ``class_weight`` multiplies them.
+            Early stopping's held-out score is weighted too. Data in memory (not streamed from disk).
 
         X : (n_samples, n_features): an array, a pandas DataFrame (its column names become
             ``feature_names_in_``), or data on disk: a path (.npy, .npz, HDF5, a folder of shards; y then an
@@ -266,8 +271,30 @@ class DNNEstimator:
         if not warm:
             self._forget()
         Xs, y = self._training_data(X, y, reset=not warm)
-        self._fit(Xs, y, warm, callbacks, validation_data, rows, comm)
+        self._fit(Xs, y, warm, callbacks, validation_data, rows, comm, sample_weight)
         return self
+
+    def _sample_weights(self, y, sample_weight, m):
+        """Each example's weight: ``sample_weight`` (checked: one clear line) times the class weights, or None."""
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.ndim == 0:
+                w = np.full(m, float(w))
+            if w.shape != (m,):
+                raise ValueError(f"sample_weight must be one number per sample ({m}), got shape {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("sample_weight must hold finite, non-negative numbers")
+        by_class = self._class_weights(y)
+        if by_class is not None:
+            w = by_class if w is None else w * by_class
+        if w is not None and not np.any(w > 0):
+            raise ValueError("sample_weight (times class_weight) is zero for every sample: nothing to train on")
+        return w
+
+    def _class_weights(self, y):
+        """Per-example weights of y's classes (a classifier's ``class_weight``), or None."""
+        return None
 
     def _training_data(self, X, y, reset):
         """(X as the kernels read it, checked targets): an array in memory, or a ``DiskDataset`` when X is a
@@ -304,7 +331,7 @@ class DNNEstimator:
                              f"{self.n_features_in_}")
         return data, (y if beside else data.y)
 
-    def _fit(self, Xs, y, warm, callbacks, validation_data, rows, comm=None):
+    def _fit(self, Xs, y, warm, callbacks, validation_data, rows, comm=None, sample_weight=None):
         train_rows = None if rows is None else self._check_rows(rows, Xs.shape[0])
         targets = self._fit_targets(y if train_rows is None else y[train_rows], warm)
         params = self._check_params()
@@ -321,29 +348,33 @@ class DNNEstimator:
                 V.check_X(np.asarray(X_val), "validation X", "(n_samples, n_features)").T, Xs.dtype)
             if Xv.shape[1] != Xs.shape[1]:
                 raise ValueError(f"validation X has {Xv.shape[1]} features, X has {Xs.shape[1]}")
-            validation = (Xv, self._check_y(y_val, Xv.shape[0]), None)
+            validation = (Xv, self._check_y(y_val, Xv.shape[0]), None, None)
         elif params["early_stopping"]:
             m = Xs.shape[0] if train_rows is None else train_rows.size
             kept, held = split_rows(m, params["validation_fraction"], seed)
             if train_rows is not None:
                 kept, held = train_rows[kept], train_rows[held]
             train_rows = kept
-            validation = (Xs, y[held], held)
+            validation = (Xs, y[held], held, None)
         m_train = Xs.shape[0] if train_rows is None else train_rows.size
         params = self._check_params(m_train)
         if not warm:
             self._set_targets(targets)
+        weights = self._sample_weights(y, sample_weight, len(y))
+        if weights is not None and validation is not None and validation[2] is not None:
+            validation = (*validation[:3], weights[validation[2]])  # the held-out rows' weights
         self._ready_engine(params, Xs, m_train, seed, warm)
         if isinstance(Xs, DiskDataset):
             n_out = self._layer(params, self._fitted_targets())[2]
             block = block_rows_for(params["memory"], Xs.n_features, n_out, Xs.dtype, self.engine_.mini_batch_size)
             feed = self._feed(Xs, y, block, train_rows, n_out)
             try:
-                self._train(feed, None, params["max_iter"], None, validation, callbacks, comm=comm)
+                self._train(feed, None, params["max_iter"], None, validation, callbacks, comm=comm, weights=weights)
             finally:
                 feed.close()
         else:
-            self._train(Xs, self._targets(y, Xs.dtype), params["max_iter"], train_rows, validation, callbacks, comm=comm)
+            self._train(Xs, self._targets(y, Xs.dtype), params["max_iter"], train_rows, validation, callbacks, comm=comm,
+                        weights=weights)
 
     def _check_rows(self, rows, m):
         rows = np.asarray(rows)
@@ -358,8 +389,9 @@ class DNNEstimator:
             raise ValueError(f"rows must be indices in [0, {m}), got {rows[0]}..{rows[-1]}")
         return rows
 
-    def _partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y), continuing from the current state (``classes``: a classifier's first call's)."""
+    def _partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch over (X, y), continuing from the current state (``classes``: a classifier's first call's;
+        ``sample_weight`` as ``fit``'s)."""
         warm = "engine_" in self.__dict__
         Xs = self._check_X(X, reset=not warm)
         y = self._check_y(y, Xs.shape[0])
@@ -370,10 +402,11 @@ class DNNEstimator:
         batch = self.engine_.mini_batch_size
         if batch is not None and batch > Xs.shape[0]:
             self.engine_.mini_batch_size = Xs.shape[0]
-        self._train(Xs, self._targets(y, Xs.dtype), 1, None, None, None, partial=True)
+        weights = self._sample_weights(y, sample_weight, Xs.shape[0])
+        self._train(Xs, self._targets(y, Xs.dtype), 1, None, None, None, partial=True, weights=weights)
         return self
 
-    def _train(self, Xs, Ys, epochs, rows, validation, callbacks, partial=False, comm=None):
+    def _train(self, Xs, Ys, epochs, rows, validation, callbacks, partial=False, comm=None, weights=None):
         """The epochs through the engine, with the monitors this fit asks for."""
         engine = self.engine_
         state = engine.state
@@ -382,9 +415,9 @@ class DNNEstimator:
             state.reset_early_stopping()
         monitors = []
         if validation is not None:
-            X_val, y_val, val_rows = validation
+            X_val, y_val, val_rows, val_weights = validation
             patience = self.n_iter_no_change if self.early_stopping else None
-            labels, score = self._validation(y_val)
+            labels, score = self._validation(y_val, val_weights)
             monitors.append(EarlyStopping(X_val, labels, val_rows, self.tol, patience, score))
         if self.verbose:
             monitors.append(PrintCosts())
@@ -393,7 +426,7 @@ class DNNEstimator:
         for callback in callbacks or ():
             monitors.append(Callback(callback, self))
         monitor = Monitors(monitors) if monitors else None
-        engine.train(Xs, Ys, epochs, rows=rows, monitor=monitor, comm=comm)
+        engine.train(Xs, Ys, epochs, rows=rows, monitor=monitor, comm=comm, weights=weights)
         if self.early_stopping:
             EarlyStopping.keep_best(engine)
 
@@ -458,16 +491,23 @@ class DNNEstimator:
             raise ValueError(f"{data.describe()} has no labels to score against")
         return data, self._check_y(targets, data.n_samples)
 
-    def score(self, X, y, rows=None):
-        """The score of the predictions on X against y (a classifier's mean accuracy, a regressor's R^2); with
-        ``rows`` (indices), on those rows of X and y only, gathered a block at a time (no copy of X). X may be a
-        path to data on disk with y its labels (None: the file's own)."""
+    def score(self, X, y, sample_weight=None, rows=None):
+        """The score of the predictions on X against y (a classifier's mean accuracy, a regressor's R^2), with
+        ``sample_weight`` weighted as scikit-learn weighs them; with ``rows`` (indices), on those rows of X and y
+        only, gathered a block at a time (no copy of X). X may be a path to data on disk with y its labels (None:
+        the file's own)."""
         self._state()
         Xs, y = self._inputs(X, y, labels=True)
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            w = np.full(len(y), float(w)) if w.ndim == 0 else w
+            if w.shape != (len(y),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+                raise ValueError(f"sample_weight must be {len(y)} finite non-negative numbers, not all 0")
         if rows is None:
-            return self._score_outputs(self._outputs_rows(Xs), y)
+            return self._score_outputs(self._outputs_rows(Xs), y, w)
         rows = self._check_rows(rows, Xs.shape[0])
-        return self._score_outputs(self._outputs_rows(Xs, rows), y[rows])
+        return self._score_outputs(self._outputs_rows(Xs, rows), y[rows], None if w is None else w[rows])
 
     # -- files -------------------------------------------------------------------------------
     def save(self, path):

@@ -493,10 +493,11 @@ class Engine:
 
     # -- prediction ----------------------------------------------------------------------------
     def predict_proba(self, X, rows=None, threads=None):
-        """The network's outputs (m, n_L) for the rows of X (all, or ``rows``): probabilities."""
+        """The network's outputs (m, n_L) for the rows of X (all, or ``rows``): probabilities (a regression's
+        values)."""
         return predict_proba_rows(
             self.parameters, self.network["hidden_activation"], self.network["output"], X, rows,
-            self.threads if threads is None else threads,
+            self.threads if threads is None else threads, loss=self.network["loss"],
         )
 
     def accuracy(self, X, labels, rows=None):

@@ -16,7 +16,7 @@ from fastdnn import io as fio
 from fastdnn import validation as V
 from fastdnn.base import DNNEstimator
 from fastdnn.errors import DataConversionWarning, scikit_learns
-from fastdnn.labels import class_targets, k_folds, output_for, output_units, predicted_index
+from fastdnn.labels import class_targets, class_weights, k_folds, output_for, output_units, predicted_index
 from fastdnn.regressor import DNNRegressor
 from fastdnn.stream import Feed
 
@@ -54,10 +54,13 @@ class DNNClassifier(DNNEstimator):
     early_stopping : hold out ``validation_fraction`` of the data (or use ``fit``'s
         ``validation_data``), stop when its accuracy has not improved by ``tol`` for
         ``n_iter_no_change`` epochs, and keep the best parameters.
+    class_weight : None, "balanced" (n_samples / (n_classes * count), scikit-learn's) or a dict of class ->
+        weight (others 1): each example's weight in every cost and gradient, times ``fit``'s sample_weight.
     frozen_layers : the first k layers are not trained (for transfer learning, see ``from_pretrained``).
     dtype : "float32" or "float64"; None takes X's float dtype, else float64.
-    threads : BLAS threads during training, at most the usable cores; None: fastdnn's policy
-        (one thread for small steps, every usable core otherwise; ``fastdnn/threads.py``).
+    threads : the most threads a training step uses (the step's own pool, or BLAS's), at most the usable
+        cores; None: every usable core. A step takes one per 32 MFLOP of its products up to it
+        (``fastdnn/threads.py``).
     memory : memory for training data given as a path (.npy, .npz, HDF5, a folder of shards): data that fit
         are read whole, larger data stream from disk through two buffers of rows within it ("1GB").
     verbose : print each epoch's cost as training goes.
@@ -76,7 +79,7 @@ class DNNClassifier(DNNEstimator):
         self, hidden_layer_sizes=(100,), activation="relu", loss="cross_entropy", output="auto", optimizer="adam",
         learning_rate="auto", lr_schedule="constant", batch_size="auto", max_iter=200, l2=0.0, beta=0.9, beta1=0.9,
         beta2=0.999, epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
-        validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, frozen_layers=0, dtype=None,
+        validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, class_weight=None, frozen_layers=0, dtype=None,
         threads=None, memory="1GB", verbose=False,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -100,6 +103,7 @@ class DNNClassifier(DNNEstimator):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
+        self.class_weight = class_weight
         self.frozen_layers = frozen_layers
         self.dtype = dtype
         self.threads = threads
@@ -174,18 +178,28 @@ class DNNClassifier(DNNEstimator):
         return Feed(data, self._class_index(y), len(self.classes_), class_targets, data.dtype, block, rows,
                     self.engine_.mini_batch_size, units=units)
 
-    def _validation(self, y_val):
-        """(labels, score) of early stopping's monitor: class indices, scored by the engine's accuracy."""
-        return self._class_index(y_val), None
+    def _class_weights(self, y):
+        return class_weights(self._class_index(y), self.classes_, self.class_weight)
 
-    def _score_outputs(self, P, y):
-        return float(np.mean(self.classes_[predicted_index(P)] == y))
+    def _validation(self, y_val, weights=None):
+        """(labels, score) of early stopping's monitor: class indices, scored by the engine's accuracy (weighted
+        by ``weights``, the held-out rows')."""
+        if weights is None:
+            return self._class_index(y_val), None
+
+        def accuracy(engine, X, labels, rows):
+            return float(np.average(predicted_index(engine.predict_proba(X, rows)) == labels, weights=weights))
+
+        return self._class_index(y_val), accuracy
+
+    def _score_outputs(self, P, y, sample_weight=None):
+        return float(np.average(self.classes_[predicted_index(P)] == y, weights=sample_weight))
 
     # -- training and prediction ----------------------------------------------------------------
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current state; ``classes`` needed on the first call
-        unless y holds every class."""
-        return self._partial_fit(X, y, classes)
+        unless y holds every class; ``sample_weight`` as ``fit``'s."""
+        return self._partial_fit(X, y, classes, sample_weight)
 
     def warm_up(self, n_features, classes, dtype=None, comm=None, m=2):
         """Compile (or load from the disk cache) the kernels that ``fit`` with these options on ``n_features``

@@ -247,6 +247,34 @@ def _parse_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _class_weight(value, name):
+    """class_weight: None, "balanced" (n_samples / (n_classes * count of the class), scikit-learn's), or a dict
+    of class label -> weight (finite, non-negative; classes not named weigh 1)."""
+    if value is None or (isinstance(value, str) and value == "balanced"):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be None, 'balanced' or a dict of class -> weight, got {value!r}")
+    for label, weight in value.items():
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < float("inf"):
+            raise ValueError(f"{name}[{label!r}] must be a finite non-negative number, got {weight!r}")
+    return value
+
+
+def _parse_class_weight(text):
+    """"balanced", "none", or "LABEL=W,LABEL=W" (labels as the data write them; in a sweep, whose commas separate
+    values, none and balanced)."""
+    if text in ("balanced", "none"):
+        return None if text == "none" else text
+    weights = {}
+    for part in text.split(","):
+        label, _, weight = part.partition("=")
+        try:
+            weights[label.strip()] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected 'balanced', 'none' or LABEL=W,LABEL=W, got {text!r}") from None
+    return weights
+
+
 def _parse_learning_rate(text):
     return "auto" if text == "auto" else _parse_float(text)
 
@@ -330,12 +358,15 @@ OPTIONS = (
     Option("n_iter_no_change", 10, _positive_int, "early stopping's patience in epochs", flag="--n-iter-no-change",
            parse=_parse_int, metavar="N"),
     Option("tol", 1e-4, V.check_non_negative, "early stopping's least improvement", flag="--tol", parse=_parse_float),
+    Option("class_weight", None, _class_weight, "weights of the classes, as sample weights: 'balanced' n / (k count) "
+           "each (scikit-learn's), LABEL=W,LABEL=W (classes not named weigh 1), or none", flag="--class-weight",
+           parse=_parse_class_weight, metavar="balanced|L=W,...", tasks=CLASSIFIER_ONLY),
     Option("frozen_layers", 0, _frozen, "the first k layers are not trained (transfer learning)", course="frozen_layers"),
     Option("dtype", None, _dtype, "compute precision; default the data's float type, else float64", flag="--dtype",
            course="dtype", choices=DTYPES),
-    Option("threads", None, _threads, "BLAS threads, at most the usable cores; default: fastdnn's policy "
-           "(1 for small steps, every usable core otherwise)", flag="--threads", course="threads", parse=_parse_int,
-           metavar="N"),
+    Option("threads", None, _threads, "the most threads a training step uses (the step's own pool, or BLAS's), at most "
+           "the usable cores; default every usable core; a step takes one per 32 MFLOP of its products up to it",
+           flag="--threads", course="threads", parse=_parse_int, metavar="N"),
     Option("memory", "1GB", _memory, "memory for training data read from disk (.npy, .npz, HDF5, a folder of shards): "
            "data that fit are read whole, larger data stream through it in two blocks of rows, one read while the "
            "other trains; data already in memory are used as they are", flag="--memory", course="memory", parse=str,

@@ -500,3 +500,23 @@ def test_a_regressor_on_ranks_trains_what_it_trains_alone(shared_folder, batch, 
     other = Y + (COMM.Get_rank() == 1)
     with pytest.raises(ValueError, match=r"rank 1: its data \(a hash of sampled rows\) .* differs from rank 0's"):
         DNNRegressor(**options).fit(source, other, comm=COMM)
+
+
+@pytest.mark.parametrize("batch", [16, None])
+def test_weighted_ranks_train_what_one_weighted_process_trains(batch):
+    X, Y = data(3)
+    dims = [X.shape[1], 16, 8, Y.shape[1]]
+    w = np.random.default_rng(2).integers(0, 4, X.shape[0]).astype(float)
+    w[:16] = 0.0  # a full batch of weight 0 on the unshuffled... and rows of weight 0 anywhere
+    epochs = 60 if batch is None else 6
+    options = dict(output="softmax", optimizer="adam", learning_rate=0.01, lambd=0.7, mini_batch_size=batch, seed=5)
+    alone = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    expected = alone.train(X, Y, epochs, gram=False, weights=w)
+    together = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    costs = together.train(X, Y, epochs, gram=False, comm=COMM, weights=w)
+    assert together.state.step == alone.state.step
+    assert relative(together.state.parameters.flat, alone.state.parameters.flat) < RTOL
+    assert relative(costs, expected) < RTOL
+    unweighted = Engine(initialize_parameters(dims, "he", 1, np.float64), **options)
+    unweighted.train(X, Y, epochs, gram=False, comm=COMM)
+    assert relative(unweighted.state.parameters.flat, alone.state.parameters.flat) > 1e-6

@@ -269,10 +269,11 @@ def test_the_estimators_parameters_are_the_options_table():
     assert [p for p in signature if p != "self"] == [o.name for o in options.OPTIONS]
     for option in options.OPTIONS:
         assert signature[option.name].default == option.default, option.name
-    # The regressor's are the rows of its task: all but the output layer's choices (identity, squared error).
+    # The regressor's are the rows of its task: all but the output layer's choices (identity, squared error) and the
+    # classes' weights.
     regressor = inspect.signature(fastdnn.DNNRegressor.__init__).parameters
     assert [p for p in regressor if p != "self"] == options.names("regression")
-    assert set(options.names("classification")) - set(options.names("regression")) == {"output", "loss"}
+    assert set(options.names("classification")) - set(options.names("regression")) == {"output", "loss", "class_weight"}
     for name in options.names("regression"):
         assert regressor[name].default == options.BY_NAME[name].default, name
 

@@ -203,3 +203,102 @@ def test_bad_weights_are_one_clear_line(bad, message):
     dims, code, theta, X, Y, w = problem("sigmoid")
     with pytest.raises(ValueError, match=message):
         fastdnn.model(X.T, Y.T, list(dims), sample_weight=bad, num_epochs=1)
+
+
+# ---------------------------------------------------------------------------- the estimators
+
+
+def labelled(m=120, n=6, seed=0, minority=None):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, n))
+    y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(int)
+    if minority is not None:
+        y = (X[:, 0] > minority).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize("estimator", ["classifier", "regressor"])
+def test_fit_with_integer_sample_weights_is_fit_on_repeated_rows(estimator):
+    import fastdnn
+
+    X, y = labelled()
+    w = np.random.default_rng(1).integers(0, 4, X.shape[0])
+    repeat = np.repeat(np.arange(X.shape[0]), w)
+    cls = fastdnn.DNNClassifier if estimator == "classifier" else fastdnn.DNNRegressor
+    target = y if estimator == "classifier" else X[:, 0] - X[:, 1] ** 2
+    options = dict(hidden_layer_sizes=(8,), batch_size=None, max_iter=15, random_state=0, optimizer="adam",
+                   learning_rate=0.01, l2=0.1)
+    weighted = cls(**options).fit(X, target, sample_weight=w)
+    repeated = cls(**options).fit(X[repeat], target[repeat])
+    np.testing.assert_allclose(weighted.parameters_.flat, repeated.parameters_.flat, rtol=REPEAT_RTOL,
+                               atol=REPEAT_ATOL * np.abs(repeated.parameters_.flat).max())
+    np.testing.assert_allclose(weighted.loss_curve_, repeated.loss_curve_, rtol=REPEAT_RTOL)
+    # score weighs as scikit-learn does: the repeated rows' score.
+    np.testing.assert_allclose(weighted.score(X, target, sample_weight=w), repeated.score(X[repeat], target[repeat]),
+                               rtol=1e-12)
+    # Ones are no weights, bit for bit.
+    ones = cls(**options).fit(X, target, sample_weight=np.ones(X.shape[0]))
+    plain = cls(**options).fit(X, target)
+    assert np.array_equal(ones.parameters_.flat, plain.parameters_.flat)
+    # partial_fit takes them too.
+    part = cls(**{**options, "max_iter": 1})
+    args = (X, target) if estimator == "regressor" else (X, target, np.unique(y))
+    part.partial_fit(*args, sample_weight=w)
+    once = cls(**{**options, "max_iter": 1}).fit(X, target, sample_weight=w)
+    assert np.array_equal(part.parameters_.flat, once.parameters_.flat)
+
+
+def test_class_weight_balanced_is_scikit_learns_and_lifts_the_minority():
+    import fastdnn
+
+    X, y = labelled(m=400, minority=1.6)  # ~5% positives
+    counts = np.bincount(y)
+    balanced = y.size / (2 * counts)
+    options = dict(hidden_layer_sizes=(8,), batch_size=None, max_iter=40, random_state=0, learning_rate=0.01)
+    by_name = fastdnn.DNNClassifier(class_weight="balanced", **options).fit(X, y)
+    by_hand = fastdnn.DNNClassifier(**options).fit(X, y, sample_weight=balanced[y])
+    assert np.array_equal(by_name.parameters_.flat, by_hand.parameters_.flat)
+    as_dict = fastdnn.DNNClassifier(class_weight={0: balanced[0], 1: balanced[1]}, **options).fit(X, y)
+    assert np.array_equal(as_dict.parameters_.flat, by_hand.parameters_.flat)
+    none = fastdnn.DNNClassifier(**options).fit(X, y)
+    recall = lambda est: np.mean(est.predict(X[y == 1]) == 1)  # noqa: E731
+    assert recall(by_name) > recall(none)
+    sklearn = pytest.importorskip("sklearn.utils.class_weight")
+    np.testing.assert_allclose(balanced, sklearn.compute_class_weight("balanced", classes=np.array([0, 1]), y=y))
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(sample_weight=-np.ones(120)), "non-negative"), (dict(sample_weight=np.ones(7)), r"one number per sample \(120\)"),
+    (dict(sample_weight=np.zeros(120)), "zero for every sample"),
+])
+def test_the_estimators_bad_weights_are_one_line(bad, message):
+    import fastdnn
+
+    X, y = labelled()
+    with pytest.raises(ValueError, match=message):
+        fastdnn.DNNClassifier(max_iter=1).fit(X, y, **bad)
+    with pytest.raises(ValueError, match="class_weight names class 7"):
+        fastdnn.DNNClassifier(max_iter=1, class_weight={7: 2.0}).fit(X, y)
+    with pytest.raises(ValueError, match="class_weight must be None, 'balanced' or a dict"):
+        fastdnn.DNNClassifier(max_iter=1, class_weight="heavy").fit(X, y)
+
+
+def test_the_command_trains_with_weights_and_class_weight(tmp_path, capsys):
+    from fastdnn import cli, load_model
+
+    m = 300
+    w = np.random.default_rng(0).integers(0, 3, m).astype(float)
+    np.save(tmp_path / "w.npy", w)
+    common = ["train", "--samples", str(m), "--features", "8", "--epochs", "2", "--batch-size", "full", "--quiet"]
+    assert cli.main([*common, "--weights", str(tmp_path / "w.npy"), "--class-weight", "balanced",
+                     "--out", str(tmp_path / "a.npz")]) == 0
+    assert cli.main([*common, "--out", str(tmp_path / "b.npz")]) == 0
+    weighted, plain = load_model(tmp_path / "a.npz"), load_model(tmp_path / "b.npz")
+    assert weighted.class_weight == "balanced"
+    assert not np.allclose(weighted.parameters_.flat, plain.parameters_.flat)
+    capsys.readouterr()
+    np.save(tmp_path / "short.npy", w[:10])
+    assert cli.main([*common, "--weights", str(tmp_path / "short.npy"), "--out", str(tmp_path / "c.npz")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith(f"--weights {tmp_path / 'short.npy'}: expected {m} numbers (one per example of the "
+                            "data), got float64 of shape (10,)")

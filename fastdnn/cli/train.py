@@ -67,6 +67,8 @@ def add_parser(sub, common, fmt):
                    "(default: NAME.labels.npy beside it, as fastdnn convert writes)")
     g.add_argument("--test", metavar="PATH", help="test data, scored at the end")
     g.add_argument("--label", default="label", help="the CSV column holding the labels (default: label)")
+    g.add_argument("--weights", metavar="FILE", help="sample weights: a .npy of one number per example of --data "
+                   "(each example's weight in every cost and gradient; data in memory)")
     O.add_arguments(g, ["task"])
     g.add_argument("--samples", type=int, metavar="N", help=f"built-in dataset: examples (default {DEFAULT_SAMPLES:,})")
     g.add_argument("--features", type=int, metavar="N", help=f"built-in dataset: features (default {DEFAULT_FEATURES})")
@@ -374,7 +376,8 @@ def _fit(args, examples, start, saver, logs, comm, writes):
     t0 = time.perf_counter()
     try:
         with logs:
-            est.fit(examples.X, examples.labels, rows=rows, callbacks=[c for c in (progress, saver) if c], comm=comm)
+            est.fit(examples.X, examples.labels, sample_weight=examples.weights, rows=rows,
+                    callbacks=[c for c in (progress, saver) if c], comm=comm)
         # Training time: the last checkpoint's write, finished below, is file I/O after it.
         return time.perf_counter() - t0
     except KeyboardInterrupt as exc:
