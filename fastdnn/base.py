@@ -174,6 +174,8 @@ class DNNEstimator:
             lr_schedule=Schedule.from_option(params["lr_schedule"], threshold=params["tol"]),
             beta=params["beta"], beta1=params["beta1"], beta2=params["beta2"], epsilon=params["epsilon"],
             lambd=params["l2"], mini_batch_size=O.resolve_batch_size(params["batch_size"], m), threads=params["threads"],
+            # (The table's default where an estimator's signature lacks the option.)
+            keep_prob=params.get("keep_prob", O.DEFAULTS["keep_prob"]),
         )
 
     def _new_engine(self, params, n_features, dtype, seed, m, parameters=None, state=None):

@@ -25,6 +25,7 @@ that full-batch training on a subset gathers it once (the batch itself).
 """
 
 import contextlib
+import copy
 import logging
 import math
 import signal
@@ -150,14 +151,14 @@ class Engine:
     def __init__(
         self, parameters, *, hidden_activation="relu", output="sigmoid", loss="cross_entropy", frozen_layers=0,
         optimizer="gd", learning_rate=0.0075, lr_schedule=None, beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8,
-        lambd=0.0, mini_batch_size=None, threads=None, seed=1, state=None,
+        lambd=0.0, mini_batch_size=None, threads=None, seed=1, state=None, keep_prob=1.0, dropout_seed=None,
     ):
         dims = parameters.dims
         self.dims = np.asarray(dims, np.int64)
         self.network = {"hidden_activation": hidden_activation, "output": output, "loss": loss}
         self.codes = activation_codes(hidden_activation, output, loss)  # (hidden, output)
         self.frozen_layers = frozen_layers
-        self.state = state if state is not None else TrainingState(parameters, seed, optimizer)
+        self.state = state if state is not None else TrainingState(parameters, seed, optimizer, dropout_seed)
         if self.state.parameters is not parameters:
             raise ValueError("state must hold the engine's parameters")
         self.stop = threading.Event()  # set by Ctrl-C while a streamed or distributed run is in progress
@@ -169,6 +170,7 @@ class Engine:
         self.configure(
             optimizer=optimizer, learning_rate=learning_rate, lr_schedule=lr_schedule, beta=beta, beta1=beta1,
             beta2=beta2, epsilon=epsilon, lambd=lambd, mini_batch_size=mini_batch_size, threads=threads,
+            keep_prob=keep_prob,
         )
 
     def __getstate__(self):
@@ -183,12 +185,15 @@ class Engine:
         self.stop = threading.Event()
 
     def configure(self, *, optimizer, learning_rate, beta, beta1, beta2, epsilon, lambd, mini_batch_size, threads,
-                  lr_schedule=None):
+                  lr_schedule=None, keep_prob=1.0):
         """Everything a later ``train`` may train with differently; the network itself stays.
 
         A change of optimizer starts its state (velocity, Adam's moments and step
         count) afresh: one optimizer's state means nothing to another. ``lr_schedule``:
-        a ``Schedule`` (None: constant) over the base rate ``learning_rate``.
+        a ``Schedule`` (None: constant) over the base rate ``learning_rate``. ``keep_prob``: inverted
+        dropout's probability of keeping a hidden unit, one for every hidden layer or one per hidden layer
+        (``options.keep_probs``); 1 is none. The masks are keyed by the state's dropout_seed and step
+        (``fastdnn.kernels.masks``), so a resumed run drops the same units.
         """
         V.check_choice(optimizer, V.OPTIMIZERS, "optimizer")
         state = self.state
@@ -205,6 +210,9 @@ class Engine:
         self.lambd = float(lambd) if lambd else None
         self.mini_batch_size = mini_batch_size
         self.threads = threads
+        self.keep_prob = O.keep_probs(keep_prob, len(self.dims) - 2)  # one per hidden layer
+        # None (no layer drops a unit) compiles the kernels without dropout code.
+        self.dropout = self.keep_prob if any(p < 1 for p in self.keep_prob) else None
 
     def describe(self, dtype):
         """The compiled configuration, for the compile notice: "float64, relu, sigmoid + cross_entropy, adam"."""
@@ -316,10 +324,17 @@ class Engine:
         if not isinstance(X, Feed) and rows is not None and (self.mini_batch_size or rows.size) >= rows.size:
             # Full batch on a subset: the batch is those rows, gathered once.
             X, Y = np.ascontiguousarray(X[rows]), np.ascontiguousarray(Y[rows])
-            weights, rows = (None if weights is None else np.asarray(weights)[rows]), None
+            weights, rows, gathered = (None if weights is None else np.asarray(weights)[rows]), None, rows
+        else:
+            gathered = None
         distributed = D.active(comm)
         weights = self._checked_weights(X, rows, weights)
+        if self.dropout is not None and state.dropout_seed is None:
+            # A state from a file written before dropout: a seed drawn from (a copy of) its generator, which
+            # the state keeps from now on (the shuffling is not disturbed).
+            state.dropout_seed = int(copy.deepcopy(state.rng).integers(2**32))
         route, batch, step_dims = self._plan(X, Y, rows, gram, epochs, comm, weights)
+        route.row_ids = gathered  # dropout's masks are keyed by the rows of the data, not of the gathered batch
         costs = np.zeros(epochs)
         if monitor is not None and not isinstance(monitor, Monitors):
             monitor = Monitors([monitor])
@@ -438,13 +453,14 @@ class Engine:
             initialize_parameters(dims, "he", 0, dtype), **self.network, frozen_layers=self.frozen_layers,
             optimizer=self.state.optimizer, learning_rate=self.hyper.learning_rate, beta=self.hyper.beta1,
             beta1=self.hyper.beta1, beta2=self.hyper.beta2, epsilon=self.hyper.epsilon, lambd=self.lambd or 0.0,
-            mini_batch_size=None if self.mini_batch_size is None else 2, threads=1,
+            mini_batch_size=None if self.mini_batch_size is None else 2, threads=1, keep_prob=self.keep_prob,
         )
         workers = 2 if self._may_pool() else None
         rows = 4
         X, Y = np.zeros((rows, dims[0]), dtype), np.zeros((rows, dims[-1]), dtype)
         routes = [False]
-        if not D.active(comm) and R.gram_applies(self.mini_batch_size, self.state.optimizer, self.frozen_layers):
+        if not D.active(comm) and R.gram_applies(self.mini_batch_size, self.state.optimizer, self.frozen_layers,
+                                                 self.dropout is not None):
             routes.insert(0, True)  # first: the Gram route starts from no momentum, and the direct route leaves some
         compiles = _CompileWatch()
         with compiles:

@@ -44,6 +44,9 @@ class DNNClassifier(DNNEstimator):
     batch_size : minibatch size, "auto" for min(200, n_samples), None for full batch (the course).
     max_iter : epochs (passes over the data) per ``fit``.
     l2 : L2 strength lambda (the course's ``lambd``): cost + l2/(2m) sum ||W||^2.
+    keep_prob : inverted dropout (the course's ``keep_prob``): the probability of keeping each hidden unit
+        while training, in (0, 1]; one number for every hidden layer or a sequence of one per hidden layer;
+        1 (default) keeps every unit. Predictions never drop.
     beta : momentum's coefficient; beta1, beta2, epsilon : Adam's.
     init : weight initialisation, "deep" (default, the course's 1/sqrt(n)), "he" or "xavier".
     random_state : int seed for initialisation, shuffling and the validation split; None draws one.
@@ -77,8 +80,8 @@ class DNNClassifier(DNNEstimator):
 
     def __init__(
         self, hidden_layer_sizes=(100,), activation="relu", loss="cross_entropy", output="auto", optimizer="adam",
-        learning_rate="auto", lr_schedule="constant", batch_size="auto", max_iter=200, l2=0.0, beta=0.9, beta1=0.9,
-        beta2=0.999, epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
+        learning_rate="auto", lr_schedule="constant", batch_size="auto", max_iter=200, l2=0.0, keep_prob=1.0, beta=0.9,
+        beta1=0.9, beta2=0.999, epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
         validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, class_weight=None, frozen_layers=0, dtype=None,
         threads=None, memory="1GB", verbose=False,
     ):
@@ -92,6 +95,7 @@ class DNNClassifier(DNNEstimator):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.l2 = l2
+        self.keep_prob = keep_prob
         self.beta = beta
         self.beta1 = beta1
         self.beta2 = beta2

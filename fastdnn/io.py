@@ -31,7 +31,9 @@ structured values are JSON text), so any numpy reads the files with
     state             JSON: optimizer, step, epoch, early stopping's best score, epoch, stall,
                       stopped, whether the run was in progress (version 2), and the learning-rate
                       schedule's record: lr_period, lr_drops, lr_best, lr_stall (the schedule itself is
-                      the options' lr_schedule; a file without them loads as a run at the constant rate)
+                      the options' lr_schedule; a file without them loads as a run at the constant rate),
+                      and dropout's seed, dropout_seed (a file without it was trained without dropout:
+                      it loads with none, which the engine draws if dropout is turned on)
     best_parameters   (P,) early stopping's best parameters so far, if any (version 2)
     gram_W1_init, gram_C, gram_V, gram_carry, gram_norms
                       the Gram route's carried state, for a run saved mid-way on it (version 2)
@@ -195,6 +197,8 @@ def _check_scalars(state):
         ("lr_stall", whole(state.lr_stall), "a non-negative integer"),
         ("lr_best", state.lr_best is None or (isinstance(state.lr_best, (int, float)) and not isinstance(
             state.lr_best, bool) and math.isfinite(state.lr_best)), "null or a number"),
+        ("dropout_seed", state.dropout_seed is None or (whole(state.dropout_seed) and state.dropout_seed < 2**32),
+         "null or an integer in [0, 2**32 - 1]"),
     ):
         if not ok:
             raise ValueError(f"the training state's {name} must be {what}, got {getattr(state, name)!r}")
@@ -552,11 +556,13 @@ def _options(arrays, path, task="classification"):
     if not isinstance(options, dict):
         raise ModelFileError(path, "is corrupted: its options are not a JSON object")
     for name, value in options.items():
-        # What _options_json writes: a number, text, true/false/null, or a list of numbers (the layer sizes).
+        # What _options_json writes: a number, text, true/false/null, or a list of numbers (the layer sizes, a
+        # keep_prob per hidden layer).
         if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, (list, dict)) for v in value)):
             raise ModelFileError(path, f"is corrupted: its option {name!r} is a nested JSON value, not a setting")
-    if isinstance(options.get("hidden_layer_sizes"), list):
-        options["hidden_layer_sizes"] = tuple(options["hidden_layer_sizes"])
+    for name in ("hidden_layer_sizes", "keep_prob"):  # the sequences an option may hold, as tuples
+        if isinstance(options.get(name), list):
+            options[name] = tuple(options[name])
     unknown = sorted(set(options) - set(O.BY_NAME))
     if unknown:
         raise ModelFileError(path, f"has options this fastdnn does not know: {', '.join(unknown)}")
@@ -652,7 +658,9 @@ def _training_state(arrays, path, parameters, optimizer, version, run):
     scalars = {"optimizer": optimizer, "step": t, "epoch": n_iter, "best_score": None, "best_epoch": None,
                "stall": 0, "stopped": False, "in_progress": False,
                # Files written before learning-rate schedules hold none: a fresh record.
-               "lr_period": None, "lr_drops": 0, "lr_best": None, "lr_stall": 0}
+               "lr_period": None, "lr_drops": 0, "lr_best": None, "lr_stall": 0,
+               # Files written before dropout hold no seed of its masks.
+               "dropout_seed": None}
     if "state" in arrays:
         scalars.update(_json(arrays, "state", path, "training state values"))
     elif "step" in arrays:  # a version-1 checkpoint

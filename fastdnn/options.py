@@ -115,6 +115,51 @@ def _dtype(value, name):
 DTYPES = ("float32", "float64")
 
 
+# ---------------------------------------------------------------------------- dropout
+
+
+def _keep_probability(value, name):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a number in (0, 1] (the probability of keeping a hidden unit; 1: no "
+                         f"dropout), or one such number per hidden layer, got {value!r}")
+    return float(value)
+
+
+def _keep_prob(value, name):
+    """keep_prob: one probability in (0, 1] for every hidden layer (a float), or one per hidden layer (a tuple of
+    floats; ``check`` holds its length to hidden_layer_sizes')."""
+    if isinstance(value, numbers.Real) or isinstance(value, (str, bytes)):
+        return _keep_probability(value, name)
+    try:
+        values = list(value)
+    except TypeError:
+        values = None
+    if not values:
+        raise ValueError(f"{name} must be a number in (0, 1] or a non-empty sequence of them (one per hidden layer), "
+                         f"got {value!r}")
+    return tuple(_keep_probability(v, f"{name}[{i}]") for i, v in enumerate(values))
+
+
+def keep_probs(keep_prob, n_hidden, name="keep_prob"):
+    """Each hidden layer's keep probability, checked (one number for every layer, or one per layer): a tuple of
+    ``n_hidden`` floats in (0, 1]. Every entry 1 is no dropout. (No hidden layer: an empty sequence too.)"""
+    if n_hidden == 0 and isinstance(keep_prob, (tuple, list)) and not keep_prob:
+        return ()
+    value = _keep_prob(keep_prob, name)
+    if isinstance(value, float):
+        return (value,) * n_hidden
+    if len(value) != n_hidden:
+        raise ValueError(f"{name} gives {len(value)} keep probabilities for {n_hidden} hidden layer(s): give one "
+                         "number for every hidden layer, or one per hidden layer")
+    return value
+
+
+def check_dropout_seed(dropout_seed, seed):
+    """``model``'s dropout seed (reference and fast path): the run's ``seed`` when None, else the value; an
+    integer in [0, 2**32 - 1]."""
+    return V.check_seed(seed if dropout_seed is None else dropout_seed, "dropout_seed")
+
+
 # ---------------------------------------------------------------------------- learning-rate schedules
 
 
@@ -247,6 +292,20 @@ def _parse_float(text):
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _parse_keep_prob(text):
+    """"0.8" for every hidden layer, or one per hidden layer: "0.9,0.8" (``fastdnn train``) or "0.9:0.8" (the
+    form a sweep takes, whose commas separate its values)."""
+    parts = [p for p in text.replace(":", ",").split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a keep probability like 0.8, or one per hidden layer like "
+                                         f"0.9,0.8, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected a keep probability like 0.8, got {text!r}")
+    return values[0] if len(values) == 1 and ":" not in text and "," not in text else tuple(values)
+
+
 def _class_weight(value, name):
     """class_weight: None, "balanced" (n_samples / (n_classes * count of the class), scikit-learn's), or a dict
     of class label -> weight (finite, non-negative; classes not named weigh 1)."""
@@ -340,6 +399,12 @@ OPTIONS = (
            course="num_epochs", parse=_parse_int, metavar="N", command_default=5),
     Option("l2", 0.0, V.check_l2, "L2 strength lambda: cost + l2/(2m) sum ||W||^2", flag="--l2", course="lambd",
            parse=_parse_float),
+    Option("keep_prob", 1.0, _keep_prob, "inverted dropout: the probability of keeping each hidden unit while "
+           "training, in (0, 1]; one for every hidden layer, or one per hidden layer (0.9,0.8; in a sweep, whose commas "
+           "separate values, 0.9:0.8); 1 keeps every unit (no dropout); predictions never drop", flag="--keep-prob",
+           course="keep_prob", parse=_parse_keep_prob, metavar="P|P1,P2,...",
+           # The engine drops for either task; DNNRegressor's signature does not take it yet.
+           tasks=CLASSIFIER_ONLY),
     Option("beta", 0.9, V.check_fraction, "momentum's beta", flag="--beta", course="beta", parse=_parse_float),
     Option("beta1", 0.9, V.check_fraction, "Adam's beta1", flag="--beta1", course="beta1", parse=_parse_float),
     Option("beta2", 0.999, V.check_fraction, "Adam's beta2", flag="--beta2", course="beta2", parse=_parse_float),
@@ -408,6 +473,8 @@ def check(params, m=None):
     batch = out.get("batch_size")
     if m is not None and isinstance(batch, int) and batch > m:
         raise ValueError(f"batch_size must be between 1 and the number of training samples {m}, got {batch}")
+    if isinstance(out.get("keep_prob"), tuple) and "hidden_layer_sizes" in out:
+        keep_probs(out["keep_prob"], len(out["hidden_layer_sizes"]))
     if "frozen_layers" in out and "hidden_layer_sizes" in out and out["frozen_layers"] > len(out["hidden_layer_sizes"]):
         n = len(out["hidden_layer_sizes"])
         raise ValueError(f"frozen_layers must be in [0, {n}] (the output layer always trains), got {out['frozen_layers']}")

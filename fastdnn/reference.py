@@ -22,8 +22,8 @@ With its defaults it computes what ``L_layer_model`` computes, bit for bit.
 
 import numpy as np
 
-# The course's decay arguments are checked as the fast path's model checks them.
-from fastdnn.options import check_decay
+# The course's decay and dropout arguments are checked as the fast path's model checks them.
+from fastdnn.options import check_decay, check_dropout_seed, keep_probs
 
 # The option tables are imported to be read here as well: reference.OUTPUTS etc.
 from fastdnn.validation import (
@@ -156,6 +156,73 @@ def _activation(name):
 
 
 # ---------------------------------------------------------------------------
+# Dropout: the "Regularization" assignment's inverted dropout, its masks drawn from a hash
+# ---------------------------------------------------------------------------
+#
+# The course draws D = (np.random.rand(n_l, m) < keep_prob) from a random stream. Here each bit is a
+# function of where it is instead (the run's seed, the optimizer step counted from 1, the hidden layer, the
+# example's column in X, the unit), so the fast path, which splits a batch across threads, MPI ranks and
+# blocks read from disk, draws the same masks as this reference (tests/test_dropout.py holds them equal bit
+# for bit): fastdnn.kernels.masks computes the same 32-bit hash, whose constants these are.
+
+_MASK32 = np.uint64(0xFFFFFFFF)
+_GOLDEN = np.uint64(0x9E3779B9)
+_M1 = np.uint64(0x7FEB352D)
+_M2 = np.uint64(0x846CA68B)
+
+
+def _mix(x):
+    """A 32-bit integer hash (xor-shift / multiply), elementwise on uint64 values below 2^32."""
+    x = x & _MASK32
+    x = x ^ (x >> np.uint64(16))
+    x = (x * _M1) & _MASK32
+    x = x ^ (x >> np.uint64(15))
+    x = (x * _M2) & _MASK32
+    x = x ^ (x >> np.uint64(16))
+    return x
+
+
+def dropout_mask(seed, step, layer, rows, n_units, keep_prob):
+    """D (n_units, len(rows)) of 0/1: 1 where unit j of the example in column rows[i] of X is kept in hidden
+    layer ``layer`` (1..L-1) at optimizer step ``step`` (from 1) of the run seeded ``seed``.
+
+    Each unit is kept with probability keep_prob (exactly round(keep_prob 2^32) / 2^32), independently of
+    the others, as the course's np.random.rand(n_units, m) < keep_prob.
+    """
+    step = np.uint64(step)
+    k = _mix(np.uint64(seed))
+    k = _mix(k ^ (step & _MASK32))
+    k = _mix(k ^ (step >> np.uint64(32)))
+    k = _mix(k ^ np.uint64(layer))
+    r = _mix(k ^ np.asarray(rows, dtype=np.int64).astype(np.uint64))  # one key per example
+    units = np.arange(n_units, dtype=np.uint64)
+    h = _mix(r[None, :] + units[:, None] * _GOLDEN)
+    threshold = min(2**32, max(0, int(round(float(keep_prob) * 2**32))))
+    return (h < np.uint64(threshold)).astype(np.int64)
+
+
+def dropout_masks(seed, step, rows, layers_dims, keep_prob):
+    """[D1, ..., D_{L-1}]: dropout_mask of every hidden layer of ``layers_dims`` for the examples in columns
+    ``rows`` of X; keep_prob one number for every hidden layer or one per hidden layer."""
+    keep = keep_probs(keep_prob, len(layers_dims) - 2)
+    return [dropout_mask(seed, step, l, rows, layers_dims[l], keep[l - 1]) for l in range(1, len(layers_dims) - 1)]
+
+
+def dropout_forward(A, D, keep_prob):
+    """The course's inverted dropout: shut down the units D holds 0 for, scale the others by 1 / keep_prob."""
+    A = A * D
+    A = A / keep_prob
+    return A
+
+
+def dropout_backward(dA, D, keep_prob):
+    """The same mask on the way back: dA * D / keep_prob."""
+    dA = dA * D
+    dA = dA / keep_prob
+    return dA
+
+
+# ---------------------------------------------------------------------------
 # Initialisation
 # ---------------------------------------------------------------------------
 
@@ -232,23 +299,34 @@ def linear_activation_forward(A_prev, W, b, activation):
     return A, cache
 
 
-def L_model_forward(X, parameters, hidden_activation="relu", output="sigmoid"):
+def L_model_forward(X, parameters, hidden_activation="relu", output="sigmoid", keep_prob=1.0, masks=None):
     """[LINEAR -> hidden_activation] * (L-1) -> LINEAR -> output; by default RELU and SIGMOID.
 
     Returns AL: (1, m) for a sigmoid output, (K, m) of column-wise class
     probabilities for a softmax one, (K, m) of predicted values for an identity
     one, and caches: a list of L caches from linear_activation_forward.
+
+    keep_prob < 1 (one number, or one per hidden layer) trains with inverted dropout: hidden layer l's
+    A is dropout_forward(A, masks[l - 1], keep_prob), masks the layers' D (dropout_masks), and its cache
+    gains (D, keep_prob), which L_model_backward reads. A layer of keep_prob 1 is left as it is.
     """
     check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
     check_choice(output, OUTPUTS, "output")
     caches = []
     A = X
     L = len(parameters) // 2
+    keep = keep_probs(keep_prob, L - 1)
+    if masks is None and any(p < 1 for p in keep):
+        raise ValueError("keep_prob < 1 drops units: give their masks (masks=dropout_masks(...))")
     for l in range(1, L):
         A_prev = A
         A, cache = linear_activation_forward(
             A_prev, parameters["W" + str(l)], parameters["b" + str(l)], hidden_activation
         )
+        if keep[l - 1] < 1:
+            D = masks[l - 1]
+            A = dropout_forward(A, D, keep[l - 1])
+            cache = (*cache, (D, keep[l - 1]))
         caches.append(cache)
     AL, cache = linear_activation_forward(
         A, parameters["W" + str(L)], parameters["b" + str(L)], output
@@ -357,6 +435,9 @@ def L_model_backward(
     weights (m,): the gradients of compute_cost's weighted mean: example i's
     output gradient counts m w_i / sum(w) times (linear_backward divides by m),
     and the L2 term's m is sum(w).
+    A hidden layer whose cache holds a dropout mask (L_model_forward with keep_prob < 1) takes the course's
+    dropout backward first: dA = dropout_backward(dA, D, keep_prob); grads["dA{l}"] stay W^T dZ, the
+    gradient with respect to the activations the next layer saw (the dropped ones).
     """
     check_choice(hidden_activation, HIDDEN_ACTIVATIONS, "hidden_activation")
     check_output_loss(output, loss)
@@ -392,9 +473,11 @@ def L_model_backward(
 
     for l in reversed(range(L - 1)):
         current_cache = caches[l]
-        dA_prev, dW, db = linear_activation_backward(
-            grads["dA" + str(l + 1)], current_cache, hidden_activation
-        )
+        dA = grads["dA" + str(l + 1)]
+        if len(current_cache) == 3:
+            D, keep_prob = current_cache[2]
+            dA = dropout_backward(dA, D, keep_prob)
+        dA_prev, dW, db = linear_activation_backward(dA, current_cache[:2], hidden_activation)
         grads["dA" + str(l)] = dA_prev
         grads["dW" + str(l + 1)] = dW
         grads["db" + str(l + 1)] = db
@@ -403,7 +486,7 @@ def L_model_backward(
         if weights is not None:
             m = np.sum(weights)
         for l in range(1, L + 1):
-            (_, W, _), _ = caches[l - 1]
+            _, W, _ = caches[l - 1][0]
             grads["dW" + str(l)] = grads["dW" + str(l)] + lambd / m * W
     return grads
 
@@ -485,14 +568,16 @@ def update_parameters_with_adam(
 # ---------------------------------------------------------------------------
 
 
-def random_mini_batches(X, Y, mini_batch_size, rng, weights=None):
+def random_mini_batches(X, Y, mini_batch_size, rng, weights=None, columns=False):
     """Shuffle the columns once with ``rng.permutation(m)`` and cut them into mini-batches.
 
     X: (n_x, m), Y: (n_y, m), rng: a numpy Generator. Returns a list of
     (X_b, Y_b), consecutive chunks of mini_batch_size shuffled columns; the
     last one holds the m % mini_batch_size left over, when there are any.
     With ``weights`` (m,) each mini-batch is (X_b, Y_b, weights_b), the weights
-    shuffled with their examples.
+    shuffled with their examples. With ``columns`` each is (X_b, Y_b, weights_b or
+    None, columns_b), columns_b the batch's examples' columns in X (what dropout's
+    masks are keyed by).
     """
     m = X.shape[1]
     permutation = rng.permutation(m)
@@ -501,7 +586,10 @@ def random_mini_batches(X, Y, mini_batch_size, rng, weights=None):
     mini_batches = []
     for start in range(0, m, mini_batch_size):
         end = start + mini_batch_size
-        if weights is None:
+        if columns:
+            w_b = None if weights is None else weights[permutation][start:end]
+            mini_batches.append((shuffled_X[:, start:end], shuffled_Y[:, start:end], w_b, permutation[start:end]))
+        elif weights is None:
             mini_batches.append((shuffled_X[:, start:end], shuffled_Y[:, start:end]))
         else:
             mini_batches.append((shuffled_X[:, start:end], shuffled_Y[:, start:end], weights[permutation][start:end]))
@@ -568,6 +656,8 @@ def model(
     decay_rate=None,
     time_interval=None,
     sample_weight=None,
+    keep_prob=1.0,
+    dropout_seed=None,
 ):
     """Train an L-layer network with the chosen options for num_epochs passes over the data.
 
@@ -599,12 +689,21 @@ def model(
     weighs 1): each batch's cost and gradients are weighted means
     (compute_cost, L_model_backward), a batch whose weights are all 0 takes no
     step, and costs[e] weights each batch by its share of the total weight.
+
+    keep_prob (one number in (0, 1], or one per hidden layer; 1: none) is the course's inverted dropout
+    on the hidden layers while training (L_model_forward's): the masks of the step counted from 1 over the
+    run's steps (a batch of weight 0 takes none), dropout_masks(dropout_seed, step, columns, ...) with
+    columns the batch's examples' columns in X; dropout_seed None is seed. The cost is the dropped
+    network's, as the course's; predict never drops.
     """
     X, Y, layers_dims = check_model_options(
         X, Y, layers_dims, learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2,
         epsilon, lambd, hidden_activation, output, loss, init, frozen_layers, seed, parameters,
     )
     decay_rate, time_interval = check_decay(decay_rate, time_interval)
+    keep = keep_probs(keep_prob, len(layers_dims) - 2)
+    dropout = any(p < 1 for p in keep)
+    dropout_seed = check_dropout_seed(dropout_seed, seed)
     X = X.astype(np.float64, copy=False)
     Y = Y.astype(np.float64, copy=False)
     m = X.shape[1]
@@ -625,18 +724,19 @@ def model(
         v, s = initialize_adam(parameters)
         t = 0
     costs = []
+    step = 0  # the optimizer steps taken: the next batch trains in step + 1
     for i in range(num_epochs):
         if mini_batch_size is None:
-            mini_batches = [(X, Y, sample_weight)]
-        elif sample_weight is None:
-            mini_batches = [(X_b, Y_b, None) for X_b, Y_b in random_mini_batches(X, Y, mini_batch_size, rng)]
+            mini_batches = [(X, Y, sample_weight, np.arange(m))]
         else:
-            mini_batches = random_mini_batches(X, Y, mini_batch_size, rng, sample_weight)
+            mini_batches = random_mini_batches(X, Y, mini_batch_size, rng, sample_weight, columns=True)
         epoch_cost = 0.0
-        for X_b, Y_b, w_b in mini_batches:
+        for X_b, Y_b, w_b, columns in mini_batches:
             if w_b is not None and not np.any(w_b > 0):
                 continue  # examples of weight 0 alone: no step
-            AL, caches = L_model_forward(X_b, parameters, hidden_activation, output)
+            step = step + 1
+            masks = dropout_masks(dropout_seed, step, columns, layers_dims, keep_prob) if dropout else None
+            AL, caches = L_model_forward(X_b, parameters, hidden_activation, output, keep_prob, masks)
             cost = compute_cost(AL, Y_b, parameters, lambd, loss, w_b)
             if not np.isfinite(cost):
                 raise FloatingPointError(

@@ -31,6 +31,7 @@ from fastdnn.errors import DivergenceError, TrainingInterrupted, divergence_mess
 from fastdnn.kernels import compiled
 from fastdnn.kernels import gram as GR
 from fastdnn.kernels import layers as K
+from fastdnn.kernels import masks as MK
 from fastdnn.kernels import network as N
 from fastdnn.kernels import pool as P
 from fastdnn.state import GramCarry, Snapshot, StreamPosition
@@ -47,9 +48,10 @@ GRAM_MIN_EPOCHS = 10
 ACCUMULATE_ROWS = 1024
 
 
-def gram_applies(mini_batch_size, optimizer, frozen_layers):
-    """Whether the Gram route can train a configuration: full batch, gd or momentum, nothing frozen."""
-    return mini_batch_size is None and optimizer in ("gd", "momentum") and frozen_layers == 0
+def gram_applies(mini_batch_size, optimizer, frozen_layers, dropout=False):
+    """Whether the Gram route can train a configuration: full batch, gd or momentum, nothing frozen, no dropout
+    (its kernels carry no masks: a run with dropout takes the direct route)."""
+    return mini_batch_size is None and optimizer in ("gd", "momentum") and frozen_layers == 0 and not dropout
 
 
 def gram_pays(shape, epochs):
@@ -69,9 +71,10 @@ def choose(engine, gram, shape, epochs):
     if gram not in (True, False, "auto"):
         raise ValueError(f"gram must be True, False or 'auto', got {gram!r}")
     state = engine.state
-    applies = gram_applies(engine.mini_batch_size, state.optimizer, engine.frozen_layers)
+    applies = gram_applies(engine.mini_batch_size, state.optimizer, engine.frozen_layers, engine.dropout is not None)
     if gram is True and not applies:
-        raise ValueError("gram=True needs full-batch training (mini_batch_size=None), gd or momentum, no frozen layers")
+        raise ValueError("gram=True needs full-batch training (mini_batch_size=None), gd or momentum, no frozen layers "
+                         "and no dropout (keep_prob 1)")
     if state.gram is not None:
         return "gram" if applies and gram is not False else "direct"
     if engine.opt == K.OPT_MOMENTUM and state.optimizer_state[: engine.dims[0] * engine.dims[1]].any():
@@ -110,19 +113,38 @@ def _update_args(engine, hyper, grad, total, m):
             engine.lambd, total, m, s.step)
 
 
-def _train(engine, workers, hyper, *args, weights=None):
+def _dropout(engine, rows, batch):
+    """The kernels' ``network.Dropout`` for data whose rows are the training data's rows ``rows`` (X's row of
+    each: in memory its own index, or the row a gathered subset or a block read from disk came from), in
+    batches of up to ``batch`` rows; None without dropout (``Engine.dropout``), which compiles no dropout code."""
+    keep = engine.dropout
+    if keep is None:
+        return None
+    dtype = engine.state.parameters.flat.dtype
+    return N.Dropout(np.int64(engine.state.dropout_seed), np.array([MK.threshold(p) for p in keep], np.uint64),
+                     np.array([1 / p for p in keep], dtype), np.ascontiguousarray(rows, np.int64),
+                     np.empty(batch, np.int64))
+
+
+def _train(engine, workers, hyper, *args, weights=None, dropout=None):
     """``network.train``'s epochs at ``hyper``'s rates, on ``workers`` threads of the step's pool
     (``pool.train_pool``) when more than one; the caller has BLAS single-threaded for them then
-    (``threads.split_threads``). ``weights``: a ``network.Weights``, or None."""
+    (``threads.split_threads``). ``weights``: a ``network.Weights``, or None; ``dropout``: a
+    ``network.Dropout`` (``_dropout``), or None."""
     call = (*_train_args(engine, hyper, *args), weights)
     if workers > 1:
-        return P.train_pool(*call, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}")
+        return P.train_pool(*call, workers, f"the pool training kernels for {engine.describe(args[0].dtype)}",
+                            dropout=dropout)
+    call = (*call, dropout)
     return compiled(N.train, call, f"the training kernels for {engine.describe(args[0].dtype)}")(*call)
 
 
-def _accumulate(engine, X, Y, m, work, grad):
-    """The gradient of X's rows summed into ``grad`` (``ACCUMULATE_ROWS`` at a time); returns their summed cost."""
+def _accumulate(engine, X, Y, m, work, grad, dropout=None):
+    """The gradient of X's rows summed into ``grad`` (``ACCUMULATE_ROWS`` at a time); returns their summed cost.
+    ``dropout``: a ``network.Dropout`` for X's rows (the masks of the state's next step), or None."""
     call = _accumulate_args(engine, X, Y, min(ACCUMULATE_ROWS, X.shape[0]), m, work, grad, True)
+    if dropout is not None:
+        call = (*call, None, dropout, engine.state.step)
     return compiled(N.accumulate, call, f"the full-batch kernels for {engine.describe(X.dtype)}")(*call)
 
 
@@ -174,6 +196,14 @@ class Route:
         self.engine = engine
         self.state = engine.state
         self.workers = 1  # the pool's threads for this call, when pooled (set by ``Engine.train``)
+        # The training data's row of each row of X, which dropout's masks are keyed by: None, X's own row
+        # numbers; a gathered subset's rows (set by ``Engine.train``).
+        self.row_ids = None
+
+    def rows_of_x(self, index):
+        """The training data's rows of X's rows ``index`` (int64): what dropout's masks are keyed by."""
+        index = np.asarray(index, np.int64)
+        return index if self.row_ids is None else np.asarray(self.row_ids, np.int64)[index]
 
     def begin(self):
         pass
@@ -221,8 +251,9 @@ class Direct(Route):
             perms = np.stack([state.rng.permutation(m) for _ in range(n)])
             if self.rows is not None:
                 perms = self.rows[perms]
+        dropout = _dropout(engine, self.rows_of_x(np.arange(X.shape[0])), batch) if engine.dropout else None
         finished, step, reason = _train(engine, self.workers, hyper, X, Y, state.step, perms, batch, n, costs[done:],
-                                        work, weights=weights)
+                                        work, weights=weights, dropout=dropout)
         # The kernel sums each epoch's cost over its examples (with weights, weighted).
         costs[done : done + finished] /= self.total
         if reason == N.STOP_PARAMETERS:
@@ -241,7 +272,7 @@ class Direct(Route):
             if finished:
                 replay = perms[:finished] if shuffle else perms
                 _, step, _ = _train(engine, self.workers, hyper, X, Y, step, replay, batch, finished,
-                                    np.zeros(finished), work, weights=weights)
+                                    np.zeros(finished), work, weights=weights, dropout=dropout)
             state.step = step
             for _ in range(finished if shuffle else 0):
                 state.rng.permutation(m)
@@ -299,13 +330,20 @@ class Streamed(Route):
         self._end_epoch(position, shuffle, start, costs, done, hyper)
         return 1
 
+    def data_rows(self, first, positions):
+        """The rows in the data (of the file; a subset's training rows are among them) of the training rows
+        ``first + positions`` (a span's rows): what dropout's masks are keyed by, so that a streamed run drops
+        the units the same run in memory drops."""
+        rows = first + np.asarray(positions, np.int64)
+        return rows if self.feed.rows is None else np.asarray(self.feed.rows, np.int64)[rows]
+
     def _blocks(self, spans, position, shuffle, start, costs, done, hyper):
         engine, state, feed, batch = self.engine, self.state, self.feed, self.batch
         work = engine.buffers(batch if shuffle else min(ACCUMULATE_ROWS, batch), feed.n_features if shuffle else 0,
                               int(engine.dims[-1]) if shuffle else 0)
         total = np.zeros(1)
         with contextlib.closing(feed.blocks(spans, positions=shuffle)) as blocks:
-            for Xb, Yb, where in blocks:
+            for (first, _), (Xb, Yb, where) in zip(spans, blocks):
                 # Checked once the block is read, before it trains: a Ctrl-C while reading or training the
                 # block before stops here, with the state at a block's end.
                 if engine.stop.is_set():
@@ -316,8 +354,14 @@ class Streamed(Route):
                     perms = state.rng.permutation(n)
                     if where is not None:
                         perms = where[perms]  # the block's rows sit among held-out rows in the buffer
+                    dropout = None
+                    if engine.dropout:
+                        # The buffer's rows' rows in the data (held-out rows among them are never trained).
+                        ids = np.zeros(Xb.shape[0], np.int64)
+                        ids[np.arange(n) if where is None else where] = self.data_rows(first, np.arange(n))
+                        dropout = _dropout(engine, ids, min(batch, n))
                     _, step, reason = _train(engine, self.workers, hyper, Xb, Yb, state.step, perms.reshape(1, -1),
-                                             min(batch, n), 1, total, work)
+                                             min(batch, n), 1, total, work, dropout=dropout)
                     if reason == N.STOP_PARAMETERS:
                         total[0] /= position.next * feed.block_rows + _rows_before_divergence(n, batch, step - state.step)
                     if reason != N.STOP_NONE:
@@ -325,7 +369,9 @@ class Streamed(Route):
                         diverged(state, reason, np.concatenate([costs[:done], total]), done, 0)
                     state.step = step
                 else:
-                    total[0] += _accumulate(engine, Xb, Yb, feed.n_rows, work, position.grad)
+                    dropout = _dropout(engine, self.data_rows(first, np.arange(Xb.shape[0])), 1) if engine.dropout \
+                        else None
+                    total[0] += _accumulate(engine, Xb, Yb, feed.n_rows, work, position.grad, dropout)
                 position.total = float(total[0])
                 position.next += 1
 
@@ -361,7 +407,9 @@ class Streamed(Route):
                         k = min(batch, n - s)
                         lo, hi = D.share(k, size, rank)
                         # A Ctrl-C is taken at the block's end (above), a resumable point.
-                        cost, reason, _ = step(Xb, Yb, where[order[s + lo : s + hi]], k, hyper)
+                        mine = order[s + lo : s + hi]
+                        ids = self.data_rows(a, mine) if engine.dropout else None
+                        cost, reason, _ = step(Xb, Yb, where[mine], k, hyper, ids=ids)
                         if reason != N.STOP_NONE:
                             start.restore(state)
                             diverged(state, reason, np.concatenate([costs[:done], [cost]]), done, 0)
@@ -369,7 +417,11 @@ class Streamed(Route):
                         total += cost * k
                     position.total = total
                 elif Xb.shape[0]:
-                    position.total += _accumulate(engine, Xb, Yb, feed.n_rows, work, position.grad)
+                    dropout = None
+                    if engine.dropout:
+                        # This rank's share of the span (``picks`` above), in the data's rows.
+                        dropout = _dropout(engine, self.data_rows(a, np.arange(*D.share(n, size, rank))), 1)
+                    position.total += _accumulate(engine, Xb, Yb, feed.n_rows, work, position.grad, dropout)
                 position.next += 1
 
     def _end_epoch(self, position, shuffle, start, costs, done, hyper):
@@ -428,8 +480,9 @@ class Distributed(Route):
                                      dtype=np.float64))
                     if W == 0.0:
                         continue  # a batch of weight 0 takes no step, on every rank alike
-                cost, reason, interrupted = step(X, Y, index if rows is None else rows[index], W, hyper,
-                                                 self.weights)
+                x_rows = index if rows is None else rows[index]
+                cost, reason, interrupted = step(X, Y, x_rows, W, hyper, self.weights,
+                                                 ids=self.rows_of_x(x_rows) if engine.dropout else None)
                 if interrupted:
                     # Every rank learns of a Ctrl-C at the same step: back to the epoch's start together, a
                     # state that resumes exactly (a run in memory has no resumable point within an epoch).
@@ -467,11 +520,13 @@ def begin_distributed(engine, comm, X, Y, rows, m, epochs, weights=None):
         "optimizer": state.optimizer,
         "learning rate, beta1, beta2, epsilon": tuple(engine.hyper),
         "learning-rate schedule": engine.schedule.describe(), "l2": engine.lambd,
+        "dropout's keep_prob": engine.keep_prob,
         "batch size": engine.mini_batch_size, "frozen layers": engine.frozen_layers,
     })
     D.broadcast(comm, state.parameters.flat)
     D.broadcast(comm, state.optimizer_state)
-    schedule = ("lr_period", "lr_drops", "lr_best", "lr_stall")  # the schedule's record, rank 0's
+    # The schedule's record and dropout's seed (each rank may have drawn its own), rank 0's.
+    schedule = ("lr_period", "lr_drops", "lr_best", "lr_stall", "dropout_seed")
     shared = comm.bcast((state.step, state.epoch, state.rng.bit_generator.state, state.stream,
                          [getattr(state, k) for k in schedule]), root=0)
     state.step, state.epoch, state.rng.bit_generator.state, state.stream, record = shared
@@ -494,10 +549,11 @@ def share_partial_sums(comm, position):
 
 
 def distributed_step(engine, comm, part, n_features, n_outputs, dtype, weighted=False):
-    """A function step(X, Y, index, b, hyper, weights=None) -> (mean cost, stop reason, interrupted): one
-    synchronous step of a global minibatch of b rows (with ``weights``, X's rows' sample weights: b is the
+    """A function step(X, Y, index, b, hyper, weights=None, ids=None) -> (mean cost, stop reason, interrupted):
+    one synchronous step of a global minibatch of b rows (with ``weights``, X's rows' sample weights: b is the
     batch's total weight), of which this rank trains rows ``index`` of X, Y (at most ``part``,
-    perhaps none): their gradient and summed cost (``accumulate``), one Allreduce of both and of
+    perhaps none; with dropout their masks are those of their rows in the training data, ``ids``, None
+    meaning ``index``): their gradient and summed cost (``accumulate``), one Allreduce of both and of
     whether a Ctrl-C reached any rank, the same update on every rank (``full_batch_update``, at the rate that
     ``hyper``, a ``Hyper`` of the epoch's rate alone, holds)."""
     state = engine.state
@@ -517,13 +573,18 @@ def distributed_step(engine, comm, part, n_features, n_outputs, dtype, weighted=
     wb = np.empty(part, dtype) if weighted else None
     size = 1.0 if weighted else 1
     # (Unweighted, the arguments the streamed route passes too: one compiled version for both.)
+    tail = () if wb is None else (wb[:1],)
+    # With dropout, the version taking a ``network.Dropout`` of the rank's rows and the step before theirs.
+    dropout = _dropout(engine, np.zeros(1, np.int64), 1) if engine.dropout else None
+    if dropout is not None:
+        tail = (None if wb is None else wb[:1], dropout, 0)
     accumulate = compiled(N.accumulate, (*_accumulate_args(engine, Xb[:1], Yb[:1], 1, size, work, buffer[:P], False),
-                                         *(() if wb is None else (wb[:1],))),
+                                         *tail),
                           f"the distributed gradient kernels for {label}")
     update = compiled(N.full_batch_update, _update_args(engine, _hyper(engine, np.zeros(1)), buffer[:P], 0.0, size),
                       f"the distributed update kernels for {label}")
 
-    def step(X, Y, index, b, hyper, weights=None):
+    def step(X, Y, index, b, hyper, weights=None, ids=None):
         if index.size == 0:  # an empty share (a batch smaller than the ranks): contribute nothing
             buffer[first_trainable:] = 0
         else:
@@ -534,6 +595,11 @@ def distributed_step(engine, comm, part, n_features, n_outputs, dtype, weighted=
             if weighted:
                 w = (wb[: index.size],)
                 np.take(weights, index, out=w[0])
+            if dropout is not None:
+                # The masks of these rows' rows in the training data (``ids``; None: ``index`` itself) in the
+                # step about to be taken: what one process drops for them.
+                rows = np.ascontiguousarray(index if ids is None else ids, np.int64)
+                w = (w[0] if w else None, dropout._replace(rows=rows), state.step)
             buffer[P] = accumulate(*_accumulate_args(engine, xb, yb, index.size, b, work, buffer[:P], False), *w)
         buffer[P + 1] = engine.stop.is_set()
         D.sum_in_place(comm, buffer)

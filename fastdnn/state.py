@@ -8,6 +8,8 @@ How these become a checkpoint's entries (and how older files' entries become
 them) is ``fastdnn.io``'s, in one place.
 """
 
+import numbers
+
 import numpy as np
 
 
@@ -65,13 +67,18 @@ class TrainingState:
                        the plateau schedule's record: the rate's drops so far (the rate is
                        learning_rate x factor^lr_drops), the best validation score and the epochs since
     The schedule's rates are a function of ``epoch`` and these, so a resumed run continues it exactly.
+    dropout_seed       the seed of dropout's masks (an integer below 2^32): a unit's mask is a hash of it,
+                       ``step`` + 1, the layer and the example's row (``fastdnn.kernels.masks``), so a resumed
+                       run drops the same units; the run's ``seed`` when it is an integer (as the reference's
+                       model(dropout_seed=None) takes it), else drawn; None in a file written before dropout
+                       (the engine then draws it once from a copy of ``rng``)
     """
 
     # The fields that are plain numbers, text or flags (a checkpoint keeps them as one JSON object).
     SCALARS = ("optimizer", "step", "epoch", "best_score", "best_epoch", "stall", "stopped", "in_progress",
-               "lr_period", "lr_drops", "lr_best", "lr_stall")
+               "lr_period", "lr_drops", "lr_best", "lr_stall", "dropout_seed")
 
-    def __init__(self, parameters, seed=None, optimizer="gd"):
+    def __init__(self, parameters, seed=None, optimizer="gd", dropout_seed=None):
         self.parameters = parameters
         self.optimizer_state = np.zeros(2 * parameters.flat.size, parameters.flat.dtype)
         self.optimizer = optimizer
@@ -92,6 +99,10 @@ class TrainingState:
         self.lr_drops = 0
         self.lr_best = None
         self.lr_stall = 0
+        if dropout_seed is None:
+            whole = isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and 0 <= seed < 2**32
+            dropout_seed = int(seed) if whole else int(np.random.SeedSequence().generate_state(1)[0])
+        self.dropout_seed = dropout_seed
 
     def reset_early_stopping(self):
         self.validation_scores = []

@@ -11,7 +11,10 @@ amount of training data:
     activation             activation (--activation)      training data train_size (--train-size)
 
 Any other option of the table may be swept too (the optimizer, Adam's betas, the learning-rate schedule: one
-text a value, ``lr_schedule=["constant", "step:20:0.5"]``, ``--lr-schedule constant step:20:0.5``). ``train_size`` is a
+text a value, ``lr_schedule=["constant", "step:20:0.5"]``, ``--lr-schedule constant step:20:0.5``; dropout's
+keep_prob, ``keep_prob=[1, 0.8, 0.5]``, ``--keep-prob 1,0.8,0.5``, a value of one per hidden layer written
+``0.9:0.8`` on the command line: ``--keep-prob 0.9,0.8 --l2 0,0.7`` with ``--layers 20,7,5`` is the course's
+regularisation study). ``train_size`` is a
 fraction (0, 1] or a count of the training examples: the first that many of one seeded permutation, so
 that larger sizes hold the smaller ones (a learning curve).
 

@@ -52,12 +52,19 @@ def model(
     beta=0.9, beta1=0.9, beta2=0.999, epsilon=1e-8, lambd=0.0, hidden_activation="relu",
     output="sigmoid", loss="cross_entropy", init="deep", seed=1, parameters=None, frozen_layers=0,
     print_cost=False, dtype=None, threads=None, gram="auto", memory="1GB", decay_rate=None, time_interval=None,
-    sample_weight=None,
+    sample_weight=None, keep_prob=1.0, dropout_seed=None,
 ):
     """The reference's ``model`` with every option, trained in compiled code; returns (parameters, costs).
 
     ``sample_weight`` (m,) as the reference's: each batch's cost and gradients are weighted means
     (``Engine.train``'s weights; data in memory).
+
+    ``keep_prob`` (one number in (0, 1] or one per hidden layer; 1, the default, is none) and
+    ``dropout_seed`` (None: ``seed``) are the reference's inverted dropout, with the same masks: each a hash
+    of the dropout seed, the optimizer step (from 1), the hidden layer, the example's column in X and the
+    unit, formed inside the fused forward pass and used again in the backward one. Data on disk and every
+    thread count drop the same units; the Gram route does not carry masks, so ``gram="auto"`` takes the
+    direct route with dropout (``gram=True`` is refused).
 
     ``decay_rate`` and ``time_interval`` are the course's learning-rate decay, as the
     reference's: None (default) keeps learning_rate; with a decay_rate the rate is
@@ -83,10 +90,11 @@ def model(
     options = (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd,
                hidden_activation, output, loss, init, frozen_layers, seed, parameters)
     schedule = Schedule.course(decay_rate, time_interval)
+    dropout = dict(keep_prob=keep_prob, dropout_seed=O.check_dropout_seed(dropout_seed, V.check_seed(seed)))
     if isinstance(X, (str, os.PathLike, DiskDataset)):
         if sample_weight is not None:
             raise ValueError("sample_weight needs the data in memory (an array X), not a file")
-        return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory, schedule)
+        return _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory, schedule, dropout)
     X, Y, dims = V.check_model_options(X, Y, layers_dims, *options)
     dtype = resolve_dtype(dtype, X)
     if parameters is None:
@@ -97,6 +105,7 @@ def model(
         params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
         learning_rate=learning_rate, lr_schedule=schedule, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon,
         lambd=lambd, mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
+        **dropout,
     )
     Xs = samples_as_rows(X, dtype)
     monitor = _PrintCost("epoch", decay_rate is not None) if print_cost else None
@@ -105,7 +114,7 @@ def model(
     return params, costs
 
 
-def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory, schedule):
+def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram, memory, schedule, dropout):
     (learning_rate, num_epochs, mini_batch_size, optimizer, beta, beta1, beta2, epsilon, lambd, hidden_activation,
      output, loss, init, frozen_layers, seed, parameters) = options
     budget = O.BY_NAME["memory"].validate(memory)
@@ -128,6 +137,7 @@ def _model_on_disk(X, Y, layers_dims, options, print_cost, dtype, threads, gram,
         params, hidden_activation=hidden_activation, output=output, loss=loss, optimizer=optimizer,
         learning_rate=learning_rate, lr_schedule=schedule, beta=beta, beta1=beta1, beta2=beta2, epsilon=epsilon,
         lambd=lambd, mini_batch_size=mini_batch_size, seed=seed, frozen_layers=frozen_layers, threads=threads,
+        **dropout,
     )
     monitor = _PrintCost("epoch", schedule.kind != "constant") if print_cost else None
     if not streamed:

@@ -32,6 +32,8 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
+from .masks import keep, row_key
+
 ACT_RELU = 0
 ACT_SIGMOID = 1
 ACT_IDENTITY = 2
@@ -198,6 +200,109 @@ def _bias_act_backward_for(dZ, A, act, scale, db):
             else:
                 for j in range(n):
                     acc[j] += dZ[i, j]
+        for j in range(n):
+            db[j] = acc[j] * scale
+
+    return impl
+
+
+def bias_act_dropout_forward(Z, b, A, act, key, rows, limit, scale):
+    """``bias_act_forward`` with inverted dropout, in the same pass: Z (mb, n) += b, then A[i, j] = g(Z[i, j])
+    * scale where unit j of row i is kept, else 0.
+
+    Row i is the example at ``rows[i]`` (int64, its row in the training data, not its place in the batch),
+    ``key`` the layer's key for the step (``masks.layer_key``): unit j is kept iff ``masks.keep(row_key(key,
+    rows[i]), j, limit)``, ``limit`` = ``masks.threshold(keep_prob)`` (uint64), ``scale`` = 1 / keep_prob in
+    Z's dtype (the course's A * D / keep_prob as one multiplication). The mask is never stored: it is formed
+    here while the row is in cache, and ``bias_act_dropout_backward`` forms it again (or reads it from A).
+    Z and A may be one array. Compiled code only (``act`` a compile-time constant, as for bias_act_forward).
+    """
+    raise NotImplementedError(_COMPILED_ONLY)
+
+
+@overload(bias_act_dropout_forward, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _bias_act_dropout_forward_for(Z, b, A, act, key, rows, limit, scale):
+    code = _constant(act, "act")
+
+    def impl(Z, b, A, act, key, rows, limit, scale):
+        mb, n = Z.shape
+        zero = Z.dtype.type(0)
+        slope = Z.dtype.type(LEAKY_SLOPE)
+        for i in range(mb):
+            r = row_key(key, rows[i])
+            for j in range(n):
+                z = Z[i, j] + b[j]
+                Z[i, j] = z
+                if code == ACT_RELU:
+                    a = z if z > zero else zero
+                elif code == ACT_LEAKY_RELU:
+                    a = z if z > zero else slope * z
+                elif code == ACT_TANH:
+                    a = math.tanh(z)
+                elif code == ACT_SIGMOID:
+                    a = _sigmoid(z)
+                else:
+                    a = z
+                # A select, not a product with the mask: a dropped unit is 0 whatever a * scale is.
+                A[i, j] = a * scale if keep(r, j, limit) else zero
+
+    return impl
+
+
+def bias_act_dropout_backward(dZ, A, act, scale, db, key, rows, limit, keep_scale):
+    """Backward of ``bias_act_dropout_forward``: dZ = dA * D * keep_scale * g'(Z) in place, db = scale *
+    column sums, in one pass (dZ holds dA on entry, the gradient with respect to the dropped activations A).
+
+    D is the forward's mask, never stored. Where A itself tells it, it is read from A: ReLU (A > 0 exactly
+    where the unit was kept and Z > 0, keep_scale >= 1 keeping a kept positive z positive) and the sigmoid
+    (a dropped unit's A = 0 gives a (1 - a) = 0), so their pass costs one multiplication more than
+    ``bias_act_backward``'s. Leaky ReLU and tanh (whose derivative at A = 0 is not 0) form it again from
+    the same hash (``key``, ``rows``, ``limit`` as the forward's). g' is taken from a = A / keep_scale, the
+    kept unit's activation (leaky ReLU 1 or its slope by the sign of A, tanh 1 - a^2, sigmoid a (1 - a)).
+    keep_scale = 1 / keep_prob. dZ, A: (mb, n), distinct; db: (n,). Compiled code only (``act`` a
+    compile-time constant).
+    """
+    raise NotImplementedError(_COMPILED_ONLY)
+
+
+@overload(bias_act_dropout_backward, prefer_literal=True, jit_options=_JIT_OPTIONS)
+def _bias_act_dropout_backward_for(dZ, A, act, scale, db, key, rows, limit, keep_scale):
+    code = _constant(act, "act")
+
+    def impl(dZ, A, act, scale, db, key, rows, limit, keep_scale):
+        mb, n = dZ.shape
+        one = dZ.dtype.type(1)
+        zero = dZ.dtype.type(0)
+        slope = dZ.dtype.type(LEAKY_SLOPE)
+        acc = np.empty(n, dZ.dtype)
+        for j in range(n):
+            acc[j] = zero
+        for i in range(mb):
+            if code == ACT_RELU:
+                for j in range(n):
+                    d = dZ[i, j] * keep_scale if A[i, j] > zero else zero
+                    dZ[i, j] = d
+                    acc[j] += d
+            elif code == ACT_SIGMOID:
+                # A dropped unit's A is 0, and so is a (1 - a): the mask is in A (a kept unit whose sigmoid
+                # underflowed to 0 has the derivative 0 either way).
+                for j in range(n):
+                    a = A[i, j] / keep_scale
+                    d = dZ[i, j] * keep_scale * a * (one - a)
+                    dZ[i, j] = d
+                    acc[j] += d
+            else:
+                r = row_key(key, rows[i])
+                for j in range(n):
+                    g = dZ[i, j] * keep_scale
+                    if code == ACT_LEAKY_RELU:
+                        g = g if A[i, j] > zero else slope * g
+                    elif code == ACT_TANH:
+                        a = A[i, j] / keep_scale
+                        g = g * (one - a * a)
+                    d = g if keep(r, j, limit) else zero
+                    dZ[i, j] = d
+                    acc[j] += d
         for j in range(n):
             db[j] = acc[j] * scale
 

@@ -40,6 +40,8 @@ from numba.extending import overload
 from .blas import data_ptr, gemm
 from .layers import (
     bias_act_backward,
+    bias_act_dropout_backward,
+    bias_act_dropout_forward,
     bias_act_forward,
     gather_rows,
     l2_terms,
@@ -47,6 +49,7 @@ from .layers import (
     output_backward,
     output_forward,
 )
+from .masks import MASK32, step_keys
 
 # The training kernels' grouped arguments. Numba types a namedtuple by its
 # fields (Hyper of a float64 array and three float64 is one type) and caches it on disk like a tuple.
@@ -65,6 +68,21 @@ Weights.__doc__ = """Sample weights for ``train``: rows (m,) one weight per row 
 weighted mean, sum_i w_i l_i / sum_i w_i over the batch (the normaliser of the L2 term too), so integer
 weights train as repeated rows would; None trains unweighted (the version compiled for None holds no
 weight code)."""
+Dropout = namedtuple("Dropout", "seed limits scales rows batch")
+Dropout.__doc__ = """Inverted dropout for ``train``, ``accumulate`` and the pool: seed (int64, below 2^32) the run's dropout
+seed; limits (L-1,) uint64 each hidden layer's ``masks.threshold(keep_prob)`` (2^32 and above: the layer keeps
+every unit and runs the code without dropout); scales (L-1,) of theta's dtype, each 1 / keep_prob; rows (m,)
+int64 the row in the training data of each row of X (what a unit's mask is keyed by: the same example gets
+the same mask in the same step wherever it sits, in a shuffled batch, a block read from disk or another
+rank's share); batch (batch_size,) int64, a gather buffer for a shuffled batch's rows. An example's mask in
+the optimizer step t (from 1) is ``masks.keep(row_key(layer_key(seed, t, l), rows[i]), unit, limits[l - 1])``
+for hidden layer l. None trains without dropout: the version compiled for None holds no dropout code, so such
+runs are the same bits, as fast, as before dropout existed."""
+Masks = namedtuple("Masks", "keys limits scales rows")
+Masks.__doc__ = """One batch's dropout masks for ``forward`` and ``backward``: keys (L-1,) uint64 the hidden layers'
+``masks.layer_key(seed, step, l)`` for the batch's step, limits and scales as ``Dropout``'s, rows (mb,) int64
+the batch's rows' rows in the training data. Formed by ``batch_masks`` (or, from Python, ``masks_for``);
+nothing of the mask itself is stored."""
 
 # Layer indices as int64 values for calls between compiled functions: a literal
 # (0) there compiles a separate specialisation of the callee, seconds of a first compile.
@@ -165,6 +183,118 @@ def _batch_weights_for(weights, perms, e, s, mb):
     return impl
 
 
+def masks_for(seed, step, limits, scales, rows):
+    """The ``Masks`` of a batch of ``rows`` (int64) trained in optimizer step ``step`` (from 1), from Python
+    (tests, ``fastdnn check``): the keys computed here, limits and scales as ``Dropout``'s."""
+    keys = np.empty(len(limits), np.uint64)
+    step_keys(np.int64(seed), np.int64(step), keys)
+    return Masks(keys, np.asarray(limits, np.uint64), scales, np.ascontiguousarray(rows, np.int64))
+
+
+def dropout_keys(dropout, L):
+    """A (L-1,) uint64 buffer for a batch's layer keys, or None without dropout (compiled code only)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(dropout_keys, jit_options=_VIEW_JIT)
+def _dropout_keys_for(dropout, L):
+    if dropout is None or isinstance(dropout, (types.NoneType, types.Omitted)):
+        def impl(dropout, L):
+            return None
+    else:
+        def impl(dropout, L):
+            return np.empty(L - 1, np.uint64)
+    return impl
+
+
+def batch_masks(dropout, keys, perms, e, s, mb, step):
+    """The ``Masks`` of epoch e's batch of mb rows from s (``train``'s batching) trained after ``step``
+    optimizer steps (in step ``step`` + 1, counted from 1): its layer keys written into ``keys``, its rows those of ``dropout.rows`` that perms give
+    (gathered into ``dropout.batch``) or, without shuffling, ``dropout.rows[s : s + mb]``; None without
+    dropout (compiled code only)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(batch_masks, jit_options=_VIEW_JIT)
+def _batch_masks_for(dropout, keys, perms, e, s, mb, step):
+    if dropout is None or isinstance(dropout, (types.NoneType, types.Omitted)):
+        def impl(dropout, keys, perms, e, s, mb, step):
+            return None
+    elif perms is None or isinstance(perms, types.NoneType):
+        def impl(dropout, keys, perms, e, s, mb, step):
+            step_keys(dropout.seed, step + 1, keys)
+            return Masks(keys, dropout.limits, dropout.scales, dropout.rows[s : s + mb])
+    else:
+        def impl(dropout, keys, perms, e, s, mb, step):
+            step_keys(dropout.seed, step + 1, keys)
+            out = dropout.batch[:mb]
+            for i in range(mb):
+                out[i] = dropout.rows[perms[e, s + i]]
+            return Masks(keys, dropout.limits, dropout.scales, out)
+    return impl
+
+
+def masks_rows(masks, r0, r1):
+    """``masks`` for rows r0..r1 of its batch (a worker's block), or None without dropout (compiled code
+    only)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(masks_rows, jit_options=_VIEW_JIT)
+def _masks_rows_for(masks, r0, r1):
+    if masks is None or isinstance(masks, (types.NoneType, types.Omitted)):
+        def impl(masks, r0, r1):
+            return None
+    else:
+        def impl(masks, r0, r1):
+            return Masks(masks.keys, masks.limits, masks.scales, masks.rows[r0:r1])
+    return impl
+
+
+def hidden_forward(Z, b, A, act, masks, l):
+    """Hidden layer l+1's bias + activation (``layers.bias_act_forward``), with its dropout when ``masks``
+    drops units there (``layers.bias_act_dropout_forward``); a layer of keep_prob 1, or masks None, runs the
+    pass without dropout (compiled code only)."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(hidden_forward, prefer_literal=True, jit_options=_VIEW_JIT)
+def _hidden_forward_for(Z, b, A, act, masks, l):
+    if masks is None or isinstance(masks, (types.NoneType, types.Omitted)):
+        def impl(Z, b, A, act, masks, l):
+            bias_act_forward(Z, b, A, act)
+    else:
+        def impl(Z, b, A, act, masks, l):
+            limit = masks.limits[l]
+            if limit > MASK32:
+                bias_act_forward(Z, b, A, act)
+            else:
+                bias_act_dropout_forward(Z, b, A, act, masks.keys[l], masks.rows, limit, masks.scales[l])
+    return impl
+
+
+def hidden_backward(dZ, A, act, scale, db, masks, l):
+    """``layers.bias_act_backward`` for hidden layer l+1, through its dropout when ``masks`` drops units
+    there (``layers.bias_act_dropout_backward``, the forward's masks again); compiled code only."""
+    raise NotImplementedError(_VIEWS_ONLY)
+
+
+@overload(hidden_backward, prefer_literal=True, jit_options=_VIEW_JIT)
+def _hidden_backward_for(dZ, A, act, scale, db, masks, l):
+    if masks is None or isinstance(masks, (types.NoneType, types.Omitted)):
+        def impl(dZ, A, act, scale, db, masks, l):
+            bias_act_backward(dZ, A, act, scale, db)
+    else:
+        def impl(dZ, A, act, scale, db, masks, l):
+            limit = masks.limits[l]
+            if limit > MASK32:
+                bias_act_backward(dZ, A, act, scale, db)
+            else:
+                bias_act_dropout_backward(dZ, A, act, scale, db, masks.keys[l], masks.rows, limit,
+                                          masks.scales[l])
+    return impl
+
+
 def rows_of(w, s, mb):
     """w[s : s + mb], or None without weights (compiled code only, as above)."""
     raise NotImplementedError(_VIEWS_ONLY)
@@ -221,12 +351,15 @@ def _layer_view_for(work, m, dims, l):
 
 
 @njit(cache=True, no_cfunc_wrapper=True, inline="always")
-def forward(X, theta, dims, hidden, output, Z, A, apply_output):
+def forward(X, theta, dims, hidden, output, Z, A, apply_output, dropout=None):
     """Z_l = A_{l-1} W_l^T + b_l, A_l = g_l(Z_l) for every layer (A_0 = X).
 
     The output layer's A_L is its activation when ``apply_output``, else the
     logits themselves (training needs only logits: the loss kernel fuses the
     output activation). Overwrites Z and A.
+    dropout: None, or the batch's ``Masks`` (training only): A_l of a hidden layer with dropout is the
+    course's A_l * D_l / keep_prob, formed in the bias + activation pass. ``apply_output`` (prediction)
+    never drops, whatever ``dropout`` holds.
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
@@ -237,7 +370,10 @@ def forward(X, theta, dims, hidden, output, Z, A, apply_output):
         Wl, bl = layer_parameters(theta, dims, l)
         gemm(False, True, 1.0, A_prev, Wl, 0.0, Zl)
         if l < L - 1:
-            bias_act_forward(Zl, bl, Al, hidden)
+            if apply_output:
+                bias_act_forward(Zl, bl, Al, hidden)
+            else:
+                hidden_forward(Zl, bl, Al, hidden, dropout, l)
         elif apply_output:
             output_forward(Zl, bl, Al, output)
         else:
@@ -252,7 +388,7 @@ def forward(X, theta, dims, hidden, output, Z, A, apply_output):
 
 
 @njit(cache=True, no_cfunc_wrapper=True, inline="always")
-def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer, w=None):
+def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer, w=None, dropout=None):
     """The cost, and dW_l, db_l into grad for layers first_layer+1..L, from the logits ZL.
 
     Gradients carry the course's 1/m (m = X's row count); with ``w`` (the rows' weights, (m,)) the
@@ -261,6 +397,9 @@ def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer
     workspaces laid out like A and may be one array: dA's blocks receive the
     back-propagated gradients W_l^T dZ_l, dZ's the gradients at the
     pre-activations (layer L's included). Frozen layers' grad is not written.
+    dropout: the forward's ``Masks`` (None: none): A holds the dropped activations, dA_l is the gradient
+    with respect to them (W_{l+1}^T dZ_{l+1}, as without dropout), and dZ_l = dA_l D_l / keep_prob g'(Z_l),
+    the course's dropout backward, fused with the derivative.
     """
     m = X.shape[0]
     L = dims.shape[0] - 1
@@ -287,7 +426,7 @@ def backward(X, Y, theta, dims, hidden, output, ZL, A, dA, dZ, grad, first_layer
                 for j in range(dims[l]):
                     dA_prev[i, j] = dZ_prev[i, j]
         _, db_prev = layer_parameters(grad, dims, l - 1)
-        bias_act_backward(dZ_prev, A_prev, hidden, scale, db_prev)
+        hidden_backward(dZ_prev, A_prev, hidden, scale, db_prev, dropout, l - 1)
         dZl = dZ_prev
     return cost
 
@@ -300,7 +439,7 @@ STOP_PARAMETERS = 2  # an update made a parameter or optimizer-state value non-f
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
 def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size, n_epochs, costs,
-          work, weights=None):
+          work, weights=None, dropout=None):
     """n_epochs of minibatch training in one compiled call.
 
     hyper: a ``Hyper``: epoch e of the call steps at its learning_rate[e] (or
@@ -317,6 +456,8 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
     activation workspaces of batch_size * sum(n_1..n_L); grad (P,).
     weights: a ``Weights`` (rows indexed like X's rows, as perms index them), or None. A batch whose
     weights are all 0 takes no step (repeated rows: it has no rows).
+    dropout: a ``Dropout`` (its rows indexed like X's rows), or None: each batch's masks are those of the
+    step it trains in (step + 1 for the call's first) and of its rows' rows in the training data.
     costs[e] receives epoch e's cost summed over its examples: the sum over
     its batches of each batch's mean cost before its update (L2 term
     included) times the batch's size (with weights: its total weight), added
@@ -340,6 +481,7 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
     dt = theta.dtype.type
     check_rates(hyper.learning_rate, n_epochs)
     beta1, beta2, eps = dt(hyper.beta1), dt(hyper.beta2), dt(hyper.epsilon)
+    keys = dropout_keys(dropout, L)
     for e in range(n_epochs):
         lr = dt(epoch_rate(hyper.learning_rate, e))
         total = costs[e]
@@ -358,9 +500,10 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
             M = weight_total(We, mb)  # the batch's size, or its total weight
             if M == 0.0:
                 continue  # rows of weight 0 alone: as if they were not there, no step
-            forward(Xe, theta, dims, hidden, output, A, A, False)
+            masks = batch_masks(dropout, keys, perms, e, s, mb, step)
+            forward(Xe, theta, dims, hidden, output, A, A, False, masks)
             ZL = layer_view(A, mb, dims, L - 1)
-            cost = backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer, We)
+            cost = backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer, We, masks)
             if lambd is not None:
                 # The penalty counts frozen layers' weights too (a constant), as the reference's cost does;
                 # the gradient term goes to the trainable layers.
@@ -381,7 +524,8 @@ def train(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, sta
 
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
-def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, work, grad_sum, add, w=None):
+def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, work, grad_sum, add, w=None,
+               dropout=None, step=None):
     """Full-batch training over data read in blocks: one block's share of the whole batch's gradient.
 
     X, Y: the block's rows, taken ``chunk`` rows at a time; each chunk's
@@ -396,6 +540,9 @@ def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, w
     w: None, or the block's rows' weights (m,); then m_total is the whole
     batch's total weight, a chunk counts its total weight / m_total and the
     cost returned is summed with the rows' weights.
+    dropout: a ``Dropout`` (its rows: X's rows' rows in the training data; batch unused), or None; the masks
+    are those of optimizer step ``step`` + 1 (``step``: the steps taken before the one these rows make up;
+    None, unread, without dropout).
     """
     A, dZ, grad = work.A, work.dZ, work.grad
     m = X.shape[0]
@@ -404,6 +551,7 @@ def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, w
     for i in range(first_layer):
         o += dims[i + 1] * (dims[i] + 1)
     cost = 0.0
+    keys = dropout_keys(dropout, L)
     for s in range(0, m, chunk):
         mb = chunk if chunk < m - s else m - s
         Xe = X[s : s + mb]
@@ -412,9 +560,10 @@ def accumulate(X, Y, theta, dims, hidden, output, first_layer, chunk, m_total, w
         M = weight_total(We, mb)
         if M == 0.0:
             continue  # rows of weight 0 alone add nothing
-        forward(Xe, theta, dims, hidden, output, A, A, False)
+        masks = batch_masks(dropout, keys, None, 0, s, mb, step)
+        forward(Xe, theta, dims, hidden, output, A, A, False, masks)
         ZL = layer_view(A, mb, dims, L - 1)
-        cost += M * backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer, We)
+        cost += M * backward(Xe, Ye, theta, dims, hidden, output, ZL, A, dZ, dZ, grad, first_layer, We, masks)
         share = grad.dtype.type(M / m_total)
         if add:
             for i in range(o, grad.shape[0]):

@@ -76,19 +76,23 @@ from .layers import (
     update_range,
     OPT_GD,
     OPT_MOMENTUM,
-    bias_act_backward,
-    bias_act_forward,
     gather_rows,
     output_backward,
 )
+from .masks import step_keys
 from .network import (
     STOP_COST,
     STOP_NONE,
     STOP_PARAMETERS,
+    Masks,
     check_rates,
+    dropout_keys,
     epoch_rate,
+    hidden_backward,
+    hidden_forward,
     layer_parameters,
     layer_view,
+    masks_rows,
     rows_of,
     weight_total,
 )
@@ -341,27 +345,56 @@ def _block_weights_for(weights, perms, e, s, mb, r0, r1):
     return impl
 
 
+def block_masks(dropout, keys, perms, e, s, mb, r0, r1, step):
+    """``network.batch_masks`` (step: the steps taken before the batch's) for a worker of rows r0..r1: its own layer keys in ``keys``, and of a shuffled
+    batch only its rows' rows gathered into ``dropout.batch`` (each worker reads back only its own, so no
+    barrier is needed); None without dropout (compiled code only)."""
+    raise NotImplementedError("fastdnn.kernels.pool.block_masks is callable from compiled code only")
+
+
+@overload(block_masks, jit_options={"cache": True, "no_cfunc_wrapper": True})
+def _block_masks_for(dropout, keys, perms, e, s, mb, r0, r1, step):
+    if dropout is None or isinstance(dropout, types.NoneType):
+        def impl(dropout, keys, perms, e, s, mb, r0, r1, step):
+            return None
+    elif perms is None or isinstance(perms, types.NoneType):
+        def impl(dropout, keys, perms, e, s, mb, r0, r1, step):
+            step_keys(dropout.seed, step + 1, keys)
+            return Masks(keys, dropout.limits, dropout.scales, dropout.rows[s : s + mb])
+    else:
+        def impl(dropout, keys, perms, e, s, mb, r0, r1, step):
+            step_keys(dropout.seed, step + 1, keys)
+            out = dropout.batch[:mb]
+            for i in range(r0, r1):
+                out[i] = dropout.rows[perms[e, s + i]]
+            return Masks(keys, dropout.limits, dropout.scales, out)
+    return impl
+
+
 # ---------------------------------------------------------------------------
 # One worker's share of a step
 # ---------------------------------------------------------------------------
 
 
 @njit(cache=True, no_cfunc_wrapper=True, inline="always")
-def rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, db, We):
+def rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, db, We, masks=None):
     """Forward and backward of rows r0..r1 of the batch (Xe, Ye): their rows of the activations in A and of
     the gradients at the pre-activations in dZ (the flat workspaces of ``network.train``, for Xe's rows),
     their unscaled column sums of dZ_l in db (laid out like the biases: layer l's n_l sums after layer
     l-1's), for the layers that backpropagation reaches. Returns their mean cost (float64). We: the batch's
-    weights (None: unweighted): the rows' dZ_L carry them and the mean is theirs."""
+    weights (None: unweighted): the rows' dZ_L carry them and the mean is theirs. masks: the batch's
+    dropout ``network.Masks`` (None: none), of which the worker's rows' are formed and used here, in the
+    same fused passes as ``network.forward`` and ``backward``: a row's masks do not depend on the block."""
     mb = Xe.shape[0]
     L = dims.shape[0] - 1
+    mine = masks_rows(masks, r0, r1)
     A_prev = Xe[r0:r1]
     for l in range(L):
         Al = layer_view(A, mb, dims, l)[r0:r1]
         Wl, bl = layer_parameters(theta, dims, l)
         gemm(False, True, 1.0, A_prev, Wl, 0.0, Al)
         if l < L - 1:
-            bias_act_forward(Al, bl, Al, hidden)
+            hidden_forward(Al, bl, Al, hidden, mine, l)
         else:
             # The logits, as network.forward forms them for training.
             for i in range(r1 - r0):
@@ -379,7 +412,7 @@ def rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, 
         dZ_prev = layer_view(dZ, mb, dims, l - 1)[r0:r1]
         Wl, _ = layer_parameters(theta, dims, l)
         gemm(False, False, 1.0, dZl, Wl, 0.0, dZ_prev)
-        bias_act_backward(dZ_prev, layer_view(A, mb, dims, l - 1)[r0:r1], hidden, 1.0, db[o : o + dims[l]])
+        hidden_backward(dZ_prev, layer_view(A, mb, dims, l - 1)[r0:r1], hidden, 1.0, db[o : o + dims[l]], mine, l - 1)
         dZl = dZ_prev
     return cost
 
@@ -457,10 +490,10 @@ def units_block(t, T, Xe, theta, dims, first_layer, opt, lr, beta1, beta2, eps, 
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
 def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-                 n_epochs, costs, work, weights, shared, t):
+                 n_epochs, costs, work, weights, dropout, shared, t):
     """Worker t of ``shared``'s T running ``network.train``'s loop (arguments as there, ``train_pool``'s
-    docstring), its share of every pass; the T workers must run at once (each waits for all at every
-    barrier). Every worker returns (epochs completed, steps taken so far, STOP_* reason), the same in all;
+    docstring; ``dropout`` a ``network.Dropout`` or None), its share of every pass; the T workers must run at
+    once (each waits for all at every barrier). Every worker returns (epochs completed, steps taken so far, STOP_* reason), the same in all;
     worker 0 writes ``costs``. (ABORTED, step, ABORTED) when another worker set the abort flag."""
     Xb, Yb, A, dZ, grad = work
     sync, parts, dbp = shared
@@ -479,6 +512,7 @@ def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lam
     layer_view(dZ, mb, dims, L - 1)
     layer_parameters(theta, dims, L - 1)
     layer_parameters(grad, dims, L - 1)
+    keys = dropout_keys(dropout, L)  # the worker's own: every worker forms the same keys
     arrivals = 0
     l2 = 0.0
     frozen = 0.0
@@ -507,9 +541,10 @@ def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lam
                 gather_rows(X, perms[e, s + r0 : s + r1], Xe[r0:r1])
                 gather_rows(Y, perms[e, s + r0 : s + r1], Ye[r0:r1])
             We = block_weights(weights, perms, e, s, mb, r0, r1)  # the whole batch's, once past the barrier
+            masks = block_masks(dropout, keys, perms, e, s, mb, r0, r1, step)  # valid for rows r0..r1
             if r1 > r0:
                 parts[t, PART_COST] = rows_block(Xe, Ye, r0, r1, theta, dims, hidden, output, first_layer, A, dZ, db,
-                                                 We)
+                                                 We, masks)
             else:
                 parts[t, PART_COST] = 0.0
                 for j in range(S):
@@ -592,10 +627,12 @@ if hasattr(os, "register_at_fork"):
 
 
 def train_pool(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-               n_epochs, costs, work, weights, threads, what="the pool training kernels"):
+               n_epochs, costs, work, weights, threads, what="the pool training kernels", dropout=None):
     """``network.train`` (the same arguments, results and effects) with every pass of a step split across
     ``threads`` workers: this thread and threads - 1 pool threads (kept between calls), each running
-    ``train_worker``.
+    ``train_worker``. ``dropout`` (network.train's trailing argument, a keyword here so that ``threads``
+    keeps its place after ``weights``): each worker forms and uses its own rows' masks, which depend on the
+    rows alone, so every thread count drops the same units.
 
     BLAS must be single-threaded for the call (threadpoolctl's limits of 1 around it): the workers are the
     one pool. ``what`` names the kernels in the first-compile notice (``fastdnn.kernels.compiled``).
@@ -610,7 +647,7 @@ def train_pool(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd
     T = int(threads)
     shared = shared_buffers(T, dims, theta.dtype)
     call = (X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-            n_epochs, costs, work, weights, shared)
+            n_epochs, costs, work, weights, dropout, shared)
     worker = compiled(train_worker, (*call, 0), what)
     if T == 1:
         return worker(*call, 0)

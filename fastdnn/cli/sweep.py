@@ -31,7 +31,8 @@ def add_parser(sub, common, fmt):
         "processes (one per usable core, one BLAS thread each, sharing one memory-mapped copy of the data), and\n"
         "print the configurations sorted by a score. The course's eleven hyperparameters: --lr, --l2, --layers\n"
         "(layers and units), --epochs, --batch-size, --output (sigmoid or a two-way softmax), --loss, --init,\n"
-        "--activation, --train-size (fractions or counts: a learning curve), and the optimizer's own.",
+        "--activation, --train-size (fractions or counts: a learning curve), and the optimizer's own; the course's\n"
+        "regularisation study is --keep-prob 1,0.86,0.7 --l2 0,0.7 (a keep_prob per hidden layer: 0.9:0.8).",
     )
     g = p.add_argument_group("data")
     g.add_argument("--data", metavar="PATH", required=True, help="training data (.h5/.hdf5, .npz, .csv, .npy)")

@@ -518,6 +518,9 @@ def _print_header(examples, start, comm):
     if params["lr_schedule"] != "constant":
         lr_text += f" on schedule {O.BY_NAME['lr_schedule'].validate(params['lr_schedule'])}"
     extras = [f"l2 {params['l2']}"] if params["l2"] else []
+    keep = O.keep_probs(params.get("keep_prob", O.DEFAULTS["keep_prob"]), len(dims) - 2)
+    if any(p < 1 for p in keep):
+        extras.append("dropout keep_prob " + (f"{keep[0]:g}" if len(set(keep)) == 1 else ",".join(f"{p:g}" for p in keep)))
     if params["early_stopping"]:
         extras.append(f"early stopping after {params['n_iter_no_change']} epochs without +{params['tol']}")
     say(
