@@ -215,9 +215,11 @@ class Engine:
         self.dropout = self.keep_prob if any(p < 1 for p in self.keep_prob) else None
 
     def describe(self, dtype):
-        """The compiled configuration, for the compile notice: "float64, relu, sigmoid + cross_entropy, adam"."""
+        """The compiled configuration, for the compile notice: "float64, relu, sigmoid + cross_entropy, adam"
+        (", dropout" after it when a layer drops units: another compiled version)."""
         net = self.network
-        return f"{dtype}, {net['hidden_activation']}, {net['output']} + {net['loss']}, {self.state.optimizer}"
+        return (f"{dtype}, {net['hidden_activation']}, {net['output']} + {net['loss']}, {self.state.optimizer}"
+                + (", dropout" if self.dropout is not None else ""))
 
     @property
     def parameters(self):

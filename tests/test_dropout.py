@@ -351,6 +351,35 @@ def test_a_run_with_dropout_is_the_references_float64(single_blas_thread, name):
     assert parameter_deviation(plain, ref_params) > 1e3 * RUN_RTOL64
 
 
+def test_a_weighted_run_with_dropout_is_the_references(single_blas_thread):
+    """Sample weights and dropout together: the weighted mean of the dropped network's costs, a batch of weight 0
+    taking no step (and so no step's masks), as the reference counts steps."""
+    dims = [12, 16, 8, 1]
+    X, Y = course_problem(dims, 150, 4)
+    rng = np.random.default_rng(0)
+    w = np.zeros(150)
+    w[rng.choice(150, 30, replace=False)] = rng.integers(1, 4, 30)  # a batch of 10 weighs 0 about a time in four
+    kw = dict(learning_rate=0.1, num_epochs=8, mini_batch_size=10, keep_prob=(0.8, 0.7), sample_weight=w)
+    shuffles = np.random.default_rng(1)  # model's seed=1: its epochs' orders
+    steps = sum(np.sum(w[order].reshape(15, 10), axis=1).astype(bool).sum() for order in
+                (shuffles.permutation(150) for _ in range(8)))
+    assert steps < 8 * 15  # some batches take no step: the steps, and so the masks, are counted over the others
+    ref_params, ref_costs = ref.model(X, Y, dims, **kw)
+    fast_params, fast_costs = fastdnn.model(X, Y, dims, **kw)
+    npt.assert_allclose(fast_costs, ref_costs, rtol=RUN_RTOL64, atol=0)
+    for key, expected in ref_params.items():
+        assert_close(fast_params[key], expected, rtol=RUN_RTOL64, scale_rtol=RUN_ATOL64, name=key)
+    full, full_costs = fastdnn.model(X, Y, dims, **{**kw, "mini_batch_size": None, "num_epochs": 20})
+    npt.assert_allclose(full_costs, ref.model(X, Y, dims, **{**kw, "mini_batch_size": None, "num_epochs": 20})[1],
+                        rtol=RUN_RTOL64)
+
+
+def test_the_compile_notice_names_the_dropout_version():
+    engine = Engine(initialize_parameters([3, 4, 1], "he", 1, np.float64), keep_prob=0.5)
+    assert engine.describe("float64") == "float64, relu, sigmoid + cross_entropy, gd, dropout"
+    assert Engine(initialize_parameters([3, 4, 1], "he", 1, np.float64)).describe("float64").endswith(", gd")
+
+
 def backward_from_logits(AL, Y, caches):
     """The reference's backward pass from dZ_L = A_L - Y (tests/test_equivalence.py's, for float32 runs whose
     A_L rounds to 1), through the caches' dropout; the rest is the reference's own functions."""
