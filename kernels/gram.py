@@ -9,7 +9,9 @@ combination of X's rows, so (for gd and momentum, L2 included) W1 stays of the f
 and  Z1 = X W1^T = s Z1_init + G C^T  with the Gram matrix G = X X^T (m, m),
 computed once. A step then costs O(m^2 n_1) for layer 1 instead of
 O(m n_0 n_1). Momentum's velocity for W1 has the same form, v = a W1_init + V X.
-The other layers and b1 train exactly as in ``network.train``.
+The other layers and b1 train exactly as in ``network.train``. Dropout is not carried here: these
+kernels take no masks (``network.Dropout``), and the engine's route chooser (``routes.gram_applies``) sends
+a run with dropout to the direct route.
 
 All of the route's state lives in arrays the caller owns, so a run can be cut
 into calls of any length (and checkpointed between them) with bit-identical

@@ -34,7 +34,6 @@ import pytest
 import fastdnn
 from fastdnn import cli
 from fastdnn import io as fio
-from fastdnn import options as O
 from fastdnn import reference as ref
 from fastdnn.checking import assert_close
 from fastdnn.engine import Engine
