@@ -402,9 +402,7 @@ OPTIONS = (
     Option("keep_prob", 1.0, _keep_prob, "inverted dropout: the probability of keeping each hidden unit while "
            "training, in (0, 1]; one for every hidden layer, or one per hidden layer (0.9,0.8; in a sweep, whose commas "
            "separate values, 0.9:0.8); 1 keeps every unit (no dropout); predictions never drop", flag="--keep-prob",
-           course="keep_prob", parse=_parse_keep_prob, metavar="P|P1,P2,...",
-           # The engine drops for either task; DNNRegressor's signature does not take it yet.
-           tasks=CLASSIFIER_ONLY),
+           course="keep_prob", parse=_parse_keep_prob, metavar="P|P1,P2,..."),
     Option("beta", 0.9, V.check_fraction, "momentum's beta", flag="--beta", course="beta", parse=_parse_float),
     Option("beta1", 0.9, V.check_fraction, "Adam's beta1", flag="--beta1", course="beta1", parse=_parse_float),
     Option("beta2", 0.999, V.check_fraction, "Adam's beta2", flag="--beta2", course="beta2", parse=_parse_float),

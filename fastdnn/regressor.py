@@ -40,8 +40,8 @@ class DNNRegressor(DNNEstimator):
 
     def __init__(
         self, hidden_layer_sizes=(100,), activation="relu", optimizer="adam", learning_rate="auto",
-        lr_schedule="constant", batch_size="auto", max_iter=200, l2=0.0, beta=0.9, beta1=0.9, beta2=0.999,
-        epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
+        lr_schedule="constant", batch_size="auto", max_iter=200, l2=0.0, keep_prob=1.0, beta=0.9, beta1=0.9,
+        beta2=0.999, epsilon=1e-8, init="deep", random_state=None, warm_start=False, early_stopping=False,
         validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, frozen_layers=0, dtype=None,
         threads=None, memory="1GB", verbose=False,
     ):
@@ -53,6 +53,7 @@ class DNNRegressor(DNNEstimator):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.l2 = l2
+        self.keep_prob = keep_prob
         self.beta = beta
         self.beta1 = beta1
         self.beta2 = beta2

@@ -333,6 +333,9 @@ RUNS = {
     "softmax-sigmoid-hidden": ([12, 10, 3], 150, dict(optimizer="adam", learning_rate=0.01, num_epochs=12,
                                                      mini_batch_size=50, output="softmax",
                                                      hidden_activation="sigmoid", keep_prob=0.6), True),
+    "identity-regression": ([12, 16, 8, 3], 150, dict(optimizer="adam", learning_rate=0.005, num_epochs=12,
+                                                     mini_batch_size=32, output="identity", loss="mse",
+                                                     keep_prob=0.8), True),
 }
 
 
@@ -861,3 +864,14 @@ def test_a_sweep_takes_keep_prob_as_the_courses_regularisation_study(tmp_path, c
     assert status == 0, capsys.readouterr().err
     status = cli.main(["sweep", "--data", str(tmp_path / "d.npz"), "--keep-prob", "1,0", "--quiet"])
     assert status != 0 and "--keep-prob: keep_prob must be a number in (0, 1]" in capsys.readouterr().err
+
+
+def test_the_regressor_drops_as_fastdnn_model_and_predicts_without_dropping():
+    X, Y = course_problem([12, 16, 8, 1], 150, 3, False)
+    y = X[0] - 0.5 * X[1]
+    options = dict(hidden_layer_sizes=(16, 8), batch_size=32, max_iter=5, random_state=2, learning_rate=0.005)
+    dropped = fastdnn.DNNRegressor(keep_prob=0.8, **options).fit(X.T, y)
+    plain = fastdnn.DNNRegressor(**options).fit(X.T, y)
+    assert not np.allclose(dropped.parameters_.flat, plain.parameters_.flat)
+    assert np.array_equal(dropped.predict(X.T), dropped.predict(X.T))  # predictions never drop
+    assert fastdnn.DNNRegressor(keep_prob=(0.9, 0.7)).get_params()["keep_prob"] == (0.9, 0.7)
