@@ -490,10 +490,10 @@ def units_block(t, T, Xe, theta, dims, first_layer, opt, lr, beta1, beta2, eps, 
 
 @njit(cache=True, no_cfunc_wrapper=True, nogil=True)
 def train_worker(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-                 n_epochs, costs, work, weights, dropout, shared, t):
+                 n_epochs, costs, work, weights, shared, t, dropout=None):
     """Worker t of ``shared``'s T running ``network.train``'s loop (arguments as there, ``train_pool``'s
-    docstring; ``dropout`` a ``network.Dropout`` or None), its share of every pass; the T workers must run at
-    once (each waits for all at every barrier). Every worker returns (epochs completed, steps taken so far, STOP_* reason), the same in all;
+    docstring; ``dropout`` a ``network.Dropout`` or None, last so that callers without it are as they were),
+    its share of every pass; the T workers must run at once (each waits for all at every barrier). Every worker returns (epochs completed, steps taken so far, STOP_* reason), the same in all;
     worker 0 writes ``costs``. (ABORTED, step, ABORTED) when another worker set the abort flag."""
     Xb, Yb, A, dZ, grad = work
     sync, parts, dbp = shared
@@ -647,15 +647,15 @@ def train_pool(X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd
     T = int(threads)
     shared = shared_buffers(T, dims, theta.dtype)
     call = (X, Y, theta, dims, hidden, output, first_layer, opt, hyper, lambd, state, step, perms, batch_size,
-            n_epochs, costs, work, weights, dropout, shared)
-    worker = compiled(train_worker, (*call, 0), what)
+            n_epochs, costs, work, weights, shared)
+    worker = compiled(train_worker, (*call, 0, dropout), what)
     if T == 1:
-        return worker(*call, 0)
+        return worker(*call, 0, dropout)
     errors = []
 
     def run(t):
         try:
-            return worker(*call, t)
+            return worker(*call, t, dropout)
         except BaseException as error:
             errors.append(error)
             shared.sync[ABORT] = 1

@@ -540,6 +540,24 @@ def test_the_pool_drops_what_network_train_drops(act):
                 npt.assert_allclose(a, b, rtol=POOL_RTOL64, atol=POOL_ATOL64 * np.abs(b).max())
 
 
+@pytest.mark.slow
+def test_the_engine_hands_the_pool_its_masks():
+    """The direct route on the step's pool (workers=2) trains the run one thread trains, to the pool's RUN_RTOL64,
+    and a run of another dropout seed is another run."""
+    from test_kernels_pool import RUN_RTOL64 as POOL_RTOL64
+
+    X, y = problem(m=200)
+    dims = [X.shape[1], 16, 8, 1]
+    runs = []
+    for workers, dropout_seed in ((1, None), (2, None), (1, 7)):
+        engine = Engine(initialize_parameters(dims, "he", 1, np.float64), optimizer="adam", learning_rate=0.01,
+                        mini_batch_size=32, keep_prob=(0.8, 0.6), seed=3, dropout_seed=dropout_seed)
+        engine.train(X, class_targets(y, 2), 3, workers=workers)
+        runs.append(engine.state.parameters.flat)
+    npt.assert_allclose(runs[1], runs[0], rtol=POOL_RTOL64, atol=1e-12 * np.abs(runs[0]).max())
+    assert np.abs(runs[2] - runs[0]).max() > 1e-6
+
+
 # ---------------------------------------------------------------------------- data streamed from disk
 
 M_DISK, N_DISK = 1003, 12
