@@ -4,6 +4,7 @@
     layers   fused element-wise passes (bias + activation, derivative + db, loss, update)
     network  whole-network forward/backward and the one-call training loop
     pool     the same training loop with every pass of a step split across a pool of threads
+    masks    dropout's masks: each bit a hash of (seed, step, layer, row, unit)
     gram     the Gram route: full-batch training with layer 1 in the example space
 
 Everything here assumes valid, C-contiguous input of one float dtype; the
@@ -42,7 +43,7 @@ _CACHE_DIRS = []  # where Numba caches this package's kernels
 _MARK = "fastdnn-compiled-"
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_MODULES = ("blas", "layers", "network", "gram", "pool")
+_MODULES = ("blas", "masks", "layers", "network", "gram", "pool")
 
 
 def _writable(path):
@@ -134,10 +135,10 @@ def _drop_stale_cache(dispatchers):
 
 _ensure_cache_dir()
 
-from . import blas, gram, layers, network, pool  # noqa: E402  (after the cache folder is settled)
+from . import blas, gram, layers, masks, network, pool  # noqa: E402  (after the cache folder is settled)
 
 _drop_stale_cache(
-    [obj for mod in (blas, layers, network, gram, pool) for obj in vars(mod).values() if hasattr(obj, "_cache") and hasattr(obj._cache, "_cache_path")]
+    [obj for mod in (blas, masks, layers, network, gram, pool) for obj in vars(mod).values() if hasattr(obj, "_cache") and hasattr(obj._cache, "_cache_path")]
 )
 
 
