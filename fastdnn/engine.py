@@ -48,7 +48,7 @@ from fastdnn.monitors import Monitors
 from fastdnn.pipeline import activation_codes, initialize_parameters
 from fastdnn.state import TrainingState
 from fastdnn.stream import DiskDataset, Feed
-from fastdnn.threads import blas_threads, rank_threads, split_threads, training_threads, usable_cores
+from fastdnn.threads import blas_threads, rank_threads, split_threads, step_flops, training_threads, usable_cores
 
 # A chunk of epochs between two looks of a monitor that needs only costs lasts about this long.
 CHUNK_SECONDS = 0.25
@@ -342,7 +342,10 @@ class Engine:
             monitor = Monitors([monitor])
         # The ranks on one machine share its cores. local_ranks is a collective: every rank calls it.
         threads = rank_threads(self.threads, step_dims, batch, D.local_ranks(comm) if distributed else 1)
-        route.workers, blas = split_threads(threads if workers is None else workers, route.pooled)
+        if workers is None:
+            route.workers, blas = split_threads(threads, route.pooled, step_flops(step_dims, batch)["useful"])
+        else:
+            route.workers, blas = split_threads(workers, route.pooled)
         interrupts = _InterruptsAtBlockEnds(isinstance(X, Feed) or distributed)
         with blas_threads(blas), interrupts as self.stop:
             state.in_progress = True

@@ -16,8 +16,9 @@ minibatches), the whole step runs on a pool of that many workers
 (``kernels.pool.train_pool``: each owns a block of the batch's rows and of
 every layer's units, for the products and the element-wise passes alike) with
 BLAS single-threaded inside, so only one pool ever spins. Elsewhere (full
-batch streamed from disk, the Gram route, the distributed step) the element-wise
-kernels are serial and BLAS gets the threads. Numba's threading layers beside
+batch streamed from disk, the Gram route, the distributed step, and steps above
+``POOL_MAX_FLOPS``, whose element-wise passes are a sliver of them) the
+element-wise kernels are serial and BLAS gets the threads. Numba's threading layers beside
 BLAS were slower still (kernels/pool.py says what was measured).
 
 ``blas_threads`` applies a count for the duration of a block with
@@ -112,10 +113,22 @@ def training_threads(threads, dims, batch):
     return int(min(cap, max(1, step_flops(dims, batch)["useful"] // FLOPS_PER_THREAD)))
 
 
-def split_threads(threads, pooled):
-    """(the step pool's workers, BLAS's threads) for a step on ``threads`` threads: all of them the pool's
-    where the route runs its step on the pool (``pooled``), BLAS then single-threaded; else BLAS's."""
-    return (threads, 1) if pooled and threads > 1 else (1, threads)
+# Above this many GEMM FLOPs a step, its threads go to BLAS even where the route could run the pool. Measured
+# with tools/compare.py on the 2-core machine (2 threads, ms per step, the pool beside BLAS's threads, 2026-12):
+#   307 MFLOP  [784,256,256,1] b256   float32 3.04 / 3.02, float64 4.34 / 4.76: the pool at parity or ahead
+#   34 GFLOP   [1024,2048,2048,1] b1024  float32 228 / 203: the pool 12% behind
+# In a large step the element-wise passes are 1-2% of it, so the pool has little to gain, while T workers each
+# calling a one-thread GEMM on their rows pack the whole weight matrix T times where BLAS's threads share one
+# packing. The boundary between the two sizes is not measured; 4 GFLOP keeps medium-sized networks up to a few
+# thousand rows a step on the pool.
+POOL_MAX_FLOPS = 4e9
+
+
+def split_threads(threads, pooled, flops=0.0):
+    """(the step pool's workers, BLAS's threads) for a step of ``flops`` GEMM FLOPs on ``threads`` threads:
+    all of them the pool's where the route runs its step on the pool (``pooled``) and the step is at most
+    ``POOL_MAX_FLOPS``, BLAS then single-threaded; else BLAS's."""
+    return (threads, 1) if pooled and threads > 1 and flops <= POOL_MAX_FLOPS else (1, threads)
 
 
 @contextlib.contextmanager

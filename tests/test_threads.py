@@ -44,6 +44,9 @@ def test_pooled_routes_give_the_threads_to_the_pool_and_others_to_blas():
     assert threads.split_threads(4, pooled=True) == (4, 1)
     assert threads.split_threads(4, pooled=False) == (1, 4)
     assert threads.split_threads(1, pooled=True) == (1, 1)
+    # A step whose element-wise passes are a sliver of it: BLAS's threads share one packing of the weights.
+    assert threads.split_threads(4, pooled=True, flops=2 * threads.POOL_MAX_FLOPS) == (1, 4)
+    assert threads.split_threads(4, pooled=True, flops=threads.POOL_MAX_FLOPS) == (4, 1)
 
 
 def test_more_threads_than_cores_are_capped_with_a_warning():
