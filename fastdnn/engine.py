@@ -472,6 +472,11 @@ class Engine:
             for gram in routes:
                 with contextlib.suppress(DivergenceError):
                     probe.train(X, Y, 1, gram=gram, comm=comm, workers=workers)
+            if workers is not None and not D.active(comm):
+                # The pool may train this configuration's larger steps; its small ones (one thread by the
+                # policy) run the serial loop: both compiled.
+                with contextlib.suppress(DivergenceError):
+                    probe.train(X, Y, 1, gram=False, workers=1)
             probe.predict_proba(X[:1])
         return compiles.seconds
 
